@@ -1,0 +1,73 @@
+# One entry point. Every target does its own set-up, so `make test` works on a fresh machine.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export PATH := $(CURDIR)/$(BIN):$(PATH)
+export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
+
+# Debian packages the tests use for real: promtool, amtool and the daemons; debootstrap for images.
+DEB_PACKAGES := prometheus prometheus-alertmanager prometheus-node-exporter debootstrap
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo -n)
+
+.PHONY: help
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	@[ -x $(BIN)/python ] || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/pip check
+	@touch $@
+
+.PHONY: venv
+venv: $(STAMP) ## create .venv with the package and the test tools
+
+.PHONY: deps
+deps: ## install the Debian packages the tests use (needs root or passwordless sudo)
+	@missing=""; for p in $(DEB_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'install ok installed' || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  $(SUDO) apt-get update -q; \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q --no-install-recommends $$missing; \
+	fi
+
+.PHONY: collections
+collections: $(STAMP) ## check the pinned collections are present (GALAXY=1 installs them from Galaxy)
+ifdef GALAXY
+	$(BIN)/ansible-galaxy collection install -r requirements.yml -p ./collections
+endif
+	$(BIN)/python -m tests.support.collections requirements.yml
+
+.PHONY: image
+image: deps ## build (once) the Debian systemd host image used by molecule, tests and the lab
+	$(BIN)/python -m tests.support.host_image
+
+.PHONY: lint
+lint: $(STAMP) ## ruff and ansible-lint (production profile)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/ansible-lint --profile production
+
+.PHONY: pytest
+pytest: $(STAMP) deps image ## the pytest suite (unit, integration, e2e)
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+.PHONY: molecule
+molecule: $(STAMP) image collections ## every molecule scenario under molecule/
+	@for scenario in $$(ls molecule 2>/dev/null); do \
+	  [ -f molecule/$$scenario/molecule.yml ] || continue; \
+	  echo "== molecule test -s $$scenario"; \
+	  $(BIN)/molecule test -s $$scenario; \
+	done
+
+.PHONY: test
+test: venv deps collections image lint pytest molecule ## everything CI runs
+	@echo "make test: all checks passed"

@@ -1,0 +1,3 @@
+"""qdrant_ops: operate a distributed Qdrant cluster."""
+
+__version__ = "0.1.0"

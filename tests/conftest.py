@@ -1,0 +1,87 @@
+"""Shared fixtures: a real S3 endpoint (moto server), the systemd host image, a real Qdrant cluster.
+
+Tests that need a running Qdrant skip with NO_QDRANT_REASON when QDRANT_BINARY is not set; the
+summary at the end of the run counts them so a green run never hides how much was not exercised.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import uuid
+from pathlib import Path
+
+import pytest
+
+from tests.support.host_image import ImageBuildError, ensure_image
+from tests.support.qdrant_cluster import LocalQdrantCluster
+from tests.support.s3 import MotoServer
+
+NO_QDRANT_REASON = "no Qdrant binary: set QDRANT_BINARY=/path/to/qdrant"
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+# -- S3 ------------------------------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def s3_server():
+    server = MotoServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def s3_client(s3_server):
+    return s3_server.client()
+
+
+@pytest.fixture
+def s3_bucket(s3_client) -> str:
+    name = f"qdrant-ops-test-{uuid.uuid4().hex[:12]}"
+    s3_client.create_bucket(Bucket=name)
+    return name
+
+
+# -- containers -----------------------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def host_image() -> str:
+    if shutil.which("docker") is None:
+        pytest.fail("Docker Engine is required for the container tests (see README prerequisites)")
+    try:
+        return ensure_image()
+    except ImageBuildError as exc:
+        pytest.fail(f"could not build the systemd host image: {exc}")
+
+
+# -- Qdrant ---------------------------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def qdrant_binary() -> str:
+    binary = os.environ.get("QDRANT_BINARY")
+    if not binary:
+        pytest.skip(NO_QDRANT_REASON)
+    if not (os.path.isfile(binary) and os.access(binary, os.X_OK)):
+        pytest.fail(f"QDRANT_BINARY={binary} is not an executable file")
+    version = subprocess.run([binary, "--version"], capture_output=True, text=True, timeout=30)
+    if version.returncode != 0:
+        pytest.fail(f"QDRANT_BINARY={binary} --version failed: {version.stderr.strip()}")
+    return binary
+
+
+@pytest.fixture
+def qdrant_cluster(qdrant_binary, tmp_path, request):
+    """Three real Qdrant nodes in distributed mode (size via @pytest.mark.parametrize indirect)."""
+    size = getattr(request, "param", 3)
+    with LocalQdrantCluster(qdrant_binary, tmp_path / "qdrant", size=size, api_key="test-key") as cluster:
+        yield cluster
+
+
+# -- summary --------------------------------------------------------------------------------------
+def pytest_terminal_summary(terminalreporter):
+    skipped = terminalreporter.stats.get("skipped", [])
+    no_qdrant = sum(1 for report in skipped if NO_QDRANT_REASON in str(report.longrepr))
+    terminalreporter.write_sep("-", "qdrant-ops test summary")
+    terminalreporter.write_line(
+        f"skipped for lack of a Qdrant binary: {no_qdrant}"
+        + ("" if no_qdrant == 0 else "  (set QDRANT_BINARY to run them)")
+    )
+    terminalreporter.write_line(f"skipped in total: {len(skipped)}")

@@ -1,0 +1,39 @@
+"""The local Qdrant launcher builds configs and command lines the way FACTS.md requires."""
+
+from pathlib import Path
+
+from tests.support.qdrant_cluster import LocalQdrantCluster, node_command, node_config
+
+
+def make_cluster(tmp_path: Path) -> LocalQdrantCluster:
+    return LocalQdrantCluster("/opt/qdrant/qdrant", tmp_path, size=3, api_key="k")
+
+
+def test_nodes_share_ports_on_distinct_loopback_addresses(tmp_path):
+    nodes = make_cluster(tmp_path).nodes
+    assert len({node.host for node in nodes}) == 3
+    assert all(node.host.startswith("127.") for node in nodes)
+    # Peers' REST URLs are built from their p2p host + this node's http_port.
+    assert len({node.http_port for node in nodes}) == 1
+    assert len({(node.http_port, node.grpc_port, node.p2p_port) for node in nodes}) == 1
+
+
+def test_config_enables_cluster_with_absolute_paths(tmp_path):
+    node = make_cluster(tmp_path).nodes[1]
+    config = node_config(node, api_key="k")
+    assert config["cluster"] == {"enabled": True, "p2p": {"port": node.p2p_port}}
+    assert config["service"]["api_key"] == "k"
+    assert config["service"]["host"] == node.host
+    assert all(Path(path).is_absolute() for path in config["storage"].values())
+
+
+def test_first_node_has_uri_only_others_bootstrap(tmp_path):
+    first, second, _ = make_cluster(tmp_path).nodes
+    assert node_command("q", first, None) == [
+        "q",
+        "--config-path",
+        str(first.config_path),
+        "--uri",
+        first.p2p_uri,
+    ]
+    assert node_command("q", second, first.p2p_uri)[-2:] == ["--bootstrap", first.p2p_uri]
