@@ -14,8 +14,10 @@ from pathlib import Path
 
 import pytest
 
+from qdrant_ops.client import ClusterClient
 from tests.support.host_image import ImageBuildError, ensure_image
 from tests.support.qdrant_cluster import LocalQdrantCluster
+from tests.support.qdrant_stub import QdrantStubServer
 from tests.support.s3 import MotoServer
 
 NO_QDRANT_REASON = "no Qdrant binary: set QDRANT_BINARY=/path/to/qdrant"
@@ -85,3 +87,16 @@ def pytest_terminal_summary(terminalreporter):
         + ("" if no_qdrant == 0 else "  (set QDRANT_BINARY to run them)")
     )
     terminalreporter.write_line(f"skipped in total: {len(skipped)}")
+
+
+# -- Qdrant REST stub (unit tests only) -----------------------------------------------------------
+@pytest.fixture
+def qdrant_stub():
+    with QdrantStubServer(peers=3, api_key="stub-secret-key") as server:
+        yield server
+
+
+@pytest.fixture
+def stub_client(qdrant_stub):
+    with ClusterClient([qdrant_stub.url], "stub-secret-key", retries=2, backoff=0.01) as client:
+        yield client

@@ -1,19 +1,233 @@
 """The `qdrant-ops` command: a thin front door over the qdrant_ops library.
 
-Subcommands register themselves in `build_parser`; each one is a function taking the parsed
-arguments and returning an exit code. Library errors become one line on stderr and exit 2.
+Each subcommand is a function taking the parsed arguments and returning an exit code. Library
+errors become one line on stderr and exit 2. The API key is read from QDRANT_API_KEY or a file,
+never from the command line, where `ps` would show it.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
-from qdrant_ops import __version__
-from qdrant_ops.errors import QdrantOpsError
+import yaml
+
+from qdrant_ops import __version__, cluster, collections, points
+from qdrant_ops.client import ClusterClient
+from qdrant_ops.errors import ConfigError, QdrantOpsError
+from qdrant_ops.table import format_table
 
 EXIT_ERROR = 2
+
+
+# -- connection ------------------------------------------------------------------------------------
+def _api_key(args: argparse.Namespace) -> str | None:
+    if args.api_key_file:
+        try:
+            return Path(args.api_key_file).read_text().strip() or None
+        except OSError as exc:
+            raise ConfigError(f"cannot read --api-key-file {args.api_key_file}: {exc.strerror}") from None
+    return os.environ.get("QDRANT_API_KEY") or None
+
+
+def make_client(args: argparse.Namespace) -> ClusterClient:
+    urls = args.url or [u for u in os.environ.get("QDRANT_URL", "").split(",") if u.strip()]
+    if not urls:
+        raise ConfigError("no Qdrant URL: pass --url http://node:6333 (repeatable) or set QDRANT_URL")
+    return ClusterClient(
+        urls, _api_key(args), verify=not args.insecure, ca_file=args.ca_file, timeout=args.timeout
+    )
+
+
+def _emit(args: argparse.Namespace, data, table: str) -> None:
+    print(json.dumps(data, indent=2, sort_keys=True) if args.json else table)
+
+
+# -- cluster -----------------------------------------------------------------------------------------
+def cmd_cluster_status(args: argparse.Namespace) -> int:
+    with make_client(args) as client:
+        overview = cluster.cluster_overview(client)
+    lines = [f"Qdrant {overview['version']}, cluster mode {'on' if overview['cluster_enabled'] else 'off'}"]
+    if overview["cluster_enabled"]:
+        lines.append(
+            f"leader {overview['leader']}  term {overview['term']}  commit {overview['commit']}  "
+            f"pending {overview['pending_operations']}"
+        )
+        lines.append(
+            format_table(
+                [
+                    [p["id"], p["uri"], "leader" if p["id"] == overview["leader"] else ""]
+                    for p in overview["peers"]
+                ],
+                ["PEER", "URI", "ROLE"],
+            )
+        )
+    lines.append(_collections_table(overview["collections"]))
+    _emit(args, overview, "\n\n".join(lines))
+    unhealthy = any(c["unhealthy_replicas"] for c in overview["collections"])
+    return 1 if unhealthy or (overview["cluster_enabled"] and overview["leader"] is None) else 0
+
+
+def _collections_table(items: list[dict]) -> str:
+    rows = []
+    for item in items:
+        states: dict[str, int] = {}
+        for replica in item["replicas"]:
+            states[replica["state"]] = states.get(replica["state"], 0) + 1
+        rows.append(
+            [
+                item["name"],
+                item["status"],
+                item["points_exact"],
+                item["shard_number"],
+                item["replication_factor"],
+                " ".join(f"{state}={n}" for state, n in sorted(states.items())),
+            ]
+        )
+    return format_table(rows, ["COLLECTION", "STATUS", "POINTS", "SHARDS", "RF", "REPLICAS"])
+
+
+# -- collections ---------------------------------------------------------------------------------------
+def cmd_collections_list(args: argparse.Namespace) -> int:
+    with make_client(args) as client:
+        items = [cluster.collection_overview(client, name) for name in client.collection_names()]
+    _emit(args, items, _collections_table(items))
+    return 0
+
+
+def cmd_collections_show(args: argparse.Namespace) -> int:
+    with make_client(args) as client:
+        info = client.collection_info(args.name)
+        if info is None:
+            raise ConfigError(f"collection {args.name!r} does not exist (see: qdrant-ops collections list)")
+        overview = cluster.collection_overview(client, args.name)
+    spec = collections.describe(info, args.name)
+    placement = format_table(
+        [[r["shard_id"], r["peer_id"], r["state"]] for r in overview["replicas"]], ["SHARD", "PEER", "STATE"]
+    )
+    text = (
+        f"{args.name}: status {overview['status']}, {overview['points_exact']} points\n\n"
+        f"{yaml.safe_dump(spec, sort_keys=False)}\n{placement}"
+    )
+    _emit(args, {"spec": spec, **overview}, text)
+    return 0
+
+
+def load_specs(path: str) -> list[dict]:
+    """A file holds one spec, a list of specs, or {collections: [...]} (the group_vars shape)."""
+    try:
+        data = yaml.safe_load(Path(path).read_text())
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path} is not valid YAML: {exc}") from None
+    if isinstance(data, dict) and "collections" in data:
+        data = data["collections"]
+    specs = [data] if isinstance(data, dict) else data
+    if not isinstance(specs, list) or not all(isinstance(s, dict) for s in specs) or not specs:
+        raise ConfigError(f"{path}: expected a collection spec, a list of them, or 'collections: [...]'")
+    return specs
+
+
+def cmd_collections_apply(args: argparse.Namespace) -> int:
+    specs = load_specs(args.file)
+    with make_client(args) as client:
+        peer_count = client.peer_count()
+        # Validate every spec before changing anything, so a typo in the third leaves the first alone.
+        normalised = [collections.validate_spec(spec, peer_count) for spec in specs]
+        plans = [
+            collections.plan_collection(
+                spec,
+                client.collection_info(spec["name"]),
+                recreate=args.recreate,
+                prune_payload_indexes=args.prune_indexes,
+            )
+            for spec in normalised
+        ]
+        for plan in plans:
+            collections.require_applicable(plan)
+        if not args.dry_run:
+            for plan in plans:
+                if plan.changed:
+                    collections.apply_plan(client, plan)
+    rows = [
+        [
+            p.name,
+            p.action,
+            ", ".join(sorted(p.patch)) or "-",
+            ", ".join(sorted(set(p.indexes_to_create) | set(p.indexes_to_delete))) or "-",
+        ]
+        for p in plans
+    ]
+    result = [
+        {
+            "name": p.name,
+            "action": p.action,
+            "patch": p.patch,
+            "indexes_created": sorted(p.indexes_to_create),
+            "indexes_deleted": p.indexes_to_delete,
+            "warnings": p.warnings,
+        }
+        for p in plans
+    ]
+    header = "plan (dry run, nothing changed)" if args.dry_run else "applied"
+    warnings = "".join(f"\nwarning: {p.name}: {w}" for p in plans for w in p.warnings)
+    _emit(
+        args,
+        result,
+        f"{header}\n" + format_table(rows, ["COLLECTION", "ACTION", "PATCH", "INDEXES"]) + warnings,
+    )
+    return 0
+
+
+def cmd_collections_delete(args: argparse.Namespace) -> int:
+    if not args.yes:
+        raise ConfigError(f"deleting {args.name!r} removes all its points: add --yes to confirm")
+    with make_client(args) as client:
+        plan = collections.ensure_collection(client, {"name": args.name}, state="absent")
+    print(f"{args.name}: {'deleted' if plan.changed else 'did not exist'}")
+    return 0
+
+
+# -- points --------------------------------------------------------------------------------------------
+def cmd_points_get(args: argparse.Namespace) -> int:
+    with make_client(args) as client:
+        point = points.get_point(client, args.collection, args.id)
+    if point is None:
+        print(f"point {args.id} not found in {args.collection}", file=sys.stderr)
+        return 1
+    print(json.dumps(point, indent=2, sort_keys=True))
+    return 0
+
+
+def cmd_points_upsert(args: argparse.Namespace) -> int:
+    with make_client(args) as client:
+        count = points.upsert_file(client, args.collection, Path(args.file), args.batch_size)
+    _emit(
+        args,
+        {"collection": args.collection, "upserted": count},
+        f"upserted {count} points into {args.collection}",
+    )
+    return 0
+
+
+# -- parser --------------------------------------------------------------------------------------------
+def _connection_options() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    group = common.add_argument_group("connection")
+    group.add_argument(
+        "--url", action="append", help="node URL, repeatable (default: $QDRANT_URL, comma-separated)"
+    )
+    group.add_argument("--api-key-file", help="file holding the API key (default: $QDRANT_API_KEY)")
+    group.add_argument("--ca-file", help="CA bundle to verify the nodes' TLS certificates")
+    group.add_argument("--insecure", action="store_true", help="do not verify TLS certificates")
+    group.add_argument("--timeout", type=float, default=30.0, help="seconds per request (default 30)")
+    common.add_argument("--json", action="store_true", help="machine-readable output")
+    return common
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -22,7 +236,45 @@ def build_parser() -> argparse.ArgumentParser:
         description="Operate a distributed Qdrant cluster: backups to S3, restore, bulk ingest.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    parser.add_subparsers(dest="command", metavar="COMMAND")
+    conn = _connection_options()
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    cluster_cmd = commands.add_parser("cluster", help="cluster state").add_subparsers(metavar="ACTION")
+    status = cluster_cmd.add_parser(
+        "status", parents=[conn], help="peers, leader, collections; exit 1 when a replica is unhealthy"
+    )
+    status.set_defaults(handler=cmd_cluster_status)
+
+    coll = commands.add_parser("collections", help="collections as code").add_subparsers(metavar="ACTION")
+    coll.add_parser("list", parents=[conn], help="collections with exact counts").set_defaults(
+        handler=cmd_collections_list
+    )
+    show = coll.add_parser("show", parents=[conn], help="one collection as a spec, with shard placement")
+    show.add_argument("name")
+    show.set_defaults(handler=cmd_collections_show)
+    apply = coll.add_parser("apply", parents=[conn], help="create or change collections from a spec file")
+    apply.add_argument("-f", "--file", required=True, help="YAML: a spec, a list, or collections: [...]")
+    apply.add_argument(
+        "--recreate", action="store_true", help="allow delete+create for unchangeable settings"
+    )
+    apply.add_argument("--prune-indexes", action="store_true", help="drop payload indexes the spec omits")
+    apply.add_argument("--dry-run", action="store_true", help="print the plan, change nothing")
+    apply.set_defaults(handler=cmd_collections_apply)
+    delete = coll.add_parser("delete", parents=[conn], help="delete a collection and all its points")
+    delete.add_argument("name")
+    delete.add_argument("--yes", action="store_true", help="confirm the deletion")
+    delete.set_defaults(handler=cmd_collections_delete)
+
+    pts = commands.add_parser("points", help="single points").add_subparsers(metavar="ACTION")
+    get = pts.add_parser("get", parents=[conn], help="print one point as JSON")
+    get.add_argument("collection")
+    get.add_argument("id")
+    get.set_defaults(handler=cmd_points_get)
+    upsert = pts.add_parser("upsert", parents=[conn], help="upsert a JSONL file of {id, vector, payload}")
+    upsert.add_argument("collection")
+    upsert.add_argument("-f", "--file", required=True)
+    upsert.add_argument("--batch-size", type=int, default=points.DEFAULT_BATCH)
+    upsert.set_defaults(handler=cmd_points_upsert)
     return parser
 
 

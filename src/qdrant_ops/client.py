@@ -1,0 +1,216 @@
+"""One client for a Qdrant cluster: REST for management, gRPC (qdrant-client) for bulk writes.
+
+Any node answers cluster-wide requests, so the client takes a list of node URLs and fails over
+between them. Transient failures (connection refused during a rolling restart, 502/503/504,
+timeouts on reads) are retried with capped exponential backoff; 4xx never is. Errors name the
+node, the request and Qdrant's own message. The API key is sent as the `api-key` header and is
+never part of a repr, log line or error message.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+import httpx
+
+from qdrant_ops.errors import ConfigError, QdrantOpsError
+
+TRANSIENT_STATUS = frozenset({502, 503, 504})
+IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "PUT", "DELETE"})
+
+
+class QdrantApiError(QdrantOpsError):
+    """Qdrant answered with an error status."""
+
+    def __init__(self, node: str, method: str, path: str, status: int, message: str) -> None:
+        self.node, self.method, self.path, self.status, self.message = node, method, path, status, message
+        super().__init__(f"{method} {path} on {node} failed with HTTP {status}: {message}")
+
+
+class QdrantUnavailableError(QdrantOpsError):
+    """No node answered within the retry budget."""
+
+
+def _error_message(response: httpx.Response) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text.strip()[:500] or response.reason_phrase
+    status = body.get("status") if isinstance(body, dict) else None
+    if isinstance(status, dict) and status.get("error"):
+        return str(status["error"])
+    return str(body)[:500]
+
+
+def segment(value: str | int) -> str:
+    """Quote a value for use as one URL path segment (collection names, snapshot names)."""
+    return quote(str(value), safe="")
+
+
+def normalise_urls(urls: str | Sequence[str]) -> tuple[str, ...]:
+    items = [urls] if isinstance(urls, str) else list(urls)
+    result = []
+    for url in items:
+        parts = urlsplit(url.strip())
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ConfigError(f"node URL {url!r} is not an http(s) URL: use e.g. http://10.0.1.10:6333")
+        result.append(url.strip().rstrip("/"))
+    if not result:
+        raise ConfigError("no Qdrant node URL given: pass at least one, e.g. http://10.0.1.10:6333")
+    return tuple(result)
+
+
+class ClusterClient:
+    def __init__(
+        self,
+        urls: str | Sequence[str],
+        api_key: str | None = None,
+        *,
+        verify: bool = True,
+        ca_file: str | None = None,
+        timeout: float = 30.0,
+        retries: int = 4,
+        backoff: float = 0.5,
+        max_backoff: float = 10.0,
+        transport: httpx.BaseTransport | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.urls = normalise_urls(urls)
+        self._api_key = api_key or None
+        self.verify: bool | str = ca_file if (verify and ca_file) else verify
+        self.timeout = timeout
+        self.retries = max(0, retries)
+        self.backoff = backoff
+        self.max_backoff = max_backoff
+        self._sleep = sleep
+        self._preferred = 0  # index of the node that answered last
+        headers = {"api-key": self._api_key} if self._api_key else {}
+        self._http = httpx.Client(headers=headers, timeout=timeout, verify=self.verify, transport=transport)
+
+    def __repr__(self) -> str:
+        return f"ClusterClient(urls={list(self.urls)!r}, api_key={'***' if self._api_key else None})"
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> ClusterClient:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+    # -- transport ------------------------------------------------------------------------------
+    def _delay(self, attempt: int) -> float:
+        # Full jitter: spreads retries of many clients after a node restart.
+        return random.uniform(0, min(self.max_backoff, self.backoff * 2**attempt))
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict | None = None,
+        json: Any = None,
+        node: str | None = None,
+        timeout: float | None = None,
+    ) -> Any:
+        """Send one request and return Qdrant's `result`. With `node`, only that node is asked
+        (per-node operations such as snapshots); otherwise nodes are tried in turn."""
+        method = method.upper()
+        nodes = [node.rstrip("/")] if node else [*self.urls[self._preferred :], *self.urls[: self._preferred]]
+        last_problem = ""
+        for attempt in range(self.retries + 1):
+            for url in nodes:
+                try:
+                    response = self._http.request(
+                        method,
+                        url + path,
+                        params=params,
+                        json=json,
+                        timeout=timeout if timeout is not None else self.timeout,
+                    )
+                except (httpx.ConnectError, httpx.ConnectTimeout, httpx.RemoteProtocolError) as exc:
+                    last_problem = f"{url}: {type(exc).__name__}: {exc}"
+                    continue
+                except (httpx.ReadTimeout, httpx.ReadError) as exc:
+                    # The request may have been applied: only repeat what is safe to repeat.
+                    if method not in IDEMPOTENT_METHODS:
+                        raise QdrantUnavailableError(
+                            f"{method} {path} on {url}: {type(exc).__name__} after sending; not retried "
+                            "because the operation may have been applied - check its effect, then retry"
+                        ) from exc
+                    last_problem = f"{url}: {type(exc).__name__}: {exc}"
+                    continue
+                if response.status_code in TRANSIENT_STATUS:
+                    last_problem = f"{url}: HTTP {response.status_code}: {_error_message(response)}"
+                    continue
+                if response.status_code >= 400:
+                    raise QdrantApiError(url, method, path, response.status_code, _error_message(response))
+                if url in self.urls:
+                    self._preferred = self.urls.index(url)
+                if not response.content:
+                    return None
+                body = response.json()
+                return body.get("result") if isinstance(body, dict) and "result" in body else body
+            if attempt < self.retries:
+                self._sleep(self._delay(attempt))
+        raise QdrantUnavailableError(
+            f"{method} {path}: no node answered after {self.retries + 1} rounds over "
+            f"{', '.join(nodes)}; last error: {last_problem}"
+        )
+
+    def get(self, path: str, **kwargs) -> Any:
+        return self.request("GET", path, **kwargs)
+
+    # -- cluster ---------------------------------------------------------------------------------
+    def cluster_status(self, node: str | None = None) -> dict:
+        return self.get("/cluster", node=node)
+
+    def peer_count(self) -> int | None:
+        """Number of peers, or None when cluster mode is off (a single node)."""
+        status = self.cluster_status()
+        return len(status["peers"]) if status.get("status") == "enabled" else None
+
+    def version(self, node: str | None = None) -> str:
+        return self.get("/", node=node)["version"]
+
+    # -- collections -----------------------------------------------------------------------------
+    def collection_names(self) -> list[str]:
+        return sorted(item["name"] for item in self.get("/collections")["collections"])
+
+    def collection_info(self, name: str) -> dict | None:
+        """GET /collections/{name}, or None when it does not exist."""
+        try:
+            return self.get(f"/collections/{segment(name)}")
+        except QdrantApiError as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    def collection_cluster(self, name: str, node: str | None = None) -> dict:
+        return self.get(f"/collections/{segment(name)}/cluster", node=node)
+
+    def count_points(self, name: str) -> int:
+        return self.request("POST", f"/collections/{segment(name)}/points/count", json={"exact": True})[
+            "count"
+        ]
+
+    # -- gRPC for bulk writes --------------------------------------------------------------------
+    def grpc_client(self, url: str | None = None, grpc_port: int = 6334):
+        """A qdrant-client QdrantClient on gRPC (about 3x faster per thread than REST for writes)."""
+        from qdrant_client import QdrantClient  # noqa: PLC0415 - heavy; only bulk writes need it
+
+        parts = urlsplit(url or self.urls[self._preferred])
+        return QdrantClient(
+            host=parts.hostname,
+            port=parts.port or 6333,
+            grpc_port=grpc_port,
+            prefer_grpc=True,
+            https=parts.scheme == "https",
+            api_key=self._api_key,
+            timeout=int(self.timeout),
+        )

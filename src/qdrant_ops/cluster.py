@@ -1,0 +1,64 @@
+"""Read-only views of the cluster: peers, raft, collections with exact counts and shard placement."""
+
+from __future__ import annotations
+
+from qdrant_ops.client import ClusterClient
+
+# Replica states in which a replica serves reads and writes (FACTS.md section 4).
+HEALTHY_REPLICA_STATES = frozenset({"Active"})
+
+
+def shard_placement(collection_cluster: dict) -> list[dict]:
+    """Every replica of every shard, from one node's GET /collections/{c}/cluster."""
+    own_peer = collection_cluster["peer_id"]
+    replicas = [
+        {"shard_id": s["shard_id"], "peer_id": own_peer, "state": s["state"]}
+        for s in collection_cluster.get("local_shards", [])
+    ]
+    replicas += [
+        {"shard_id": s["shard_id"], "peer_id": s["peer_id"], "state": s["state"]}
+        for s in collection_cluster.get("remote_shards", [])
+    ]
+    return sorted(replicas, key=lambda r: (r["shard_id"], r["peer_id"]))
+
+
+def unhealthy_replicas(placement: list[dict]) -> list[dict]:
+    return [replica for replica in placement if replica["state"] not in HEALTHY_REPLICA_STATES]
+
+
+def collection_overview(client: ClusterClient, name: str) -> dict:
+    info = client.collection_info(name) or {}
+    params = info.get("config", {}).get("params", {})
+    placement = shard_placement(client.collection_cluster(name))
+    return {
+        "name": name,
+        "status": info.get("status"),
+        "optimizer_status": info.get("optimizer_status"),
+        "points_exact": client.count_points(name),
+        "shard_number": params.get("shard_number"),
+        "replication_factor": params.get("replication_factor"),
+        "replicas": placement,
+        "unhealthy_replicas": unhealthy_replicas(placement),
+    }
+
+
+def cluster_overview(client: ClusterClient, include_collections: bool = True) -> dict:
+    status = client.cluster_status()
+    overview: dict = {"version": client.version(), "cluster_enabled": status.get("status") == "enabled"}
+    if overview["cluster_enabled"]:
+        raft = status["raft_info"]
+        overview.update(
+            peer_id=status["peer_id"],
+            peers=sorted(
+                ({"id": int(pid), "uri": peer["uri"]} for pid, peer in status["peers"].items()),
+                key=lambda p: p["id"],
+            ),
+            leader=raft.get("leader"),
+            term=raft["term"],
+            commit=raft["commit"],
+            pending_operations=raft["pending_operations"],
+            consensus_thread_status=status.get("consensus_thread_status"),
+        )
+    if include_collections:
+        overview["collections"] = [collection_overview(client, name) for name in client.collection_names()]
+    return overview

@@ -1,0 +1,441 @@
+"""Collections as code: validate a declared collection, compare it with the live one, apply the
+difference.
+
+A spec is a plain dict, the same in Ansible (`qdrant_collection` options, `qdrant_collections`
+group var) and in files (`qdrant-ops collections apply -f spec.yml`):
+
+    name: cities
+    vectors: {size: 384, distance: Cosine}          # single; or {text: {...}, image: {...}};
+                                                    # or omitted / {} for payload-only points
+    sparse_vectors: {keywords: {modifier: idf}}
+    shard_number: 6
+    replication_factor: 2
+    write_consistency_factor: 1
+    on_disk_payload: true
+    hnsw_config: {m: 16}
+    optimizers_config: {indexing_threshold: 10000}
+    quantization_config: {scalar: {type: int8}}
+    strict_mode_config: {enabled: true}
+    payload_indexes: {city: keyword, population: {type: integer, range: true}}
+
+Only the keys a spec names are compared: Qdrant fills in defaults for the rest, and a declared
+collection should not fight them. What Qdrant can change in place goes through PATCH; what it
+cannot (vector names, sizes, distance, datatype, shard count, sparse vector names) is refused
+unless the caller asks to recreate the collection, which deletes its points.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from qdrant_ops.client import ClusterClient, segment
+from qdrant_ops.errors import ConfigError
+
+DISTANCES = ("Cosine", "Euclid", "Dot", "Manhattan")
+INDEX_TYPES = ("keyword", "integer", "float", "geo", "text", "bool", "datetime", "uuid")
+VECTOR_KEYS = {
+    "size",
+    "distance",
+    "on_disk",
+    "hnsw_config",
+    "quantization_config",
+    "datatype",
+    "multivector_config",
+}
+VECTOR_IMMUTABLE = ("size", "distance", "datatype", "multivector_config")
+SPEC_KEYS = {
+    "name",
+    "vectors",
+    "sparse_vectors",
+    "shard_number",
+    "replication_factor",
+    "write_consistency_factor",
+    "on_disk_payload",
+    "hnsw_config",
+    "optimizers_config",
+    "quantization_config",
+    "strict_mode_config",
+    "payload_indexes",
+}
+# Keys of the spec that live under config.params in GET /collections/{name}.
+PARAMS_KEYS = ("replication_factor", "write_consistency_factor", "on_disk_payload")
+# spec key -> key under `config` in GET /collections/{name} (optimizers vs optimizer is Qdrant's).
+CONFIG_SECTIONS = {
+    "hnsw_config": "hnsw_config",
+    "optimizers_config": "optimizer_config",
+    "quantization_config": "quantization_config",
+    "strict_mode_config": "strict_mode_config",
+}
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9_.\-]{1,255}$")
+SINGLE_VECTOR = ""  # the name Qdrant's PATCH uses for the unnamed vector
+
+
+# -- validation ------------------------------------------------------------------------------------
+def _positive_int(value: Any, where: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(f"{where} must be a positive integer, got {value!r}")
+    return value
+
+
+def _mapping(value: Any, where: str) -> dict:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ConfigError(f"{where} must be a mapping, got {type(value).__name__}")
+    return value
+
+
+def _vector_params(params: Any, where: str) -> dict:
+    params = dict(_mapping(params, where))
+    unknown = set(params) - VECTOR_KEYS
+    if unknown:
+        raise ConfigError(f"{where}: unknown key(s) {sorted(unknown)}; allowed: {sorted(VECTOR_KEYS)}")
+    if "size" not in params:
+        raise ConfigError(f"{where}.size is required (the vector dimension, e.g. 384)")
+    params["size"] = _positive_int(params["size"], f"{where}.size")
+    distance = str(params.get("distance", ""))
+    canonical = {d.lower(): d for d in DISTANCES}.get(distance.lower())
+    if canonical is None:
+        raise ConfigError(f"{where}.distance {distance!r} is unknown; use one of {', '.join(DISTANCES)}")
+    params["distance"] = canonical
+    return {k: v for k, v in params.items() if v is not None}
+
+
+def _payload_index(field_name: str, value: Any) -> dict:
+    where = f"payload_indexes.{field_name}"
+    index = {"type": value} if isinstance(value, str) else dict(_mapping(value, where))
+    index_type = str(index.get("type", "")).lower()
+    if index_type not in INDEX_TYPES:
+        raise ConfigError(
+            f"{where}: index type {index.get('type')!r} is unknown; use one of {', '.join(INDEX_TYPES)}"
+        )
+    index["type"] = index_type
+    return index
+
+
+def validate_spec(spec: dict, peer_count: int | None = None) -> dict:
+    """Return the normalised spec, or raise ConfigError naming the offending field."""
+    spec = _mapping(spec, "collection spec")
+    unknown = set(spec) - SPEC_KEYS
+    if unknown:
+        raise ConfigError(f"collection spec: unknown key(s) {sorted(unknown)}; allowed: {sorted(SPEC_KEYS)}")
+    name = spec.get("name")
+    if not isinstance(name, str) or not NAME_PATTERN.match(name):
+        raise ConfigError(f"collection name {name!r} is invalid: use 1-255 letters, digits, '_', '-' or '.'")
+    result: dict[str, Any] = {"name": name}
+
+    vectors = _mapping(spec.get("vectors"), "vectors")
+    if "size" in vectors or "distance" in vectors:
+        result["vectors"] = _vector_params(vectors, "vectors")
+    else:
+        result["vectors"] = {vname: _vector_params(p, f"vectors.{vname}") for vname, p in vectors.items()}
+
+    if spec.get("sparse_vectors") is not None:
+        result["sparse_vectors"] = {
+            sname: dict(_mapping(p, f"sparse_vectors.{sname}"))
+            for sname, p in _mapping(spec["sparse_vectors"], "sparse_vectors").items()
+        }
+    for key in ("shard_number", "replication_factor", "write_consistency_factor"):
+        if spec.get(key) is not None:
+            result[key] = _positive_int(spec[key], key)
+    if peer_count is not None and result.get("replication_factor", 1) > peer_count:
+        raise ConfigError(
+            f"replication_factor {result['replication_factor']} is above the {peer_count} node(s) of the "
+            "cluster: a shard cannot have two replicas on one node; lower it or add nodes"
+        )
+    if result.get("write_consistency_factor", 1) > result.get("replication_factor", 1):
+        raise ConfigError(
+            f"write_consistency_factor {result['write_consistency_factor']} exceeds replication_factor "
+            f"{result.get('replication_factor', 1)}: every write would fail; lower it"
+        )
+    if spec.get("on_disk_payload") is not None:
+        if not isinstance(spec["on_disk_payload"], bool):
+            raise ConfigError(f"on_disk_payload must be true or false, got {spec['on_disk_payload']!r}")
+        result["on_disk_payload"] = spec["on_disk_payload"]
+    for key in CONFIG_SECTIONS:
+        if spec.get(key) is not None:
+            result[key] = dict(_mapping(spec[key], key))
+    if spec.get("payload_indexes") is not None:
+        result["payload_indexes"] = {
+            fname: _payload_index(fname, value)
+            for fname, value in _mapping(spec["payload_indexes"], "payload_indexes").items()
+        }
+    return result
+
+
+def is_single_vector(vectors: dict) -> bool:
+    return "size" in vectors
+
+
+# -- live state as a spec ----------------------------------------------------------------------------
+def describe(info: dict, name: str) -> dict:
+    """The live collection (GET /collections/{name} result) in spec form."""
+    config = info["config"]
+    params = config["params"]
+    described: dict[str, Any] = {"name": name, "vectors": params.get("vectors") or {}}
+    if params.get("sparse_vectors"):
+        described["sparse_vectors"] = params["sparse_vectors"]
+    for key in ("shard_number", *PARAMS_KEYS):
+        if params.get(key) is not None:
+            described[key] = params[key]
+    for spec_key, config_key in CONFIG_SECTIONS.items():
+        if config.get(config_key) is not None:
+            described[spec_key] = config[config_key]
+    described["payload_indexes"] = {
+        fname: {"type": index["data_type"], **(index.get("params") or {})}
+        for fname, index in (info.get("payload_schema") or {}).items()
+    }
+    return described
+
+
+# -- planning -----------------------------------------------------------------------------------------
+def _differs(desired: Any, current: Any) -> bool:
+    """True when a declared value is not what Qdrant has; undeclared keys never count."""
+    if isinstance(desired, dict):
+        if not isinstance(current, dict):
+            return True
+        return any(_differs(value, current.get(key)) for key, value in desired.items())
+    if (
+        isinstance(desired, (int, float))
+        and isinstance(current, (int, float))
+        and not isinstance(desired, bool)
+    ):
+        return float(desired) != float(current)
+    return desired != current
+
+
+def _index_schema(index: dict) -> str | dict:
+    """field_schema for PUT /collections/{c}/index: a bare type unless parameters are given."""
+    return index["type"] if set(index) == {"type"} else dict(index)
+
+
+@dataclass
+class Plan:
+    name: str
+    action: str  # create | update | recreate | delete | none
+    create_body: dict = field(default_factory=dict)
+    patch: dict = field(default_factory=dict)
+    indexes_to_create: dict = field(default_factory=dict)
+    indexes_to_delete: list = field(default_factory=list)
+    immutable_changes: list = field(default_factory=list)
+    warnings: list = field(default_factory=list)
+    before: dict = field(default_factory=dict)
+    after: dict = field(default_factory=dict)
+
+    @property
+    def changed(self) -> bool:
+        return self.action != "none"
+
+
+def create_body(spec: dict) -> dict:
+    body: dict[str, Any] = {"vectors": copy.deepcopy(spec["vectors"])}
+    for key in ("sparse_vectors", "shard_number", *PARAMS_KEYS, *CONFIG_SECTIONS):
+        if key in spec:
+            body[key] = copy.deepcopy(spec[key])
+    return body
+
+
+def _vector_changes(desired: dict, current: dict, plan: Plan) -> dict:
+    """PATCH `vectors` section; immutable differences go to plan.immutable_changes."""
+    single = is_single_vector(desired)
+    if single != is_single_vector(current) or (not single and set(desired) != set(current)):
+        plan.immutable_changes.append(
+            f"vectors: declared {_vector_layout(desired)}, the collection has {_vector_layout(current)}"
+        )
+        return {}
+    pairs = {SINGLE_VECTOR: (desired, current)} if single else {n: (desired[n], current[n]) for n in desired}
+    patch = {}
+    for vname, (want, have) in pairs.items():
+        label = "vectors" if single else f"vectors.{vname}"
+        for key in VECTOR_IMMUTABLE:
+            if key in want and _differs(want[key], have.get(key)):
+                plan.immutable_changes.append(f"{label}.{key}: {have.get(key)!r} -> {want[key]!r}")
+        changes = {
+            key: want[key]
+            for key in ("on_disk", "hnsw_config", "quantization_config")
+            if key in want and _differs(want[key], have.get(key))
+        }
+        if changes:
+            patch[vname] = changes
+    return patch
+
+
+def _vector_layout(vectors: dict) -> str:
+    if not vectors:
+        return "no dense vectors"
+    if is_single_vector(vectors):
+        return f"one unnamed vector of size {vectors.get('size')}"
+    return "named vectors " + ", ".join(sorted(vectors))
+
+
+def plan_collection(
+    spec: dict,
+    info: dict | None,
+    *,
+    state: str = "present",
+    recreate: bool = False,
+    prune_payload_indexes: bool = False,
+) -> Plan:
+    """Decide what to do; pure (no requests), so it is what check mode and dry runs report."""
+    name = spec["name"]
+    plan = Plan(name=name, action="none")
+    plan.before = describe(info, name) if info else {}
+    if state == "absent":
+        plan.action = "delete" if info else "none"
+        return plan
+    if info is None:
+        plan.action = "create"
+        plan.create_body = create_body(spec)
+        plan.indexes_to_create = dict(spec.get("payload_indexes", {}))
+        plan.after = copy.deepcopy(spec)
+        return plan
+
+    current = plan.before
+    plan.patch = {}
+    vectors_patch = _vector_changes(spec["vectors"], current["vectors"], plan)
+    if vectors_patch:
+        plan.patch["vectors"] = vectors_patch
+    if "shard_number" in spec and spec["shard_number"] != current.get("shard_number"):
+        plan.immutable_changes.append(
+            f"shard_number: {current.get('shard_number')} -> {spec['shard_number']}"
+        )
+    if "sparse_vectors" in spec:
+        have_sparse = current.get("sparse_vectors", {})
+        if set(spec["sparse_vectors"]) != set(have_sparse):
+            plan.immutable_changes.append(
+                f"sparse_vectors: declared {sorted(spec['sparse_vectors'])}, "
+                f"the collection has {sorted(have_sparse)}"
+            )
+        else:
+            sparse_patch = {
+                sname: params
+                for sname, params in spec["sparse_vectors"].items()
+                if _differs(params, have_sparse.get(sname))
+            }
+            if sparse_patch:
+                plan.patch["sparse_vectors"] = sparse_patch
+    params_patch = {k: spec[k] for k in PARAMS_KEYS if k in spec and _differs(spec[k], current.get(k))}
+    if params_patch:
+        plan.patch["params"] = params_patch
+        if "replication_factor" in params_patch:
+            plan.warnings.append(
+                "replication_factor changes the collection config only: Qdrant does not add or drop "
+                "replicas of existing shards by itself; replicate shards (rebalance) to reach it"
+            )
+    for key in CONFIG_SECTIONS:
+        if key in spec and _differs(spec[key], current.get(key)):
+            plan.patch[key] = spec[key]
+
+    declared_indexes = spec.get("payload_indexes", {})
+    live_indexes = current.get("payload_indexes", {})
+    for fname, index in declared_indexes.items():
+        if fname not in live_indexes:
+            plan.indexes_to_create[fname] = index
+        elif _differs(index, live_indexes[fname]):
+            # A payload index is rebuilt in place: drop, then create with the new schema.
+            plan.indexes_to_delete.append(fname)
+            plan.indexes_to_create[fname] = index
+    if prune_payload_indexes:
+        plan.indexes_to_delete += sorted(set(live_indexes) - set(declared_indexes))
+
+    plan.after = _merged_after(current, spec)
+    if plan.immutable_changes:
+        if not recreate:
+            return plan  # caller raises: see require_applicable
+        plan.action = "recreate"
+        plan.create_body = create_body(spec)
+        plan.indexes_to_create = dict(declared_indexes)
+        plan.indexes_to_delete = []
+        plan.patch = {}
+        plan.after = copy.deepcopy(spec)
+        return plan
+    if plan.patch or plan.indexes_to_create or plan.indexes_to_delete:
+        plan.action = "update"
+    return plan
+
+
+def _merged_after(current: dict, spec: dict) -> dict:
+    after = copy.deepcopy(current)
+    for key, value in spec.items():
+        if isinstance(value, dict) and isinstance(after.get(key), dict) and key != "payload_indexes":
+            _deep_update(after[key], value)
+        elif key == "payload_indexes":
+            after[key].update(copy.deepcopy(value))
+        else:
+            after[key] = copy.deepcopy(value)
+    return after
+
+
+def _deep_update(target: dict, changes: dict) -> None:
+    for key, value in changes.items():
+        if isinstance(value, dict) and isinstance(target.get(key), dict):
+            _deep_update(target[key], value)
+        else:
+            target[key] = copy.deepcopy(value)
+
+
+def require_applicable(plan: Plan) -> None:
+    if plan.immutable_changes and plan.action != "recreate":
+        raise ConfigError(
+            f"collection {plan.name!r} cannot be changed in place: {'; '.join(plan.immutable_changes)}. "
+            "Qdrant cannot change these on a live collection. Set recreate: true (or --recreate) to "
+            "delete and recreate it - this DELETES ALL ITS POINTS - or restore the old values."
+        )
+
+
+# -- applying -----------------------------------------------------------------------------------------
+def apply_plan(client: ClusterClient, plan: Plan, *, timeout: int = 60) -> None:
+    """Carry out a plan. Creates and deletes go through consensus; `timeout` bounds the wait."""
+    require_applicable(plan)
+    path = f"/collections/{segment(plan.name)}"
+    params = {"timeout": timeout}
+    if plan.action in ("delete", "recreate"):
+        client.request("DELETE", path, params=params)
+    if plan.action in ("create", "recreate"):
+        client.request("PUT", path, params=params, json=plan.create_body)
+    if plan.action == "update" and plan.patch:
+        client.request("PATCH", path, params=params, json=plan.patch)
+    for fname in plan.indexes_to_delete:
+        client.request("DELETE", f"{path}/index/{segment(fname)}", params={"wait": "true"})
+    for fname, index in plan.indexes_to_create.items():
+        client.request(
+            "PUT",
+            f"{path}/index",
+            params={"wait": "true"},
+            json={"field_name": fname, "field_schema": _index_schema(index)},
+        )
+
+
+def ensure_collection(
+    client: ClusterClient,
+    spec: dict,
+    *,
+    state: str = "present",
+    recreate: bool = False,
+    prune_payload_indexes: bool = False,
+    check_mode: bool = False,
+) -> Plan:
+    """Validate, plan and (unless check_mode) apply one declared collection."""
+    if state not in ("present", "absent"):
+        raise ConfigError(f"state {state!r} is unknown: use present or absent")
+    if state == "absent":
+        name = spec.get("name")
+        if not isinstance(name, str) or not NAME_PATTERN.match(name):
+            raise ConfigError(f"collection name {name!r} is invalid")
+        normalised = {"name": name}
+    else:
+        normalised = validate_spec(spec, peer_count=client.peer_count())
+    plan = plan_collection(
+        normalised,
+        client.collection_info(normalised["name"]),
+        state=state,
+        recreate=recreate,
+        prune_payload_indexes=prune_payload_indexes,
+    )
+    require_applicable(plan)
+    if plan.changed and not check_mode:
+        apply_plan(client, plan)
+    return plan

@@ -1,0 +1,85 @@
+"""Point-level helpers for operators: fetch one point, upsert a small JSONL file over REST.
+
+Millions of records go through the parallel gRPC ingest engine instead; this path is for fixes
+and samples, where a clear error per line matters more than throughput.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+from qdrant_ops.client import ClusterClient, QdrantApiError, segment
+from qdrant_ops.errors import ConfigError
+
+DEFAULT_BATCH = 256
+
+
+def parse_point_id(raw: str | int) -> int | str:
+    """Qdrant ids are unsigned integers or UUIDs; anything else is refused here, not by the server."""
+    if isinstance(raw, int) and not isinstance(raw, bool):
+        if raw < 0:
+            raise ConfigError(f"point id {raw} is negative: ids are unsigned integers or UUIDs")
+        return raw
+    text = str(raw).strip()
+    if text.isdigit():
+        return int(text)
+    try:
+        return str(uuid.UUID(text))
+    except ValueError:
+        raise ConfigError(f"point id {raw!r} is neither an unsigned integer nor a UUID") from None
+
+
+def get_point(client: ClusterClient, collection: str, point_id: str | int) -> dict | None:
+    pid = parse_point_id(point_id)
+    try:
+        return client.get(f"/collections/{segment(collection)}/points/{segment(pid)}")
+    except QdrantApiError as exc:
+        if (
+            exc.status == 404
+            and "not found" in exc.message.lower()
+            and "collection" not in exc.message.lower()
+        ):
+            return None
+        raise
+
+
+def read_jsonl_points(path: Path) -> Iterator[dict]:
+    """Yield REST PointStructs; errors name the file and line."""
+    with path.open(encoding="utf-8") as lines:
+        for number, line in enumerate(lines, start=1):
+            if not line.strip():
+                continue
+            where = f"{path}:{number}"
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise ConfigError(f"{where}: not valid JSON ({exc.msg})") from None
+            if not isinstance(record, dict) or "id" not in record:
+                raise ConfigError(f'{where}: each line must be an object with an "id"')
+            try:
+                pid = parse_point_id(record["id"])
+            except ConfigError as exc:
+                raise ConfigError(f"{where}: {exc}") from None
+            payload = record.get("payload", {})
+            if not isinstance(payload, dict):
+                raise ConfigError(f'{where}: "payload" must be an object')
+            # Payload-only collections take an empty named-vector map (FACTS.md section 6).
+            yield {"id": pid, "vector": record.get("vector", {}), "payload": payload}
+
+
+def upsert_file(client: ClusterClient, collection: str, path: Path, batch_size: int = DEFAULT_BATCH) -> int:
+    if batch_size < 1:
+        raise ConfigError(f"batch size must be positive, got {batch_size}")
+    if client.collection_info(collection) is None:
+        raise ConfigError(f"collection {collection!r} does not exist: create it first (collections apply)")
+    # Parse everything first: a bad line stops the run before any point is written.
+    points = list(read_jsonl_points(path))
+    target = f"/collections/{segment(collection)}/points"
+    for start in range(0, len(points), batch_size):
+        client.request(
+            "PUT", target, params={"wait": "true"}, json={"points": points[start : start + batch_size]}
+        )
+    return len(points)

@@ -1,0 +1,299 @@
+"""A STUB of Qdrant's REST API for unit tests: in-memory collections served on 127.0.0.1.
+
+It is not Qdrant and is never used where a real Qdrant is meant (QDRANT_BINARY tests, the lab).
+Request and response shapes follow the official spec (tests/data/qdrant-openapi-1.18.json, a copy
+of shared/qdrant/openapi-1.18.json); tests/unit/test_qdrant_stub_shapes.py validates every
+response it serves against that spec. Defaults mirror Qdrant 1.18 (FACTS.md section 2).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
+
+VERSION = "1.18.3"
+
+DEFAULT_HNSW = {
+    "m": 16,
+    "ef_construct": 100,
+    "full_scan_threshold": 10000,
+    "max_indexing_threads": 0,
+    "on_disk": False,
+}
+DEFAULT_OPTIMIZER = {
+    "deleted_threshold": 0.2,
+    "vacuum_min_vector_number": 1000,
+    "default_segment_number": 0,
+    "max_segment_size": None,
+    "memmap_threshold": None,
+    "indexing_threshold": 10000,
+    "flush_interval_sec": 5,
+    "max_optimization_threads": None,
+}
+DEFAULT_WAL = {"wal_capacity_mb": 32, "wal_segments_ahead": 0}
+
+
+def _merge(base: dict, changes: dict | None) -> dict:
+    merged = copy.deepcopy(base)
+    for key, value in (changes or {}).items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+class StubState:
+    def __init__(self, peers: int = 3) -> None:
+        self.peer_ids = [1000 + i for i in range(peers)]
+        self.collections: dict[str, dict] = {}
+        self.points: dict[str, dict] = {}
+        # (method, path, query, request body, status, response body) of every request served
+        self.requests: list[tuple] = []
+        self.fail_next: list[int] = []  # HTTP statuses to return for the next requests
+        self.lock = threading.Lock()
+
+    # -- responses in the spec's shapes ------------------------------------------------------------
+    def cluster(self) -> dict:
+        peers = {str(pid): {"uri": f"http://10.0.0.{i + 1}:6335/"} for i, pid in enumerate(self.peer_ids)}
+        return {
+            "status": "enabled",
+            "peer_id": self.peer_ids[0],
+            "peers": peers,
+            "raft_info": {
+                "term": 2,
+                "commit": 17,
+                "pending_operations": 0,
+                "leader": self.peer_ids[0],
+                "role": "Leader",
+                "is_voter": True,
+            },
+            "consensus_thread_status": {
+                "consensus_thread_status": "working",
+                "last_update": "2026-11-24T20:00:00.000000Z",
+            },
+            "message_send_failures": {},
+        }
+
+    def create(self, name: str, body: dict) -> None:
+        vectors = body.get("vectors", {})
+        params = {
+            "vectors": vectors,
+            "shard_number": body.get("shard_number") or len(self.peer_ids),
+            "replication_factor": body.get("replication_factor") or 1,
+            "write_consistency_factor": body.get("write_consistency_factor") or 1,
+            "on_disk_payload": body.get("on_disk_payload", True),
+        }
+        if body.get("sparse_vectors"):
+            params["sparse_vectors"] = body["sparse_vectors"]
+        self.collections[name] = {
+            "params": params,
+            "hnsw_config": _merge(DEFAULT_HNSW, body.get("hnsw_config")),
+            "optimizer_config": _merge(DEFAULT_OPTIMIZER, body.get("optimizers_config")),
+            "wal_config": dict(DEFAULT_WAL),
+            "quantization_config": body.get("quantization_config"),
+            "strict_mode_config": body.get("strict_mode_config"),
+            "payload_schema": {},
+        }
+        self.points[name] = {}
+
+    def patch(self, name: str, body: dict) -> None:
+        config = self.collections[name]
+        params = config["params"]
+        for key, value in (body.get("params") or {}).items():
+            params[key] = value
+        for vname, diff in (body.get("vectors") or {}).items():
+            target = params["vectors"] if vname == "" else params["vectors"][vname]
+            target.update(diff)
+        for sname, diff in (body.get("sparse_vectors") or {}).items():
+            params["sparse_vectors"][sname] = _merge(params["sparse_vectors"][sname], diff)
+        if body.get("hnsw_config"):
+            config["hnsw_config"] = _merge(config["hnsw_config"], body["hnsw_config"])
+        if body.get("optimizers_config"):
+            config["optimizer_config"] = _merge(config["optimizer_config"], body["optimizers_config"])
+        if body.get("quantization_config") is not None:
+            config["quantization_config"] = body["quantization_config"]
+        if body.get("strict_mode_config"):
+            config["strict_mode_config"] = _merge(
+                config["strict_mode_config"] or {}, body["strict_mode_config"]
+            )
+
+    def info(self, name: str) -> dict:
+        config = self.collections[name]
+        return {
+            "status": "green",
+            "optimizer_status": "ok",
+            "indexed_vectors_count": 0,
+            "points_count": len(self.points[name]),
+            "segments_count": 2,
+            "config": {k: copy.deepcopy(v) for k, v in config.items() if k != "payload_schema"},
+            "payload_schema": copy.deepcopy(config["payload_schema"]),
+        }
+
+    def collection_cluster(self, name: str) -> dict:
+        shards = self.collections[name]["params"]["shard_number"]
+        rf = self.collections[name]["params"]["replication_factor"]
+        me = self.peer_ids[0]
+        local, remote = [], []
+        for shard in range(shards):
+            for replica in range(rf):
+                peer = self.peer_ids[(shard + replica) % len(self.peer_ids)]
+                if peer == me:
+                    local.append({"shard_id": shard, "points_count": 0, "state": "Active"})
+                else:
+                    remote.append({"shard_id": shard, "peer_id": peer, "state": "Active"})
+        return {
+            "peer_id": me,
+            "shard_count": shards,
+            "local_shards": local,
+            "remote_shards": remote,
+            "shard_transfers": [],
+        }
+
+
+def _ok(result: Any) -> dict:
+    return {"result": result, "status": "ok", "time": 0.001}
+
+
+def _error(message: str) -> dict:
+    return {"status": {"error": message}, "time": 0.001}
+
+
+ROUTES: list[tuple[str, re.Pattern]] = [
+    (method, re.compile("^" + pattern + "$"))
+    for method, pattern in [
+        ("GET", r"/"),
+        ("GET", r"/cluster"),
+        ("GET", r"/collections"),
+        ("GET", r"/collections/(?P<c>[^/]+)"),
+        ("PUT", r"/collections/(?P<c>[^/]+)"),
+        ("PATCH", r"/collections/(?P<c>[^/]+)"),
+        ("DELETE", r"/collections/(?P<c>[^/]+)"),
+        ("GET", r"/collections/(?P<c>[^/]+)/cluster"),
+        ("PUT", r"/collections/(?P<c>[^/]+)/index"),
+        ("DELETE", r"/collections/(?P<c>[^/]+)/index/(?P<f>[^/]+)"),
+        ("POST", r"/collections/(?P<c>[^/]+)/points/count"),
+        ("PUT", r"/collections/(?P<c>[^/]+)/points"),
+        ("GET", r"/collections/(?P<c>[^/]+)/points/(?P<id>[^/]+)"),
+    ]
+]
+
+
+def handle(state: StubState, method: str, path: str, body: Any) -> tuple[int, Any]:
+    """Route one request; returns (HTTP status, JSON body)."""
+    for route_method, pattern in ROUTES:
+        match = pattern.match(path)
+        if match and route_method == method:
+            args = {k: unquote(v) for k, v in match.groupdict().items()}
+            break
+    else:
+        return 404, _error(f"stub: no route for {method} {path}")
+    name = args.get("c")
+    if name is not None and name not in state.collections and not (method == "PUT" and path.count("/") == 2):
+        return 404, _error(f"Not found: Collection `{name}` doesn't exist!")
+
+    if path == "/":
+        return 200, {"title": "qdrant - vector search engine", "version": VERSION, "commit": "stub"}
+    if path == "/cluster":
+        return 200, _ok(state.cluster())
+    if path == "/collections":
+        return 200, _ok({"collections": [{"name": n} for n in sorted(state.collections)]})
+    if path.endswith("/cluster"):
+        return 200, _ok(state.collection_cluster(name))
+    if path.endswith("/points/count"):
+        return 200, _ok({"count": len(state.points[name])})
+    if "/points/" in path:
+        raw = args["id"]
+        point = state.points[name].get(int(raw) if raw.isdigit() else raw)
+        if point is None:
+            return 404, _error(f"Not found: No point with id {raw} found")
+        return 200, _ok(point)
+    if path.endswith("/points"):
+        for point in body["points"]:
+            state.points[name][point["id"]] = {
+                "id": point["id"],
+                "payload": point.get("payload") or {},
+                "vector": point.get("vector"),
+            }
+        return 200, _ok({"operation_id": 1, "status": "completed"})
+    if "/index" in path:
+        schema = state.collections[name]["payload_schema"]
+        if method == "DELETE":
+            schema.pop(args["f"], None)
+        else:
+            field_schema = body["field_schema"]
+            data_type = field_schema if isinstance(field_schema, str) else field_schema["type"]
+            entry = {"data_type": data_type, "points": 0}
+            if isinstance(field_schema, dict):
+                entry["params"] = field_schema
+            schema[body["field_name"]] = entry
+        return 200, _ok({"operation_id": 2, "status": "completed"})
+    if method == "GET":
+        return 200, _ok(state.info(name))
+    if method == "PUT":
+        if name in state.collections:
+            return 409, _error(f"Wrong input: Collection `{name}` already exists!")
+        state.create(name, body or {})
+        return 200, _ok(True)
+    if method == "PATCH":
+        state.patch(name, body or {})
+        return 200, _ok(True)
+    del state.collections[name]
+    state.points.pop(name, None)
+    return 200, _ok(True)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    state: StubState
+    api_key: str | None
+
+    def _serve(self) -> None:
+        split = urlsplit(self.path)
+        length = int(self.headers.get("Content-Length") or 0)
+        body = json.loads(self.rfile.read(length)) if length else None
+        with self.state.lock:
+            if self.state.fail_next:
+                status, payload = self.state.fail_next.pop(0), _error("stub: injected failure")
+            elif self.api_key and self.headers.get("api-key") != self.api_key and split.path != "/":
+                status, payload = 401, _error("Must provide an API key or an Authorization bearer token")
+            else:
+                status, payload = handle(self.state, self.command, split.path, body)
+            self.state.requests.append(
+                (self.command, split.path, parse_qs(split.query), body, status, payload)
+            )
+        data = json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    do_GET = do_PUT = do_PATCH = do_DELETE = do_POST = _serve
+
+    def log_message(self, *args) -> None:  # keep test output clean
+        pass
+
+
+class QdrantStubServer:
+    def __init__(self, peers: int = 3, api_key: str | None = None) -> None:
+        self.state = StubState(peers)
+        handler = type("Handler", (_Handler,), {"state": self.state, "api_key": api_key})
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    def __enter__(self) -> QdrantStubServer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self._server.shutdown()
+        self._server.server_close()

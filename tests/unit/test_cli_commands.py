@@ -1,0 +1,116 @@
+"""The qdrant-ops CLI over the REST stub: tables by default, --json for scripts, clear errors."""
+
+import json
+
+import pytest
+
+from qdrant_ops.cli import EXIT_ERROR, main
+
+
+@pytest.fixture
+def cli(qdrant_stub, monkeypatch, capsys):
+    monkeypatch.setenv("QDRANT_URL", qdrant_stub.url)
+    monkeypatch.setenv("QDRANT_API_KEY", "stub-secret-key")
+
+    def run(*argv):
+        code = main(list(argv))
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return run
+
+
+SPEC_FILE = """
+collections:
+  - name: cities
+    vectors: {size: 4, distance: Cosine}
+    payload_indexes: {city: keyword}
+  - name: places
+    payload_indexes: {location: geo}
+"""
+
+
+def test_apply_dry_run_then_apply_then_idempotent(cli, tmp_path):
+    spec = tmp_path / "collections.yml"
+    spec.write_text(SPEC_FILE)
+    code, out, _ = cli("collections", "apply", "-f", str(spec), "--dry-run")
+    assert code == 0 and "dry run, nothing changed" in out and "create" in out
+    code, out, _ = cli("collections", "list", "--json")
+    assert json.loads(out) == []
+
+    assert cli("collections", "apply", "-f", str(spec))[0] == 0
+    code, out, _ = cli("collections", "apply", "-f", str(spec), "--json")
+    assert [item["action"] for item in json.loads(out)] == ["none", "none"]
+
+
+def test_list_show_and_status(cli, tmp_path):
+    spec = tmp_path / "c.yml"
+    spec.write_text("name: cities\nvectors: {size: 4, distance: Dot}\nreplication_factor: 2\n")
+    cli("collections", "apply", "-f", str(spec))
+    code, out, _ = cli("collections", "list")
+    assert code == 0
+    assert out.splitlines()[0].split() == ["COLLECTION", "STATUS", "POINTS", "SHARDS", "RF", "REPLICAS"]
+    assert out.splitlines()[1].split() == ["cities", "green", "0", "3", "2", "Active=6"]
+    code, out, _ = cli("collections", "show", "cities", "--json")
+    shown = json.loads(out)
+    assert shown["spec"]["vectors"] == {"size": 4, "distance": "Dot"}
+    assert len(shown["replicas"]) == 6
+    code, out, _ = cli("cluster", "status")
+    assert code == 0 and "leader 1000" in out and "http://10.0.0.2:6335/" in out
+
+
+def test_a_bad_spec_changes_nothing(cli, tmp_path, qdrant_stub):
+    spec = tmp_path / "c.yml"
+    spec.write_text(
+        "- name: good\n  vectors: {size: 4, distance: Dot}\n- name: bad\n  vectors: {size: 4, distance: L2}\n"
+    )
+    code, _, err = cli("collections", "apply", "-f", str(spec))
+    assert code == EXIT_ERROR
+    assert "vectors.distance 'L2' is unknown; use one of Cosine, Euclid, Dot, Manhattan" in err
+    assert all(method == "GET" for method, *_ in qdrant_stub.state.requests)
+
+
+def test_delete_needs_confirmation(cli, tmp_path):
+    spec = tmp_path / "c.yml"
+    spec.write_text("name: cities\n")
+    cli("collections", "apply", "-f", str(spec))
+    code, _, err = cli("collections", "delete", "cities")
+    assert code == EXIT_ERROR and "--yes" in err
+    assert cli("collections", "delete", "cities", "--yes")[1] == "cities: deleted\n"
+
+
+def test_points_upsert_and_get(cli, tmp_path):
+    spec = tmp_path / "c.yml"
+    spec.write_text("name: places\n")
+    cli("collections", "apply", "-f", str(spec))
+    records = tmp_path / "r.jsonl"
+    records.write_text(
+        '{"id": 7, "payload": {"city": "Oslo"}}\n\n'
+        '{"id": "5c56c793-69f3-4fbf-87e6-c4bf54c28c26", "payload": {"city": "Bergen"}}\n'
+    )
+    code, out, _ = cli("points", "upsert", "places", "-f", str(records))
+    assert code == 0 and out.strip() == "upserted 2 points into places"
+    code, out, _ = cli("points", "get", "places", "7")
+    assert code == 0 and json.loads(out)["payload"] == {"city": "Oslo"}
+    code, _, err = cli("points", "get", "places", "8")
+    assert code == 1 and "point 8 not found" in err
+
+
+def test_points_upsert_bad_line_names_file_and_line(cli, tmp_path, qdrant_stub):
+    spec = tmp_path / "c.yml"
+    spec.write_text("name: places\n")
+    cli("collections", "apply", "-f", str(spec))
+    records = tmp_path / "r.jsonl"
+    records.write_text('{"id": 1}\n{"id": "not-a-uuid"}\n')
+    code, _, err = cli("points", "upsert", "places", "-f", str(records))
+    assert code == EXIT_ERROR
+    assert f"{records}:2: point id 'not-a-uuid' is neither an unsigned integer nor a UUID" in err
+    assert not any(path.endswith("/points") for _, path, *_ in qdrant_stub.state.requests)
+
+
+def test_missing_url_and_unreadable_key_file(cli, monkeypatch):
+    monkeypatch.delenv("QDRANT_URL")
+    code, _, err = cli("collections", "list")
+    assert code == EXIT_ERROR and "--url" in err and "QDRANT_URL" in err
+    code, _, err = cli("collections", "list", "--url", "http://127.0.0.1:1", "--api-key-file", "/nonexistent")
+    assert code == EXIT_ERROR and "cannot read --api-key-file /nonexistent" in err

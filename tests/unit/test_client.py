@@ -1,0 +1,78 @@
+"""Retries, failover and error reporting of the cluster client, against the REST stub."""
+
+import socket
+
+import pytest
+
+from qdrant_ops.client import ClusterClient, QdrantApiError, QdrantUnavailableError
+from qdrant_ops.errors import ConfigError
+
+
+def closed_port_url() -> str:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{sock.getsockname()[1]}"  # closed when the block ends
+
+
+def test_sends_the_api_key_header(qdrant_stub, stub_client):
+    assert stub_client.collection_names() == []
+    with (
+        ClusterClient([qdrant_stub.url], "wrong-key", retries=0) as client,
+        pytest.raises(QdrantApiError) as caught,
+    ):
+        client.collection_names()
+    assert caught.value.status == 401
+
+
+def test_retries_transient_statuses_then_succeeds(qdrant_stub, stub_client):
+    qdrant_stub.state.fail_next = [503, 502]
+    assert stub_client.cluster_status()["status"] == "enabled"
+    assert qdrant_stub.state.fail_next == []
+
+
+def test_never_retries_a_client_error(qdrant_stub, stub_client):
+    qdrant_stub.state.fail_next = [400, 400]
+    with pytest.raises(QdrantApiError) as caught:
+        stub_client.collection_names()
+    assert caught.value.status == 400
+    assert qdrant_stub.state.fail_next == [400]  # exactly one request was made
+
+
+def test_fails_over_from_a_refused_node(qdrant_stub):
+    with ClusterClient([closed_port_url(), qdrant_stub.url], "stub-secret-key", retries=0) as client:
+        assert client.peer_count() == 3
+
+
+def test_gives_up_after_the_retry_budget_naming_the_nodes():
+    dead = closed_port_url()
+    slept = []
+    client = ClusterClient([dead], "secret-value", retries=2, backoff=0.01, sleep=slept.append)
+    with pytest.raises(QdrantUnavailableError) as caught:
+        client.cluster_status()
+    assert len(slept) == 2
+    assert dead in str(caught.value) and "3 rounds" in str(caught.value)
+    assert "secret-value" not in str(caught.value)
+
+
+def test_error_names_node_request_and_qdrant_message(qdrant_stub, stub_client):
+    with pytest.raises(QdrantApiError) as caught:
+        stub_client.get("/collections/absent/cluster")
+    message = str(caught.value)
+    assert qdrant_stub.url in message
+    assert "GET /collections/absent/cluster" in message
+    assert "Collection `absent` doesn't exist" in message
+
+
+def test_missing_collection_is_none(stub_client):
+    assert stub_client.collection_info("absent") is None
+
+
+def test_api_key_never_in_repr():
+    client = ClusterClient(["http://127.0.0.1:1"], "super-secret")
+    assert "super-secret" not in repr(client)
+
+
+@pytest.mark.parametrize("url", ["10.0.0.1:6333", "ftp://node", ""])
+def test_rejects_urls_that_are_not_http(url):
+    with pytest.raises(ConfigError, match="http"):
+        ClusterClient([url])

@@ -1,0 +1,157 @@
+"""Declared collections: validation, planning and applying (Qdrant's REST API stubbed)."""
+
+import pytest
+
+from qdrant_ops.collections import ensure_collection, plan_collection, validate_spec
+from qdrant_ops.errors import ConfigError
+
+CITIES = {
+    "name": "cities",
+    "vectors": {"size": 384, "distance": "Cosine"},
+    "shard_number": 6,
+    "replication_factor": 2,
+    "payload_indexes": {"city": "keyword", "population": {"type": "integer", "range": True}},
+}
+
+
+@pytest.mark.parametrize(
+    ("spec", "names"),
+    [
+        (
+            {"name": "c", "vectors": {"size": 4, "distance": "Hamming"}},
+            "vectors.distance 'Hamming' is unknown",
+        ),
+        ({"name": "c", "vectors": {"size": 0, "distance": "Dot"}}, "vectors.size must be a positive integer"),
+        ({"name": "c", "vectors": {"text": {"size": -1, "distance": "Dot"}}}, "vectors.text.size"),
+        ({"name": "c", "vectors": {"text": {"distance": "Dot"}}}, "vectors.text.size is required"),
+        ({"name": "c", "shard_number": 0}, "shard_number must be a positive integer"),
+        ({"name": "c", "replication_factor": True}, "replication_factor must be a positive integer"),
+        (
+            {"name": "c", "payload_indexes": {"f": "varchar"}},
+            "payload_indexes.f: index type 'varchar' is unknown",
+        ),
+        ({"name": "c", "replication_factor": 4}, "replication_factor 4 is above the 3 node(s)"),
+        ({"name": "c", "replication_factor": 2, "write_consistency_factor": 3}, "write_consistency_factor 3"),
+        ({"name": "c", "shards": 3}, "unknown key(s) ['shards']"),
+        ({"name": "bad/name"}, "collection name 'bad/name' is invalid"),
+        ({"name": "c", "vectors": {"size": 4, "distance": "Dot", "colour": 1}}, "unknown key(s) ['colour']"),
+    ],
+)
+def test_bad_input_is_refused_naming_the_field(spec, names):
+    with pytest.raises(ConfigError) as caught:
+        validate_spec(spec, peer_count=3)
+    assert names in str(caught.value)
+
+
+def test_distance_is_case_insensitive_and_indexes_normalised():
+    spec = validate_spec(
+        {"name": "c", "vectors": {"size": 3, "distance": "cosine"}, "payload_indexes": {"a": "UUID"}}
+    )
+    assert spec["vectors"]["distance"] == "Cosine"
+    assert spec["payload_indexes"] == {"a": {"type": "uuid"}}
+
+
+def test_payload_only_collection_has_no_dense_vectors():
+    spec = validate_spec({"name": "places", "payload_indexes": {"location": "geo", "city": "keyword"}})
+    plan = plan_collection(spec, None)
+    assert plan.action == "create"
+    assert plan.create_body["vectors"] == {}
+
+
+def test_create_then_second_apply_changes_nothing(qdrant_stub, stub_client):
+    first = ensure_collection(stub_client, CITIES)
+    assert first.action == "create"
+    assert first.indexes_to_create.keys() == {"city", "population"}
+    second = ensure_collection(stub_client, CITIES)
+    assert second.action == "none" and not second.changed
+    writes = [
+        r for r in qdrant_stub.state.requests if r[0] != "GET" and r[1] != "/collections/cities/points/count"
+    ]
+    assert len(writes) == 3  # create + two indexes, nothing from the second apply
+
+
+def test_check_mode_plans_but_sends_no_write(qdrant_stub, stub_client):
+    plan = ensure_collection(stub_client, CITIES, check_mode=True)
+    assert plan.action == "create"
+    assert all(method == "GET" for method, *_ in qdrant_stub.state.requests)
+    assert stub_client.collection_info("cities") is None
+
+
+def test_in_place_changes_use_patch(qdrant_stub, stub_client):
+    ensure_collection(stub_client, CITIES)
+    changed = {
+        **CITIES,
+        "vectors": {**CITIES["vectors"], "on_disk": True},
+        "hnsw_config": {"m": 32},
+        "optimizers_config": {"indexing_threshold": 20000},
+        "write_consistency_factor": 2,
+    }
+    plan = ensure_collection(stub_client, changed)
+    assert plan.action == "update"
+    assert plan.patch == {
+        "vectors": {"": {"on_disk": True}},
+        "hnsw_config": {"m": 32},
+        "optimizers_config": {"indexing_threshold": 20000},
+        "params": {"write_consistency_factor": 2},
+    }
+    assert plan.before["hnsw_config"]["m"] == 16 and plan.after["hnsw_config"]["m"] == 32
+    info = stub_client.collection_info("cities")
+    assert info["config"]["hnsw_config"]["m"] == 32
+    assert ensure_collection(stub_client, changed).action == "none"
+
+
+def test_replication_factor_change_warns_that_replicas_are_not_added(stub_client):
+    ensure_collection(stub_client, CITIES)
+    plan = ensure_collection(stub_client, {**CITIES, "replication_factor": 3})
+    assert plan.patch == {"params": {"replication_factor": 3}}
+    assert "does not add or drop replicas" in plan.warnings[0]
+
+
+def test_size_change_is_refused_without_recreate(qdrant_stub, stub_client):
+    ensure_collection(stub_client, CITIES)
+    before = len(qdrant_stub.state.requests)
+    with pytest.raises(ConfigError) as caught:
+        ensure_collection(
+            stub_client, {**CITIES, "vectors": {"size": 768, "distance": "Cosine"}, "shard_number": 3}
+        )
+    message = str(caught.value)
+    assert "vectors.size: 384 -> 768" in message and "shard_number: 6 -> 3" in message
+    assert "recreate: true" in message and "DELETES ALL ITS POINTS" in message
+    assert all(r[0] == "GET" for r in qdrant_stub.state.requests[before:])
+
+
+def test_recreate_deletes_and_creates(stub_client):
+    ensure_collection(stub_client, CITIES)
+    plan = ensure_collection(
+        stub_client, {**CITIES, "vectors": {"size": 768, "distance": "Dot"}}, recreate=True
+    )
+    assert plan.action == "recreate"
+    assert stub_client.collection_info("cities")["config"]["params"]["vectors"]["size"] == 768
+    assert set(stub_client.collection_info("cities")["payload_schema"]) == {"city", "population"}
+
+
+def test_named_vector_set_change_is_immutable(stub_client):
+    spec = {"name": "docs", "vectors": {"text": {"size": 8, "distance": "Dot"}}}
+    ensure_collection(stub_client, spec)
+    with pytest.raises(ConfigError, match="named vectors image, text"):
+        ensure_collection(
+            stub_client, {**spec, "vectors": {**spec["vectors"], "image": {"size": 4, "distance": "Dot"}}}
+        )
+
+
+def test_payload_index_type_change_rebuilds_and_prune_is_opt_in(stub_client):
+    ensure_collection(stub_client, CITIES)
+    plan = ensure_collection(stub_client, {**CITIES, "payload_indexes": {"city": "text"}})
+    assert plan.indexes_to_delete == ["city"] and plan.indexes_to_create == {"city": {"type": "text"}}
+    assert "population" in stub_client.collection_info("cities")["payload_schema"]
+    plan = ensure_collection(
+        stub_client, {**CITIES, "payload_indexes": {"city": "text"}}, prune_payload_indexes=True
+    )
+    assert plan.indexes_to_delete == ["population"]
+    assert set(stub_client.collection_info("cities")["payload_schema"]) == {"city"}
+
+
+def test_absent_deletes_once(stub_client):
+    ensure_collection(stub_client, CITIES)
+    assert ensure_collection(stub_client, {"name": "cities"}, state="absent").action == "delete"
+    assert ensure_collection(stub_client, {"name": "cities"}, state="absent").action == "none"

@@ -1,0 +1,104 @@
+"""The REST stub answers in the shapes of Qdrant's official OpenAPI spec, and the requests our
+library sends are valid request bodies of that spec. Without this the unit tests could agree with
+a Qdrant that does not exist."""
+
+import json
+from pathlib import Path
+
+import pytest
+from openapi_schema_validator import OAS30Validator
+
+from qdrant_ops import cluster, collections, points
+
+SPEC = json.loads((Path(__file__).resolve().parents[1] / "data/qdrant-openapi-1.18.json").read_text())
+# Every endpoint the library uses, with whether it takes a JSON body.
+USED_ENDPOINTS = {
+    ("GET", "/"): False,
+    ("GET", "/cluster"): False,
+    ("GET", "/collections"): False,
+    ("GET", "/collections/{collection_name}"): False,
+    ("PUT", "/collections/{collection_name}"): True,
+    ("PATCH", "/collections/{collection_name}"): True,
+    ("DELETE", "/collections/{collection_name}"): False,
+    ("GET", "/collections/{collection_name}/cluster"): False,
+    ("PUT", "/collections/{collection_name}/index"): True,
+    ("DELETE", "/collections/{collection_name}/index/{field_name}"): False,
+    ("POST", "/collections/{collection_name}/points/count"): True,
+    ("PUT", "/collections/{collection_name}/points"): True,
+    ("GET", "/collections/{collection_name}/points/{id}"): False,
+}
+
+
+def template_of(path: str) -> str:
+    """The spec's path template for a concrete path; literal segments beat placeholders."""
+    parts = path.strip("/").split("/") if path != "/" else [""]
+    best, best_literals = None, -1
+    for template in SPEC["paths"]:
+        tparts = template.strip("/").split("/") if template != "/" else [""]
+        if len(tparts) != len(parts):
+            continue
+        if all(t.startswith("{") or t == p for p, t in zip(parts, tparts, strict=True)):
+            literals = sum(not t.startswith("{") for t in tparts)
+            if literals > best_literals:
+                best, best_literals = template, literals
+    assert best is not None, f"{path} is not in the spec"
+    return best
+
+
+def validate(schema: dict, instance) -> None:
+    # Refs are '#/components/...': validate with the components beside the schema.
+    OAS30Validator({**schema, "components": SPEC["components"]}).validate(instance)
+
+
+def operation(method: str, template: str) -> dict:
+    return SPEC["paths"][template][method.lower()]
+
+
+@pytest.fixture
+def served(qdrant_stub, stub_client, tmp_path):
+    """Drive every library call that talks to Qdrant; return what the stub served."""
+    spec = {
+        "name": "cities",
+        "vectors": {"size": 4, "distance": "Cosine"},
+        "shard_number": 3,
+        "replication_factor": 2,
+        "hnsw_config": {"m": 32},
+        "quantization_config": {"scalar": {"type": "int8", "always_ram": True}},
+        "payload_indexes": {
+            "city": "keyword",
+            "population": {"type": "integer", "range": True, "lookup": False},
+        },
+    }
+    collections.ensure_collection(stub_client, spec)
+    changed = {**spec, "hnsw_config": {"m": 8}, "replication_factor": 3, "payload_indexes": {"city": "text"}}
+    collections.ensure_collection(stub_client, changed)
+    collections.ensure_collection(stub_client, {"name": "places", "payload_indexes": {"location": "geo"}})
+    cluster.cluster_overview(stub_client)
+    records = tmp_path / "places.jsonl"
+    records.write_text('{"id": 1, "payload": {"city": "Oslo", "location": {"lat": 59.9, "lon": 10.7}}}\n')
+    points.upsert_file(stub_client, "places", records)
+    points.get_point(stub_client, "places", 1)
+    collections.ensure_collection(stub_client, {"name": "places"}, state="absent")
+    return qdrant_stub.state.requests
+
+
+def test_every_used_endpoint_is_exercised(served):
+    seen = {(method, template_of(path)) for method, path, *_ in served}
+    assert seen == set(USED_ENDPOINTS)
+
+
+def test_requests_match_the_spec(served):
+    for method, path, _query, body, *_ in served:
+        template = template_of(path)
+        if USED_ENDPOINTS[(method, template)]:
+            schema = operation(method, template)["requestBody"]["content"]["application/json"]["schema"]
+            validate(schema, body)
+        else:
+            assert body is None, f"{method} {path} sent a body"
+
+
+def test_responses_match_the_spec(served):
+    for method, path, _query, _body, status, response in served:
+        responses = operation(method, template_of(path))["responses"]
+        expected = responses["200"] if status == 200 else responses["4XX"]
+        validate(expected["content"]["application/json"]["schema"], response)
