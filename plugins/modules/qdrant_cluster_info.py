@@ -1,0 +1,130 @@
+#!/usr/bin/python
+"""Ansible module: read the state of a Qdrant cluster."""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: qdrant_cluster_info
+short_description: Peers, raft state, collections, exact point counts and shard placement of a Qdrant cluster
+description:
+  - Reads C(GET /cluster), C(GET /collections), C(GET /collections/{name}/cluster) and exact counts.
+  - Never changes anything.
+  - Runs with an interpreter that can import the C(qdrant_ops) package.
+options:
+  url:
+    description: Qdrant node URLs; any node answers, the others are tried when one is down.
+    type: list
+    elements: str
+    required: true
+    aliases: [urls]
+  api_key:
+    description: Qdrant API key (the read-only key is enough).
+    type: str
+  validate_certs:
+    description: Verify TLS certificates.
+    type: bool
+    default: true
+  ca_cert:
+    description: CA bundle that signed the nodes' certificates.
+    type: path
+  timeout:
+    description: Seconds per request.
+    type: float
+    default: 30.0
+  collections:
+    description: Include collections with exact counts and shard placement.
+    type: bool
+    default: true
+author: qdrant-ops team
+"""
+
+EXAMPLES = r"""
+- name: Read the cluster state
+  qdrant_cluster_info:
+    url: ["http://10.0.1.10:6333", "http://10.0.2.10:6333"]
+    api_key: "{{ qdrant_read_only_api_key }}"
+  register: cluster
+
+- name: Fail when a replica is not Active
+  ansible.builtin.assert:
+    that: cluster.collections | map(attribute='unhealthy_replicas') | flatten | length == 0
+"""
+
+RETURN = r"""
+version:
+  description: Qdrant version of the node that answered.
+  returned: always
+  type: str
+  sample: 1.18.3
+cluster_enabled:
+  description: Whether distributed mode is on.
+  returned: always
+  type: bool
+peers:
+  description: Peers with their id and p2p URI.
+  returned: when cluster_enabled
+  type: list
+  elements: dict
+  sample: [{"id": 381894127, "uri": "http://10.0.1.10:6335/"}]
+leader:
+  description: Peer id of the raft leader, null when there is none.
+  returned: when cluster_enabled
+  type: int
+term:
+  description: Raft term.
+  returned: when cluster_enabled
+  type: int
+commit:
+  description: Raft commit index.
+  returned: when cluster_enabled
+  type: int
+pending_operations:
+  description: Consensus operations not yet applied on the answering peer.
+  returned: when cluster_enabled
+  type: int
+collections:
+  description: Per collection, its status, exact point count, shard count, replication factor and every replica.
+  returned: when collections=true
+  type: list
+  elements: dict
+  sample:
+    - name: cities
+      status: green
+      points_exact: 1000000
+      shard_number: 6
+      replication_factor: 2
+      replicas: [{"shard_id": 0, "peer_id": 381894127, "state": "Active"}]
+      unhealthy_replicas: []
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.qdrant_common import (
+    CONNECTION_ARGUMENT_SPEC,
+    QdrantOpsError,
+    client_from_module,
+)
+
+try:
+    from qdrant_ops.cluster import cluster_overview
+except ImportError:
+    cluster_overview = None  # reported by client_from_module
+
+
+def main() -> None:
+    module = AnsibleModule(
+        argument_spec={**CONNECTION_ARGUMENT_SPEC, "collections": {"type": "bool", "default": True}},
+        supports_check_mode=True,
+    )
+    client = client_from_module(module)
+    try:
+        overview = cluster_overview(client, include_collections=module.params["collections"])
+    except QdrantOpsError as exc:
+        module.fail_json(msg=str(exc))
+    finally:
+        client.close()
+    module.exit_json(changed=False, **overview)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,195 @@
+"""The qdrant_* Ansible modules: documentation matches the argument spec, and the collections
+playbook converges against the REST stub with accurate `changed`, check mode, diff and clear errors."""
+
+import ast
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+MODULES = ["qdrant_collection", "qdrant_cluster_info"]
+
+
+def _load(name: str, path: Path):
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def _documentation(module_name: str) -> dict:
+    tree = ast.parse((ROOT / "plugins/modules" / f"{module_name}.py").read_text())
+    docs = {
+        node.targets[0].id: node.value.value
+        for node in tree.body
+        if isinstance(node, ast.Assign)
+        and getattr(node.targets[0], "id", "") in ("DOCUMENTATION", "EXAMPLES", "RETURN")
+    }
+    assert set(docs) == {"DOCUMENTATION", "EXAMPLES", "RETURN"}
+    yaml.safe_load(docs["EXAMPLES"])
+    yaml.safe_load(docs["RETURN"])
+    return yaml.safe_load(docs["DOCUMENTATION"])
+
+
+@pytest.mark.parametrize("module_name", MODULES)
+def test_documentation_matches_argument_spec(module_name):
+    _load("ansible.module_utils.qdrant_common", ROOT / "plugins/module_utils/qdrant_common.py")
+    module = _load(f"_module_{module_name}", ROOT / "plugins/modules" / f"{module_name}.py")
+    argument_spec = getattr(module, "ARGUMENT_SPEC", None) or {
+        **module.CONNECTION_ARGUMENT_SPEC,
+        "collections": {"type": "bool", "default": True},
+    }
+    options = _documentation(module_name)["options"]
+    assert set(options) == set(argument_spec)
+    for name, arg in argument_spec.items():
+        doc = options[name]
+        assert doc["type"] == arg["type"], name
+        assert doc.get("default") == arg.get("default"), name
+        assert doc.get("choices") == arg.get("choices"), name
+        assert doc.get("required", False) == arg.get("required", False), name
+
+
+# -- the collections playbook against the stub ---------------------------------------------------------
+@pytest.fixture
+def run_playbook(qdrant_stub, tmp_path):
+    port = qdrant_stub.url.rsplit(":", 1)[1]
+    inventory = tmp_path / "hosts.yml"
+    inventory.write_text(
+        "all:\n  children:\n    qdrant:\n      hosts:\n"
+        f"        q1: {{ansible_connection: local, ansible_host: 127.0.0.1, qdrant_http_port: {port}}}\n"
+    )
+
+    def run(collections: list, *flags: str) -> tuple[subprocess.CompletedProcess, dict]:
+        extra = tmp_path / "vars.json"
+        extra.write_text(json.dumps({"qdrant_collections": collections, "qdrant_api_key": "stub-secret-key"}))
+        env = {
+            **os.environ,
+            "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"),
+            "ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json",
+        }
+        result = subprocess.run(
+            [
+                str(Path(sys.executable).with_name("ansible-playbook")),
+                "-i",
+                str(inventory),
+                "-e",
+                f"@{extra}",
+                "playbooks/collections.yml",
+                *flags,
+            ],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        report = json.loads(result.stdout[result.stdout.index("{") :]) if "{" in result.stdout else {}
+        return result, report
+
+    return run
+
+
+def _items(report: dict) -> list[dict]:
+    return report["plays"][0]["tasks"][0]["hosts"]["q1"]["results"]
+
+
+CITIES = {
+    "name": "cities",
+    "vectors": {"size": 8, "distance": "Cosine"},
+    "payload_indexes": {"city": "keyword"},
+}
+PLACES = {"name": "places", "payload_indexes": {"location": "geo"}}
+
+
+def test_apply_is_idempotent_and_keeps_the_key_secret(run_playbook, qdrant_stub):
+    result, report = run_playbook([CITIES, PLACES])
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr
+    assert [item["action"] for item in _items(report)] == ["create", "create"]
+    assert set(qdrant_stub.state.collections) == {"cities", "places"}
+    assert "stub-secret-key" not in result.stdout + result.stderr
+
+    result, report = run_playbook([CITIES, PLACES])
+    assert result.returncode == 0
+    assert report["stats"]["q1"]["changed"] == 0
+
+
+def test_check_mode_reports_the_change_and_makes_none(run_playbook, qdrant_stub):
+    result, report = run_playbook([CITIES], "--check", "--diff")
+    assert result.returncode == 0, result.stdout[-3000:]
+    item = _items(report)[0]
+    assert item["changed"] and item["action"] == "create"
+    assert item["diff"]["before"] == {} and item["diff"]["after"]["vectors"]["size"] == 8
+    assert qdrant_stub.state.collections == {}
+
+
+def test_in_place_change_reports_a_diff(run_playbook):
+    run_playbook([CITIES])
+    _, report = run_playbook([{**CITIES, "hnsw_config": {"m": 32}}], "--diff")
+    item = _items(report)[0]
+    assert item["action"] == "update" and item["patch"] == {"hnsw_config": {"m": 32}}
+    assert (
+        item["diff"]["before"]["hnsw_config"]["m"] == 16 and item["diff"]["after"]["hnsw_config"]["m"] == 32
+    )
+
+
+def test_bad_input_fails_with_the_field_named(run_playbook, qdrant_stub):
+    result, report = run_playbook([{"name": "bad", "vectors": {"size": 8, "distance": "L2"}}])
+    assert result.returncode != 0
+    assert "vectors.distance 'L2' is unknown" in _items(report)[0]["msg"]
+    assert qdrant_stub.state.collections == {}
+
+
+def test_size_change_fails_without_recreate(run_playbook):
+    run_playbook([CITIES])
+    result, report = run_playbook([{**CITIES, "vectors": {"size": 16, "distance": "Cosine"}}])
+    assert result.returncode != 0
+    assert "vectors.size: 8 -> 16" in _items(report)[0]["msg"]
+    result, report = run_playbook(
+        [{**CITIES, "vectors": {"size": 16, "distance": "Cosine"}, "recreate": True}]
+    )
+    assert result.returncode == 0 and _items(report)[0]["action"] == "recreate"
+
+
+def test_cluster_info_reports_peers_and_placement(run_playbook, qdrant_stub, tmp_path):
+    run_playbook([CITIES])
+    playbook = tmp_path / "info.yml"
+    playbook.write_text(
+        "- hosts: localhost\n  gather_facts: false\n  tasks:\n"
+        "    - qdrant_cluster_info:\n"
+        f"        url: ['{qdrant_stub.url}']\n        api_key: stub-secret-key\n"
+        "      vars: {ansible_python_interpreter: '{{ ansible_playbook_python }}'}\n"
+    )
+    env = {
+        **os.environ,
+        "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"),
+        "ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json",
+    }
+    result = subprocess.run(
+        [
+            str(Path(sys.executable).with_name("ansible-playbook")),
+            "-i",
+            "localhost,",
+            "-c",
+            "local",
+            str(playbook),
+            "--check",
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stdout[-3000:]
+    info = json.loads(result.stdout[result.stdout.index("{") :])["plays"][0]["tasks"][0]["hosts"]["localhost"]
+    assert info["changed"] is False
+    assert [peer["id"] for peer in info["peers"]] == [1000, 1001, 1002] and info["leader"] == 1000
+    assert info["collections"][0]["name"] == "cities" and info["collections"][0]["points_exact"] == 0
+    assert len(info["collections"][0]["replicas"]) == 3
