@@ -62,10 +62,14 @@ pytest: $(STAMP) deps image ## the pytest suite (unit, integration, e2e)
 
 .PHONY: molecule
 molecule: $(STAMP) image collections ## every molecule scenario under molecule/
+	@mkdir -p .cache
 	@for scenario in $$(ls molecule 2>/dev/null); do \
 	  [ -f molecule/$$scenario/molecule.yml ] || continue; \
 	  echo "== molecule test -s $$scenario"; \
-	  $(BIN)/molecule test -s $$scenario; \
+	  $(BIN)/molecule test -s $$scenario 2>&1 | tee .cache/molecule-$$scenario.log; \
+	  if [ -d .cache/molecule-secrets/$$scenario ]; then \
+	    $(BIN)/python -m tests.support.no_secrets .cache/molecule-$$scenario.log .cache/molecule-secrets/$$scenario; \
+	  fi; \
 	done
 
 .PHONY: test

@@ -1,0 +1,30 @@
+"""Jinja filters for the qdrant role's health checks (kept in Python: nested loops over shards
+do not read well, or type well, in Jinja)."""
+
+from __future__ import annotations
+
+HEALTHY_STATES = ("Active", "Listener")
+
+
+def qdrant_unhealthy_replicas(results) -> list[str]:
+    """From `uri` results of GET /collections/{c}/cluster (a loop's `results`, or one result),
+    one line per collection that answered badly or has a replica not Active/Listener."""
+    items = results.get("results", [results]) if isinstance(results, dict) else list(results)
+    problems = []
+    for result in items:
+        name = result.get("item", "?")
+        body = (result.get("json") or {}).get("result") or {}
+        if result.get("status") != 200 or not body:
+            problems.append(f"{name}: HTTP {result.get('status', 'no answer')}")
+            continue
+        replicas = [(s["shard_id"], body.get("peer_id"), s["state"]) for s in body.get("local_shards", [])]
+        replicas += [(s["shard_id"], s["peer_id"], s["state"]) for s in body.get("remote_shards", [])]
+        bad = [f"shard {shard} on peer {peer} {state}" for shard, peer, state in replicas if state not in HEALTHY_STATES]
+        if bad:
+            problems.append(f"{name}: {', '.join(bad)}")
+    return problems
+
+
+class FilterModule:
+    def filters(self):
+        return {"qdrant_unhealthy_replicas": qdrant_unhealthy_replicas}
