@@ -33,7 +33,9 @@ def write(client: ClusterClient, args: argparse.Namespace) -> int:
         batch = [{"id": i, "vector": {}, "payload": {"n": i}} for i in ids]
         try:
             client.request(
-                "PUT", f"/collections/{segment(args.collection)}/points", params={"wait": "true"},
+                "PUT",
+                f"/collections/{segment(args.collection)}/points",
+                params={"wait": "true"},
                 json={"points": batch},
             )
         except QdrantOpsError as exc:
@@ -43,7 +45,9 @@ def write(client: ClusterClient, args: argparse.Namespace) -> int:
             continue
         acked += ids
         next_id = ids[-1] + 1
-        Path(args.acked).write_text(json.dumps({"acked": len(acked), "max_id": next_id - 1, "failures": failures}))
+        Path(args.acked).write_text(
+            json.dumps({"acked": len(acked), "max_id": next_id - 1, "failures": failures})
+        )
     print(f"acknowledged {len(acked)} points, {failures} failed attempts (retried)")
     return 0
 
@@ -56,7 +60,8 @@ def verify(client: ClusterClient, args: argparse.Namespace) -> int:
     offset = None
     while True:
         page = client.request(
-            "POST", f"/collections/{segment(args.collection)}/points/scroll",
+            "POST",
+            f"/collections/{segment(args.collection)}/points/scroll",
             json={"limit": 1000, "offset": offset, "with_payload": False, "with_vector": False},
         )
         present.update(point["id"] for point in page["points"])

@@ -1,0 +1,129 @@
+"""playbooks/qdrant.yml refuses bad input with a message that says what to fix, before it
+changes anything on the host (a real systemd container, reached with the docker connection)."""
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from tests.support.containers import SystemdContainer
+
+pytestmark = pytest.mark.docker
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def host(host_image):
+    with SystemdContainer(host_image) as container:
+        container.wait_for_boot()
+        yield container
+
+
+@pytest.fixture
+def archive(tmp_path) -> Path:
+    """A release-shaped archive whose `qdrant` only says it is not Qdrant (never started here)."""
+    script = tmp_path / "qdrant"
+    script.write_text("#!/bin/sh\necho 'install-test archive, not Qdrant' >&2\nexit 64\n")
+    script.chmod(0o755)
+    path = tmp_path / "qdrant-test.tar.gz"
+    with tarfile.open(path, "w:gz") as tar:
+        tar.add(script, arcname="qdrant")
+    return path
+
+
+def run_playbook(host: SystemdContainer, tmp_path: Path, **extra) -> subprocess.CompletedProcess:
+    inventory = tmp_path / "hosts.yml"
+    inventory.write_text(
+        "all:\n  children:\n    qdrant:\n      hosts:\n"
+        f"        node1: {{ansible_connection: community.docker.docker, ansible_host: {host.name}}}\n"
+    )
+    variables = {
+        "qdrant_allow_small_cluster": True,
+        "common_sysctl_apply": False,
+        "common_time_sync_enabled": False,
+        "qdrant_start": False,
+        "qdrant_binary_src": "",
+        "qdrant_secrets_dir": str(tmp_path / "secrets"),
+        **extra,
+    }
+    (tmp_path / "vars.json").write_text(json.dumps(variables))
+    env = {**os.environ, "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1"}
+    return subprocess.run(
+        [
+            str(Path(sys.executable).with_name("ansible-playbook")),
+            "-i",
+            str(inventory),
+            "-e",
+            f"@{tmp_path / 'vars.json'}",
+            "playbooks/qdrant.yml",
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def nothing_installed(host: SystemdContainer) -> bool:
+    return (
+        host.exec("test", "-e", "/opt/qdrant").returncode != 0 and host.exec("id", "qdrant").returncode != 0
+    )
+
+
+def test_checksum_mismatch_names_file_and_both_sums(host, tmp_path, archive):
+    wrong = "0" * 64
+    result = run_playbook(host, tmp_path, qdrant_archive_src=str(archive), qdrant_archive_sha256=wrong)
+    assert result.returncode != 0
+    output = " ".join(result.stdout.split())
+    actual = hashlib.sha256(archive.read_bytes()).hexdigest()
+    assert f"Checksum mismatch for {archive}" in output
+    assert f"expected sha256 {wrong}, got {actual}" in output
+    assert nothing_installed(host)
+
+
+def test_unpinned_version_is_refused(host, tmp_path, archive):
+    result = run_playbook(host, tmp_path, qdrant_version="latest", qdrant_archive_src=str(archive))
+    assert result.returncode != 0
+    assert "pin an exact release such as 1.18.3" in " ".join(result.stdout.split())
+    assert nothing_installed(host)
+
+
+def test_missing_data_device_is_refused(host, tmp_path, archive):
+    result = run_playbook(
+        host, tmp_path, qdrant_archive_src=str(archive), common_data_volume_id="vol-0123456789abcdef0"
+    )
+    assert result.returncode != 0
+    output = " ".join(result.stdout.split())
+    assert (
+        "/dev/disk/by-id/nvme-Amazon_Elastic_Block_Store_vol0123456789abcdef0 is not a block device" in output
+    )
+    assert "EBS volume vol-0123456789abcdef0 is not attached" in output
+    assert nothing_installed(host)
+
+
+def test_no_source_says_how_to_pin_one(host, tmp_path):
+    result = run_playbook(host, tmp_path)
+    assert result.returncode != 0
+    assert "set qdrant_archive_sha256" in " ".join(result.stdout.split())
+    assert nothing_installed(host)
+
+
+# Runs last in this module: the refusal tests above rely on the shared host being untouched.
+def test_good_archive_installs_versioned_with_current_link(host, tmp_path, archive):
+    sha = hashlib.sha256(archive.read_bytes()).hexdigest()
+    result = run_playbook(host, tmp_path, qdrant_archive_src=str(archive), qdrant_archive_sha256=sha)
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert host.exec("readlink", "/opt/qdrant/current").stdout.strip() == "versions/1.18.3"
+    # A version change is a symlink flip: the old version stays for rollback.
+    result = run_playbook(
+        host, tmp_path, qdrant_archive_src=str(archive), qdrant_archive_sha256=sha, qdrant_version="1.18.4"
+    )
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert host.exec("readlink", "/opt/qdrant/current").stdout.strip() == "versions/1.18.4"
+    assert host.exec("test", "-x", "/opt/qdrant/versions/1.18.3/qdrant").returncode == 0
