@@ -36,7 +36,9 @@ def archive(tmp_path) -> Path:
     return path
 
 
-def run_playbook(host: SystemdContainer, tmp_path: Path, **extra) -> subprocess.CompletedProcess:
+def run_playbook(
+    host: SystemdContainer, tmp_path: Path, playbook: str = "playbooks/qdrant.yml", **extra
+) -> subprocess.CompletedProcess:
     inventory = tmp_path / "hosts.yml"
     inventory.write_text(
         "all:\n  children:\n    qdrant:\n      hosts:\n"
@@ -60,7 +62,7 @@ def run_playbook(host: SystemdContainer, tmp_path: Path, **extra) -> subprocess.
             str(inventory),
             "-e",
             f"@{tmp_path / 'vars.json'}",
-            "playbooks/qdrant.yml",
+            playbook,
         ],
         cwd=ROOT,
         env=env,
@@ -111,6 +113,13 @@ def test_no_source_says_how_to_pin_one(host, tmp_path):
     result = run_playbook(host, tmp_path)
     assert result.returncode != 0
     assert "set qdrant_archive_sha256" in " ".join(result.stdout.split())
+    assert nothing_installed(host)
+
+
+def test_rolling_upgrade_needs_an_exact_target_version(host, tmp_path, archive):
+    result = run_playbook(host, tmp_path, "playbooks/rolling_upgrade.yml", qdrant_archive_src=str(archive))
+    assert result.returncode != 0
+    assert "-e qdrant_target_version=X.Y.Z" in result.stdout
     assert nothing_installed(host)
 
 
