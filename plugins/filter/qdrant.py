@@ -19,7 +19,11 @@ def qdrant_unhealthy_replicas(results) -> list[str]:
             continue
         replicas = [(s["shard_id"], body.get("peer_id"), s["state"]) for s in body.get("local_shards", [])]
         replicas += [(s["shard_id"], s["peer_id"], s["state"]) for s in body.get("remote_shards", [])]
-        bad = [f"shard {shard} on peer {peer} {state}" for shard, peer, state in replicas if state not in HEALTHY_STATES]
+        bad = [
+            f"shard {shard} on peer {peer} {state}"
+            for shard, peer, state in replicas
+            if state not in HEALTHY_STATES
+        ]
         if bad:
             problems.append(f"{name}: {', '.join(bad)}")
     return problems

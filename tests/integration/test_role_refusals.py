@@ -2,6 +2,7 @@
 changes anything on the host (a real systemd container, reached with the docker connection)."""
 
 import hashlib
+import ipaddress
 import json
 import os
 import subprocess
@@ -10,6 +11,9 @@ import tarfile
 from pathlib import Path
 
 import pytest
+import yaml
+from cryptography import x509
+from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from tests.support.containers import SystemdContainer
 
@@ -136,3 +140,36 @@ def test_good_archive_installs_versioned_with_current_link(host, tmp_path, archi
     assert result.returncode == 0, result.stdout[-3000:]
     assert host.exec("readlink", "/opt/qdrant/current").stdout.strip() == "versions/1.18.4"
     assert host.exec("test", "-x", "/opt/qdrant/versions/1.18.3/qdrant").returncode == 0
+
+
+def test_tls_certificates_match_the_node_and_chain_to_the_cluster_ca(host, tmp_path, archive):
+    sha = hashlib.sha256(archive.read_bytes()).hexdigest()
+    result = run_playbook(
+        host, tmp_path, qdrant_archive_src=str(archive), qdrant_archive_sha256=sha, qdrant_tls_enabled=True
+    )
+    assert result.returncode == 0, result.stdout[-3000:]
+    ca = x509.load_pem_x509_certificate(host.exec("cat", "/etc/qdrant/tls/cacert.pem").stdout.encode())
+    cert = x509.load_pem_x509_certificate(host.exec("cat", "/etc/qdrant/tls/cert.pem").stdout.encode())
+    cert.verify_directly_issued_by(ca)
+    address = host.exec("hostname", "-I").stdout.split()[0]
+    names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert ipaddress.ip_address(address) in names.get_values_for_type(x509.IPAddress)
+    assert ipaddress.ip_address("127.0.0.1") in names.get_values_for_type(x509.IPAddress)
+    usages = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    assert {ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH} <= set(usages)
+    modes = host.exec("stat", "-c", "%n %U:%G %a", "/etc/qdrant/tls/key.pem").stdout.split()
+    assert modes[1:] == ["root:qdrant", "640"]
+    config = yaml.safe_load(host.exec("cat", "/etc/qdrant/config.yaml").stdout)
+    assert config["service"]["enable_tls"] is True and config["cluster"]["p2p"]["enable_tls"] is True
+    assert config["tls"] == {
+        "cert": "/etc/qdrant/tls/cert.pem",
+        "key": "/etc/qdrant/tls/key.pem",
+        "ca_cert": "/etc/qdrant/tls/cacert.pem",
+    }
+    unit = host.exec("cat", "/etc/systemd/system/qdrant.service").stdout
+    assert f"--uri https://{address}:6335" in unit
+    # The CA key stays on the controller.
+    assert (tmp_path / "secrets/tls/ca.key").exists()
+    assert host.exec("sh", "-c", "grep -rl 'PRIVATE KEY' /etc/qdrant/tls").stdout.split() == [
+        "/etc/qdrant/tls/key.pem"
+    ]

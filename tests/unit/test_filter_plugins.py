@@ -1,0 +1,49 @@
+"""The health filter the qdrant role waits on between node restarts."""
+
+import importlib.util
+from pathlib import Path
+
+spec = importlib.util.spec_from_file_location(
+    "qdrant_filters", Path(__file__).resolve().parents[2] / "plugins/filter/qdrant.py"
+)
+filters = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(filters)
+unhealthy = filters.FilterModule().filters()["qdrant_unhealthy_replicas"]
+
+
+def result(item, local, remote, status=200):
+    body = {
+        "peer_id": 1,
+        "shard_count": 2,
+        "local_shards": local,
+        "remote_shards": remote,
+        "shard_transfers": [],
+    }
+    return {"item": item, "status": status, "json": {"result": body, "status": "ok"}}
+
+
+def test_all_active_is_healthy():
+    ok = result(
+        "a",
+        [{"shard_id": 0, "points_count": 5, "state": "Active"}],
+        [{"shard_id": 0, "peer_id": 2, "state": "Listener"}],
+    )
+    assert unhealthy({"results": [ok]}) == []
+    assert unhealthy(ok) == []  # one `until` attempt is a single result
+
+
+def test_dead_partial_and_unanswered_are_named():
+    bad = result(
+        "cities",
+        [{"shard_id": 0, "points_count": 5, "state": "Partial"}],
+        [{"shard_id": 1, "peer_id": 3, "state": "Dead"}, {"shard_id": 1, "peer_id": 2, "state": "Active"}],
+    )
+    down = {"item": "places", "status": -1, "msg": "Connection refused"}
+    assert unhealthy({"results": [bad, down]}) == [
+        "cities: shard 0 on peer 1 Partial, shard 1 on peer 3 Dead",
+        "places: HTTP -1",
+    ]
+
+
+def test_no_collections_is_healthy():
+    assert unhealthy({"results": []}) == []
