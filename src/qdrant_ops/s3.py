@@ -1,0 +1,249 @@
+"""S3 for backups: a client built the way EC2 expects, and a streaming multipart upload that
+hashes as it reads, keeps memory bounded, and never leaves a complete-looking object whose bytes
+are not what the snapshot's checksum says.
+
+On EC2 the instance profile provides credentials: leave the keys unset. An endpoint and keys are
+for other S3 services (the tests' moto server, MinIO).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import time
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import boto3
+import botocore.config
+import botocore.exceptions
+
+from qdrant_ops.errors import QdrantOpsError
+
+MIB = 1024 * 1024
+MIN_PART_SIZE = 5 * MIB  # S3's minimum for every part but the last
+MAX_PARTS = 10_000
+
+
+class S3Error(QdrantOpsError):
+    """An S3 operation failed; the message says which and what to check."""
+
+
+class Readable(Protocol):
+    def read(self, size: int = -1) -> bytes: ...
+
+
+@dataclass(frozen=True)
+class S3Settings:
+    bucket: str
+    prefix: str = "qdrant-backups"
+    endpoint_url: str | None = None
+    region: str | None = None
+    access_key: str | None = field(default=None, repr=False)
+    secret_key: str | None = field(default=None, repr=False)
+    part_size: int = 8 * MIB  # bench/backup.py: 8 MiB x 8 matched boto3 at a third of the memory
+    concurrency: int = 8
+    max_attempts: int = 8  # per request, botocore's standard retry mode
+
+    def __post_init__(self) -> None:
+        if not self.bucket:
+            raise S3Error("no S3 bucket given: set the backup bucket name")
+        if self.part_size < MIN_PART_SIZE:
+            raise S3Error(f"part size {self.part_size} is below S3's minimum of 5 MiB: raise it")
+        if self.concurrency < 1:
+            raise S3Error(f"concurrency must be at least 1, got {self.concurrency}")
+        if bool(self.access_key) != bool(self.secret_key):
+            raise S3Error("give both the S3 access key and secret key, or neither (instance profile)")
+
+
+def make_client(settings: S3Settings):
+    config = botocore.config.Config(
+        retries={"max_attempts": settings.max_attempts, "mode": "standard"},
+        max_pool_connections=settings.concurrency + 2,
+        connect_timeout=10,
+        read_timeout=120,
+    )
+    return boto3.client(
+        "s3",
+        endpoint_url=settings.endpoint_url,
+        region_name=settings.region,
+        aws_access_key_id=settings.access_key,
+        aws_secret_access_key=settings.secret_key,
+        config=config,
+    )
+
+
+def describe_error(exc: Exception, action: str, bucket: str, key: str = "") -> S3Error:
+    """Turn a botocore failure into a message that says what to check."""
+    where = f"s3://{bucket}/{key}" if key else f"s3://{bucket}"
+    if isinstance(exc, botocore.exceptions.ClientError):
+        code = exc.response.get("Error", {}).get("Code", "")
+        hints = {
+            "NoSuchBucket": "the bucket does not exist: create it (terraform apply) or fix the bucket name",
+            "AccessDenied": "access denied: check the instance profile or keys allow this prefix and KMS key",
+            "InvalidAccessKeyId": "the access key is not known to this S3 endpoint",
+            "SignatureDoesNotMatch": "the secret key does not match the access key",
+        }
+        return S3Error(f"{action} {where} failed: {hints.get(code, code or str(exc))}")
+    if isinstance(exc, botocore.exceptions.EndpointConnectionError | botocore.exceptions.ConnectTimeoutError):
+        return S3Error(
+            f"{action} {where} failed: S3 endpoint unreachable ({exc}); check the network / endpoint"
+        )
+    if isinstance(exc, botocore.exceptions.NoCredentialsError):
+        return S3Error(f"{action} {where} failed: no credentials (attach the instance profile or set keys)")
+    return S3Error(f"{action} {where} failed: {type(exc).__name__}: {exc}")
+
+
+@dataclass
+class UploadResult:
+    key: str
+    size: int
+    sha256: str
+    parts: int
+    seconds: float
+
+    @property
+    def mib_per_second(self) -> float:
+        return self.size / MIB / self.seconds if self.seconds > 0 else 0.0
+
+
+def _read_full(reader: Readable, size: int) -> bytes:
+    """Read exactly `size` bytes unless the stream ends (HTTP streams return short reads)."""
+    chunks, remaining = [], size
+    while remaining > 0:
+        chunk = reader.read(remaining)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        remaining -= len(chunk)
+    return b"".join(chunks)
+
+
+def upload_stream(
+    client,
+    settings: S3Settings,
+    key: str,
+    reader: Readable,
+    *,
+    expected_sha256: str | None = None,
+    metadata: dict[str, str] | None = None,
+    on_progress: Callable[[int], None] | None = None,
+    size_hint: int | None = None,
+) -> UploadResult:
+    """Stream `reader` to s3://bucket/key. At most `concurrency` parts are in flight, so memory
+    stays near (concurrency + 1) * part_size whatever the size. The sha256 is computed while
+    reading; with `expected_sha256` a mismatch aborts the upload before it completes, so no
+    object with wrong bytes ever appears. The stored size is checked against what was sent.
+    `size_hint` (e.g. the size Qdrant lists) raises the part size when 10,000 parts would not do."""
+    started = time.monotonic()
+    part_size = part_size_for(settings.part_size, size_hint)
+    bucket = settings.bucket
+    metadata = dict(metadata or {})
+    if expected_sha256:
+        metadata["sha256"] = expected_sha256.strip().lower()
+    digest = hashlib.sha256()
+    first = _read_full(reader, part_size)
+    digest.update(first)
+    size = len(first)
+    try:
+        if len(first) < part_size:  # fits in one request
+            _check_digest(digest, expected_sha256, key)
+            client.put_object(Bucket=bucket, Key=key, Body=first, Metadata=metadata)
+            parts = 1
+        else:
+            size, parts = _multipart(
+                client,
+                settings,
+                part_size,
+                key,
+                reader,
+                first=first,
+                digest=digest,
+                metadata=metadata,
+                expected_sha256=expected_sha256,
+                on_progress=on_progress,
+            )
+        head = client.head_object(Bucket=bucket, Key=key)
+    except S3Error:
+        raise
+    except Exception as exc:
+        raise describe_error(exc, "upload to", bucket, key) from exc
+    if head["ContentLength"] != size:
+        client.delete_object(Bucket=bucket, Key=key)
+        raise S3Error(
+            f"s3://{bucket}/{key} holds {head['ContentLength']} bytes, {size} were sent; removed it"
+        )
+    return UploadResult(key, size, digest.hexdigest(), parts, time.monotonic() - started)
+
+
+def part_size_for(configured: int, size_hint: int | None) -> int:
+    """The configured part size, raised to whole MiB when the object would need over 10,000 parts."""
+    if not size_hint:
+        return configured
+    needed = -(-size_hint // MAX_PARTS)
+    return max(configured, -(-needed // MIB) * MIB)
+
+
+def _check_digest(digest, expected: str | None, key: str) -> None:
+    if expected and digest.hexdigest() != expected.strip().lower():
+        raise S3Error(
+            f"sha256 of the bytes read for {key} is {digest.hexdigest()}, Qdrant reported "
+            f"{expected.strip().lower()}: the snapshot changed or was cut short; nothing was stored"
+        )
+
+
+def _multipart(
+    client, settings, part_size, key, reader, *, first, digest, metadata, expected_sha256, on_progress
+):
+    bucket = settings.bucket
+    upload_id = client.create_multipart_upload(Bucket=bucket, Key=key, Metadata=metadata)["UploadId"]
+    in_flight: deque[tuple[int, Future]] = deque()
+    done: list[dict] = []
+    size = 0
+
+    def finish_oldest() -> None:
+        number, future = in_flight.popleft()
+        done.append({"PartNumber": number, "ETag": future.result()["ETag"]})
+
+    try:
+        with ThreadPoolExecutor(max_workers=settings.concurrency, thread_name_prefix="s3-part") as pool:
+            number, chunk = 1, first
+            while chunk:
+                if number > MAX_PARTS:
+                    raise S3Error(f"{key} needs more than {MAX_PARTS} parts: raise the part size")
+                if len(in_flight) >= settings.concurrency:
+                    finish_oldest()  # bounds memory: no more than `concurrency` parts held
+                in_flight.append(
+                    (
+                        number,
+                        pool.submit(
+                            client.upload_part,
+                            Bucket=bucket,
+                            Key=key,
+                            UploadId=upload_id,
+                            PartNumber=number,
+                            Body=chunk,
+                        ),
+                    )
+                )
+                size += len(chunk)
+                if on_progress:
+                    on_progress(size)
+                number += 1
+                chunk = _read_full(reader, part_size)
+                digest.update(chunk)
+            while in_flight:
+                finish_oldest()
+        _check_digest(digest, expected_sha256, key)
+        client.complete_multipart_upload(
+            Bucket=bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": done}
+        )
+    except BaseException:
+        # Abort so no partial object and no billed orphan parts stay behind.
+        with contextlib.suppress(Exception):  # the original failure is the one to report
+            client.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id)
+        raise
+    return size, len(done)
