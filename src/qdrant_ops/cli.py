@@ -8,6 +8,7 @@ never from the command line, where `ps` would show it.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -16,7 +17,7 @@ from pathlib import Path
 
 import yaml
 
-from qdrant_ops import __version__, cluster, collections, points
+from qdrant_ops import __version__, backup, backup_job, cluster, collections, points, s3
 from qdrant_ops.client import ClusterClient
 from qdrant_ops.errors import ConfigError, QdrantOpsError
 from qdrant_ops.table import format_table
@@ -215,6 +216,66 @@ def cmd_points_upsert(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- backup --------------------------------------------------------------------------------------------
+def cmd_backup_run(args: argparse.Namespace) -> int:
+    config = backup_job.load(args.config)
+    if args.collection:
+        settings = dataclasses.replace(config.settings, collections=tuple(args.collection))
+        config = dataclasses.replace(config, settings=settings)
+    log = (lambda line: print(line, file=sys.stderr)) if not args.json else (lambda _line: None)
+    part = backup_job.run_backup(config, args.backup_id, log=log)
+    total = sum(r["size"] for r in part["snapshots"].values())
+    _emit(
+        args,
+        part,
+        f"backup {part['backup_id']}: peer {part['peer_id']} uploaded {len(part['snapshots'])} "
+        f"snapshot(s), {total} bytes; set is {part['set_status']}",
+    )
+    return 0
+
+
+def cmd_backup_list(args: argparse.Namespace) -> int:
+    config = backup_job.load(args.config)
+    sets = backup.list_sets(s3.make_client(config.settings.s3), config.settings)
+    rows = [
+        [s["backup_id"], s["time"], s["status"], s["peers"], len(s["collections"]), s["bytes"]] for s in sets
+    ]
+    _emit(args, sets, format_table(rows, ["BACKUP", "TIME", "STATUS", "PEERS", "COLLECTIONS", "BYTES"]))
+    return 0
+
+
+def cmd_backup_show(args: argparse.Namespace) -> int:
+    config = backup_job.load(args.config)
+    manifest = backup.show_set(
+        s3.make_client(config.settings.s3), config.settings, args.backup_id, verify=not args.no_verify
+    )
+    rows = [
+        [name, view["points_exact"], len(view["nodes"]), sum(n["size"] for n in view["nodes"].values())]
+        for name, view in sorted(manifest["collections"].items())
+    ]
+    text = (
+        f"backup {manifest['backup_id']} of {manifest['cluster']}: {manifest['status']}, "
+        f"Qdrant {manifest['qdrant_version']}, {len(manifest['peers'])} peers, "
+        f"{manifest['started']} .. {manifest['finished']}\n\n"
+        + format_table(rows, ["COLLECTION", "POINTS", "NODES", "BYTES"])
+        + "".join(f"\nproblem: {p}" for p in manifest["problems"])
+    )
+    _emit(args, manifest, text)
+    return 0 if manifest["status"] == "complete" else 1
+
+
+def cmd_backup_prune(args: argparse.Namespace) -> int:
+    config = backup_job.load(args.config)
+    plan = backup_job.run_prune(config, dry_run=args.dry_run)
+    rows = [
+        [p["backup_id"], p["status"], "keep" if p["keep"] else "delete", "; ".join(p["reasons"])]
+        for p in plan
+    ]
+    header = "prune plan (dry run, nothing deleted)" if args.dry_run else "pruned"
+    _emit(args, plan, f"{header}\n" + format_table(rows, ["BACKUP", "STATUS", "ACTION", "WHY"]))
+    return 0
+
+
 # -- parser --------------------------------------------------------------------------------------------
 def _connection_options() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
@@ -275,6 +336,29 @@ def build_parser() -> argparse.ArgumentParser:
     upsert.add_argument("-f", "--file", required=True)
     upsert.add_argument("--batch-size", type=int, default=points.DEFAULT_BATCH)
     upsert.set_defaults(handler=cmd_points_upsert)
+
+    config_opts = argparse.ArgumentParser(add_help=False)
+    config_opts.add_argument(
+        "--config", default=backup_job.DEFAULT_PATH, help=f"backup config (default {backup_job.DEFAULT_PATH})"
+    )
+    config_opts.add_argument("--json", action="store_true", help="machine-readable output")
+    bak = commands.add_parser("backup", help="snapshots of every node to S3").add_subparsers(metavar="ACTION")
+    run = bak.add_parser("run", parents=[config_opts], help="upload this node's part of a backup set")
+    run.add_argument("--backup-id", help="set id for an on-demand run (default: the current schedule slot)")
+    run.add_argument("--collection", action="append", help="only this collection, repeatable")
+    run.set_defaults(handler=cmd_backup_run)
+    bak.add_parser("list", parents=[config_opts], help="backup sets, newest first").set_defaults(
+        handler=cmd_backup_list
+    )
+    show = bak.add_parser("show", parents=[config_opts], help="one set; exit 1 unless complete")
+    show.add_argument("backup_id")
+    show.add_argument(
+        "--no-verify", action="store_true", help="print the stored manifest without checking S3"
+    )
+    show.set_defaults(handler=cmd_backup_show)
+    prune = bak.add_parser("prune", parents=[config_opts], help="delete sets the retention policy drops")
+    prune.add_argument("--dry-run", action="store_true", help="print the plan, delete nothing")
+    prune.set_defaults(handler=cmd_backup_prune)
     return parser
 
 

@@ -9,9 +9,10 @@ never part of a repr, log line or error message.
 
 from __future__ import annotations
 
+import contextlib
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 from urllib.parse import quote, urlsplit
 
@@ -62,6 +63,26 @@ def normalise_urls(urls: str | Sequence[str]) -> tuple[str, ...]:
     if not result:
         raise ConfigError("no Qdrant node URL given: pass at least one, e.g. http://10.0.1.10:6333")
     return tuple(result)
+
+
+class StreamReader:
+    """`read(size)` over an iterator of byte chunks, holding at most one chunk beyond the request."""
+
+    def __init__(self, chunks: Iterator[bytes]) -> None:
+        self._chunks = chunks
+        self._buffer = bytearray()
+
+    def read(self, size: int = -1) -> bytes:
+        while size < 0 or len(self._buffer) < size:
+            chunk = next(self._chunks, None)
+            if chunk is None:
+                break
+            self._buffer += chunk
+        if size < 0:
+            size = len(self._buffer)
+        data = bytes(self._buffer[:size])
+        del self._buffer[:size]
+        return data
 
 
 class ClusterClient:
@@ -165,6 +186,21 @@ class ClusterClient:
 
     def get(self, path: str, **kwargs) -> Any:
         return self.request("GET", path, **kwargs)
+
+    @contextlib.contextmanager
+    def download(self, path: str, node: str, chunk_size: int = 1024 * 1024) -> Iterator[StreamReader]:
+        """Stream a GET from one node (snapshot downloads) as a file-like object, never whole in memory."""
+        url = node.rstrip("/")
+        try:
+            with self._http.stream(
+                "GET", url + path, timeout=httpx.Timeout(self.timeout, read=300)
+            ) as response:
+                if response.status_code >= 400:
+                    response.read()
+                    raise QdrantApiError(url, "GET", path, response.status_code, _error_message(response))
+                yield StreamReader(response.iter_raw(chunk_size))
+        except httpx.TransportError as exc:
+            raise QdrantUnavailableError(f"GET {path} on {url}: {type(exc).__name__}: {exc}") from exc
 
     # -- cluster ---------------------------------------------------------------------------------
     def cluster_status(self, node: str | None = None) -> dict:

@@ -167,7 +167,7 @@ def upload_stream(
                 on_progress=on_progress,
             )
         head = client.head_object(Bucket=bucket, Key=key)
-    except S3Error:
+    except QdrantOpsError:  # ours, already clear (S3Error, or the source stream failing)
         raise
     except Exception as exc:
         raise describe_error(exc, "upload to", bucket, key) from exc

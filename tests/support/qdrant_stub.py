@@ -9,7 +9,9 @@ response it serves against that spec. Defaults mirror Qdrant 1.18 (FACTS.md sect
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
+import os
 import re
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -49,10 +51,16 @@ def _merge(base: dict, changes: dict | None) -> dict:
 
 
 class StubState:
-    def __init__(self, peers: int = 3) -> None:
+    def __init__(self, peers: int = 3, me: int = 0) -> None:
         self.peer_ids = [1000 + i for i in range(peers)]
+        self.me = self.peer_ids[me]  # this node's peer id (index into peer_ids)
         self.collections: dict[str, dict] = {}
         self.points: dict[str, dict] = {}
+        # Local snapshot files per collection: name -> bytes; and how the next create behaves.
+        self.snapshots: dict[str, dict[str, bytes]] = {}
+        self.snapshot_size = 64 * 1024
+        self.snapshot_create_error: str | None = None  # e.g. a full disk; leaves a partial file
+        self.corrupt_downloads = False  # serve bytes that do not match the reported checksum
         # (method, path, query, request body, status, response body) of every request served
         self.requests: list[tuple] = []
         self.fail_next: list[int] = []  # HTTP statuses to return for the next requests
@@ -63,7 +71,7 @@ class StubState:
         peers = {str(pid): {"uri": f"http://10.0.0.{i + 1}:6335/"} for i, pid in enumerate(self.peer_ids)}
         return {
             "status": "enabled",
-            "peer_id": self.peer_ids[0],
+            "peer_id": self.me,
             "peers": peers,
             "raft_info": {
                 "term": 2,
@@ -138,7 +146,7 @@ class StubState:
     def collection_cluster(self, name: str) -> dict:
         shards = self.collections[name]["params"]["shard_number"]
         rf = self.collections[name]["params"]["replication_factor"]
-        me = self.peer_ids[0]
+        me = self.me
         local, remote = [], []
         for shard in range(shards):
             for replica in range(rf):
@@ -180,6 +188,11 @@ ROUTES: list[tuple[str, re.Pattern]] = [
         ("POST", r"/collections/(?P<c>[^/]+)/points/count"),
         ("PUT", r"/collections/(?P<c>[^/]+)/points"),
         ("GET", r"/collections/(?P<c>[^/]+)/points/(?P<id>[^/]+)"),
+        ("POST", r"/collections/(?P<c>[^/]+)/points/scroll"),
+        ("GET", r"/collections/(?P<c>[^/]+)/snapshots"),
+        ("POST", r"/collections/(?P<c>[^/]+)/snapshots"),
+        ("GET", r"/collections/(?P<c>[^/]+)/snapshots/(?P<s>[^/]+)"),
+        ("DELETE", r"/collections/(?P<c>[^/]+)/snapshots/(?P<s>[^/]+)"),
     ]
 ]
 
@@ -205,6 +218,11 @@ def handle(state: StubState, method: str, path: str, body: Any) -> tuple[int, An
         return 200, _ok({"collections": [{"name": n} for n in sorted(state.collections)]})
     if path.endswith("/cluster"):
         return 200, _ok(state.collection_cluster(name))
+    if "/snapshots" in path:
+        return _snapshots(state, method, name, args.get("s"))
+    if path.endswith("/points/scroll"):
+        records = [state.points[name][key] for key in sorted(state.points[name], key=str)]
+        return 200, _ok({"points": copy.deepcopy(records[: body.get("limit", 10)]), "next_page_offset": None})
     if path.endswith("/points/count"):
         return 200, _ok({"count": len(state.points[name])})
     if "/points/" in path:
@@ -248,6 +266,35 @@ def handle(state: StubState, method: str, path: str, body: Any) -> tuple[int, An
     return 200, _ok(True)
 
 
+def _describe(name: str, data: bytes) -> dict:
+    return {
+        "name": name,
+        "creation_time": "2026-11-24T20:00:00",
+        "size": len(data),
+        "checksum": hashlib.sha256(data).hexdigest(),
+    }
+
+
+def _snapshots(state: StubState, method: str, name: str, snapshot: str | None) -> tuple[int, Any]:
+    files = state.snapshots.setdefault(name, {})
+    if method == "POST":
+        new_name = f"{name}-{state.me}-2026-11-24-20-00-{len(files):02d}.snapshot"
+        if state.snapshot_create_error:
+            files[new_name] = b"partial"
+            return 500, _error(f"Service internal error: {state.snapshot_create_error}")
+        files[new_name] = os.urandom(state.snapshot_size)
+        return 200, _ok(_describe(new_name, files[new_name]))
+    if snapshot is None:
+        return 200, _ok([_describe(n, data) for n, data in sorted(files.items())])
+    if snapshot not in files:
+        return 404, _error(f"Not found: Snapshot {snapshot} not found")
+    if method == "DELETE":
+        del files[snapshot]
+        return 200, _ok(True)
+    data = files[snapshot]
+    return 200, (data[:-1] + b"X") if state.corrupt_downloads else data
+
+
 class _Handler(BaseHTTPRequestHandler):
     state: StubState
     api_key: str | None
@@ -266,9 +313,10 @@ class _Handler(BaseHTTPRequestHandler):
             self.state.requests.append(
                 (self.command, split.path, parse_qs(split.query), body, status, payload)
             )
-        data = json.dumps(payload).encode()
+        binary = isinstance(payload, bytes)
+        data = payload if binary else json.dumps(payload).encode()
         self.send_response(status)
-        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Type", "application/octet-stream" if binary else "application/json")
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)
@@ -280,8 +328,8 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 class QdrantStubServer:
-    def __init__(self, peers: int = 3, api_key: str | None = None) -> None:
-        self.state = StubState(peers)
+    def __init__(self, peers: int = 3, api_key: str | None = None, me: int = 0) -> None:
+        self.state = StubState(peers, me)
         handler = type("Handler", (_Handler,), {"state": self.state, "api_key": api_key})
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)

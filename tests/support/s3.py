@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -26,10 +28,13 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 
 class MotoServer:
-    def __init__(self, host: str = "127.0.0.1", port: int | None = None) -> None:
+    def __init__(self, host: str = "127.0.0.1", port: int | None = None, env: dict | None = None) -> None:
+        self.env = env or {}
         self.host = host
         self.port = port or free_port(host)
         self.process: subprocess.Popen | None = None
+        # moto logs every request; a pipe nobody reads would fill up and stall the server.
+        self.log = tempfile.TemporaryFile()  # noqa: SIM115 - closed in stop()
 
     @property
     def endpoint_url(self) -> str:
@@ -39,12 +44,14 @@ class MotoServer:
         self.process = subprocess.Popen(
             [sys.executable, "-m", "moto.server", "-H", self.host, "-p", str(self.port)],
             stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
+            stderr=self.log,
+            env={**os.environ, **self.env},
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"moto server exited: {self.process.stderr.read().decode()[-2000:]}")
+                self.log.seek(0)
+                raise RuntimeError(f"moto server exited: {self.log.read().decode()[-2000:]}")
             try:
                 urllib.request.urlopen(f"{self.endpoint_url}/moto-api/", timeout=1).close()
                 return self
@@ -57,6 +64,7 @@ class MotoServer:
         if self.process and self.process.poll() is None:
             self.process.terminate()
             self.process.wait(timeout=10)
+        self.log.close()
 
-    def client(self):
-        return boto3.client("s3", endpoint_url=self.endpoint_url, **TEST_CREDENTIALS)
+    def client(self, service: str = "s3", **credentials):
+        return boto3.client(service, endpoint_url=self.endpoint_url, **{**TEST_CREDENTIALS, **credentials})

@@ -1,0 +1,573 @@
+"""Cluster-wide backups to S3: every node snapshots its own shards, uploads them with a part record,
+and the set's manifest is rebuilt from those records (FACTS.md section 3: a collection snapshot
+holds only the shards local to the node that made it, so a set needs every peer's part).
+
+S3 layout under `<prefix>/<cluster>/<backup_id>/`:
+    <collection>/<peer_id>.snapshot    one per node and collection (metadata: sha256)
+    parts/<peer_id>.json               what that node uploaded, its view of the cluster, its status
+    manifest.json                      the whole set; "complete" only when every peer's part is
+                                       present, succeeded and its objects match size and sha256
+The backup id is the UTC schedule slot, so the timer runs of all nodes in one slot form one set.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import botocore.exceptions
+
+from qdrant_ops import s3
+from qdrant_ops.client import ClusterClient, QdrantApiError, segment
+from qdrant_ops.cluster import shard_placement
+from qdrant_ops.errors import ConfigError, QdrantOpsError
+
+ID_FORMAT = "%Y%m%dT%H%M%SZ"
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+DURATION_PATTERN = re.compile(r"^(\d+)([smhdw])$")
+DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+MANIFEST_FORMAT = 1
+
+
+class BackupError(QdrantOpsError):
+    """A backup step failed; the set it belongs to stays incomplete."""
+
+
+def parse_duration(text: str | int, what: str = "duration") -> int:
+    """Seconds from '90s', '30m', '6h', '1d', '2w' (or a plain number of seconds)."""
+    if isinstance(text, int):
+        seconds = text
+    else:
+        match = DURATION_PATTERN.match(str(text).strip())
+        if not match:
+            raise ConfigError(f"{what} {text!r} is not a duration: use e.g. 30m, 6h, 1d or 2w")
+        seconds = int(match.group(1)) * DURATION_UNITS[match.group(2)]
+    if seconds <= 0:
+        raise ConfigError(f"{what} must be positive, got {text!r}")
+    return seconds
+
+
+def check_name(value: str, what: str) -> str:
+    if not NAME_PATTERN.match(value or ""):
+        raise ConfigError(
+            f"{what} {value!r} is not usable in S3 keys: use letters, digits, '.', '_' or '-' "
+            "(at most 128, starting with a letter or digit)"
+        )
+    return value
+
+
+def slot_id(now: datetime, slot_seconds: int) -> str:
+    """The backup id of the schedule slot `now` falls in, e.g. 20261124T000000Z for a daily slot."""
+    epoch = int(now.timestamp())
+    return datetime.fromtimestamp(epoch - epoch % slot_seconds, UTC).strftime(ID_FORMAT)
+
+
+def id_time(backup_id: str) -> datetime | None:
+    try:
+        return datetime.strptime(backup_id, ID_FORMAT).replace(tzinfo=UTC)
+    except ValueError:
+        return None
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def _parse_iso(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+@dataclass(frozen=True)
+class Layout:
+    prefix: str
+    cluster: str
+
+    def cluster_prefix(self) -> str:
+        return "/".join(p for p in (self.prefix.strip("/"), self.cluster) if p) + "/"
+
+    def set_prefix(self, backup_id: str) -> str:
+        return f"{self.cluster_prefix()}{backup_id}/"
+
+    def snapshot_key(self, backup_id: str, collection: str, peer_id: int) -> str:
+        return f"{self.set_prefix(backup_id)}{collection}/{peer_id}.snapshot"
+
+    def part_key(self, backup_id: str, peer_id: int) -> str:
+        return f"{self.set_prefix(backup_id)}parts/{peer_id}.json"
+
+    def manifest_key(self, backup_id: str) -> str:
+        return f"{self.set_prefix(backup_id)}manifest.json"
+
+
+@dataclass(frozen=True)
+class BackupSettings:
+    cluster: str
+    s3: s3.S3Settings
+    collections: tuple[str, ...] = ()  # empty: every collection
+    sample_size: int = 32
+    slot_seconds: int = 86400
+    snapshot_timeout: float = 3600.0
+
+    def __post_init__(self) -> None:
+        check_name(self.cluster, "cluster name")
+        if not 0 <= self.sample_size <= 1000:
+            raise ConfigError(f"sample_size must be between 0 and 1000, got {self.sample_size}")
+
+    @property
+    def layout(self) -> Layout:
+        return Layout(self.s3.prefix, self.cluster)
+
+
+# -- what the manifest records about a collection -------------------------------------------------
+def _digest(value) -> str:
+    canonical = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def point_fingerprint(record: dict) -> dict:
+    """A point's id with hashes of its payload and vectors, compared after a restore."""
+    return {
+        "id": record["id"],
+        "payload_sha256": _digest(record.get("payload") or {}),
+        "vector_sha256": _digest(record.get("vector")),
+    }
+
+
+def sample_points(client: ClusterClient, collection: str, size: int) -> list[dict]:
+    if size == 0:
+        return []
+    result = client.request(
+        "POST",
+        f"/collections/{segment(collection)}/points/scroll",
+        json={"limit": size, "with_payload": True, "with_vector": True},
+    )
+    return [point_fingerprint(record) for record in result["points"]]
+
+
+def collection_view(client: ClusterClient, collection: str, sample_size: int) -> dict:
+    info = client.collection_info(collection)
+    if info is None:
+        raise BackupError(f"collection {collection!r} disappeared during the backup")
+    return {
+        "config": info["config"],
+        "payload_schema": info.get("payload_schema") or {},
+        "placement": shard_placement(client.collection_cluster(collection)),
+        "points_exact": client.count_points(collection),
+        "sample": sample_points(client, collection, sample_size),
+    }
+
+
+# -- one node's part --------------------------------------------------------------------------------
+def _hint(exc: Exception) -> str:
+    text = str(exc)
+    if "No space left" in text or "os error 28" in text:
+        return (
+            f"{text} - the node's disk is full: a snapshot needs free space about the size of the "
+            "collection's local shards in the snapshots and temp paths; free space or grow the volume"
+        )
+    return text
+
+
+def _snapshot_names(client: ClusterClient, node: str, collection: str) -> set[str]:
+    listed = client.get(f"/collections/{segment(collection)}/snapshots", node=node)
+    return {item["name"] for item in listed}
+
+
+def _delete_snapshot(client: ClusterClient, node: str, collection: str, name: str) -> None:
+    client.request(
+        "DELETE",
+        f"/collections/{segment(collection)}/snapshots/{segment(name)}",
+        params={"wait": "true"},
+        node=node,
+    )
+
+
+def snapshot_to_s3(
+    client: ClusterClient, node: str, settings: BackupSettings, s3_client, *, key: str, metadata: dict
+) -> dict:
+    """Create a snapshot of one collection on `node`, stream it to `key`, and delete the local
+    file whatever happens (Qdrant keeps snapshots until deleted; a full disk stops the node)."""
+    collection = metadata["collection"]
+    path = f"/collections/{segment(collection)}/snapshots"
+    before = _snapshot_names(client, node, collection)
+    created: str | None = None
+    started = time.monotonic()
+    try:
+        description = client.request(
+            "POST", path, params={"wait": "true"}, node=node, timeout=settings.snapshot_timeout
+        )
+        created = description["name"]
+        with client.download(f"{path}/{segment(created)}", node=node) as reader:
+            uploaded = s3.upload_stream(
+                s3_client,
+                settings.s3,
+                key,
+                reader,
+                expected_sha256=description.get("checksum"),  # null when Qdrant stores snapshots in S3
+                metadata=metadata,
+                size_hint=description.get("size"),
+            )
+        if description.get("size") is not None and uploaded.size != description["size"]:
+            s3_client.delete_object(Bucket=settings.s3.bucket, Key=key)
+            raise BackupError(
+                f"snapshot {created} of {collection} is {description['size']} bytes on {node} but "
+                f"{uploaded.size} were read; the upload was removed"
+            )
+    except QdrantApiError as exc:
+        raise BackupError(f"snapshot of collection {collection!r} on {node} failed: {_hint(exc)}") from exc
+    finally:
+        _remove_new_snapshots(client, node, collection, before, created)
+    return {
+        "key": key,
+        "size": uploaded.size,
+        "sha256": uploaded.sha256,
+        "qdrant_checksum": description.get("checksum"),
+        "snapshot_name": created,
+        "seconds": round(time.monotonic() - started, 3),
+    }
+
+
+def _remove_new_snapshots(
+    client: ClusterClient, node: str, collection: str, before: set[str], created: str | None
+) -> None:
+    names = {created} if created else set()
+    with contextlib.suppress(QdrantOpsError):  # a failed create may still have left a file
+        names |= _snapshot_names(client, node, collection) - before
+    for name in sorted(names):
+        try:
+            _delete_snapshot(client, node, collection, name)
+        except QdrantApiError as exc:
+            if exc.status != 404:
+                raise BackupError(
+                    f"could not delete local snapshot {name} of {collection} on {node}: {exc}; "
+                    "delete it by hand before the disk fills"
+                ) from exc
+
+
+def _node_identity(client: ClusterClient, node: str) -> tuple[int, list[dict]]:
+    status = client.cluster_status(node=node)
+    if status.get("status") != "enabled":
+        return 0, [{"id": 0, "uri": node}]
+    peers = sorted(
+        ({"id": int(pid), "uri": p["uri"]} for pid, p in status["peers"].items()), key=lambda p: p["id"]
+    )
+    return int(status["peer_id"]), peers
+
+
+def check_bucket(s3_client, bucket: str) -> None:
+    try:
+        s3_client.head_bucket(Bucket=bucket)
+    except botocore.exceptions.ClientError as exc:
+        code = exc.response.get("Error", {}).get("Code", "")
+        if code in ("404", "NoSuchBucket"):
+            raise s3.S3Error(
+                f"bucket s3://{bucket} does not exist: create it (terraform apply) or fix the bucket name"
+            ) from exc
+        if code in ("403", "AccessDenied"):
+            raise s3.S3Error(
+                f"access to s3://{bucket} denied: check the instance profile or keys allow this bucket"
+            ) from exc
+        raise s3.describe_error(exc, "check", bucket) from exc
+    except Exception as exc:
+        raise s3.describe_error(exc, "reach", bucket) from exc
+
+
+def run_node_backup(
+    client: ClusterClient,
+    node: str,
+    settings: BackupSettings,
+    s3_client,
+    *,
+    backup_id: str | None = None,
+    now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    log: Callable[[str], None] = lambda _line: None,
+) -> dict:
+    """Back up every selected collection of one node into the set `backup_id` (default: the
+    current schedule slot) and refresh the set's manifest. Returns the part record; raises
+    BackupError / S3Error / QdrantOpsError after recording the failure in the part."""
+    started = now()
+    backup_id = check_name(backup_id, "backup id") if backup_id else slot_id(started, settings.slot_seconds)
+    layout = settings.layout
+    part: dict = {
+        "format": MANIFEST_FORMAT,
+        "backup_id": backup_id,
+        "cluster": settings.cluster,
+        "node": node,
+        "started": _iso(started),
+        "status": "running",
+        "snapshots": {},
+    }
+    peer_id, peers = _node_identity(client, node)  # Qdrant down: nothing to record, set stays incomplete
+    part.update(peer_id=peer_id, peers=peers, qdrant_version=client.version(node=node))
+    check_bucket(s3_client, settings.s3.bucket)
+    try:
+        names = client.collection_names()
+        missing = sorted(set(settings.collections) - set(names))
+        if missing:
+            raise ConfigError(f"collections not found: {', '.join(missing)}; existing: {', '.join(names)}")
+        selected = sorted(settings.collections) if settings.collections else names
+        part["collections"] = {}
+        for collection in selected:
+            log(f"{collection}: snapshot on peer {peer_id}")
+            part["collections"][collection] = collection_view(client, collection, settings.sample_size)
+            metadata = {"collection": collection, "peer-id": str(peer_id), "backup-id": backup_id}
+            key = layout.snapshot_key(backup_id, collection, peer_id)
+            record = snapshot_to_s3(client, node, settings, s3_client, key=key, metadata=metadata)
+            part["snapshots"][collection] = record
+            log(
+                f"{collection}: {record['size']} bytes to s3://{settings.s3.bucket}/{key} "
+                f"in {record['seconds']}s"
+            )
+    except Exception as exc:
+        part.update(status="failed", error=str(exc), finished=_iso(now()))
+        with contextlib.suppress(Exception):  # S3 itself may be what failed; report the cause
+            _put_json(s3_client, settings.s3.bucket, layout.part_key(backup_id, peer_id), part)
+            update_manifest(s3_client, settings.s3.bucket, layout, backup_id)
+        raise
+    part.update(status="ok", finished=_iso(now()))
+    _put_json(s3_client, settings.s3.bucket, layout.part_key(backup_id, peer_id), part)
+    part["set_status"] = update_manifest(s3_client, settings.s3.bucket, layout, backup_id)["status"]
+    return part
+
+
+# -- the set's manifest -----------------------------------------------------------------------------
+def _put_json(s3_client, bucket: str, key: str, value: dict) -> None:
+    try:
+        s3_client.put_object(
+            Bucket=bucket,
+            Key=key,
+            Body=json.dumps(value, indent=1, sort_keys=True).encode(),
+            ContentType="application/json",
+        )
+    except Exception as exc:
+        raise s3.describe_error(exc, "write", bucket, key) from exc
+
+
+def _get_json(s3_client, bucket: str, key: str) -> dict | None:
+    try:
+        return json.loads(s3_client.get_object(Bucket=bucket, Key=key)["Body"].read())
+    except botocore.exceptions.ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+            return None
+        raise s3.describe_error(exc, "read", bucket, key) from exc
+
+
+def _list(s3_client, bucket: str, prefix: str) -> list[dict]:
+    try:
+        pages = s3_client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+        return [item for page in pages for item in page.get("Contents", [])]
+    except Exception as exc:
+        raise s3.describe_error(exc, "list", bucket, prefix) from exc
+
+
+def _object_problem(s3_client, bucket: str, record: dict) -> str | None:
+    try:
+        head = s3_client.head_object(Bucket=bucket, Key=record["key"])
+    except botocore.exceptions.ClientError:
+        return f"{record['key']} is missing"
+    if head["ContentLength"] != record["size"]:
+        return f"{record['key']} holds {head['ContentLength']} bytes, the part says {record['size']}"
+    if head.get("Metadata", {}).get("sha256", record["sha256"]) != record["sha256"]:
+        return f"{record['key']} has sha256 {head['Metadata']['sha256']}, the part says {record['sha256']}"
+    return None
+
+
+def build_manifest(parts: dict[int, dict], object_problem: Callable[[dict], str | None]) -> dict:
+    """The set as its parts describe it. Complete only when every peer the nodes saw has a part
+    that succeeded, covers the same collections, and whose objects check out."""
+    ok = {pid: part for pid, part in sorted(parts.items()) if part.get("status") == "ok"}
+    reference = next(iter(ok.values()), None) or next(iter(parts.values()))
+    peers = reference.get("peers", [])
+    problems = []
+    for peer in peers:
+        part = parts.get(peer["id"])
+        if part is None:
+            problems.append(f"peer {peer['id']} ({peer['uri']}): no part uploaded")
+        elif part.get("status") != "ok":
+            problems.append(f"peer {peer['id']}: {part.get('status')}: {part.get('error', '')}".rstrip(": "))
+    collections: dict[str, dict] = {}
+    for name, view in (reference.get("collections") or {}).items():
+        collections[name] = {**view, "nodes": {}}
+        for pid, part in ok.items():
+            record = part["snapshots"].get(name)
+            if record is None:
+                problems.append(f"peer {pid} has no snapshot of {name}")
+                continue
+            problem = object_problem(record)
+            if problem:
+                problems.append(problem)
+            collections[name]["nodes"][str(pid)] = {k: record[k] for k in ("key", "size", "sha256")}
+    versions = sorted({part.get("qdrant_version") for part in parts.values() if part.get("qdrant_version")})
+    if len(versions) > 1:
+        problems.append(f"nodes run different Qdrant versions: {', '.join(versions)}")
+    started = [part["started"] for part in parts.values() if part.get("started")]
+    finished = [part["finished"] for part in parts.values() if part.get("finished")]
+    return {
+        "format": MANIFEST_FORMAT,
+        "backup_id": reference["backup_id"],
+        "cluster": reference["cluster"],
+        "status": "complete" if not problems else "incomplete",
+        "problems": problems,
+        "qdrant_version": versions[0] if versions else None,
+        "peers": peers,
+        "collections": collections,
+        "started": min(started) if started else None,
+        "finished": max(finished) if finished else None,
+        "bytes": sum(r["size"] for c in collections.values() for r in c["nodes"].values()),
+    }
+
+
+def _read_parts(s3_client, bucket: str, layout: Layout, backup_id: str) -> tuple[dict[int, dict], tuple]:
+    listed = _list(s3_client, bucket, f"{layout.set_prefix(backup_id)}parts/")
+    parts = {}
+    for item in listed:
+        part = _get_json(s3_client, bucket, item["Key"])
+        if part is not None:
+            parts[int(part.get("peer_id", 0))] = part
+    return parts, tuple(sorted((item["Key"], item["ETag"]) for item in listed))
+
+
+def update_manifest(s3_client, bucket: str, layout: Layout, backup_id: str, attempts: int = 5) -> dict:
+    """Rebuild manifest.json from the parts. Nodes finish at about the same time, so after writing
+    it the parts are listed again: whoever writes last has seen every part written before it."""
+    manifest: dict = {}
+    for _ in range(attempts):
+        parts, seen = _read_parts(s3_client, bucket, layout, backup_id)
+        if not parts:
+            raise BackupError(f"backup {backup_id} of {layout.cluster} has no parts")
+        manifest = build_manifest(parts, lambda record: _object_problem(s3_client, bucket, record))
+        _put_json(s3_client, bucket, layout.manifest_key(backup_id), manifest)
+        if _read_parts(s3_client, bucket, layout, backup_id)[1] == seen:
+            break
+    return manifest
+
+
+# -- listing and retention --------------------------------------------------------------------------
+def list_sets(s3_client, settings: BackupSettings) -> list[dict]:
+    """Every set of the cluster, newest first, with the status its manifest records."""
+    layout = settings.layout
+    grouped: dict[str, list[dict]] = {}
+    for item in _list(s3_client, settings.s3.bucket, layout.cluster_prefix()):
+        backup_id = item["Key"][len(layout.cluster_prefix()) :].split("/", 1)[0]
+        grouped.setdefault(backup_id, []).append(item)
+    sets = []
+    for backup_id, items in grouped.items():
+        manifest = None
+        if any(item["Key"] == layout.manifest_key(backup_id) for item in items):
+            manifest = _get_json(s3_client, settings.s3.bucket, layout.manifest_key(backup_id))
+        uploaded = min(item["LastModified"] for item in items)
+        when = id_time(backup_id) or (
+            _parse_iso(manifest["started"]) if manifest and manifest["started"] else uploaded
+        )
+        sets.append(
+            {
+                "backup_id": backup_id,
+                "time": _iso(when),
+                "status": manifest["status"] if manifest else "incomplete",
+                "collections": sorted(manifest["collections"]) if manifest else [],
+                "peers": len(manifest["peers"]) if manifest else 0,
+                "bytes": sum(item["Size"] for item in items),
+                "objects": len(items),
+                "problems": manifest["problems"] if manifest else ["no manifest: no node finished its part"],
+            }
+        )
+    return sorted(sets, key=lambda s: (s["time"], s["backup_id"]), reverse=True)
+
+
+def show_set(s3_client, settings: BackupSettings, backup_id: str, verify: bool = True) -> dict:
+    """The manifest of one set; with `verify`, rebuilt from the parts and the objects now in S3."""
+    layout = settings.layout
+    check_name(backup_id, "backup id")
+    if verify:
+        parts, _ = _read_parts(s3_client, settings.s3.bucket, layout, backup_id)
+        if parts:
+            return build_manifest(parts, lambda r: _object_problem(s3_client, settings.s3.bucket, r))
+    manifest = _get_json(s3_client, settings.s3.bucket, layout.manifest_key(backup_id))
+    if manifest is None:
+        raise ConfigError(
+            f"no backup {backup_id!r} for cluster {settings.cluster} in s3://{settings.s3.bucket}/"
+            f"{layout.cluster_prefix()}: see `qdrant-ops backup list`"
+        )
+    return manifest
+
+
+@dataclass(frozen=True)
+class Retention:
+    keep_last: int = 7
+    daily: int = 7
+    weekly: int = 4
+    monthly: int = 6
+    incomplete_max_age: int = 2 * 86400  # seconds; younger incomplete sets may still be running
+
+    def __post_init__(self) -> None:
+        for name in ("keep_last", "daily", "weekly", "monthly"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"retention {name} must be 0 or more, got {getattr(self, name)}")
+
+
+def plan_prune(sets: list[dict], retention: Retention, now: datetime) -> list[dict]:
+    """Decide for every set whether it stays and why. Pure: `sets` as list_sets returns them."""
+    complete = sorted((s for s in sets if s["status"] == "complete"), key=lambda s: s["time"], reverse=True)
+    reasons: dict[str, list[str]] = {s["backup_id"]: [] for s in sets}
+    if complete:
+        reasons[complete[0]["backup_id"]].append("newest complete")
+    for position, item in enumerate(complete[: retention.keep_last]):
+        reasons[item["backup_id"]].append(f"last {position + 1}")
+    buckets: list[tuple[str, int, Callable[[datetime], str]]] = [
+        ("daily", retention.daily, lambda t: t.strftime("%Y-%m-%d")),
+        ("weekly", retention.weekly, lambda t: "{}-W{:02d}".format(*t.isocalendar()[:2])),
+        ("monthly", retention.monthly, lambda t: t.strftime("%Y-%m")),
+    ]
+    for label, count, bucket_of in buckets:
+        seen: list[str] = []
+        for item in complete:
+            bucket = bucket_of(_parse_iso(item["time"]))
+            if len(seen) < count and bucket not in seen:
+                seen.append(bucket)
+                reasons[item["backup_id"]].append(f"{label} {bucket}")
+    plan = []
+    for item in sets:
+        keep = reasons[item["backup_id"]]
+        if item["status"] != "complete":
+            age = (now - _parse_iso(item["time"])).total_seconds()
+            if age < retention.incomplete_max_age:
+                keep.append("incomplete but recent (may still be running)")
+        plan.append({**item, "keep": bool(keep), "reasons": keep or ["not selected by any rule"]})
+    return plan
+
+
+def delete_set(s3_client, settings: BackupSettings, backup_id: str) -> int:
+    """Delete every object of a set, the manifest first so a half-deleted set never looks complete."""
+    layout = settings.layout
+    bucket = settings.s3.bucket
+    keys = [item["Key"] for item in _list(s3_client, bucket, layout.set_prefix(backup_id))]
+    manifest = layout.manifest_key(backup_id)
+    ordered = [k for k in keys if k == manifest] + [k for k in keys if k != manifest]
+    for start in range(0, len(ordered), 1000):
+        batch = ordered[start : start + 1000]
+        try:
+            answer = s3_client.delete_objects(
+                Bucket=bucket, Delete={"Objects": [{"Key": k} for k in batch], "Quiet": True}
+            )
+        except Exception as exc:
+            raise s3.describe_error(exc, "delete from", bucket, layout.set_prefix(backup_id)) from exc
+        if answer.get("Errors"):
+            first = answer["Errors"][0]
+            raise s3.S3Error(f"deleting {first['Key']} failed: {first.get('Code')}: {first.get('Message')}")
+    return len(ordered)
+
+
+def prune(
+    s3_client, settings: BackupSettings, retention: Retention, *, dry_run: bool, now: datetime | None = None
+) -> list[dict]:
+    plan = plan_prune(list_sets(s3_client, settings), retention, now or datetime.now(UTC))
+    if not dry_run:
+        for item in plan:
+            if not item["keep"]:
+                item["deleted_objects"] = delete_set(s3_client, settings, item["backup_id"])
+    return plan

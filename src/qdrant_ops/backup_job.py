@@ -1,0 +1,229 @@
+"""The backup and prune jobs as the timers, the CLI and the qdrant_snapshot module run them:
+configuration, then the run, then its textfile metrics, written whether the run worked or not.
+
+/etc/qdrant-ops/backup.yml, written by the qdrant_backup role (mode 0600: it may hold the API key
+and, off EC2, S3 keys):
+
+    cluster: prod
+    qdrant: {url: http://127.0.0.1:6333, api_key_file: /etc/qdrant-ops/api-key, ca_file: ..., timeout: 30}
+    s3: {bucket: ..., prefix: qdrant-backups, region: ..., endpoint_url: ..., access_key: ...,
+         secret_key: ..., part_size_mib: 8, concurrency: 8, max_attempts: 8}
+    schedule_slot: 1d
+    collections: []
+    sample_size: 32
+    metrics_dir: /var/lib/prometheus/node-exporter
+    retention: {keep_last: 7, daily: 7, weekly: 4, monthly: 6, incomplete_max_age: 2d}
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import yaml
+
+from qdrant_ops import backup, metrics
+from qdrant_ops.backup import BackupSettings, Retention, parse_duration
+from qdrant_ops.client import ClusterClient
+from qdrant_ops.errors import ConfigError
+from qdrant_ops.s3 import MIB, S3Settings, make_client
+
+DEFAULT_PATH = "/etc/qdrant-ops/backup.yml"
+SECTIONS = {
+    None: {
+        "cluster",
+        "qdrant",
+        "s3",
+        "schedule_slot",
+        "collections",
+        "sample_size",
+        "metrics_dir",
+        "retention",
+    },
+    "qdrant": {"url", "api_key", "api_key_file", "ca_file", "verify", "timeout"},
+    "s3": {
+        "bucket",
+        "prefix",
+        "region",
+        "endpoint_url",
+        "access_key",
+        "secret_key",
+        "part_size_mib",
+        "concurrency",
+        "max_attempts",
+    },
+    "retention": {"keep_last", "daily", "weekly", "monthly", "incomplete_max_age"},
+}
+
+
+@dataclass(frozen=True)
+class BackupConfig:
+    settings: BackupSettings
+    retention: Retention
+    node_url: str
+    api_key: str | None
+    ca_file: str | None
+    verify: bool
+    timeout: float
+    metrics_dir: str | None
+
+    def client(self) -> ClusterClient:
+        return ClusterClient(
+            [self.node_url], self.api_key, verify=self.verify, ca_file=self.ca_file, timeout=self.timeout
+        )
+
+
+def _check_keys(section: dict, name: str | None, path: str) -> None:
+    unknown = sorted(set(section) - SECTIONS[name])
+    if unknown:
+        where = f"section {name!r}" if name else "the top level"
+        raise ConfigError(
+            f"{path}: unknown key(s) {', '.join(unknown)} in {where}; "
+            f"known: {', '.join(sorted(SECTIONS[name]))}"
+        )
+
+
+def _read_secret(path: str, what: str) -> str:
+    try:
+        value = Path(path).read_text().strip()
+    except OSError as exc:
+        raise ConfigError(f"cannot read the {what} file {path}: {exc.strerror}") from None
+    if not value:
+        raise ConfigError(f"the {what} file {path} is empty")
+    return value
+
+
+def from_dict(data: dict, path: str = "<config>", overrides: dict | None = None) -> BackupConfig:
+    """Build the config from a mapping (the file, or the module's options)."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level")
+    data = {**data, **{k: v for k, v in (overrides or {}).items() if v not in (None, [], ())}}
+    _check_keys(data, None, path)
+    qdrant, s3_section, retention = (data.get(k) or {} for k in ("qdrant", "s3", "retention"))
+    for name, section in (("qdrant", qdrant), ("s3", s3_section), ("retention", retention)):
+        if not isinstance(section, dict):
+            raise ConfigError(f"{path}: {name} must be a mapping")
+        _check_keys(section, name, path)
+    if not data.get("cluster"):
+        raise ConfigError(f"{path}: set 'cluster' (the cluster name used in S3 keys)")
+    api_key = qdrant.get("api_key") or None
+    if qdrant.get("api_key_file"):
+        api_key = _read_secret(qdrant["api_key_file"], "API key")
+    try:
+        s3_settings = S3Settings(
+            bucket=s3_section.get("bucket") or "",
+            prefix=s3_section.get("prefix", "qdrant-backups"),
+            endpoint_url=s3_section.get("endpoint_url") or None,
+            region=s3_section.get("region") or None,
+            access_key=s3_section.get("access_key") or None,
+            secret_key=s3_section.get("secret_key") or None,
+            part_size=int(s3_section.get("part_size_mib", 8)) * MIB,
+            concurrency=int(s3_section.get("concurrency", 8)),
+            max_attempts=int(s3_section.get("max_attempts", 8)),
+        )
+        collections = data.get("collections") or []
+        if isinstance(collections, str) or not isinstance(collections, list):
+            raise ConfigError(f"{path}: collections must be a list of names")
+        settings = BackupSettings(
+            cluster=str(data["cluster"]),
+            s3=s3_settings,
+            collections=tuple(str(c) for c in collections),
+            sample_size=int(data.get("sample_size", 32)),
+            slot_seconds=parse_duration(data.get("schedule_slot", "1d"), "schedule_slot"),
+        )
+        policy = Retention(
+            keep_last=int(retention.get("keep_last", 7)),
+            daily=int(retention.get("daily", 7)),
+            weekly=int(retention.get("weekly", 4)),
+            monthly=int(retention.get("monthly", 6)),
+            incomplete_max_age=parse_duration(
+                retention.get("incomplete_max_age", "2d"), "incomplete_max_age"
+            ),
+        )
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+    return BackupConfig(
+        settings=settings,
+        retention=policy,
+        node_url=qdrant.get("url", "http://127.0.0.1:6333"),
+        api_key=api_key,
+        ca_file=qdrant.get("ca_file") or None,
+        verify=bool(qdrant.get("verify", True)),
+        timeout=float(qdrant.get("timeout", 30)),
+        metrics_dir=data.get("metrics_dir") or None,
+    )
+
+
+def load(path: str = DEFAULT_PATH) -> BackupConfig:
+    try:
+        text = Path(path).read_text()
+    except FileNotFoundError:
+        raise ConfigError(
+            f"backup config {path} not found: the qdrant_backup role writes it, or pass --config"
+        ) from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read backup config {path}: {exc.strerror}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path} is not valid YAML: {exc}") from None
+    return from_dict(data, path)
+
+
+def _record(
+    config: BackupConfig, job: str, started: float, success: bool, uploaded: int | None = None
+) -> None:
+    if config.metrics_dir:
+        metrics.write_run_metrics(
+            config.metrics_dir,
+            job,
+            config.settings.cluster,
+            success=success,
+            finished=time.time(),
+            duration=time.time() - started,
+            uploaded_bytes=uploaded,
+        )
+
+
+def run_backup(
+    config: BackupConfig, backup_id: str | None = None, log: Callable[[str], None] = lambda _line: None
+) -> dict:
+    """This node's part of a set; metrics are written on success and on failure."""
+    started = time.time()
+    try:
+        with config.client() as client:
+            part = backup.run_node_backup(
+                client,
+                config.node_url,
+                config.settings,
+                make_client(config.settings.s3),
+                backup_id=backup_id,
+                log=log,
+            )
+    except BaseException:
+        _record(config, "backup", started, success=False)
+        raise
+    _record(config, "backup", started, True, sum(r["size"] for r in part["snapshots"].values()))
+    return part
+
+
+def run_prune(config: BackupConfig, dry_run: bool) -> list[dict]:
+    started = time.time()
+    try:
+        plan = backup.prune(
+            make_client(config.settings.s3),
+            config.settings,
+            config.retention,
+            dry_run=dry_run,
+            now=datetime.now(UTC),
+        )
+    except BaseException:
+        if not dry_run:
+            _record(config, "prune", started, success=False)
+        raise
+    if not dry_run:
+        _record(config, "prune", started, success=True)
+    return plan

@@ -1,0 +1,108 @@
+"""Prometheus textfile metrics for the backup and prune jobs, read by node_exporter's textfile
+collector. The names are defined here once; files/alerts/backup.rules.yml uses the same names and
+tests/unit/test_backup_metrics.py checks that they agree.
+
+A run reads the previous file first, so the last success time and the failure counter survive a
+failed run. The file is replaced atomically (prometheus_client writes a temp file and renames it),
+so node_exporter never reads half a file.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+from prometheus_client import CollectorRegistry, write_to_textfile
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.parser import text_string_to_metric_families
+
+JOBS = ("backup", "prune")
+
+
+def metric_names(job: str) -> dict[str, str]:
+    base = f"qdrant_ops_{job}"
+    return {
+        "last_success": f"{base}_last_success_timestamp_seconds",
+        "last_run": f"{base}_last_run_timestamp_seconds",
+        "last_run_success": f"{base}_last_run_success",
+        "duration": f"{base}_duration_seconds",
+        "bytes": f"{base}_uploaded_bytes",
+        "failures": f"{base}_failures",  # exposed as ..._failures_total
+    }
+
+
+def textfile_path(directory: str | os.PathLike, job: str) -> Path:
+    return Path(directory) / f"qdrant_ops_{job}.prom"
+
+
+def _previous(path: Path, cluster: str) -> dict[str, float]:
+    """Last success time and failure count from the file the previous run wrote."""
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        return {}
+    values = {}
+    try:
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                if sample.labels.get("cluster") == cluster:
+                    values[sample.name] = sample.value
+    except ValueError:
+        return {}  # a damaged file must not stop the run that replaces it
+    return values
+
+
+class _RunMetrics:
+    def __init__(self, families: list[Metric]) -> None:
+        self._families = families
+
+    def collect(self) -> Iterator[Metric]:
+        yield from self._families
+
+
+def write_run_metrics(
+    directory: str | os.PathLike,
+    job: str,
+    cluster: str,
+    *,
+    success: bool,
+    finished: float,
+    duration: float,
+    uploaded_bytes: int | None = None,
+) -> Path:
+    """Write the metrics of one run of `job` (backup or prune) for `cluster`; returns the path."""
+    if job not in JOBS:
+        raise ValueError(f"unknown job {job!r}")
+    names = metric_names(job)
+    path = textfile_path(directory, job)
+    previous = _previous(path, cluster)
+    last_success = finished if success else previous.get(names["last_success"])
+    failures = previous.get(names["failures"] + "_total", 0.0) + (0 if success else 1)
+
+    def gauge(key: str, help_text: str, value: float) -> GaugeMetricFamily:
+        family = GaugeMetricFamily(names[key], help_text, labels=["cluster"])
+        family.add_metric([cluster], value)
+        return family
+
+    families: list[Metric] = [
+        gauge("last_run", f"Unix time the last {job} run finished.", finished),
+        gauge("last_run_success", f"1 if the last {job} run succeeded, else 0.", 1.0 if success else 0.0),
+        gauge("duration", f"Seconds the last {job} run took.", duration),
+    ]
+    if last_success is not None:
+        families.append(gauge("last_success", f"Unix time of the last successful {job} run.", last_success))
+    if uploaded_bytes is not None:
+        families.append(gauge("bytes", f"Bytes the last {job} run uploaded to S3.", uploaded_bytes))
+    counter = CounterMetricFamily(
+        names["failures"], f"{job.capitalize()} runs that failed.", labels=["cluster"]
+    )
+    counter.add_metric([cluster], failures)
+    families.append(counter)
+
+    registry = CollectorRegistry()
+    registry.register(_RunMetrics(families))
+    Path(directory).mkdir(parents=True, exist_ok=True)
+    write_to_textfile(str(path), registry)
+    path.chmod(0o644)  # node_exporter runs as another user
+    return path

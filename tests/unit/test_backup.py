@@ -1,0 +1,293 @@
+"""Backups through `qdrant-ops backup` against REST stubs of three nodes and a real S3 protocol
+endpoint (moto server): complete and incomplete sets, the manifest, the metrics, and every bad
+case the issue names, each with a clear error, a non-zero exit, a counted failure, no set that
+looks complete, and no snapshot file left on the node."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from contextlib import ExitStack
+from pathlib import Path
+
+import pytest
+import yaml
+from prometheus_client.parser import text_string_to_metric_families
+
+from qdrant_ops import backup, metrics
+from qdrant_ops.cli import EXIT_ERROR, main
+from tests.support.qdrant_stub import QdrantStubServer
+from tests.support.s3 import TEST_CREDENTIALS, MotoServer, free_port
+
+API_KEY = "stub-secret-key"
+BACKUP_ID = "20261124T000000Z"
+
+
+def populate(server: QdrantStubServer) -> None:
+    """The same two collections on every node, as a real cluster reports them."""
+    state = server.state
+    state.create("cities", {"vectors": {"size": 4, "distance": "Cosine"}, "shard_number": 6})
+    state.create("places", {})
+    for i in range(10):
+        state.points["cities"][i] = {"id": i, "payload": {"city": f"c{i}"}, "vector": [i, 0.5, 0.25, 1]}
+        state.points["places"][i] = {"id": i, "payload": {"location": {"lat": i, "lon": 1}}, "vector": {}}
+
+
+@pytest.fixture
+def nodes():
+    with ExitStack() as stack:
+        servers = [stack.enter_context(QdrantStubServer(3, API_KEY, me=i)) for i in range(3)]
+        for server in servers:
+            populate(server)
+        yield servers
+
+
+@pytest.fixture
+def write_config(tmp_path, s3_server, s3_bucket):
+    key_file = tmp_path / "api-key"
+    key_file.write_text(API_KEY + "\n")
+
+    def write(node_url: str, name: str = "backup.yml", **changes) -> Path:
+        config = {
+            "cluster": "prod",
+            "qdrant": {"url": node_url, "api_key_file": str(key_file)},
+            "s3": {
+                "bucket": s3_bucket,
+                "prefix": "qdrant-backups",
+                "endpoint_url": s3_server.endpoint_url,
+                "region": TEST_CREDENTIALS["region_name"],
+                "access_key": TEST_CREDENTIALS["aws_access_key_id"],
+                "secret_key": TEST_CREDENTIALS["aws_secret_access_key"],
+                "max_attempts": 1,
+            },
+            "metrics_dir": str(tmp_path / "textfiles"),
+        }
+        for section, values in changes.items():
+            if isinstance(values, dict):
+                config[section] = {**config.get(section, {}), **values}
+            else:
+                config[section] = values
+        path = tmp_path / name
+        path.write_text(yaml.safe_dump(config))
+        return path
+
+    return write
+
+
+@pytest.fixture
+def cli(capsys):
+    def run(*argv):
+        code = main([str(a) for a in argv])
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return run
+
+
+def read_metrics(tmp_path: Path, job: str = "backup") -> dict[str, float]:
+    text = metrics.textfile_path(tmp_path / "textfiles", job).read_text()
+    return {s.name: s.value for f in text_string_to_metric_families(text) for s in f.samples}
+
+
+def names(job: str = "backup") -> dict[str, str]:
+    return metrics.metric_names(job)
+
+
+def manifest_in(s3_client, bucket: str, backup_id: str = BACKUP_ID) -> dict | None:
+    key = f"qdrant-backups/prod/{backup_id}/manifest.json"
+    listed = s3_client.list_objects_v2(Bucket=bucket, Prefix=key).get("KeyCount", 0)
+    return json.loads(s3_client.get_object(Bucket=bucket, Key=key)["Body"].read()) if listed else None
+
+
+# -- sets -------------------------------------------------------------------------------------------
+def test_three_nodes_make_one_complete_verified_set(nodes, write_config, cli, s3_client, s3_bucket, tmp_path):
+    statuses = []
+    for i, node in enumerate(nodes):
+        config = write_config(node.url, f"node{i}.yml")
+        code, out, err = cli("backup", "run", "--config", config, "--backup-id", BACKUP_ID)
+        assert code == 0, err
+        statuses.append(out.split("set is ")[-1].strip())
+        assert "cities: snapshot on peer" in err  # progress goes to stderr, the summary to stdout
+    assert statuses == ["incomplete", "incomplete", "complete"]
+
+    code, out, _ = cli("backup", "show", BACKUP_ID, "--config", config, "--json")
+    manifest = json.loads(out)
+    assert code == 0 and manifest["status"] == "complete" and manifest["problems"] == []
+    assert manifest["qdrant_version"] == "1.18.3"
+    assert [p["id"] for p in manifest["peers"]] == [1000, 1001, 1002]
+    cities = manifest["collections"]["cities"]
+    assert cities["points_exact"] == 10
+    assert cities["config"]["params"]["shard_number"] == 6
+    assert {r["peer_id"] for r in cities["placement"]} == {1000, 1001, 1002}
+    assert [p["id"] for p in cities["sample"]] == list(range(10))
+    expected = backup.point_fingerprint({"id": 3, "payload": {"city": "c3"}, "vector": [3, 0.5, 0.25, 1]})
+    assert cities["sample"][3] == expected
+    assert sorted(cities["nodes"]) == ["1000", "1001", "1002"]
+    for peer, record in cities["nodes"].items():
+        assert record["key"] == f"qdrant-backups/prod/{BACKUP_ID}/cities/{peer}.snapshot"
+        stored = s3_client.get_object(Bucket=s3_bucket, Key=record["key"])
+        body = stored["Body"].read()
+        assert len(body) == record["size"] == 64 * 1024
+        assert hashlib.sha256(body).hexdigest() == record["sha256"] == stored["Metadata"]["sha256"]
+    assert manifest == manifest_in(s3_client, s3_bucket)  # the stored manifest says the same
+
+    for node in nodes:  # every node's local snapshot files were deleted after the upload
+        assert all(files == {} for files in node.state.snapshots.values())
+    values = read_metrics(tmp_path)
+    assert values[names()["last_run_success"]] == 1
+    assert values[names()["bytes"]] == 2 * 64 * 1024  # the last node's two collections
+    assert values[names()["failures"] + "_total"] == 0
+
+    code, out, _ = cli("backup", "list", "--config", config)
+    assert code == 0
+    assert out.splitlines()[1].split()[:4] == [BACKUP_ID, "2026-11-24T00:00:00Z", "complete", "3"]
+
+
+def test_a_missing_node_leaves_the_set_incomplete(nodes, write_config, cli):
+    for i, node in enumerate(nodes[:2]):
+        assert (
+            cli("backup", "run", "--config", write_config(node.url, f"n{i}.yml"), "--backup-id", BACKUP_ID)[0]
+            == 0
+        )
+    code, out, _ = cli("backup", "show", BACKUP_ID, "--config", write_config(nodes[0].url))
+    assert code == 1
+    assert "incomplete" in out and "problem: peer 1002 (http://10.0.0.3:6335/): no part uploaded" in out
+
+
+def test_selected_collections_and_the_schedule_slot(nodes, write_config, cli, s3_client, s3_bucket):
+    config = write_config(nodes[0].url, schedule_slot="1d")
+    code, out, _ = cli("backup", "run", "--config", config, "--collection", "places", "--json")
+    part = json.loads(out)
+    assert code == 0 and list(part["snapshots"]) == ["places"]
+    assert part["backup_id"] == backup.slot_id(backup._parse_iso(part["started"]), 86400)
+    assert part["backup_id"].endswith("T000000Z")
+    code, _, err = cli("backup", "run", "--config", config, "--collection", "nope")
+    assert code == EXIT_ERROR and "collections not found: nope; existing: cities, places" in err
+
+
+def test_the_failure_counter_survives_runs_and_the_last_success_is_kept(nodes, write_config, cli, tmp_path):
+    good = write_config(nodes[0].url)
+    assert cli("backup", "run", "--config", good, "--backup-id", BACKUP_ID)[0] == 0
+    last_success = read_metrics(tmp_path)[names()["last_success"]]
+    nodes[0].state.snapshot_create_error = "No space left on device (os error 28)"
+    for expected_failures in (1, 2):
+        assert cli("backup", "run", "--config", good, "--backup-id", BACKUP_ID)[0] == EXIT_ERROR
+        values = read_metrics(tmp_path)
+        assert values[names()["failures"] + "_total"] == expected_failures
+        assert values[names()["last_run_success"]] == 0
+        assert values[names()["last_success"]] == last_success
+
+
+# -- bad cases ----------------------------------------------------------------------------------------
+@pytest.fixture
+def denying_s3(tmp_path):
+    """A second moto server that enforces IAM: the user may only list buckets, nothing else."""
+    server = MotoServer(env={"INITIAL_NO_AUTH_ACTION_COUNT": "4"}).start()
+    try:
+        server.client().create_bucket(Bucket="locked")
+        iam = server.client("iam")
+        iam.create_user(UserName="reader")
+        iam.put_user_policy(
+            UserName="reader",
+            PolicyName="list-only",
+            PolicyDocument=json.dumps(
+                {
+                    "Version": "2012-10-17",
+                    "Statement": [{"Effect": "Allow", "Action": "s3:ListAllMyBuckets", "Resource": "*"}],
+                }
+            ),
+        )
+        key = iam.create_access_key(UserName="reader")["AccessKey"]
+        yield server, key["AccessKeyId"], key["SecretAccessKey"]
+    finally:
+        server.stop()
+
+
+BAD_CASES = {
+    "qdrant down": ("no node answered", {}),
+    "S3 unreachable": ("S3 endpoint unreachable", {}),
+    "bucket missing": (
+        "bucket s3://no-such-bucket-here does not exist",
+        {"s3": {"bucket": "no-such-bucket-here"}},
+    ),
+    "access denied": ("access to s3://locked denied", {}),
+    "disk full": ("the node's disk is full", {}),
+    "corrupt download": ("sha256", {}),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_CASES))
+def test_bad_cases_fail_clearly_and_leave_nothing_behind(
+    case, nodes, write_config, cli, tmp_path, s3_client, s3_bucket, request
+):
+    message, changes = BAD_CASES[case]
+    node = nodes[0]
+    url = node.url
+    if case == "qdrant down":
+        url = f"http://127.0.0.1:{free_port()}"
+    elif case == "S3 unreachable":
+        changes = {"s3": {"endpoint_url": f"http://127.0.0.1:{free_port()}"}}
+    elif case == "access denied":
+        server, key_id, secret = request.getfixturevalue("denying_s3")
+        changes = {
+            "s3": {
+                "endpoint_url": server.endpoint_url,
+                "bucket": "locked",
+                "access_key": key_id,
+                "secret_key": secret,
+            }
+        }
+    elif case == "disk full":
+        node.state.snapshot_create_error = "No space left on device (os error 28)"
+    elif case == "corrupt download":
+        node.state.corrupt_downloads = True
+    config = write_config(url, **changes)
+
+    code, out, err = cli("backup", "run", "--config", config, "--backup-id", BACKUP_ID)
+
+    assert code == EXIT_ERROR and out == ""
+    error = err.strip().splitlines()[-1]  # progress lines come first
+    assert error.startswith("qdrant-ops: error: ") and message in error, err
+    assert "Traceback" not in err
+    assert API_KEY not in err and TEST_CREDENTIALS["aws_secret_access_key"] not in err
+    values = read_metrics(tmp_path)
+    assert values[names()["failures"] + "_total"] == 1
+    assert values[names()["last_run_success"]] == 0
+    assert names()["last_success"] not in values
+    assert all(files == {} for files in node.state.snapshots.values()), "local snapshot left behind"
+    manifest = manifest_in(s3_client, s3_bucket)
+    assert manifest is None or manifest["status"] == "incomplete"
+    if manifest is not None:  # the failing node recorded why
+        assert any(message in problem for problem in manifest["problems"]), manifest["problems"]
+    snapshots = s3_client.list_objects_v2(Bucket=s3_bucket, Prefix="qdrant-backups/prod/").get("Contents", [])
+    assert not [o["Key"] for o in snapshots if o["Key"].endswith(".snapshot")]
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"colour": "blue"}, "unknown key(s) colour in the top level"),
+        ({"s3": {"buckit": "x"}}, "unknown key(s) buckit in section 's3'"),
+        ({"cluster": ""}, "set 'cluster'"),
+        ({"cluster": "prod/eu"}, "cluster name 'prod/eu' is not usable in S3 keys"),
+        ({"schedule_slot": "daily"}, "schedule_slot 'daily' is not a duration"),
+        ({"s3": {"part_size_mib": 1}}, "below S3's minimum of 5 MiB"),
+        ({"s3": {"secret_key": None}}, "give both the S3 access key and secret key"),
+        ({"qdrant": {"api_key_file": "/nonexistent/key"}}, "cannot read the API key file /nonexistent/key"),
+        ({"collections": "cities"}, "collections must be a list of names"),
+    ],
+)
+def test_bad_config_is_refused_before_anything_runs(changes, message, nodes, write_config, cli):
+    code, _, err = cli("backup", "run", "--config", write_config(nodes[0].url, **changes))
+    assert code == EXIT_ERROR and message in err, err
+    assert not any(method == "POST" for method, *_ in nodes[0].state.requests)
+
+
+def test_missing_config_file_names_the_fix(cli, tmp_path):
+    code, _, err = cli("backup", "list", "--config", tmp_path / "absent.yml")
+    assert code == EXIT_ERROR and "the qdrant_backup role writes it, or pass --config" in err
+
+
+def test_bad_backup_id_is_refused(nodes, write_config, cli):
+    code, _, err = cli("backup", "run", "--config", write_config(nodes[0].url), "--backup-id", "../etc")
+    assert code == EXIT_ERROR and "backup id '../etc' is not usable in S3 keys" in err
