@@ -10,6 +10,7 @@ import os
 import shutil
 import subprocess
 import uuid
+from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
@@ -100,3 +101,27 @@ def qdrant_stub():
 def stub_client(qdrant_stub):
     with ClusterClient([qdrant_stub.url], "stub-secret-key", retries=2, backoff=0.01) as client:
         yield client
+
+
+@pytest.fixture
+def stub_nodes():
+    """Three stub nodes of one cluster (peers 1000-1002), each answering as itself, all holding
+    the collections `cities` (10 points, 6 shards) and `places` (payload only)."""
+    with ExitStack() as stack:
+        servers = [stack.enter_context(QdrantStubServer(3, "stub-secret-key", me=i)) for i in range(3)]
+        for server in servers:
+            state = server.state
+            state.create("cities", {"vectors": {"size": 4, "distance": "Cosine"}, "shard_number": 6})
+            state.create("places", {})
+            for i in range(10):
+                state.points["cities"][i] = {
+                    "id": i,
+                    "payload": {"city": f"c{i}"},
+                    "vector": [i, 0.5, 0.25, 1],
+                }
+                state.points["places"][i] = {
+                    "id": i,
+                    "payload": {"location": {"lat": i, "lon": 1}},
+                    "vector": {},
+                }
+        yield servers

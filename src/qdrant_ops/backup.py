@@ -249,7 +249,7 @@ def _remove_new_snapshots(
                 ) from exc
 
 
-def _node_identity(client: ClusterClient, node: str) -> tuple[int, list[dict]]:
+def node_identity(client: ClusterClient, node: str) -> tuple[int, list[dict]]:
     status = client.cluster_status(node=node)
     if status.get("status") != "enabled":
         return 0, [{"id": 0, "uri": node}]
@@ -302,7 +302,7 @@ def run_node_backup(
         "status": "running",
         "snapshots": {},
     }
-    peer_id, peers = _node_identity(client, node)  # Qdrant down: nothing to record, set stays incomplete
+    peer_id, peers = node_identity(client, node)  # Qdrant down: nothing to record, set stays incomplete
     part.update(peer_id=peer_id, peers=peers, qdrant_version=client.version(node=node))
     check_bucket(s3_client, settings.s3.bucket)
     try:
@@ -333,6 +333,12 @@ def run_node_backup(
     _put_json(s3_client, settings.s3.bucket, layout.part_key(backup_id, peer_id), part)
     part["set_status"] = update_manifest(s3_client, settings.s3.bucket, layout, backup_id)["status"]
     return part
+
+
+def finished_part(s3_client, settings: BackupSettings, backup_id: str, peer_id: int) -> dict | None:
+    """This peer's part of the set if it already succeeded (re-runs of a set skip such nodes)."""
+    part = _get_json(s3_client, settings.s3.bucket, settings.layout.part_key(backup_id, peer_id))
+    return part if part and part.get("status") == "ok" else None
 
 
 # -- the set's manifest -----------------------------------------------------------------------------

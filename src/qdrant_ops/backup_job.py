@@ -157,7 +157,8 @@ def from_dict(data: dict, path: str = "<config>", overrides: dict | None = None)
     )
 
 
-def load(path: str = DEFAULT_PATH) -> BackupConfig:
+def read_file(path: str = DEFAULT_PATH) -> dict:
+    """The config file as a mapping (the module merges its options over it)."""
     try:
         text = Path(path).read_text()
     except FileNotFoundError:
@@ -170,7 +171,13 @@ def load(path: str = DEFAULT_PATH) -> BackupConfig:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path} is not valid YAML: {exc}") from None
-    return from_dict(data, path)
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level")
+    return data
+
+
+def load(path: str = DEFAULT_PATH) -> BackupConfig:
+    return from_dict(read_file(path), path)
 
 
 def _record(

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
@@ -16,30 +15,10 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from qdrant_ops import backup, metrics
 from qdrant_ops.cli import EXIT_ERROR, main
-from tests.support.qdrant_stub import QdrantStubServer
 from tests.support.s3 import TEST_CREDENTIALS, MotoServer, free_port
 
 API_KEY = "stub-secret-key"
 BACKUP_ID = "20261124T000000Z"
-
-
-def populate(server: QdrantStubServer) -> None:
-    """The same two collections on every node, as a real cluster reports them."""
-    state = server.state
-    state.create("cities", {"vectors": {"size": 4, "distance": "Cosine"}, "shard_number": 6})
-    state.create("places", {})
-    for i in range(10):
-        state.points["cities"][i] = {"id": i, "payload": {"city": f"c{i}"}, "vector": [i, 0.5, 0.25, 1]}
-        state.points["places"][i] = {"id": i, "payload": {"location": {"lat": i, "lon": 1}}, "vector": {}}
-
-
-@pytest.fixture
-def nodes():
-    with ExitStack() as stack:
-        servers = [stack.enter_context(QdrantStubServer(3, API_KEY, me=i)) for i in range(3)]
-        for server in servers:
-            populate(server)
-        yield servers
 
 
 @pytest.fixture
@@ -100,9 +79,11 @@ def manifest_in(s3_client, bucket: str, backup_id: str = BACKUP_ID) -> dict | No
 
 
 # -- sets -------------------------------------------------------------------------------------------
-def test_three_nodes_make_one_complete_verified_set(nodes, write_config, cli, s3_client, s3_bucket, tmp_path):
+def test_three_nodes_make_one_complete_verified_set(
+    stub_nodes, write_config, cli, s3_client, s3_bucket, tmp_path
+):
     statuses = []
-    for i, node in enumerate(nodes):
+    for i, node in enumerate(stub_nodes):
         config = write_config(node.url, f"node{i}.yml")
         code, out, err = cli("backup", "run", "--config", config, "--backup-id", BACKUP_ID)
         assert code == 0, err
@@ -131,7 +112,7 @@ def test_three_nodes_make_one_complete_verified_set(nodes, write_config, cli, s3
         assert hashlib.sha256(body).hexdigest() == record["sha256"] == stored["Metadata"]["sha256"]
     assert manifest == manifest_in(s3_client, s3_bucket)  # the stored manifest says the same
 
-    for node in nodes:  # every node's local snapshot files were deleted after the upload
+    for node in stub_nodes:  # every node's local snapshot files were deleted after the upload
         assert all(files == {} for files in node.state.snapshots.values())
     values = read_metrics(tmp_path)
     assert values[names()["last_run_success"]] == 1
@@ -143,19 +124,19 @@ def test_three_nodes_make_one_complete_verified_set(nodes, write_config, cli, s3
     assert out.splitlines()[1].split()[:4] == [BACKUP_ID, "2026-11-24T00:00:00Z", "complete", "3"]
 
 
-def test_a_missing_node_leaves_the_set_incomplete(nodes, write_config, cli):
-    for i, node in enumerate(nodes[:2]):
+def test_a_missing_node_leaves_the_set_incomplete(stub_nodes, write_config, cli):
+    for i, node in enumerate(stub_nodes[:2]):
         assert (
             cli("backup", "run", "--config", write_config(node.url, f"n{i}.yml"), "--backup-id", BACKUP_ID)[0]
             == 0
         )
-    code, out, _ = cli("backup", "show", BACKUP_ID, "--config", write_config(nodes[0].url))
+    code, out, _ = cli("backup", "show", BACKUP_ID, "--config", write_config(stub_nodes[0].url))
     assert code == 1
     assert "incomplete" in out and "problem: peer 1002 (http://10.0.0.3:6335/): no part uploaded" in out
 
 
-def test_selected_collections_and_the_schedule_slot(nodes, write_config, cli, s3_client, s3_bucket):
-    config = write_config(nodes[0].url, schedule_slot="1d")
+def test_selected_collections_and_the_schedule_slot(stub_nodes, write_config, cli, s3_client, s3_bucket):
+    config = write_config(stub_nodes[0].url, schedule_slot="1d")
     code, out, _ = cli("backup", "run", "--config", config, "--collection", "places", "--json")
     part = json.loads(out)
     assert code == 0 and list(part["snapshots"]) == ["places"]
@@ -165,11 +146,13 @@ def test_selected_collections_and_the_schedule_slot(nodes, write_config, cli, s3
     assert code == EXIT_ERROR and "collections not found: nope; existing: cities, places" in err
 
 
-def test_the_failure_counter_survives_runs_and_the_last_success_is_kept(nodes, write_config, cli, tmp_path):
-    good = write_config(nodes[0].url)
+def test_the_failure_counter_survives_runs_and_the_last_success_is_kept(
+    stub_nodes, write_config, cli, tmp_path
+):
+    good = write_config(stub_nodes[0].url)
     assert cli("backup", "run", "--config", good, "--backup-id", BACKUP_ID)[0] == 0
     last_success = read_metrics(tmp_path)[names()["last_success"]]
-    nodes[0].state.snapshot_create_error = "No space left on device (os error 28)"
+    stub_nodes[0].state.snapshot_create_error = "No space left on device (os error 28)"
     for expected_failures in (1, 2):
         assert cli("backup", "run", "--config", good, "--backup-id", BACKUP_ID)[0] == EXIT_ERROR
         values = read_metrics(tmp_path)
@@ -218,10 +201,10 @@ BAD_CASES = {
 
 @pytest.mark.parametrize("case", list(BAD_CASES))
 def test_bad_cases_fail_clearly_and_leave_nothing_behind(
-    case, nodes, write_config, cli, tmp_path, s3_client, s3_bucket, request
+    case, stub_nodes, write_config, cli, tmp_path, s3_client, s3_bucket, request
 ):
     message, changes = BAD_CASES[case]
-    node = nodes[0]
+    node = stub_nodes[0]
     url = node.url
     if case == "qdrant down":
         url = f"http://127.0.0.1:{free_port()}"
@@ -277,10 +260,10 @@ def test_bad_cases_fail_clearly_and_leave_nothing_behind(
         ({"collections": "cities"}, "collections must be a list of names"),
     ],
 )
-def test_bad_config_is_refused_before_anything_runs(changes, message, nodes, write_config, cli):
-    code, _, err = cli("backup", "run", "--config", write_config(nodes[0].url, **changes))
+def test_bad_config_is_refused_before_anything_runs(changes, message, stub_nodes, write_config, cli):
+    code, _, err = cli("backup", "run", "--config", write_config(stub_nodes[0].url, **changes))
     assert code == EXIT_ERROR and message in err, err
-    assert not any(method == "POST" for method, *_ in nodes[0].state.requests)
+    assert not any(method == "POST" for method, *_ in stub_nodes[0].state.requests)
 
 
 def test_missing_config_file_names_the_fix(cli, tmp_path):
@@ -288,6 +271,6 @@ def test_missing_config_file_names_the_fix(cli, tmp_path):
     assert code == EXIT_ERROR and "the qdrant_backup role writes it, or pass --config" in err
 
 
-def test_bad_backup_id_is_refused(nodes, write_config, cli):
-    code, _, err = cli("backup", "run", "--config", write_config(nodes[0].url), "--backup-id", "../etc")
+def test_bad_backup_id_is_refused(stub_nodes, write_config, cli):
+    code, _, err = cli("backup", "run", "--config", write_config(stub_nodes[0].url), "--backup-id", "../etc")
     assert code == EXIT_ERROR and "backup id '../etc' is not usable in S3 keys" in err

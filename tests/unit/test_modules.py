@@ -4,7 +4,6 @@ playbook converges against the REST stub with accurate `changed`, check mode, di
 import ast
 import importlib.util
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -12,8 +11,11 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.support.playbook import run_playbook as run_ansible
+from tests.support.playbook import task_results
+
 ROOT = Path(__file__).resolve().parents[2]
-MODULES = ["qdrant_collection", "qdrant_cluster_info"]
+MODULES = ["qdrant_collection", "qdrant_cluster_info", "qdrant_snapshot"]
 
 
 def _load(name: str, path: Path):
@@ -69,29 +71,7 @@ def run_playbook(qdrant_stub, tmp_path):
     def run(collections: list, *flags: str) -> tuple[subprocess.CompletedProcess, dict]:
         extra = tmp_path / "vars.json"
         extra.write_text(json.dumps({"qdrant_collections": collections, "qdrant_api_key": "stub-secret-key"}))
-        env = {
-            **os.environ,
-            "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"),
-            "ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json",
-        }
-        result = subprocess.run(
-            [
-                str(Path(sys.executable).with_name("ansible-playbook")),
-                "-i",
-                str(inventory),
-                "-e",
-                f"@{extra}",
-                "playbooks/collections.yml",
-                *flags,
-            ],
-            cwd=ROOT,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-        report = json.loads(result.stdout[result.stdout.index("{") :]) if "{" in result.stdout else {}
-        return result, report
+        return run_ansible("playbooks/collections.yml", "-i", str(inventory), "-e", f"@{extra}", *flags)
 
     return run
 
@@ -166,29 +146,9 @@ def test_cluster_info_reports_peers_and_placement(run_playbook, qdrant_stub, tmp
         f"        url: ['{qdrant_stub.url}']\n        api_key: stub-secret-key\n"
         "      vars: {ansible_python_interpreter: '{{ ansible_playbook_python }}'}\n"
     )
-    env = {
-        **os.environ,
-        "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"),
-        "ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json",
-    }
-    result = subprocess.run(
-        [
-            str(Path(sys.executable).with_name("ansible-playbook")),
-            "-i",
-            "localhost,",
-            "-c",
-            "local",
-            str(playbook),
-            "--check",
-        ],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    result, report = run_ansible(playbook, "-i", "localhost,", "-c", "local", "--check")
     assert result.returncode == 0, result.stdout[-3000:]
-    info = json.loads(result.stdout[result.stdout.index("{") :])["plays"][0]["tasks"][0]["hosts"]["localhost"]
+    info = task_results(report)["localhost"]
     assert info["changed"] is False
     assert [peer["id"] for peer in info["peers"]] == [1000, 1001, 1002] and info["leader"] == 1000
     assert info["collections"][0]["name"] == "cities" and info["collections"][0]["points_exact"] == 0

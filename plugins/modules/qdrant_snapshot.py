@@ -1,0 +1,287 @@
+#!/usr/bin/python
+"""Ansible module: one node's part of a cluster backup set in S3; list and delete sets."""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: qdrant_snapshot
+short_description: Snapshot a Qdrant node's collections to S3 as part of a backup set; list or delete sets
+description:
+  - C(state=present) snapshots every selected collection on the node at O(url), streams each snapshot
+    to S3 (sha256 checked against Qdrant's checksum, size verified), deletes the local snapshot file and
+    records the node's part; the set's manifest is rebuilt and says whether the set is complete.
+    Run it on every Qdrant node with the same O(backup_id) to make one set.
+  - A node whose part of O(backup_id) already succeeded is not snapshotted again (changed=false)
+    unless O(force=true).
+  - C(state=list) returns the cluster's sets, newest first. C(state=absent) deletes the set O(backup_id).
+  - Settings come from O(config_file) (the file the qdrant_backup role writes) with the options given
+    here taking precedence, or from the options alone.
+  - Runs with an interpreter that can import the C(qdrant_ops) package (the qdrant_backup role's venv).
+options:
+  state:
+    description: C(present) uploads this node's part, C(list) lists sets, C(absent) deletes one set.
+    type: str
+    choices: [present, list, absent]
+    default: present
+  config_file:
+    description: Backup config on the host running the module, e.g. C(/etc/qdrant-ops/backup.yml).
+    type: path
+  backup_id:
+    description:
+      - The set. Default for C(present) is the current UTC schedule slot; required for C(absent).
+    type: str
+  collections:
+    description: Only these collections (default every collection).
+    type: list
+    elements: str
+  force:
+    description: Snapshot again even when this node's part of O(backup_id) already succeeded.
+    type: bool
+    default: false
+  cluster:
+    description: Cluster name used in the S3 keys.
+    type: str
+  url:
+    description: The Qdrant node to snapshot (a snapshot holds only that node's shards).
+    type: str
+  api_key:
+    description: Qdrant API key.
+    type: str
+  ca_cert:
+    description: CA bundle that signed the node's certificate.
+    type: path
+  validate_certs:
+    description: Verify TLS certificates.
+    type: bool
+  timeout:
+    description: Seconds per Qdrant request (snapshot creation has its own, longer limit).
+    type: float
+  s3_bucket:
+    description: Backup bucket.
+    type: str
+  s3_prefix:
+    description: Key prefix in the bucket.
+    type: str
+  s3_region:
+    description: Bucket region.
+    type: str
+  s3_endpoint_url:
+    description: S3 endpoint for services other than AWS S3 (tests use a moto server).
+    type: str
+  s3_access_key:
+    description: Access key; leave unset on EC2, where the instance profile provides credentials.
+    type: str
+  s3_secret_key:
+    description: Secret key, with O(s3_access_key).
+    type: str
+  part_size_mib:
+    description: Multipart upload part size in MiB (at least 5; raised automatically for huge snapshots).
+    type: int
+  concurrency:
+    description: Parts uploaded in parallel.
+    type: int
+author: qdrant-ops team
+"""
+
+EXAMPLES = r"""
+- name: Upload this node's part of tonight's set
+  qdrant_snapshot:
+    config_file: /etc/qdrant-ops/backup.yml
+    backup_id: "{{ backup_id }}"
+  vars:
+    ansible_python_interpreter: /opt/qdrant-ops/venv/bin/python
+
+- name: List the sets
+  qdrant_snapshot:
+    state: list
+    config_file: /etc/qdrant-ops/backup.yml
+  register: sets
+
+- name: Delete one set
+  qdrant_snapshot:
+    state: absent
+    config_file: /etc/qdrant-ops/backup.yml
+    backup_id: 20261124T000000Z
+"""
+
+RETURN = r"""
+backup_id:
+  description: The set.
+  returned: state is present or absent
+  type: str
+  sample: 20261124T000000Z
+peer_id:
+  description: Raft peer id of the node that was snapshotted.
+  returned: state is present
+  type: int
+snapshots:
+  description: Per collection, the object key, size in bytes, sha256 and upload seconds.
+  returned: state is present
+  type: dict
+  sample: {"cities": {"key": "qdrant-backups/prod/20261124T000000Z/cities/381894127.snapshot",
+           "size": 104857600, "sha256": "9f86d0...", "seconds": 2.4}}
+set_status:
+  description: C(complete) once every peer's part is present and verified, else C(incomplete).
+  returned: state is present
+  type: str
+seconds:
+  description: Wall-clock seconds of the whole task.
+  returned: always
+  type: float
+would_snapshot:
+  description: The collections check mode would have snapshotted.
+  returned: state is present and check mode
+  type: list
+  elements: str
+sets:
+  description: The cluster's sets, newest first, with status, collections, peers, bytes and problems.
+  returned: state is list
+  type: list
+  elements: dict
+deleted_objects:
+  description: Objects deleted (0 when the set did not exist).
+  returned: state is absent
+  type: int
+"""
+
+import time
+from datetime import UTC, datetime
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.qdrant_common import QdrantOpsError, require_qdrant_ops
+
+try:
+    from qdrant_ops import backup, backup_job, s3
+except ImportError:
+    backup = None  # reported by require_qdrant_ops
+
+# Module option -> (config file section, key). Options left unset keep the file's value.
+OPTION_KEYS = {
+    "cluster": (None, "cluster"),
+    "collections": (None, "collections"),
+    "url": ("qdrant", "url"),
+    "api_key": ("qdrant", "api_key"),
+    "ca_cert": ("qdrant", "ca_file"),
+    "validate_certs": ("qdrant", "verify"),
+    "timeout": ("qdrant", "timeout"),
+    "s3_bucket": ("s3", "bucket"),
+    "s3_prefix": ("s3", "prefix"),
+    "s3_region": ("s3", "region"),
+    "s3_endpoint_url": ("s3", "endpoint_url"),
+    "s3_access_key": ("s3", "access_key"),
+    "s3_secret_key": ("s3", "secret_key"),
+    "part_size_mib": ("s3", "part_size_mib"),
+    "concurrency": ("s3", "concurrency"),
+}
+ARGUMENT_SPEC = {
+    "state": {"type": "str", "choices": ["present", "list", "absent"], "default": "present"},
+    "config_file": {"type": "path"},
+    "backup_id": {"type": "str"},
+    "force": {"type": "bool", "default": False},
+    "cluster": {"type": "str"},
+    "collections": {"type": "list", "elements": "str"},
+    "url": {"type": "str"},
+    "api_key": {"type": "str", "no_log": True},
+    "ca_cert": {"type": "path"},
+    "validate_certs": {"type": "bool"},
+    "timeout": {"type": "float"},
+    "s3_bucket": {"type": "str"},
+    "s3_prefix": {"type": "str"},
+    "s3_region": {"type": "str"},
+    "s3_endpoint_url": {"type": "str"},
+    "s3_access_key": {"type": "str", "no_log": True},
+    "s3_secret_key": {"type": "str", "no_log": True},
+    "part_size_mib": {"type": "int"},
+    "concurrency": {"type": "int"},
+}
+
+
+def load_config(params: dict):
+    data = backup_job.read_file(params["config_file"]) if params["config_file"] else {}
+    for option, (section, key) in OPTION_KEYS.items():
+        if params[option] is None:
+            continue
+        if section is None:
+            data[key] = params[option]
+        else:
+            data[section] = {**(data.get(section) or {}), key: params[option]}
+    return backup_job.from_dict(data, params["config_file"] or "module options")
+
+
+def present(module, config) -> dict:
+    settings = config.settings
+    s3_client = s3.make_client(settings.s3)
+    backup.check_bucket(s3_client, settings.s3.bucket)
+    with config.client() as client:
+        peer_id, _ = backup.node_identity(client, config.node_url)
+        backup_id = module.params["backup_id"] or backup.slot_id(datetime.now(UTC), settings.slot_seconds)
+        backup.check_name(backup_id, "backup id")
+        done = (
+            None if module.params["force"] else backup.finished_part(s3_client, settings, backup_id, peer_id)
+        )
+        wanted = set(settings.collections) or set(client.collection_names())
+        if done and wanted <= set(done["snapshots"]):
+            return {
+                "changed": False,
+                "backup_id": backup_id,
+                "peer_id": peer_id,
+                "snapshots": done["snapshots"],
+                "set_status": backup.show_set(s3_client, settings, backup_id)["status"],
+            }
+        if module.check_mode:
+            return {
+                "changed": True,
+                "backup_id": backup_id,
+                "peer_id": peer_id,
+                "would_snapshot": sorted(wanted),
+            }
+    part = backup_job.run_backup(config, backup_id)
+    return {
+        "changed": True,
+        "backup_id": backup_id,
+        "peer_id": part["peer_id"],
+        "snapshots": part["snapshots"],
+        "set_status": part["set_status"],
+    }
+
+
+def absent(module, config) -> dict:
+    backup_id = module.params["backup_id"]
+    if not backup_id:
+        module.fail_json(msg="state=absent needs backup_id: the set to delete (see state=list)")
+    backup.check_name(backup_id, "backup id")
+    s3_client = s3.make_client(config.settings.s3)
+    exists = any(s["backup_id"] == backup_id for s in backup.list_sets(s3_client, config.settings))
+    if not exists or module.check_mode:
+        return {"changed": exists, "backup_id": backup_id, "deleted_objects": 0}
+    return {
+        "changed": True,
+        "backup_id": backup_id,
+        "deleted_objects": backup.delete_set(s3_client, config.settings, backup_id),
+    }
+
+
+def main() -> None:
+    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
+    require_qdrant_ops(module)
+    started = time.monotonic()
+    try:
+        config = load_config(module.params)
+        state = module.params["state"]
+        if state == "present":
+            result = present(module, config)
+        elif state == "absent":
+            result = absent(module, config)
+        else:
+            result = {
+                "changed": False,
+                "sets": backup.list_sets(s3.make_client(config.settings.s3), config.settings),
+            }
+    except QdrantOpsError as exc:
+        module.fail_json(msg=str(exc), seconds=round(time.monotonic() - started, 3))
+    module.exit_json(seconds=round(time.monotonic() - started, 3), **result)
+
+
+if __name__ == "__main__":
+    main()
