@@ -50,6 +50,28 @@ endif
 image: deps ## build (once) the Debian systemd host image used by molecule, tests and the lab
 	$(BIN)/python -m tests.support.host_image
 
+# Wheels of qdrant-ops and its dependencies for the nodes' virtualenv (qdrant_backup role): nodes
+# install with --no-index, so they need no internet. Built for this Python; for nodes with another
+# Python use NODE_PYTHON=3.12 (binary wheels for manylinux x86_64 are downloaded instead).
+WHEELHOUSE := .cache/wheelhouse
+NODE_PYTHON ?=
+SOURCES := $(shell find src -name '*.py') pyproject.toml
+$(WHEELHOUSE)/.complete: $(STAMP) $(SOURCES)
+	@rm -rf $(WHEELHOUSE) && mkdir -p $(WHEELHOUSE)
+	SOURCE_DATE_EPOCH=315532800 $(BIN)/pip wheel --quiet --no-deps -w $(WHEELHOUSE) .
+ifeq ($(NODE_PYTHON),)
+	$(BIN)/pip wheel --quiet -w $(WHEELHOUSE) $(WHEELHOUSE)/qdrant_ops-*.whl
+	$(BIN)/python -c 'import sys; print("%d.%d" % sys.version_info[:2])' > $(WHEELHOUSE)/python-version
+else
+	$(BIN)/pip download --quiet --only-binary=:all: --platform manylinux2014_x86_64 \
+	  --python-version $(NODE_PYTHON) -d $(WHEELHOUSE) $(WHEELHOUSE)/qdrant_ops-*.whl
+	echo $(NODE_PYTHON) > $(WHEELHOUSE)/python-version
+endif
+	@touch $@
+
+.PHONY: wheelhouse
+wheelhouse: $(WHEELHOUSE)/.complete ## wheels for the nodes' qdrant-ops virtualenv (NODE_PYTHON=3.12 for other nodes)
+
 .PHONY: lint
 lint: $(STAMP) ## ruff and ansible-lint (production profile)
 	$(BIN)/ruff check .
@@ -61,7 +83,7 @@ pytest: $(STAMP) deps image ## the pytest suite (unit, integration, e2e)
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 .PHONY: molecule
-molecule: $(STAMP) image collections ## every molecule scenario under molecule/
+molecule: $(STAMP) image collections wheelhouse ## every molecule scenario under molecule/
 	@mkdir -p .cache
 	@for scenario in $$(ls molecule 2>/dev/null); do \
 	  [ -f molecule/$$scenario/molecule.yml ] || continue; \
@@ -73,5 +95,5 @@ molecule: $(STAMP) image collections ## every molecule scenario under molecule/
 	done
 
 .PHONY: test
-test: venv deps collections image lint pytest molecule ## everything CI runs
+test: venv deps collections image wheelhouse lint pytest molecule ## everything CI runs
 	@echo "make test: all checks passed"

@@ -18,7 +18,7 @@ import pytest
 from qdrant_ops.client import ClusterClient
 from tests.support.host_image import ImageBuildError, ensure_image
 from tests.support.qdrant_cluster import LocalQdrantCluster
-from tests.support.qdrant_stub import QdrantStubServer
+from tests.support.qdrant_stub import QdrantStubServer, populate_demo
 from tests.support.s3 import MotoServer
 
 NO_QDRANT_REASON = "no Qdrant binary: set QDRANT_BINARY=/path/to/qdrant"
@@ -106,22 +106,9 @@ def stub_client(qdrant_stub):
 @pytest.fixture
 def stub_nodes():
     """Three stub nodes of one cluster (peers 1000-1002), each answering as itself, all holding
-    the collections `cities` (10 points, 6 shards) and `places` (payload only)."""
+    the demo collections (qdrant_stub.populate_demo)."""
     with ExitStack() as stack:
         servers = [stack.enter_context(QdrantStubServer(3, "stub-secret-key", me=i)) for i in range(3)]
         for server in servers:
-            state = server.state
-            state.create("cities", {"vectors": {"size": 4, "distance": "Cosine"}, "shard_number": 6})
-            state.create("places", {})
-            for i in range(10):
-                state.points["cities"][i] = {
-                    "id": i,
-                    "payload": {"city": f"c{i}"},
-                    "vector": [i, 0.5, 0.25, 1],
-                }
-                state.points["places"][i] = {
-                    "id": i,
-                    "payload": {"location": {"lat": i, "lon": 1}},
-                    "vector": {},
-                }
+            populate_demo(server.state)
         yield servers

@@ -33,6 +33,7 @@ RECIPE = {
         "dbus",
         "python3",
         "python3-apt",
+        "python3-venv",  # the qdrant_backup role's virtualenv (nodes install from a wheelhouse)
         "sudo",
         "ca-certificates",
         "iproute2",

@@ -327,6 +327,16 @@ class _Handler(BaseHTTPRequestHandler):
         pass
 
 
+def populate_demo(state: StubState, points: int = 10) -> None:
+    """The collections every stub node of the backup tests holds: `cities` (4-d vectors, 6 shards)
+    and `places` (payload only, like the original {id, city, location} records)."""
+    state.create("cities", {"vectors": {"size": 4, "distance": "Cosine"}, "shard_number": 6})
+    state.create("places", {})
+    for i in range(points):
+        state.points["cities"][i] = {"id": i, "payload": {"city": f"c{i}"}, "vector": [i, 0.5, 0.25, 1]}
+        state.points["places"][i] = {"id": i, "payload": {"location": {"lat": i, "lon": 1}}, "vector": {}}
+
+
 class QdrantStubServer:
     def __init__(self, peers: int = 3, api_key: str | None = None, me: int = 0) -> None:
         self.state = StubState(peers, me)
