@@ -50,13 +50,13 @@ endif
 image: deps ## build (once) the Debian systemd host image used by molecule, tests and the lab
 	$(BIN)/python -m tests.support.host_image
 
-# Wheels of qdrant-ops and its dependencies for the nodes' virtualenv (qdrant_backup role): nodes
-# install with --no-index, so they need no internet. Built for this Python; for nodes with another
+# Wheels of qdrant-ops and its dependencies for the nodes' virtualenv (qdrant_backup role), as a
+# directory and the same as one tar: nodes install with --no-index, so they need no internet. Built for this Python; for nodes with another
 # Python use NODE_PYTHON=3.12 (binary wheels for manylinux x86_64 are downloaded instead).
 WHEELHOUSE := .cache/wheelhouse
 NODE_PYTHON ?=
 SOURCES := $(shell find src -name '*.py') pyproject.toml
-$(WHEELHOUSE)/.complete: $(STAMP) $(SOURCES)
+$(WHEELHOUSE).tar: $(STAMP) $(SOURCES) Makefile
 	@rm -rf $(WHEELHOUSE) && mkdir -p $(WHEELHOUSE)
 	SOURCE_DATE_EPOCH=315532800 $(BIN)/pip wheel --quiet --no-deps -w $(WHEELHOUSE) .
 ifeq ($(NODE_PYTHON),)
@@ -67,10 +67,11 @@ else
 	  --python-version $(NODE_PYTHON) -d $(WHEELHOUSE) $(WHEELHOUSE)/qdrant_ops-*.whl
 	echo $(NODE_PYTHON) > $(WHEELHOUSE)/python-version
 endif
-	@touch $@
+	@# One reproducible file: the role copies it in one transfer, and only when it changed.
+	tar --sort=name --mtime=@315532800 --owner=0 --group=0 --numeric-owner -cf $@ -C $(WHEELHOUSE) .
 
 .PHONY: wheelhouse
-wheelhouse: $(WHEELHOUSE)/.complete ## wheels for the nodes' qdrant-ops virtualenv (NODE_PYTHON=3.12 for other nodes)
+wheelhouse: $(WHEELHOUSE).tar ## wheels for the nodes' qdrant-ops virtualenv (NODE_PYTHON=3.12 for other nodes)
 
 .PHONY: lint
 lint: $(STAMP) ## ruff and ansible-lint (production profile)
