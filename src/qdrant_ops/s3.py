@@ -11,9 +11,8 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import time
-from collections import deque
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ALL_COMPLETED, FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -200,13 +199,14 @@ def _multipart(
 ):
     bucket = settings.bucket
     upload_id = client.create_multipart_upload(Bucket=bucket, Key=key, Metadata=metadata)["UploadId"]
-    in_flight: deque[tuple[int, Future]] = deque()
+    in_flight: dict[Future, int] = {}
     done: list[dict] = []
     size = 0
 
-    def finish_oldest() -> None:
-        number, future = in_flight.popleft()
-        done.append({"PartNumber": number, "ETag": future.result()["ETag"]})
+    def collect(return_when: str) -> None:
+        finished, _ = wait(in_flight, return_when=return_when)
+        for future in finished:
+            done.append({"PartNumber": in_flight.pop(future), "ETag": future.result()["ETag"]})
 
     try:
         with ThreadPoolExecutor(max_workers=settings.concurrency, thread_name_prefix="s3-part") as pool:
@@ -215,28 +215,26 @@ def _multipart(
                 if number > MAX_PARTS:
                     raise S3Error(f"{key} needs more than {MAX_PARTS} parts: raise the part size")
                 if len(in_flight) >= settings.concurrency:
-                    finish_oldest()  # bounds memory: no more than `concurrency` parts held
-                in_flight.append(
-                    (
-                        number,
-                        pool.submit(
-                            client.upload_part,
-                            Bucket=bucket,
-                            Key=key,
-                            UploadId=upload_id,
-                            PartNumber=number,
-                            Body=chunk,
-                        ),
-                    )
+                    # Bounds memory to `concurrency` parts; any finished part frees a slot, so one
+                    # slow part does not hold up the others.
+                    collect(FIRST_COMPLETED)
+                future = pool.submit(
+                    client.upload_part,
+                    Bucket=bucket,
+                    Key=key,
+                    UploadId=upload_id,
+                    PartNumber=number,
+                    Body=chunk,
                 )
+                in_flight[future] = number
                 size += len(chunk)
                 if on_progress:
                     on_progress(size)
                 number += 1
                 chunk = _read_full(reader, part_size)
                 digest.update(chunk)
-            while in_flight:
-                finish_oldest()
+            collect(ALL_COMPLETED)
+        done.sort(key=lambda part: part["PartNumber"])
         _check_digest(digest, expected_sha256, key)
         client.complete_multipart_upload(
             Bucket=bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": done}
