@@ -1,0 +1,338 @@
+"""Every alert rule in files/alerts/: rendered with the default thresholds, accepted by promtool,
+annotated for the on-call person, using only metric names that exist, and proven by
+`promtool test rules` to fire on one series and stay silent on another."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import socket
+import subprocess
+import time
+import urllib.request
+from pathlib import Path
+
+import jinja2
+import pytest
+import yaml
+
+from qdrant_ops import metrics
+
+ROOT = Path(__file__).resolve().parents[2]
+ALERTS = ROOT / "files/alerts"
+DATA = ROOT / "tests/data"
+pytestmark = pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool missing: run `make deps`")
+
+# Rules whose result is cluster-wide, so no single instance to name.
+AGGREGATE = {"Watchdog", "QdrantPeersMissing"}
+# One label set per kind of target, as the prometheus role's file_sd writes them.
+Q = 'job="qdrant",instance="q1:6333",host="q1"'
+N = 'job="node",instance="q1:9100",host="q1"'
+QL = {"job": "qdrant", "instance": "q1:6333", "host": "q1"}
+NL = {"job": "node", "instance": "q1:9100", "host": "q1"}
+DISK = f'{N},mountpoint="/var/lib/qdrant"'
+DL = {**NL, "mountpoint": "/var/lib/qdrant"}
+BK = f'{N},cluster="prod"'
+BL = {**NL, "cluster": "prod"}
+
+
+def latency(fast: bool) -> list[tuple[str, str]]:
+    base = (
+        "rest_responses_duration_seconds_bucket"
+        '{%s,method="POST",endpoint="/collections/{name}/points/search",status="200",le="%s"}'
+    )
+    return [
+        (base % (Q, "1"), "0+100x20" if fast else "0+10x20"),
+        (base % (Q, "5"), "0+100x20"),
+        (base % (Q, "+Inf"), "0+100x20"),
+    ]
+
+
+# fmt: off
+# alert: (eval_time, expected labels, series that fire, series that stay silent)
+CASES = {
+    "Watchdog": ("1m", {}, [], None),
+    "QdrantNodeDown": ("5m", QL, [(f"up{{{Q}}}", "0x10")], [(f"up{{{Q}}}", "1x10")]),
+    "QdrantPeersMissing": (
+        "5m",
+        {},
+        [(f"up{{{Q}}}", "1x10"), ('up{job="qdrant",instance="q2:6333",host="q2"}', "0x10")],
+        [
+            (f"up{{{Q}}}", "1x10"),
+            ('up{job="qdrant",instance="q2:6333",host="q2"}', "1x10"),
+            ('up{job="qdrant",instance="q3:6333",host="q3"}', "1x10"),
+        ],
+    ),
+    "QdrantDeadReplicas": (
+        "6m",
+        QL,
+        [(f"collection_dead_replicas{{{Q}}}", "1x10")],
+        [(f"collection_dead_replicas{{{Q}}}", "0x10")],
+    ),
+    "QdrantReplicationBelowTarget": (
+        "6m",
+        QL,
+        [(f"collection_active_replicas_min{{{Q}}}", "1x10")],
+        [(f"collection_active_replicas_min{{{Q}}}", "2x10")],
+    ),
+    "QdrantConsensusStopped": (
+        "3m",
+        {**QL, "state": "stopped"},
+        [(f'cluster_working_state{{{Q},state="stopped"}}', "1x5")],
+        [(f'cluster_working_state{{{Q},state="stopped"}}', "0x5")],
+    ),
+    "QdrantConsensusBacklog": (
+        "12m",
+        QL,
+        [(f"cluster_pending_operations_total{{{Q}}}", "3x20")],
+        [(f"cluster_pending_operations_total{{{Q}}}", "3 0x19")],
+    ),
+    "QdrantFrequentElections": (
+        "60m",
+        QL,
+        [(f"cluster_term{{{Q}}}", "1+1x60")],
+        [(f"cluster_term{{{Q}}}", "5x60")],
+    ),
+    "QdrantHighLatency": (
+        "16m",
+        {"instance": "q1:6333", "host": "q1"},
+        latency(fast=False),
+        latency(fast=True),
+    ),
+    "QdrantHighErrorRate": (
+        "16m",
+        {"instance": "q1:6333", "host": "q1"},
+        [
+            (f'rest_responses_total{{{Q},status="200"}}', "0+90x20"),
+            (f'rest_responses_total{{{Q},status="500"}}', "0+10x20"),
+        ],
+        [
+            (f'rest_responses_total{{{Q},status="200"}}', "0+90x20"),
+            (f'rest_responses_total{{{Q},status="500"}}', "0x20"),
+        ],
+    ),
+    "QdrantMmapsNearLimit": (
+        "6m",
+        QL,
+        [(f"process_open_mmaps{{{Q}}}", "95x10"), (f"system_max_mmaps{{{Q}}}", "100x10")],
+        [(f"process_open_mmaps{{{Q}}}", "50x10"), (f"system_max_mmaps{{{Q}}}", "100x10")],
+    ),
+    "QdrantOpenFilesNearLimit": (
+        "6m",
+        QL,
+        [(f"process_open_fds{{{Q}}}", "95x10"), (f"process_max_fds{{{Q}}}", "100x10")],
+        [(f"process_open_fds{{{Q}}}", "50x10"), (f"process_max_fds{{{Q}}}", "100x10")],
+    ),
+    "QdrantMemoryHigh": (
+        "11m",
+        QL,
+        [(f"memory_resident_bytes{{{Q}}}", "90x15"), (f"node_memory_MemTotal_bytes{{{N}}}", "100x15")],
+        [(f"memory_resident_bytes{{{Q}}}", "50x15"), (f"node_memory_MemTotal_bytes{{{N}}}", "100x15")],
+    ),
+    "HostDataDiskWillFillIn24h": (
+        "395m",
+        DL,
+        [
+            (f"node_filesystem_avail_bytes{{{DISK}}}", "3000-2x400"),
+            (f"node_filesystem_size_bytes{{{DISK}}}", "10000x400"),
+        ],
+        [
+            (f"node_filesystem_avail_bytes{{{DISK}}}", "3000x400"),
+            (f"node_filesystem_size_bytes{{{DISK}}}", "10000x400"),
+        ],
+    ),
+    "HostDataDiskAlmostFull": (
+        "6m",
+        DL,
+        [
+            (f"node_filesystem_avail_bytes{{{DISK}}}", "500x10"),
+            (f"node_filesystem_size_bytes{{{DISK}}}", "10000x10"),
+        ],
+        [
+            (f"node_filesystem_avail_bytes{{{DISK}}}", "5000x10"),
+            (f"node_filesystem_size_bytes{{{DISK}}}", "10000x10"),
+        ],
+    ),
+    "HostOutOfMemory": (
+        "6m",
+        NL,
+        [
+            (f"node_memory_MemAvailable_bytes{{{N}}}", "5x10"),
+            (f"node_memory_MemTotal_bytes{{{N}}}", "100x10"),
+        ],
+        [
+            (f"node_memory_MemAvailable_bytes{{{N}}}", "50x10"),
+            (f"node_memory_MemTotal_bytes{{{N}}}", "100x10"),
+        ],
+    ),
+    "QdrantBackupFailed": (
+        "2m",
+        BL,
+        [(f"qdrant_ops_backup_last_run_success{{{BK}}}", "0x5")],
+        [(f"qdrant_ops_backup_last_run_success{{{BK}}}", "1x5")],
+    ),
+    "QdrantBackupTooOld": (
+        "37h",
+        BL,
+        [(f"qdrant_ops_backup_last_success_timestamp_seconds{{{BK}}}", "0x2300")],
+        [(f"qdrant_ops_backup_last_success_timestamp_seconds{{{BK}}}", "0+60x2300")],
+    ),
+    "QdrantBackupFailing": (
+        "3h",
+        BL,
+        [(f"qdrant_ops_backup_failures_total{{{BK}}}", "0x59 1x60 2x100")],
+        [(f"qdrant_ops_backup_failures_total{{{BK}}}", "0x59 1x160")],
+    ),
+    "QdrantBackupPruneFailed": (
+        "2m",
+        BL,
+        [(f"qdrant_ops_prune_last_run_success{{{BK}}}", "0x5")],
+        [(f"qdrant_ops_prune_last_run_success{{{BK}}}", "1x5")],
+    ),
+}
+# fmt: on
+
+
+def render(path: Path) -> str:
+    """What the prometheus role installs: [[ ]] placeholders filled, Prometheus' {{ }} untouched."""
+    env = jinja2.Environment(
+        variable_start_string="[[", variable_end_string="]]", undefined=jinja2.StrictUndefined
+    )
+    thresholds = yaml.safe_load((ALERTS / "thresholds.yml").read_text())
+    return env.from_string(path.read_text()).render(**thresholds)
+
+
+@pytest.fixture(scope="module")
+def rendered(tmp_path_factory) -> dict[str, Path]:
+    out = tmp_path_factory.mktemp("rules")
+    files = {}
+    for path in sorted(ALERTS.glob("*.rules.yml")):
+        files[path.name] = out / path.name
+        files[path.name].write_text(render(path))
+    return files
+
+
+def all_rules(rendered) -> dict[str, dict]:
+    return {
+        rule["alert"]: rule
+        for path in rendered.values()
+        for group in yaml.safe_load(path.read_text())["groups"]
+        for rule in group["rules"]
+    }
+
+
+def exported_names() -> set[str]:
+    lines = (DATA / "qdrant-metrics-1.18.tsv").read_text().splitlines()
+    qdrant = {line.split("\t")[0] for line in lines if line and not line.startswith(("#", "name\t"))}
+    qdrant |= {f"{name}_{suffix}" for name in set(qdrant) for suffix in ("bucket", "sum", "count")}
+    node = {
+        line
+        for line in (DATA / "node-exporter-metrics.txt").read_text().splitlines()
+        if line and line[0] != "#"
+    }
+    backup = {name + ("_total" if key == "failures" else "")
+              for job in metrics.JOBS for key, name in metrics.metric_names(job).items()}  # fmt: skip
+    return qdrant | node | backup | {"up"}
+
+
+PROMQL_WORDS = {"and", "or", "unless", "by", "without", "on", "ignoring", "group_left", "group_right", "bool",
+                "offset", "le", "inf", "nan"}  # fmt: skip
+
+
+def metric_names_in(expr: str) -> set[str]:
+    expr = re.sub(r'"[^"]*"', "", expr)  # strings
+    expr = re.sub(r"\{[^}]*\}", "", expr)  # label matchers
+    expr = re.sub(r"\b(by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)", "", expr)
+    expr = re.sub(r"\[[^\]]*\]", "", expr)  # ranges
+    names = set(re.findall(r"\b([a-zA-Z_:][a-zA-Z0-9_:]*)\b(?!\s*\()", expr))
+    return {n for n in names if n.lower() not in PROMQL_WORDS and not re.fullmatch(r"\d+[smhdwy]?", n)}
+
+
+def test_promtool_accepts_every_rule_file(rendered):
+    result = subprocess.run(
+        ["promtool", "check", "rules", *map(str, rendered.values())], capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_every_alert_is_annotated_for_the_on_call_person(rendered):
+    for name, rule in all_rules(rendered).items():
+        assert rule["labels"]["severity"] in {"none", "warning", "critical"}, name
+        assert {"summary", "description", "runbook"} <= set(rule["annotations"]), name
+        if name not in AGGREGATE:
+            assert "$labels.instance" in rule["annotations"]["description"], name
+        for text in rule["annotations"].values():  # deterministic text: only label templates
+            assert re.sub(r"\{\{ \$labels\.\w+ \}\}", "", text).count("{{") == 0, (name, text)
+
+
+def test_metric_names_exist(rendered):
+    known = exported_names()
+    for name, rule in all_rules(rendered).items():
+        unknown = metric_names_in(rule["expr"]) - known
+        assert not unknown, (
+            f"{name} uses {unknown}, not exported by Qdrant 1.18, node_exporter or the backup job"
+        )
+
+
+def test_every_alert_has_a_firing_and_a_silent_case(rendered):
+    assert set(CASES) == set(all_rules(rendered))
+
+
+def expected_annotations(rule: dict, labels: dict) -> dict:
+    return {key: re.sub(r"\{\{ \$labels\.(\w+) \}\}", lambda m: labels[m.group(1)], text)
+            for key, text in rule["annotations"].items()}  # fmt: skip
+
+
+def test_each_alert_fires_on_its_series_and_stays_silent_otherwise(rendered, tmp_path):
+    rules = all_rules(rendered)
+    tests = []
+    for name, (eval_time, target, firing, silent) in CASES.items():
+        labels = {**target, "severity": rules[name]["labels"]["severity"]}
+        alert = {"exp_labels": labels, "exp_annotations": expected_annotations(rules[name], labels)}
+        tests.append({
+            "interval": "1m",
+            "input_series": [{"series": s, "values": v} for s, v in firing],
+            "alert_rule_test": [{"eval_time": eval_time, "alertname": name, "exp_alerts": [alert]}],
+        })  # fmt: skip
+        if silent is not None:
+            tests.append({
+                "interval": "1m",
+                "input_series": [{"series": s, "values": v} for s, v in silent],
+                "alert_rule_test": [{"eval_time": eval_time, "alertname": name, "exp_alerts": []}],
+            })  # fmt: skip
+    spec = tmp_path / "alerts_test.yml"
+    files = [str(p) for p in rendered.values()]
+    spec.write_text(
+        yaml.safe_dump({"rule_files": files, "evaluation_interval": "1m", "tests": tests}, width=1000)
+    )
+    result = subprocess.run(["promtool", "test", "rules", str(spec)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout[-6000:] + result.stderr
+
+
+NODE_EXPORTER = shutil.which("prometheus-node-exporter") or "/usr/bin/prometheus-node-exporter"
+
+
+@pytest.mark.skipif(
+    not Path(NODE_EXPORTER).exists(), reason="prometheus-node-exporter missing: run `make deps`"
+)
+def test_the_node_exporter_names_are_what_a_real_node_exporter_exports():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    process = subprocess.Popen([NODE_EXPORTER, f"--web.listen-address=127.0.0.1:{port}"],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "node_exporter did not answer"
+                time.sleep(0.2)
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+    exported = {line.split("{")[0].split(" ")[0] for line in text.splitlines() if line and line[0] != "#"}
+    listed = (DATA / "node-exporter-metrics.txt").read_text().splitlines()
+    assert {n for n in listed if n and n[0] != "#"} <= exported
