@@ -52,7 +52,8 @@ class SystemdContainer:
         state = "unknown"
         while time.monotonic() < deadline:
             state = self.exec("systemctl", "is-system-running").stdout.strip()
-            if state not in ("initializing", "starting", ""):
+            # "offline": systemd is not yet PID 1's manager (docker exec can win the race at start).
+            if state not in ("offline", "initializing", "starting", ""):
                 return state
             time.sleep(0.5)
         return state

@@ -42,6 +42,16 @@ RECIPE = {
         "less",
         "xfsprogs",
         "e2fsprogs",
+        # The monitoring roles' package method finds these installed (tests reach no mirror);
+        # they are disabled below so that only the roles start them.
+        "prometheus",
+        "prometheus-alertmanager",
+        "prometheus-node-exporter",
+    ],
+    "disabled_units": [
+        "prometheus.service",
+        "prometheus-alertmanager.service",
+        "prometheus-node-exporter.service",
     ],
     # Units that cannot work in a container and would keep `is-system-running` degraded.
     "masked_units": [
@@ -91,6 +101,9 @@ def _configure_rootfs(root: Path) -> None:
         link = root / "etc/systemd/system" / unit
         link.unlink(missing_ok=True)
         link.symlink_to("/dev/null")
+    for unit in RECIPE["disabled_units"]:
+        for link in (root / "etc/systemd/system").glob(f"*.wants/{unit}"):
+            link.unlink()
     # A container has no machine id until first boot; an empty file lets systemd create one.
     (root / "etc/machine-id").write_text("")
     (root / "etc/hostname").write_text("localhost\n")

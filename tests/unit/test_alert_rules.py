@@ -199,7 +199,7 @@ def render(path: Path) -> str:
         variable_start_string="[[", variable_end_string="]]", undefined=jinja2.StrictUndefined
     )
     thresholds = yaml.safe_load((ALERTS / "thresholds.yml").read_text())
-    return env.from_string(path.read_text()).render(**thresholds)
+    return env.from_string(path.read_text()).render(alert=thresholds)
 
 
 @pytest.fixture(scope="module")
