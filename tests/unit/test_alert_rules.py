@@ -16,11 +16,10 @@ import jinja2
 import pytest
 import yaml
 
-from qdrant_ops import metrics
+from tests.support.promql import exported_names, metric_names_in, node_exporter_names
 
 ROOT = Path(__file__).resolve().parents[2]
 ALERTS = ROOT / "files/alerts"
-DATA = ROOT / "tests/data"
 pytestmark = pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool missing: run `make deps`")
 
 # Rules whose result is cluster-wide, so no single instance to name.
@@ -221,33 +220,6 @@ def all_rules(rendered) -> dict[str, dict]:
     }
 
 
-def exported_names() -> set[str]:
-    lines = (DATA / "qdrant-metrics-1.18.tsv").read_text().splitlines()
-    qdrant = {line.split("\t")[0] for line in lines if line and not line.startswith(("#", "name\t"))}
-    qdrant |= {f"{name}_{suffix}" for name in set(qdrant) for suffix in ("bucket", "sum", "count")}
-    node = {
-        line
-        for line in (DATA / "node-exporter-metrics.txt").read_text().splitlines()
-        if line and line[0] != "#"
-    }
-    backup = {name + ("_total" if key == "failures" else "")
-              for job in metrics.JOBS for key, name in metrics.metric_names(job).items()}  # fmt: skip
-    return qdrant | node | backup | {"up"}
-
-
-PROMQL_WORDS = {"and", "or", "unless", "by", "without", "on", "ignoring", "group_left", "group_right", "bool",
-                "offset", "le", "inf", "nan"}  # fmt: skip
-
-
-def metric_names_in(expr: str) -> set[str]:
-    expr = re.sub(r'"[^"]*"', "", expr)  # strings
-    expr = re.sub(r"\{[^}]*\}", "", expr)  # label matchers
-    expr = re.sub(r"\b(by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)", "", expr)
-    expr = re.sub(r"\[[^\]]*\]", "", expr)  # ranges
-    names = set(re.findall(r"\b([a-zA-Z_:][a-zA-Z0-9_:]*)\b(?!\s*\()", expr))
-    return {n for n in names if n.lower() not in PROMQL_WORDS and not re.fullmatch(r"\d+[smhdwy]?", n)}
-
-
 def test_promtool_accepts_every_rule_file(rendered):
     result = subprocess.run(
         ["promtool", "check", "rules", *map(str, rendered.values())], capture_output=True, text=True
@@ -334,5 +306,4 @@ def test_the_node_exporter_names_are_what_a_real_node_exporter_exports():
         process.terminate()
         process.wait(timeout=10)
     exported = {line.split("{")[0].split(" ")[0] for line in text.splitlines() if line and line[0] != "#"}
-    listed = (DATA / "node-exporter-metrics.txt").read_text().splitlines()
-    assert {n for n in listed if n and n[0] != "#"} <= exported
+    assert node_exporter_names() <= exported, node_exporter_names() - exported
