@@ -212,7 +212,7 @@ def load_config(params: dict):
 def present(module, config) -> dict:
     settings = config.settings
     s3_client = s3.make_client(settings.s3)
-    backup.check_bucket(s3_client, settings.s3.bucket)
+    backup.check_bucket(s3_client, settings.s3.bucket, settings.layout.cluster_prefix())
     with config.client() as client:
         peer_id, _ = backup.node_identity(client, config.node_url)
         backup_id = module.params["backup_id"] or backup.slot_id(datetime.now(UTC), settings.slot_seconds)

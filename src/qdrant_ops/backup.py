@@ -259,9 +259,11 @@ def node_identity(client: ClusterClient, node: str) -> tuple[int, list[dict]]:
     return int(status["peer_id"]), peers
 
 
-def check_bucket(s3_client, bucket: str) -> None:
+def check_bucket(s3_client, bucket: str, prefix: str) -> None:
+    """Fail early, with the fix, when the bucket is missing or not ours to use. A listing under the
+    cluster's prefix, not HeadBucket: the nodes' IAM policy allows listing only that prefix."""
     try:
-        s3_client.head_bucket(Bucket=bucket)
+        s3_client.list_objects_v2(Bucket=bucket, Prefix=prefix, MaxKeys=1)
     except botocore.exceptions.ClientError as exc:
         code = exc.response.get("Error", {}).get("Code", "")
         if code in ("404", "NoSuchBucket"):
@@ -270,7 +272,8 @@ def check_bucket(s3_client, bucket: str) -> None:
             ) from exc
         if code in ("403", "AccessDenied"):
             raise s3.S3Error(
-                f"access to s3://{bucket} denied: check the instance profile or keys allow this bucket"
+                f"access to s3://{bucket}/{prefix} denied: check the instance profile or keys allow "
+                "this bucket and prefix"
             ) from exc
         raise s3.describe_error(exc, "check", bucket) from exc
     except Exception as exc:
@@ -304,7 +307,7 @@ def run_node_backup(
     }
     peer_id, peers = node_identity(client, node)  # Qdrant down: nothing to record, set stays incomplete
     part.update(peer_id=peer_id, peers=peers, qdrant_version=client.version(node=node))
-    check_bucket(s3_client, settings.s3.bucket)
+    check_bucket(s3_client, settings.s3.bucket, layout.cluster_prefix())
     try:
         names = client.collection_names()
         missing = sorted(set(settings.collections) - set(names))

@@ -193,7 +193,7 @@ BAD_CASES = {
         "bucket s3://no-such-bucket-here does not exist",
         {"s3": {"bucket": "no-such-bucket-here"}},
     ),
-    "access denied": ("access to s3://locked denied", {}),
+    "access denied": ("access to s3://locked/", {}),
     "disk full": ("the node's disk is full", {}),
     "corrupt download": ("sha256", {}),
 }
