@@ -95,6 +95,13 @@ molecule: $(STAMP) image collections wheelhouse ## every molecule scenario under
 	  fi; \
 	done
 
+# Deploy to an inventory, e.g. the one terraform apply wrote: make deploy INVENTORY=inventory/<name>
+.PHONY: deploy
+deploy: $(STAMP) collections wheelhouse ## run site.yml against INVENTORY (builds the wheelhouse first)
+	@[ -n "$(INVENTORY)" ] || { echo "make deploy: set INVENTORY=<inventory path>, e.g. inventory/<cluster> from terraform apply" >&2; exit 2; }
+	@[ -e "$(INVENTORY)" ] || { echo "make deploy: inventory $(INVENTORY) does not exist (run terraform apply first?)" >&2; exit 2; }
+	$(BIN)/ansible-playbook -i $(INVENTORY) site.yml $(ANSIBLE_ARGS)
+
 .PHONY: test
 test: venv deps collections image wheelhouse lint pytest molecule ## everything CI runs
 	@echo "make test: all checks passed"
