@@ -17,7 +17,7 @@ from pathlib import Path
 
 import yaml
 
-from qdrant_ops import __version__, backup, backup_job, cluster, collections, points, s3
+from qdrant_ops import __version__, backup, backup_job, cluster, collections, points, restore, s3
 from qdrant_ops.client import ClusterClient
 from qdrant_ops.errors import ConfigError, QdrantOpsError
 from qdrant_ops.table import format_table
@@ -277,6 +277,47 @@ def cmd_backup_prune(args: argparse.Namespace) -> int:
 
 
 # -- parser --------------------------------------------------------------------------------------------
+# -- restore -------------------------------------------------------------------------------------------
+def _pair(text: str, what: str) -> tuple[str, str]:
+    left, sep, right = text.partition("=")
+    if not sep or not left or not right:
+        raise ConfigError(f"{what} must look like LEFT=RIGHT, got {text!r}")
+    return left, right
+
+
+def cmd_restore(args: argparse.Namespace) -> int:
+    config = backup_job.load(args.config)
+    if not args.node:
+        raise ConfigError("give every target node as --node URL=SNAPSHOTS_DIR (its storage.snapshots_path)")
+    targets = []
+    for item in args.node:
+        url, directory = _pair(item, "--node")
+        local, _, remote = directory.partition(":")
+        targets.append(restore.Target(url.rstrip("/"), Path(local), remote))
+    peer_map = {}
+    for item in args.map or []:
+        peer, url = _pair(item, "--map")
+        if not peer.isdigit():
+            raise ConfigError(f"--map needs PEER_ID=URL, got {item!r}")
+        peer_map[int(peer)] = url
+    log = (lambda line: print(line, file=sys.stderr)) if not args.json else (lambda _line: None)
+    with ClusterClient([t.url for t in targets], config.api_key, verify=config.verify,
+                       ca_file=config.ca_file, timeout=config.timeout) as client:  # fmt: skip
+        report = restore.restore(
+            client, s3.make_client(config.settings.s3), config.settings, targets,
+            backup_id=args.backup_id, collections=args.collection or (), peer_map=peer_map or None,
+            overwrite=args.overwrite, dry_run=args.dry_run, timeout=args.wait_timeout, log=log,
+        )  # fmt: skip
+    rows = [[p["collection"], p["peer_id"], p["node"], p["bytes"]] for p in report["plan"]]
+    names = ", ".join(report["collections"])
+    head = "restore plan (dry run, nothing changed)" if args.dry_run else (
+        f"restored {names} in {report['seconds']}s; counts and sampled points match"
+    )  # fmt: skip
+    _emit(args, report, f"backup {report['backup_id']}: {head}\n\n"
+          + format_table(rows, ["COLLECTION", "PEER", "NODE", "BYTES"]))  # fmt: skip
+    return 0
+
+
 def _connection_options() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     group = common.add_argument_group("connection")
@@ -359,6 +400,34 @@ def build_parser() -> argparse.ArgumentParser:
     prune = bak.add_parser("prune", parents=[config_opts], help="delete sets the retention policy drops")
     prune.add_argument("--dry-run", action="store_true", help="print the plan, delete nothing")
     prune.set_defaults(handler=cmd_backup_prune)
+
+    rst = commands.add_parser(
+        "restore", parents=[config_opts], help="restore collections from a backup set, verified",
+        description="Each node's part goes to one target node's snapshots directory, is checked against the "
+        "manifest's sha256 and recovered node by node (priority snapshot); then the exact counts and sampled "
+        "points are compared with the manifest. Run where every target's snapshots directory is reachable "
+        "(one host, or shared storage); across hosts use playbooks/restore.yml.",
+    )  # fmt: skip
+    rst.add_argument(
+        "--node",
+        action="append",
+        metavar="URL=DIR[:NODE_DIR]",
+        help="target node and its snapshots_path here (and as the node sees it), repeatable",
+    )
+    rst.add_argument("--backup-id", help="set to restore (default: the newest complete one)")
+    rst.add_argument("--collection", action="append", help="only this collection, repeatable")
+    rst.add_argument(
+        "--map",
+        action="append",
+        metavar="PEER_ID=URL",
+        help="restore this peer's part on this node (default: in order)",
+    )
+    rst.add_argument("--overwrite", action="store_true", help="replace collections that already exist")
+    rst.add_argument(
+        "--dry-run", action="store_true", help="check everything and print the plan, change nothing"
+    )
+    rst.add_argument("--wait-timeout", type=float, default=3600.0, help="seconds per recover and health wait")
+    rst.set_defaults(handler=cmd_restore)  # fmt: skip
     return parser
 
 

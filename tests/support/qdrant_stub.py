@@ -61,6 +61,11 @@ class StubState:
         self.snapshot_size = 64 * 1024
         self.snapshot_create_error: str | None = None  # e.g. a full disk; leaves a partial file
         self.corrupt_downloads = False  # serve bytes that do not match the reported checksum
+        # Where recover accepts file:// locations (Qdrant: inside storage.snapshots_path only).
+        self.snapshots_path: str | None = None
+        self.recovered: list[tuple] = []  # (collection, file, priority) of every recover
+        self.version = VERSION
+        self.recover_loses_points = 0  # drop this many points on recover (a restore gone wrong)
         # (method, path, query, request body, status, response body) of every request served
         self.requests: list[tuple] = []
         self.fail_next: list[int] = []  # HTTP statuses to return for the next requests
@@ -193,6 +198,7 @@ ROUTES: list[tuple[str, re.Pattern]] = [
         ("POST", r"/collections/(?P<c>[^/]+)/snapshots"),
         ("GET", r"/collections/(?P<c>[^/]+)/snapshots/(?P<s>[^/]+)"),
         ("DELETE", r"/collections/(?P<c>[^/]+)/snapshots/(?P<s>[^/]+)"),
+        ("PUT", r"/collections/(?P<c>[^/]+)/snapshots/recover"),
     ]
 ]
 
@@ -207,11 +213,13 @@ def handle(state: StubState, method: str, path: str, body: Any) -> tuple[int, An
     else:
         return 404, _error(f"stub: no route for {method} {path}")
     name = args.get("c")
+    if method == "PUT" and path.endswith("/snapshots/recover"):
+        return _recover(state, name, body)
     if name is not None and name not in state.collections and not (method == "PUT" and path.count("/") == 2):
         return 404, _error(f"Not found: Collection `{name}` doesn't exist!")
 
     if path == "/":
-        return 200, {"title": "qdrant - vector search engine", "version": VERSION, "commit": "stub"}
+        return 200, {"title": "qdrant - vector search engine", "version": state.version, "commit": "stub"}
     if path == "/cluster":
         return 200, _ok(state.cluster())
     if path == "/collections":
@@ -282,7 +290,11 @@ def _snapshots(state: StubState, method: str, name: str, snapshot: str | None) -
         if state.snapshot_create_error:
             files[new_name] = b"partial"
             return 500, _error(f"Service internal error: {state.snapshot_create_error}")
-        files[new_name] = os.urandom(state.snapshot_size)
+        # The stub's snapshot: the collection and its points as JSON, padded to snapshot_size.
+        content = json.dumps({"config": state.collections[name], "points": list(state.points[name].values())})
+        files[new_name] = (
+            content.encode() + b"\n" + os.urandom(max(0, state.snapshot_size - len(content) - 1))
+        )
         return 200, _ok(_describe(new_name, files[new_name]))
     if snapshot is None:
         return 200, _ok([_describe(n, data) for n, data in sorted(files.items())])
@@ -293,6 +305,30 @@ def _snapshots(state: StubState, method: str, name: str, snapshot: str | None) -
         return 200, _ok(True)
     data = files[snapshot]
     return 200, (data[:-1] + b"X") if state.corrupt_downloads else data
+
+
+def _recover(state: StubState, name: str, body: dict) -> tuple[int, Any]:
+    """PUT .../snapshots/recover with a file:// location inside snapshots_path (FACTS.md 3)."""
+    location = body.get("location", "")
+    if not location.startswith("file://"):
+        return 400, _error(f"Bad request: URL {location} with scheme is not supported")
+    path = os.path.realpath(location[len("file://") :])
+    root = os.path.realpath(state.snapshots_path or "/nonexistent")
+    if not path.startswith(root + os.sep):
+        return 403, _error(f"Forbidden: snapshot path {path} is outside of the snapshots directory")
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read()
+    except OSError:
+        return 404, _error(f"Not found: Snapshot file {path} does not exist")
+    if body.get("checksum") and hashlib.sha256(data).hexdigest() != body["checksum"]:
+        return 400, _error("Bad request: Snapshot checksum mismatch")
+    snapshot = json.loads(data.split(b"\n", 1)[0])
+    state.collections[name] = snapshot["config"]
+    records = snapshot["points"][: len(snapshot["points"]) - state.recover_loses_points]
+    state.points[name] = {record["id"]: record for record in records}
+    state.recovered.append((name, path, body.get("priority")))
+    return 200, _ok(True)
 
 
 class _Handler(BaseHTTPRequestHandler):
