@@ -12,11 +12,13 @@ import traceback
 from ansible.module_utils.basic import missing_required_lib
 
 try:
+    from qdrant_ops import backup_job
     from qdrant_ops.client import ClusterClient
     from qdrant_ops.errors import QdrantOpsError
 
     QDRANT_OPS_IMPORT_ERROR = None
 except ImportError:
+    backup_job = None
     ClusterClient = None
     QdrantOpsError = Exception
     QDRANT_OPS_IMPORT_ERROR = traceback.format_exc()
@@ -51,3 +53,54 @@ def client_from_module(module):
         ca_file=params["ca_cert"],
         timeout=params["timeout"],
     )
+
+
+# The backup config (the file the qdrant_backup role writes), each key overridable by an option:
+# option -> (config file section, key). Used by qdrant_snapshot and qdrant_restore.
+BACKUP_CONFIG_KEYS = {
+    "cluster": (None, "cluster"),
+    "collections": (None, "collections"),
+    "url": ("qdrant", "url"),
+    "api_key": ("qdrant", "api_key"),
+    "ca_cert": ("qdrant", "ca_file"),
+    "validate_certs": ("qdrant", "verify"),
+    "timeout": ("qdrant", "timeout"),
+    "s3_bucket": ("s3", "bucket"),
+    "s3_prefix": ("s3", "prefix"),
+    "s3_region": ("s3", "region"),
+    "s3_endpoint_url": ("s3", "endpoint_url"),
+    "s3_access_key": ("s3", "access_key"),
+    "s3_secret_key": ("s3", "secret_key"),
+    "part_size_mib": ("s3", "part_size_mib"),
+    "concurrency": ("s3", "concurrency"),
+}
+BACKUP_CONFIG_ARGUMENT_SPEC = {
+    "config_file": {"type": "path"},
+    "cluster": {"type": "str"},
+    "url": {"type": "str"},
+    "api_key": {"type": "str", "no_log": True},
+    "ca_cert": {"type": "path"},
+    "validate_certs": {"type": "bool"},
+    "timeout": {"type": "float"},
+    "s3_bucket": {"type": "str"},
+    "s3_prefix": {"type": "str"},
+    "s3_region": {"type": "str"},
+    "s3_endpoint_url": {"type": "str"},
+    "s3_access_key": {"type": "str", "no_log": True},
+    "s3_secret_key": {"type": "str", "no_log": True},
+    "part_size_mib": {"type": "int"},
+    "concurrency": {"type": "int"},
+}
+
+
+def load_backup_config(params: dict):
+    """The config file's settings with the options given taking precedence."""
+    data = backup_job.read_file(params["config_file"]) if params["config_file"] else {}
+    for option, (section, key) in BACKUP_CONFIG_KEYS.items():
+        if params.get(option) is None:
+            continue
+        if section is None:
+            data[key] = params[option]
+        else:
+            data[section] = {**(data.get(section) or {}), key: params[option]}
+    return backup_job.from_dict(data, params["config_file"] or "module options")

@@ -149,64 +149,25 @@ import time
 from datetime import UTC, datetime
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.qdrant_common import QdrantOpsError, require_qdrant_ops
+from ansible.module_utils.qdrant_common import (
+    BACKUP_CONFIG_ARGUMENT_SPEC,
+    QdrantOpsError,
+    load_backup_config,
+    require_qdrant_ops,
+)
 
 try:
     from qdrant_ops import backup, backup_job, s3
 except ImportError:
     backup = None  # reported by require_qdrant_ops
 
-# Module option -> (config file section, key). Options left unset keep the file's value.
-OPTION_KEYS = {
-    "cluster": (None, "cluster"),
-    "collections": (None, "collections"),
-    "url": ("qdrant", "url"),
-    "api_key": ("qdrant", "api_key"),
-    "ca_cert": ("qdrant", "ca_file"),
-    "validate_certs": ("qdrant", "verify"),
-    "timeout": ("qdrant", "timeout"),
-    "s3_bucket": ("s3", "bucket"),
-    "s3_prefix": ("s3", "prefix"),
-    "s3_region": ("s3", "region"),
-    "s3_endpoint_url": ("s3", "endpoint_url"),
-    "s3_access_key": ("s3", "access_key"),
-    "s3_secret_key": ("s3", "secret_key"),
-    "part_size_mib": ("s3", "part_size_mib"),
-    "concurrency": ("s3", "concurrency"),
-}
 ARGUMENT_SPEC = {
     "state": {"type": "str", "choices": ["present", "list", "absent"], "default": "present"},
-    "config_file": {"type": "path"},
     "backup_id": {"type": "str"},
     "force": {"type": "bool", "default": False},
-    "cluster": {"type": "str"},
     "collections": {"type": "list", "elements": "str"},
-    "url": {"type": "str"},
-    "api_key": {"type": "str", "no_log": True},
-    "ca_cert": {"type": "path"},
-    "validate_certs": {"type": "bool"},
-    "timeout": {"type": "float"},
-    "s3_bucket": {"type": "str"},
-    "s3_prefix": {"type": "str"},
-    "s3_region": {"type": "str"},
-    "s3_endpoint_url": {"type": "str"},
-    "s3_access_key": {"type": "str", "no_log": True},
-    "s3_secret_key": {"type": "str", "no_log": True},
-    "part_size_mib": {"type": "int"},
-    "concurrency": {"type": "int"},
+    **BACKUP_CONFIG_ARGUMENT_SPEC,
 }
-
-
-def load_config(params: dict):
-    data = backup_job.read_file(params["config_file"]) if params["config_file"] else {}
-    for option, (section, key) in OPTION_KEYS.items():
-        if params[option] is None:
-            continue
-        if section is None:
-            data[key] = params[option]
-        else:
-            data[section] = {**(data.get(section) or {}), key: params[option]}
-    return backup_job.from_dict(data, params["config_file"] or "module options")
 
 
 def present(module, config) -> dict:
@@ -267,7 +228,7 @@ def main() -> None:
     require_qdrant_ops(module)
     started = time.monotonic()
     try:
-        config = load_config(module.params)
+        config = load_backup_config(module.params)
         state = module.params["state"]
         if state == "present":
             result = present(module, config)

@@ -28,7 +28,10 @@ def run_playbook(
         text=True,
         timeout=timeout,
     )
-    report = json.loads(result.stdout[result.stdout.index("{") :]) if "{" in result.stdout else {}
+    json_output = (env or {}).get("ANSIBLE_STDOUT_CALLBACK", "ansible.posix.json") == "ansible.posix.json"
+    report = (
+        json.loads(result.stdout[result.stdout.index("{") :]) if json_output and "{" in result.stdout else {}
+    )
     return result, report
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import itertools
 import json
 import os
 import re
@@ -19,6 +20,7 @@ from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 VERSION = "1.18.3"
+_ORDER = itertools.count()  # shared by every stub node: the order of recovers across nodes
 
 DEFAULT_HNSW = {
     "m": 16,
@@ -64,6 +66,7 @@ class StubState:
         # Where recover accepts file:// locations (Qdrant: inside storage.snapshots_path only).
         self.snapshots_path: str | None = None
         self.recovered: list[tuple] = []  # (collection, file, priority) of every recover
+        self.recover_order: list[int] = []  # when each recover happened, across all stub nodes
         self.version = VERSION
         self.recover_loses_points = 0  # drop this many points on recover (a restore gone wrong)
         # (method, path, query, request body, status, response body) of every request served
@@ -328,6 +331,7 @@ def _recover(state: StubState, name: str, body: dict) -> tuple[int, Any]:
     records = snapshot["points"][: len(snapshot["points"]) - state.recover_loses_points]
     state.points[name] = {record["id"]: record for record in records}
     state.recovered.append((name, path, body.get("priority")))
+    state.recover_order.append(next(_ORDER))
     return 200, _ok(True)
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import json
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
@@ -81,6 +82,8 @@ def test_every_collection_deleted_then_restored_identical(cluster, capsys):
         }  # its own part, explicit priority
         assert all(path.startswith(node.state.snapshots_path) for _, path, _ in node.state.recovered)
         assert not (Path(node.state.snapshots_path) / restore.RESTORE_DIR / BACKUP_ID).exists()  # cleaned up
+    order = [node.state.recover_order for node in nodes]  # node by node
+    assert all(max(before) < min(after) for before, after in pairwise(order)), order
     assert API_KEY not in out + err
 
 
