@@ -101,11 +101,12 @@ def test_existing_collections_are_replaced_only_with_overwrite(cluster, capsys):
     assert len(deletes) == 1
 
 
-def corrupt_one_object(s3_client, bucket):
+def corrupt_one_object(s3_client, bucket, suffix="/cities/1001.snapshot"):
+    """Flip one bit of a snapshot object, keeping its size and its recorded sha256 metadata."""
     key = next(
         item["Key"]
         for item in s3_client.list_objects_v2(Bucket=bucket)["Contents"]
-        if item["Key"].endswith("/cities/1001.snapshot")
+        if suffix in item["Key"] and item["Key"].endswith(".snapshot")
     )
     head = s3_client.head_object(Bucket=bucket, Key=key)
     body = s3_client.get_object(Bucket=bucket, Key=key)["Body"].read()
