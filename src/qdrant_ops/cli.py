@@ -17,7 +17,7 @@ from pathlib import Path
 
 import yaml
 
-from qdrant_ops import __version__, backup, backup_job, cluster, collections, points, restore, s3
+from qdrant_ops import __version__, backup, backup_job, cluster, collections, points, replicas, restore, s3
 from qdrant_ops.client import ClusterClient
 from qdrant_ops.errors import ConfigError, QdrantOpsError
 from qdrant_ops.table import format_table
@@ -277,6 +277,26 @@ def cmd_backup_prune(args: argparse.Namespace) -> int:
 
 
 # -- parser --------------------------------------------------------------------------------------------
+def cmd_cluster_repair(args: argparse.Namespace) -> int:
+    log = (lambda line: print(line, file=sys.stderr)) if not args.json else (lambda _line: None)
+    with make_client(args) as client:
+        removed = [
+            peer for peer in args.remove_peer or [] if not args.dry_run and replicas.remove_peer(client, peer)
+        ]
+        plan = replicas.repair(client, prefer=args.to_peer, method=args.method, dry_run=args.dry_run, log=log)
+    rows = [[r.collection, r.shard_id, r.from_peer, r.to_peer] for r in plan]
+    head = "plan (dry run, nothing changed)" if args.dry_run else (
+        f"removed peers {removed or 'none'}; every shard at its replication factor, every replica Active"
+    )  # fmt: skip
+    data = {
+        "removed_peers": removed,
+        "replications": [dataclasses.asdict(r) for r in plan],
+        "dry_run": args.dry_run,
+    }
+    _emit(args, data, head + "\n\n" + format_table(rows, ["COLLECTION", "SHARD", "FROM", "TO"]))
+    return 0
+
+
 # -- restore -------------------------------------------------------------------------------------------
 def _pair(text: str, what: str) -> tuple[str, str]:
     left, sep, right = text.partition("=")
@@ -346,6 +366,20 @@ def build_parser() -> argparse.ArgumentParser:
         "status", parents=[conn], help="peers, leader, collections; exit 1 when a replica is unhealthy"
     )
     status.set_defaults(handler=cmd_cluster_status)
+    repair = cluster_cmd.add_parser(
+        "repair", parents=[conn], help="remove dead peers, replicate shards back to their replication factor"
+    )
+    repair.add_argument(
+        "--remove-peer", type=int, action="append", help="dead peer to remove (force), repeatable"
+    )
+    repair.add_argument(
+        "--to-peer", type=int, help="put the new replicas on this peer first (the replacement)"
+    )
+    repair.add_argument(
+        "--method", default="stream_records", choices=["stream_records", "snapshot", "wal_delta"]
+    )
+    repair.add_argument("--dry-run", action="store_true", help="print the plan, change nothing")
+    repair.set_defaults(handler=cmd_cluster_repair)
 
     coll = commands.add_parser("collections", help="collections as code").add_subparsers(metavar="ACTION")
     coll.add_parser("list", parents=[conn], help="collections with exact counts").set_defaults(

@@ -66,6 +66,8 @@ class StubState:
         # Where recover accepts file:// locations (Qdrant: inside storage.snapshots_path only).
         self.snapshots_path: str | None = None
         self.recovered: list[tuple] = []  # (collection, file, priority) of every recover
+        self.placement: dict[str, list[dict]] = {}  # explicit replicas once changed
+        self.replications: list[dict] = []  # every replicate_shard served
         self.recover_order: list[int] = []  # when each recover happened, across all stub nodes
         self.version = VERSION
         self.recover_loses_points = 0  # drop this many points on recover (a restore gone wrong)
@@ -151,21 +153,34 @@ class StubState:
             "payload_schema": copy.deepcopy(config["payload_schema"]),
         }
 
+    def replicas(self, name: str) -> list[dict]:
+        """The collection's replicas {shard_id, peer_id, state}: spread in order until changed."""
+        if name not in self.placement:
+            shards = self.collections[name]["params"]["shard_number"]
+            rf = self.collections[name]["params"]["replication_factor"]
+            self.placement[name] = [
+                {
+                    "shard_id": shard,
+                    "peer_id": self.peer_ids[(shard + r) % len(self.peer_ids)],
+                    "state": "Active",
+                }
+                for shard in range(shards)
+                for r in range(rf)
+            ]
+        return self.placement[name]
+
     def collection_cluster(self, name: str) -> dict:
-        shards = self.collections[name]["params"]["shard_number"]
-        rf = self.collections[name]["params"]["replication_factor"]
         me = self.me
-        local, remote = [], []
-        for shard in range(shards):
-            for replica in range(rf):
-                peer = self.peer_ids[(shard + replica) % len(self.peer_ids)]
-                if peer == me:
-                    local.append({"shard_id": shard, "points_count": 0, "state": "Active"})
-                else:
-                    remote.append({"shard_id": shard, "peer_id": peer, "state": "Active"})
+        replicas = self.replicas(name)
+        local = [
+            {"shard_id": r["shard_id"], "points_count": 0, "state": r["state"]}
+            for r in replicas
+            if r["peer_id"] == me
+        ]
+        remote = [dict(r) for r in replicas if r["peer_id"] != me]
         return {
             "peer_id": me,
-            "shard_count": shards,
+            "shard_count": self.collections[name]["params"]["shard_number"],
             "local_shards": local,
             "remote_shards": remote,
             "shard_transfers": [],
@@ -202,6 +217,8 @@ ROUTES: list[tuple[str, re.Pattern]] = [
         ("GET", r"/collections/(?P<c>[^/]+)/snapshots/(?P<s>[^/]+)"),
         ("DELETE", r"/collections/(?P<c>[^/]+)/snapshots/(?P<s>[^/]+)"),
         ("PUT", r"/collections/(?P<c>[^/]+)/snapshots/recover"),
+        ("POST", r"/collections/(?P<c>[^/]+)/cluster"),
+        ("DELETE", r"/cluster/peer/(?P<peer>\d+)"),
     ]
 ]
 
@@ -225,6 +242,10 @@ def handle(state: StubState, method: str, path: str, body: Any) -> tuple[int, An
         return 200, {"title": "qdrant - vector search engine", "version": state.version, "commit": "stub"}
     if path == "/cluster":
         return 200, _ok(state.cluster())
+    if path.startswith("/cluster/peer/"):
+        return _remove_peer(state, int(args["peer"]))
+    if method == "POST" and path.endswith("/cluster"):
+        return _cluster_operation(state, name, body)
     if path == "/collections":
         return 200, _ok({"collections": [{"name": n} for n in sorted(state.collections)]})
     if path.endswith("/cluster"):
@@ -308,6 +329,36 @@ def _snapshots(state: StubState, method: str, name: str, snapshot: str | None) -
         return 200, _ok(True)
     data = files[snapshot]
     return 200, (data[:-1] + b"X") if state.corrupt_downloads else data
+
+
+def _remove_peer(state: StubState, peer: int) -> tuple[int, Any]:
+    """DELETE /cluster/peer/{id}?force=true: the peer and its replicas go (FACTS.md section 1)."""
+    if peer not in state.peer_ids:
+        return 404, _error(f"Not found: Peer {peer} doesn't exist")
+    for name in state.collections:
+        state.placement[name] = [r for r in state.replicas(name) if r["peer_id"] != peer]
+    state.peer_ids.remove(peer)
+    return 200, _ok(True)
+
+
+def _cluster_operation(state: StubState, name: str, body: dict) -> tuple[int, Any]:
+    """POST /collections/{c}/cluster replicate_shard: the copy is Active at once in the stub."""
+    operation = body.get("replicate_shard")
+    if operation is None:
+        return 400, _error(f"stub: unsupported cluster operation {sorted(body)}")
+    replicas = state.replicas(name)
+    shard, source, target = operation["shard_id"], operation["from_peer_id"], operation["to_peer_id"]
+    if not any(
+        r["shard_id"] == shard and r["peer_id"] == source and r["state"] == "Active" for r in replicas
+    ):
+        return 400, _error(f"Bad request: Shard {shard} on peer {source} is not Active")
+    if target not in state.peer_ids or any(
+        r["shard_id"] == shard and r["peer_id"] == target for r in replicas
+    ):
+        return 400, _error(f"Bad request: Shard {shard} already exists on peer {target} or no such peer")
+    replicas.append({"shard_id": shard, "peer_id": target, "state": "Active"})
+    state.replications.append(operation)
+    return 200, _ok(True)
 
 
 def _recover(state: StubState, name: str, body: dict) -> tuple[int, Any]:

@@ -1,0 +1,139 @@
+"""Bring every shard back to its replication factor after a node was lost (FACTS.md section 1:
+Qdrant does not do it by itself). A dead peer is removed with force (its replicas are dropped),
+the replacement joins with --bootstrap, then each shard with fewer replicas than the factor is
+replicated from an Active replica, one transfer at a time (each node accepts one incoming and one
+outgoing transfer by default), and the end state is checked: every replica Active, every shard at
+its factor.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from qdrant_ops.client import ClusterClient, QdrantApiError, segment
+from qdrant_ops.cluster import shard_placement
+from qdrant_ops.errors import QdrantOpsError
+
+
+class ReplicationError(QdrantOpsError):
+    """Replicas could not be brought back to the factor; the message says why."""
+
+
+@dataclass(frozen=True)
+class Replication:
+    collection: str
+    shard_id: int
+    from_peer: int
+    to_peer: int
+
+
+def plan_replication(
+    placements: dict[str, list[dict]],
+    factors: dict[str, int],
+    peers: Sequence[int],
+    prefer: int | None = None,
+) -> list[Replication]:
+    """Pure: one replication per missing replica, from an Active replica to a peer that lacks the
+    shard (`prefer` first, else the peer with the fewest replicas). Raises when the peers cannot
+    hold the factor."""
+    load = Counter({peer: 0 for peer in peers})
+    for placement in placements.values():
+        load.update(r["peer_id"] for r in placement if r["peer_id"] in load)
+    plan = []
+    for collection in sorted(placements):
+        shards: dict[int, list[dict]] = {}
+        for replica in placements[collection]:
+            shards.setdefault(replica["shard_id"], []).append(replica)
+        for shard_id, replicas in sorted(shards.items()):
+            holders = {r["peer_id"] for r in replicas}
+            active = sorted(r["peer_id"] for r in replicas if r["state"] == "Active")
+            missing = factors[collection] - len(holders)
+            if missing <= 0:
+                continue
+            if not active:
+                raise ReplicationError(
+                    f"{collection} shard {shard_id} has no Active replica to copy from: restore it from a "
+                    "backup (playbooks/restore.yml)"
+                )
+            candidates = [p for p in peers if p not in holders]
+            if len(candidates) < missing:
+                raise ReplicationError(
+                    f"{collection} shard {shard_id} needs {factors[collection]} replicas but only "
+                    f"{len(holders) + len(candidates)} peers can hold it: add nodes or lower "
+                    "replication_factor"
+                )
+            for _ in range(missing):
+                to_peer = prefer if prefer in candidates else min(candidates, key=lambda p: (load[p], p))
+                candidates.remove(to_peer)
+                load[to_peer] += 1
+                plan.append(Replication(collection, shard_id, active[0], to_peer))
+    return plan
+
+
+def cluster_view(client: ClusterClient) -> tuple[list[int], dict[str, list[dict]], dict[str, int]]:
+    status = client.cluster_status()
+    peers = sorted(int(pid) for pid in status["peers"])
+    placements, factors = {}, {}
+    for name in client.collection_names():
+        placements[name] = shard_placement(client.collection_cluster(name))
+        factors[name] = int(client.collection_info(name)["config"]["params"].get("replication_factor") or 1)
+    return peers, placements, factors
+
+
+def remove_peer(client: ClusterClient, peer_id: int, timeout: int = 60) -> bool:
+    """Force-remove a dead peer (its replicas are dropped); False when it is already gone."""
+    peers = client.cluster_status()["peers"]
+    if str(peer_id) not in peers:
+        return False
+    client.request("DELETE", f"/cluster/peer/{peer_id}", params={"force": "true", "timeout": timeout})
+    return True
+
+
+def _wait_settled(client: ClusterClient, collection: str, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        view = client.collection_cluster(collection)
+        states = {r["state"] for r in shard_placement(view)}
+        if not view.get("shard_transfers") and states <= {"Active"}:
+            return
+        if time.monotonic() > deadline:
+            raise ReplicationError(
+                f"{collection}: transfers still running or replicas not Active after {timeout:.0f}s: "
+                f"{view.get('shard_transfers')}, states {sorted(states)}"
+            )
+        time.sleep(1)
+
+
+def repair(
+    client: ClusterClient,
+    *,
+    prefer: int | None = None,
+    method: str = "stream_records",
+    dry_run: bool = False,
+    timeout: float = 3600.0,
+    log: Callable[[str], None] = lambda _line: None,
+) -> list[Replication]:
+    """Replicate every shard below its factor; returns what was (or would be) done."""
+    peers, placements, factors = cluster_view(client)
+    if prefer is not None and prefer not in peers:
+        raise ReplicationError(f"peer {prefer} is not in the cluster (peers: {peers})")
+    plan = plan_replication(placements, factors, peers, prefer)
+    if dry_run:
+        return plan
+    for item in plan:  # one at a time: every node takes one incoming transfer by default
+        body = {"replicate_shard": {"shard_id": item.shard_id, "from_peer_id": item.from_peer,
+                                    "to_peer_id": item.to_peer, "method": method}}  # fmt: skip
+        try:
+            client.request("POST", f"/collections/{segment(item.collection)}/cluster", json=body)
+        except QdrantApiError as exc:
+            raise ReplicationError(f"replicating {item}: {exc}") from exc
+        log(f"{item.collection} shard {item.shard_id}: peer {item.from_peer} -> {item.to_peer}")
+        _wait_settled(client, item.collection, timeout)
+    _, placements, factors = cluster_view(client)
+    left = plan_replication(placements, factors, peers)
+    if left:
+        raise ReplicationError(f"still below the replication factor: {left}")
+    return plan

@@ -1,0 +1,92 @@
+"""Replicas back to the replication factor after a node is lost: the pure plan, and
+`qdrant-ops cluster repair` against the REST stub (dead peer removed with force, one transfer at
+a time, the end state checked). With a real Qdrant: tests/e2e/test_replace_node_real_qdrant.py."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from qdrant_ops import replicas
+from qdrant_ops.cli import EXIT_ERROR, main
+
+
+def spread(shards: int, factor: int, peers: list[int]) -> list[dict]:
+    return [{"shard_id": s, "peer_id": peers[(s + r) % len(peers)], "state": "Active"}
+            for s in range(shards) for r in range(factor)]  # fmt: skip
+
+
+def test_plan_restores_the_factor_on_the_preferred_peer_first():
+    placement = [r for r in spread(6, 2, [1, 2, 3]) if r["peer_id"] != 3]  # peer 3 died and was removed
+    plan = replicas.plan_replication({"c": placement}, {"c": 2}, [1, 2, 4], prefer=4)
+    assert {(p.shard_id, p.to_peer) for p in plan} == {(1, 4), (2, 4), (4, 4), (5, 4)}
+    assert all(p.from_peer in (1, 2) for p in plan)
+    placement += [{"shard_id": p.shard_id, "peer_id": p.to_peer, "state": "Active"} for p in plan]
+    assert replicas.plan_replication({"c": placement}, {"c": 2}, [1, 2, 4]) == []  # nothing left
+
+
+def test_plan_spreads_over_the_least_loaded_peers_without_a_preference():
+    placement = [{"shard_id": s, "peer_id": 1, "state": "Active"} for s in range(4)]
+    plan = replicas.plan_replication({"c": placement}, {"c": 3}, [1, 2, 3, 4])
+    per_peer = {peer: sum(p.to_peer == peer for p in plan) for peer in (2, 3, 4)}
+    assert len(plan) == 8 and max(per_peer.values()) - min(per_peer.values()) <= 1
+    assert all(len({p.to_peer for p in plan if p.shard_id == s}) == 2 for s in range(4))  # never twice
+
+
+@pytest.mark.parametrize(
+    ("placement", "factor", "peers", "message"),
+    [
+        ([{"shard_id": 0, "peer_id": 1, "state": "Dead"}], 2, [1, 2], "no Active replica"),
+        ([{"shard_id": 0, "peer_id": 1, "state": "Active"}], 3, [1, 2], "only 2 peers can hold it"),
+    ],
+)
+def test_plan_refusals(placement, factor, peers, message):
+    with pytest.raises(replicas.ReplicationError, match=message):
+        replicas.plan_replication({"c": placement}, {"c": factor}, peers)
+
+
+@pytest.fixture
+def cli(qdrant_stub, monkeypatch, capsys):
+    monkeypatch.setenv("QDRANT_URL", qdrant_stub.url)
+    monkeypatch.setenv("QDRANT_API_KEY", "stub-secret-key")
+    qdrant_stub.state.create("cities", {"vectors": {"size": 4, "distance": "Cosine"}, "shard_number": 6,
+                                        "replication_factor": 2})  # fmt: skip
+    qdrant_stub.state.replicas("cities")  # placed over the three original peers
+    qdrant_stub.state.peer_ids.append(1003)  # the replacement joined
+
+    def run(*argv):
+        code = main(list(argv))
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return run
+
+
+def test_repair_removes_the_dead_peer_and_refills_the_new_one(cli, qdrant_stub):
+    code, out, _ = cli(
+        "cluster", "repair", "--remove-peer", "1002", "--to-peer", "1003", "--dry-run", "--json"
+    )
+    assert code == 0 and json.loads(out)["removed_peers"] == []  # a dry run removes nothing
+    assert 1002 in qdrant_stub.state.peer_ids and qdrant_stub.state.replications == []
+
+    code, out, err = cli("cluster", "repair", "--remove-peer", "1002", "--to-peer", "1003", "--json")
+
+    assert code == 0, err
+    report = json.loads(out)
+    assert report["removed_peers"] == [1002] and 1002 not in qdrant_stub.state.peer_ids
+    moved = sorted((r["shard_id"], r["to_peer"]) for r in report["replications"])
+    assert moved == [(1, 1003), (2, 1003), (4, 1003), (5, 1003)]  # the shards peer 1002 held
+    assert [o["method"] for o in qdrant_stub.state.replications] == ["stream_records"] * 4
+    held = {}
+    for replica in qdrant_stub.state.replicas("cities"):
+        held.setdefault(replica["shard_id"], set()).add(replica["peer_id"])
+    assert all(len(peers) == 2 for peers in held.values())
+
+    code, out, _ = cli("cluster", "repair", "--json")  # a second run has nothing to do
+    assert code == 0 and json.loads(out)["replications"] == []
+
+
+def test_repair_refuses_an_unknown_target_peer(cli):
+    code, _, err = cli("cluster", "repair", "--to-peer", "4242")
+    assert code == EXIT_ERROR and "peer 4242 is not in the cluster" in err
