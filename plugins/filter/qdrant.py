@@ -29,6 +29,11 @@ def qdrant_unhealthy_replicas(results) -> list[str]:
     return problems
 
 
+def qdrant_rest_urls(hosts, hostvars, scheme: str = "http", port: int = 6333) -> list[str]:
+    """REST URLs of inventory hosts as the controller reaches them (ansible_host, else the name)."""
+    return [f"{scheme}://{hostvars[host].get('ansible_host') or host}:{port}" for host in hosts]
+
+
 class FilterModule:
     def filters(self):
-        return {"qdrant_unhealthy_replicas": qdrant_unhealthy_replicas}
+        return {"qdrant_unhealthy_replicas": qdrant_unhealthy_replicas, "qdrant_rest_urls": qdrant_rest_urls}

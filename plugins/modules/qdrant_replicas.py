@@ -1,0 +1,146 @@
+#!/usr/bin/python
+"""Ansible module: remove dead peers and bring every shard back to its replication factor."""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: qdrant_replicas
+short_description: Remove dead Qdrant peers and replicate shards back to their replication factor
+description:
+  - Force-removes the peers in O(remove_peers) (their replicas are dropped; Qdrant refuses without force
+    while a peer holds shards), then replicates every shard that has fewer replicas than its collection's
+    replication factor from an Active replica, one transfer at a time, and checks that every replica is
+    Active and every shard at its factor. Qdrant does not do this by itself.
+  - Idempotent; check mode returns the plan.
+  - Runs with an interpreter that can import the C(qdrant_ops) package.
+options:
+  url:
+    description: Qdrant node URLs of live nodes.
+    type: list
+    elements: str
+    required: true
+    aliases: [urls]
+  api_key:
+    description: Qdrant API key (the full one).
+    type: str
+  validate_certs:
+    description: Verify TLS certificates.
+    type: bool
+    default: true
+  ca_cert:
+    description: CA bundle that signed the nodes' certificates.
+    type: path
+  timeout:
+    description: Seconds per request.
+    type: float
+    default: 30.0
+  remove_peers:
+    description: Peer ids of dead nodes to remove from the cluster first.
+    type: list
+    elements: int
+    default: []
+  replicate:
+    description:
+      - Replicate shards back to their replication factor after removing O(remove_peers). C(false) only
+        removes, e.g. before the replacement node has joined, so that the new replicas go to it.
+    type: bool
+    default: true
+  prefer_peer:
+    description: Put new replicas on this peer first (the replacement node).
+    type: int
+  method:
+    description: Shard transfer method.
+    type: str
+    choices: [stream_records, snapshot, wal_delta]
+    default: stream_records
+  transfer_timeout:
+    description: Seconds allowed for each transfer to finish.
+    type: float
+    default: 3600
+author: qdrant-ops team
+"""
+
+EXAMPLES = r"""
+- name: Remove the dead peer and refill the replacement
+  qdrant_replicas:
+    url: ["http://10.0.1.10:6333"]
+    api_key: "{{ qdrant_api_key }}"
+    remove_peers: [381894127]
+    prefer_peer: "{{ new_peer_id }}"
+"""
+
+RETURN = r"""
+removed_peers:
+  description: Peers removed (those already gone are left out).
+  returned: always
+  type: list
+  elements: int
+replications:
+  description: Replications done (or planned in check mode), each collection, shard_id, from_peer, to_peer.
+  returned: always
+  type: list
+  elements: dict
+"""
+
+import dataclasses
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.qdrant_common import CONNECTION_ARGUMENT_SPEC, QdrantOpsError, client_from_module
+
+try:
+    from qdrant_ops import replicas
+except ImportError:
+    replicas = None  # reported by client_from_module
+
+
+ARGUMENT_SPEC = {
+    **CONNECTION_ARGUMENT_SPEC,
+    "remove_peers": {"type": "list", "elements": "int", "default": []},
+    "replicate": {"type": "bool", "default": True},
+    "prefer_peer": {"type": "int"},
+    "method": {
+        "type": "str",
+        "choices": ["stream_records", "snapshot", "wal_delta"],
+        "default": "stream_records",
+    },
+    "transfer_timeout": {"type": "float", "default": 3600.0},
+}
+
+
+def main() -> None:
+    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
+    params = module.params
+    client = client_from_module(module)
+    try:
+        live = {int(pid) for pid in client.cluster_status()["peers"]}  # a removed peer stays removed
+        gone = [peer for peer in params["remove_peers"] if peer in live]
+        if not params["replicate"]:
+            if not module.check_mode:
+                for peer in gone:
+                    replicas.remove_peer(client, peer)
+            plan = []
+        elif module.check_mode:
+            # The plan as it will be once the dead peers' replicas are dropped.
+            peers, placements, factors = replicas.cluster_view(client)
+            placements = {c: [r for r in p if r["peer_id"] not in gone] for c, p in placements.items()}
+            alive = [p for p in peers if p not in gone]
+            plan = replicas.plan_replication(placements, factors, alive, params["prefer_peer"])
+        else:
+            for peer in gone:
+                replicas.remove_peer(client, peer)
+            plan = replicas.repair(client, prefer=params["prefer_peer"], method=params["method"],
+                                   timeout=params["transfer_timeout"])  # fmt: skip
+    except QdrantOpsError as exc:
+        module.fail_json(msg=str(exc))
+    finally:
+        client.close()
+    module.exit_json(
+        changed=bool(gone or plan),
+        removed_peers=gone,
+        replications=[dataclasses.asdict(item) for item in plan],
+    )
+
+
+if __name__ == "__main__":
+    main()
