@@ -12,30 +12,11 @@ description:
   - Never changes anything.
   - Runs with an interpreter that can import the C(qdrant_ops) package.
 options:
-  url:
-    description: Qdrant node URLs; any node answers, the others are tried when one is down.
-    type: list
-    elements: str
-    required: true
-    aliases: [urls]
-  api_key:
-    description: Qdrant API key (the read-only key is enough).
-    type: str
-  validate_certs:
-    description: Verify TLS certificates.
-    type: bool
-    default: true
-  ca_cert:
-    description: CA bundle that signed the nodes' certificates.
-    type: path
-  timeout:
-    description: Seconds per request.
-    type: float
-    default: 30.0
   collections:
     description: Include collections with exact counts and shard placement.
     type: bool
     default: true
+extends_documentation_fragment: [qdrant_connection]
 author: qdrant-ops team
 """
 

@@ -18,26 +18,6 @@ description:
     factor above the node count) fails before any request that changes something.
   - Runs with an interpreter that can import the C(qdrant_ops) package.
 options:
-  url:
-    description: Qdrant node URLs; any node answers, the others are tried when one is down.
-    type: list
-    elements: str
-    required: true
-    aliases: [urls]
-  api_key:
-    description: Qdrant API key with write access.
-    type: str
-  validate_certs:
-    description: Verify TLS certificates.
-    type: bool
-    default: true
-  ca_cert:
-    description: CA bundle that signed the nodes' certificates.
-    type: path
-  timeout:
-    description: Seconds per request.
-    type: float
-    default: 30.0
   name:
     description: Collection name.
     type: str
@@ -99,6 +79,7 @@ options:
     default: false
 notes:
   - Supports check mode and diff mode.
+extends_documentation_fragment: [qdrant_connection]
 author: qdrant-ops team
 """
 

@@ -15,26 +15,6 @@ description:
   - Idempotent; check mode returns the plan.
   - Runs with an interpreter that can import the C(qdrant_ops) package.
 options:
-  url:
-    description: Qdrant node URLs of live nodes.
-    type: list
-    elements: str
-    required: true
-    aliases: [urls]
-  api_key:
-    description: Qdrant API key (the full one).
-    type: str
-  validate_certs:
-    description: Verify TLS certificates.
-    type: bool
-    default: true
-  ca_cert:
-    description: CA bundle that signed the nodes' certificates.
-    type: path
-  timeout:
-    description: Seconds per request.
-    type: float
-    default: 30.0
   remove_peers:
     description: Peer ids of dead nodes to remove from the cluster first.
     type: list
@@ -58,6 +38,7 @@ options:
     description: Seconds allowed for each transfer to finish.
     type: float
     default: 3600
+extends_documentation_fragment: [qdrant_connection]
 author: qdrant-ops team
 """
 

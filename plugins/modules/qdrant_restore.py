@@ -61,51 +61,7 @@ options:
     description: Seconds allowed for each recover and for each collection to become healthy.
     type: float
     default: 3600
-  config_file:
-    description: Backup config on the host, e.g. C(/etc/qdrant-ops/backup.yml).
-    type: path
-  cluster:
-    description: Cluster name used in the S3 keys.
-    type: str
-  url:
-    description: This host's Qdrant node.
-    type: str
-  api_key:
-    description: Qdrant API key.
-    type: str
-  ca_cert:
-    description: CA bundle that signed the node's certificate.
-    type: path
-  validate_certs:
-    description: Verify TLS certificates.
-    type: bool
-  timeout:
-    description: Seconds per Qdrant request.
-    type: float
-  s3_bucket:
-    description: Backup bucket.
-    type: str
-  s3_prefix:
-    description: Key prefix in the bucket.
-    type: str
-  s3_region:
-    description: Bucket region.
-    type: str
-  s3_endpoint_url:
-    description: S3 endpoint for services other than AWS S3.
-    type: str
-  s3_access_key:
-    description: Access key; leave unset on EC2 (instance profile).
-    type: str
-  s3_secret_key:
-    description: Secret key, with O(s3_access_key).
-    type: str
-  part_size_mib:
-    description: Ranged GET size in MiB.
-    type: int
-  concurrency:
-    description: Ranged GETs in parallel.
-    type: int
+extends_documentation_fragment: [qdrant_backup_config]
 author: qdrant-ops team
 """
 

@@ -24,9 +24,6 @@ options:
     type: str
     choices: [present, list, absent]
     default: present
-  config_file:
-    description: Backup config on the host running the module, e.g. C(/etc/qdrant-ops/backup.yml).
-    type: path
   backup_id:
     description:
       - The set. Default for C(present) is the current UTC schedule slot; required for C(absent).
@@ -39,48 +36,7 @@ options:
     description: Snapshot again even when this node's part of O(backup_id) already succeeded.
     type: bool
     default: false
-  cluster:
-    description: Cluster name used in the S3 keys.
-    type: str
-  url:
-    description: The Qdrant node to snapshot (a snapshot holds only that node's shards).
-    type: str
-  api_key:
-    description: Qdrant API key.
-    type: str
-  ca_cert:
-    description: CA bundle that signed the node's certificate.
-    type: path
-  validate_certs:
-    description: Verify TLS certificates.
-    type: bool
-  timeout:
-    description: Seconds per Qdrant request (snapshot creation has its own, longer limit).
-    type: float
-  s3_bucket:
-    description: Backup bucket.
-    type: str
-  s3_prefix:
-    description: Key prefix in the bucket.
-    type: str
-  s3_region:
-    description: Bucket region.
-    type: str
-  s3_endpoint_url:
-    description: S3 endpoint for services other than AWS S3 (tests use a moto server).
-    type: str
-  s3_access_key:
-    description: Access key; leave unset on EC2, where the instance profile provides credentials.
-    type: str
-  s3_secret_key:
-    description: Secret key, with O(s3_access_key).
-    type: str
-  part_size_mib:
-    description: Multipart upload part size in MiB (at least 5; raised automatically for huge snapshots).
-    type: int
-  concurrency:
-    description: Parts uploaded in parallel.
-    type: int
+extends_documentation_fragment: [qdrant_backup_config]
 author: qdrant-ops team
 """
 

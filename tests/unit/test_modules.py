@@ -37,7 +37,14 @@ def _documentation(module_name: str) -> dict:
     assert set(docs) == {"DOCUMENTATION", "EXAMPLES", "RETURN"}
     yaml.safe_load(docs["EXAMPLES"])
     yaml.safe_load(docs["RETURN"])
-    return yaml.safe_load(docs["DOCUMENTATION"])
+    documentation = yaml.safe_load(docs["DOCUMENTATION"])
+    for fragment in documentation.get("extends_documentation_fragment", []):  # as ansible-doc merges them
+        shared = _load(f"_fragment_{fragment}", ROOT / "plugins/doc_fragments" / f"{fragment}.py")
+        documentation["options"] = {
+            **yaml.safe_load(shared.ModuleDocFragment.DOCUMENTATION)["options"],
+            **documentation["options"],
+        }
+    return documentation
 
 
 @pytest.mark.parametrize("module_name", MODULES)
