@@ -17,7 +17,18 @@ from pathlib import Path
 
 import yaml
 
-from qdrant_ops import __version__, backup, backup_job, cluster, collections, points, replicas, restore, s3
+from qdrant_ops import (
+    __version__,
+    backup,
+    backup_job,
+    cluster,
+    collections,
+    points,
+    rebalance,
+    replicas,
+    restore,
+    s3,
+)
 from qdrant_ops.client import ClusterClient
 from qdrant_ops.errors import ConfigError, QdrantOpsError
 from qdrant_ops.table import format_table
@@ -297,6 +308,32 @@ def cmd_cluster_repair(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_cluster_rebalance(args: argparse.Namespace) -> int:
+    log = (lambda line: print(line, file=sys.stderr)) if not args.json else (lambda _line: None)
+    with make_client(args) as client:
+        plan = rebalance.rebalance(
+            client, drain=args.drain, method=args.method, incoming_limit=args.incoming_limit,
+            outgoing_limit=args.outgoing_limit, dry_run=args.dry_run, log=log,
+        )  # fmt: skip
+    rows = [
+        [n, m.collection, m.shard_id, m.from_peer, m.to_peer]
+        for n, batch in enumerate(plan, 1)
+        for m in batch
+    ]
+    what = f"drain peer {args.drain}" if args.drain is not None else "rebalance"
+    if args.dry_run:
+        head = f"{what}: plan (dry run, nothing changed)"
+    else:
+        head = (
+            f"{what}: {len(rows)} move(s) done; balanced, every replica Active"
+            if rows
+            else f"{what}: balanced"
+        )
+    data = {"dry_run": args.dry_run, "batches": [[dataclasses.asdict(m) for m in batch] for batch in plan]}
+    _emit(args, data, head + "\n\n" + format_table(rows, ["BATCH", "COLLECTION", "SHARD", "FROM", "TO"]))
+    return 0
+
+
 # -- restore -------------------------------------------------------------------------------------------
 def _pair(text: str, what: str) -> tuple[str, str]:
     left, sep, right = text.partition("=")
@@ -380,6 +417,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     repair.add_argument("--dry-run", action="store_true", help="print the plan, change nothing")
     repair.set_defaults(handler=cmd_cluster_repair)
+    balance = cluster_cmd.add_parser(
+        "rebalance", parents=[conn], help="spread shard replicas evenly (or empty one peer with --drain)"
+    )
+    balance.add_argument("--drain", type=int, metavar="PEER_ID", help="move every replica off this peer")
+    balance.add_argument("--method", default="stream_records", choices=list(rebalance.METHODS))
+    balance.add_argument(
+        "--incoming-limit", type=int, default=1, help="transfers a peer receives at once (Qdrant: 1)"
+    )
+    balance.add_argument(
+        "--outgoing-limit", type=int, default=1, help="transfers a peer sends at once (Qdrant: 1)"
+    )
+    balance.add_argument("--dry-run", action="store_true", help="print the plan as a table, change nothing")
+    balance.set_defaults(handler=cmd_cluster_rebalance)
 
     coll = commands.add_parser("collections", help="collections as code").add_subparsers(metavar="ACTION")
     coll.add_parser("list", parents=[conn], help="collections with exact counts").set_defaults(

@@ -67,7 +67,7 @@ class StubState:
         self.snapshots_path: str | None = None
         self.recovered: list[tuple] = []  # (collection, file, priority) of every recover
         self.placement: dict[str, list[dict]] = {}  # explicit replicas once changed
-        self.replications: list[dict] = []  # every replicate_shard served
+        self.replications: list[dict] = []  # every replicate_shard / move_shard served (with its kind)
         self.recover_order: list[int] = []  # when each recover happened, across all stub nodes
         self.version = VERSION
         self.recover_loses_points = 0  # drop this many points on recover (a restore gone wrong)
@@ -342,8 +342,8 @@ def _remove_peer(state: StubState, peer: int) -> tuple[int, Any]:
 
 
 def _cluster_operation(state: StubState, name: str, body: dict) -> tuple[int, Any]:
-    """POST /collections/{c}/cluster replicate_shard: the copy is Active at once in the stub."""
-    operation = body.get("replicate_shard")
+    """POST /collections/{c}/cluster replicate_shard / move_shard: done at once in the stub."""
+    operation = body.get("replicate_shard") or body.get("move_shard")
     if operation is None:
         return 400, _error(f"stub: unsupported cluster operation {sorted(body)}")
     replicas = state.replicas(name)
@@ -357,7 +357,9 @@ def _cluster_operation(state: StubState, name: str, body: dict) -> tuple[int, An
     ):
         return 400, _error(f"Bad request: Shard {shard} already exists on peer {target} or no such peer")
     replicas.append({"shard_id": shard, "peer_id": target, "state": "Active"})
-    state.replications.append(operation)
+    if "move_shard" in body:
+        replicas.remove(next(r for r in replicas if r["shard_id"] == shard and r["peer_id"] == source))
+    state.replications.append({**operation, "kind": next(iter(body))})
     return 200, _ok(True)
 
 

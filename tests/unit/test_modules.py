@@ -15,7 +15,14 @@ from tests.support.playbook import run_playbook as run_ansible
 from tests.support.playbook import task_results
 
 ROOT = Path(__file__).resolve().parents[2]
-MODULES = ["qdrant_collection", "qdrant_cluster_info", "qdrant_snapshot", "qdrant_restore", "qdrant_replicas"]
+MODULES = [
+    "qdrant_collection",
+    "qdrant_cluster_info",
+    "qdrant_snapshot",
+    "qdrant_restore",
+    "qdrant_replicas",
+    "qdrant_rebalance",
+]
 
 
 def _load(name: str, path: Path):

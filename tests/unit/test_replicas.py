@@ -79,7 +79,9 @@ def test_repair_removes_the_dead_peer_and_refills_the_new_one(cli, qdrant_stub):
     assert report["removed_peers"] == [1002] and 1002 not in qdrant_stub.state.peer_ids
     moved = sorted((r["shard_id"], r["to_peer"]) for r in report["replications"])
     assert moved == [(1, 1003), (2, 1003), (4, 1003), (5, 1003)]  # the shards peer 1002 held
-    assert [o["method"] for o in qdrant_stub.state.replications] == ["stream_records"] * 4
+    assert [(o["kind"], o["method"]) for o in qdrant_stub.state.replications] == [
+        ("replicate_shard", "stream_records")
+    ] * 4
     held = {}
     for replica in qdrant_stub.state.replicas("cities"):
         held.setdefault(replica["shard_id"], set()).add(replica["peer_id"])

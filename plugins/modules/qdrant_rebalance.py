@@ -1,0 +1,117 @@
+#!/usr/bin/python
+"""Ansible module: spread shard replicas evenly over the Qdrant peers, or drain one peer."""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: qdrant_rebalance
+short_description: Spread Qdrant shard replicas evenly over the peers, or move every replica off one peer
+description:
+  - Plans from the live placement of every collection (C(GET /collections/{c}/cluster)) a list of
+    C(move_shard) batches that leaves each collection's replicas per peer differing by at most one,
+    never lowers a shard's replica count, never puts two replicas of a shard on one peer, and keeps each
+    peer within its incoming and outgoing transfer limits per batch; applies it batch by batch, waiting
+    for each transfer, and checks at the end that every replica is Active and the balance holds.
+  - With O(drain), every replica on that peer is moved to the others first (then it can be removed);
+    refused when the others cannot hold a shard at its replica count.
+  - The plan is recomputed on every run, so an interrupted run is finished by running it again; a
+    balanced cluster reports no change. Check mode returns the plan.
+  - Runs with an interpreter that can import the C(qdrant_ops) package.
+options:
+  drain:
+    description: Peer id to empty before it leaves the cluster.
+    type: int
+  method:
+    description: Shard transfer method.
+    type: str
+    choices: [stream_records, snapshot, wal_delta]
+    default: stream_records
+  incoming_limit:
+    description: Transfers a peer receives at once (Qdrant's incoming_shard_transfers_limit).
+    type: int
+    default: 1
+  outgoing_limit:
+    description: Transfers a peer sends at once (Qdrant's outgoing_shard_transfers_limit).
+    type: int
+    default: 1
+  transfer_timeout:
+    description: Seconds allowed for each batch of transfers.
+    type: float
+    default: 3600
+extends_documentation_fragment: [qdrant_connection]
+author: qdrant-ops team
+"""
+
+EXAMPLES = r"""
+- name: Spread the shards over every node (after adding nodes)
+  qdrant_rebalance:
+    url: "{{ qdrant_api_urls }}"
+    api_key: "{{ qdrant_api_key }}"
+
+- name: Empty a node before removing it
+  qdrant_rebalance:
+    url: "{{ qdrant_api_urls }}"
+    api_key: "{{ qdrant_api_key }}"
+    drain: 381894127
+"""
+
+RETURN = r"""
+batches:
+  description: The moves done (or planned in check mode), in batches; each collection, shard_id, from_peer, to_peer.
+  returned: always
+  type: list
+  elements: list
+moves:
+  description: Number of moves.
+  returned: always
+  type: int
+"""
+
+import dataclasses
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.qdrant_common import CONNECTION_ARGUMENT_SPEC, QdrantOpsError, client_from_module
+
+try:
+    from qdrant_ops import rebalance
+except ImportError:
+    rebalance = None  # reported by client_from_module
+
+ARGUMENT_SPEC = {
+    **CONNECTION_ARGUMENT_SPEC,
+    "drain": {"type": "int"},
+    "method": {
+        "type": "str",
+        "choices": ["stream_records", "snapshot", "wal_delta"],
+        "default": "stream_records",
+    },
+    "incoming_limit": {"type": "int", "default": 1},
+    "outgoing_limit": {"type": "int", "default": 1},
+    "transfer_timeout": {"type": "float", "default": 3600.0},
+}
+
+
+def main() -> None:
+    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
+    params = module.params
+    client = client_from_module(module)
+    try:
+        plan = rebalance.rebalance(
+            client, drain=params["drain"], method=params["method"], incoming_limit=params["incoming_limit"],
+            outgoing_limit=params["outgoing_limit"], dry_run=module.check_mode, timeout=params["transfer_timeout"],
+        )  # fmt: skip
+    except QdrantOpsError as exc:
+        module.fail_json(msg=str(exc))
+    finally:
+        client.close()
+    moves = sum(len(batch) for batch in plan)
+    module.exit_json(
+        changed=moves > 0,
+        moves=moves,
+        batches=[[dataclasses.asdict(m) for m in batch] for batch in plan],
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,170 @@
+"""Spread shard replicas evenly over the peers, and drain a peer before it leaves (FACTS.md
+section 1: open-source Qdrant does neither by itself).
+
+The plan is a pure function of every collection's placement and the peer list: a list of batches
+of `move_shard` operations. A move copies the replica to the target and only then drops the
+source, so no shard ever has fewer replicas than before; a target never already holds the shard;
+in one batch every peer sends and receives at most its transfer limits and every shard moves at
+most once. After the plan each collection's replicas per peer differ by at most one (after a
+drain, over the remaining peers). The plan is recomputed from the live placement on every run,
+so an interrupted run is finished by running it again.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from qdrant_ops.client import ClusterClient, QdrantApiError, segment
+from qdrant_ops.errors import QdrantOpsError
+from qdrant_ops.replicas import cluster_view
+
+METHODS = ("stream_records", "snapshot", "wal_delta")
+
+
+class RebalanceError(QdrantOpsError):
+    """The plan is impossible or its execution failed; the message says why."""
+
+
+@dataclass(frozen=True)
+class Move:
+    collection: str
+    shard_id: int
+    from_peer: int
+    to_peer: int
+
+
+def _holders(placement: list[dict]) -> dict[int, set[int]]:
+    shards: dict[int, set[int]] = {}
+    for replica in placement:
+        shards.setdefault(replica["shard_id"], set()).add(replica["peer_id"])
+    return shards
+
+
+def plan_moves(
+    placements: dict[str, list[dict]], peers: Sequence[int], drain: int | None = None
+) -> list[Move]:
+    """Moves, in order, that empty `drain` (if given) and balance each collection over the others."""
+    if drain is not None and drain not in peers:
+        raise RebalanceError(f"peer {drain} is not in the cluster (peers: {sorted(peers)})")
+    targets = [p for p in peers if p != drain]
+    if not targets:
+        raise RebalanceError(f"peer {drain} is the last node: there is nowhere to move its shards")
+    moves: list[Move] = []
+    for collection in sorted(placements):
+        shards = _holders(placements[collection])
+        load = Counter({p: 0 for p in targets})
+        load.update(p for holders in shards.values() for p in holders if p in load)
+
+        def move(
+            shard: int, source: int, target: int, *, shards=shards, load=load, collection=collection
+        ) -> None:
+            shards[shard] = (shards[shard] - {source}) | {target}
+            load[target] += 1
+            if source in load:
+                load[source] -= 1
+            moves.append(Move(collection, shard, source, target))
+
+        for shard in sorted(s for s, holders in shards.items() if drain in holders):
+            options = [p for p in targets if p not in shards[shard]]
+            if not options:
+                raise RebalanceError(
+                    f"{collection} shard {shard} has {len(shards[shard])} replicas but only {len(targets)} "
+                    "peers would remain: add a node first, or lower the collection's replication_factor"
+                )
+            move(shard, drain, min(options, key=lambda p: (load[p], p)))
+        while max(load.values()) - min(load.values()) > 1:
+            heavy = max(targets, key=lambda p: (load[p], -p))
+            light = min(targets, key=lambda p: (load[p], p))
+            # heavy holds more shards than light, so one of them is not on light
+            move(
+                min(s for s, holders in shards.items() if heavy in holders and light not in holders),
+                heavy,
+                light,
+            )
+    return moves
+
+
+def batches(moves: Sequence[Move], incoming_limit: int = 1, outgoing_limit: int = 1) -> list[list[Move]]:
+    """Group moves, keeping their order per shard, so that in one batch each peer sends at most
+    `outgoing_limit` and receives at most `incoming_limit` transfers and each shard moves once."""
+    if incoming_limit < 1 or outgoing_limit < 1:
+        raise RebalanceError("transfer limits must be at least 1")
+    result: list[list[Move]] = []
+    last_batch: dict[tuple[str, int], int] = {}
+    for move in moves:
+        shard = (move.collection, move.shard_id)
+        index = last_batch.get(shard, -1) + 1
+        while True:
+            if index == len(result):
+                result.append([])
+            batch = result[index]
+            sending = sum(m.from_peer == move.from_peer for m in batch)
+            receiving = sum(m.to_peer == move.to_peer for m in batch)
+            if sending < outgoing_limit and receiving < incoming_limit:
+                batch.append(move)
+                last_batch[shard] = index
+                break
+            index += 1
+    return result
+
+
+def _wait_transfers(client: ClusterClient, collections: set[str], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    for collection in sorted(collections):
+        while True:
+            view = client.collection_cluster(collection)
+            states = {s["state"] for s in view.get("local_shards", []) + view.get("remote_shards", [])}
+            if not view.get("shard_transfers") and states <= {"Active"}:
+                break
+            if time.monotonic() > deadline:
+                raise RebalanceError(
+                    f"{collection}: transfers still running after {timeout:.0f}s "
+                    f"({view.get('shard_transfers')}); run the rebalance again to continue"
+                )
+            time.sleep(1)
+
+
+def rebalance(
+    client: ClusterClient,
+    *,
+    drain: int | None = None,
+    method: str = "stream_records",
+    incoming_limit: int = 1,
+    outgoing_limit: int = 1,
+    dry_run: bool = False,
+    timeout: float = 3600.0,
+    log: Callable[[str], None] = lambda _line: None,
+) -> list[list[Move]]:
+    """Plan from the live placement and apply it batch by batch; returns the batches."""
+    if method not in METHODS:
+        raise RebalanceError(f"unknown transfer method {method!r}: use one of {', '.join(METHODS)}")
+    peers, placements, factors = cluster_view(client)
+    plan = batches(plan_moves(placements, peers, drain), incoming_limit, outgoing_limit)
+    if dry_run:
+        return plan
+    for number, batch in enumerate(plan, 1):
+        for move in batch:
+            body = {"move_shard": {"shard_id": move.shard_id, "from_peer_id": move.from_peer,
+                                   "to_peer_id": move.to_peer, "method": method}}  # fmt: skip
+            try:
+                client.request("POST", f"/collections/{segment(move.collection)}/cluster", json=body)
+            except QdrantApiError as exc:
+                raise RebalanceError(f"moving {move}: {exc}; run the rebalance again to continue") from exc
+            where = f"{move.collection} shard {move.shard_id} {move.from_peer} -> {move.to_peer}"
+            log(f"batch {number}/{len(plan)}: {where}")
+        _wait_transfers(client, {m.collection for m in batch}, timeout)
+    peers, placements, _ = cluster_view(client)
+    left = plan_moves(placements, peers, drain)
+    if left:
+        raise RebalanceError(
+            f"not balanced after the plan, {len(left)} move(s) left: run the rebalance again"
+        )
+    for collection, placement in placements.items():
+        if any(r["state"] != "Active" for r in placement):
+            raise RebalanceError(f"{collection}: replicas not Active after the rebalance")
+        if any(len(h) < factors[collection] for h in _holders(placement).values()):
+            raise RebalanceError(f"{collection}: a shard is below its replication factor")
+    return plan

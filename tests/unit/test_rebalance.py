@@ -1,0 +1,171 @@
+"""Rebalance and drain planning, property-based over many placements (hypothesis), and the
+execution through `qdrant-ops cluster rebalance` and the qdrant_rebalance module against the REST
+stub. With a real Qdrant (grow 3 -> 4 under a writer, drain back): tests/e2e/test_rebalance_real_qdrant.py."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+
+import pytest
+import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from qdrant_ops import rebalance
+from qdrant_ops.cli import EXIT_ERROR, main
+from tests.support.playbook import run_playbook, task_results
+
+
+@st.composite
+def clusters(draw):
+    """Peers, and collections placed on them any valid way (distinct peers per shard)."""
+    peers = draw(st.lists(st.integers(1, 10_000), min_size=1, max_size=7, unique=True))
+    placements = {}
+    for index in range(draw(st.integers(1, 3))):
+        factor = draw(st.integers(1, len(peers)))
+        placement = []
+        for shard in range(draw(st.integers(1, 12))):
+            holders = draw(st.permutations(peers))[:factor]
+            placement += [{"shard_id": shard, "peer_id": p, "state": "Active"} for p in holders]
+        placements[f"c{index}"] = placement
+    return peers, placements
+
+
+def apply(placements: dict, plan: list[list[rebalance.Move]]) -> dict[str, dict[int, set[int]]]:
+    """Run the plan on a copy, checking every step is valid; returns collection -> shard -> peers."""
+    state = {c: {} for c in placements}
+    for collection, placement in placements.items():
+        for replica in placement:
+            state[collection].setdefault(replica["shard_id"], set()).add(replica["peer_id"])
+    counts = {c: {s: len(h) for s, h in shards.items()} for c, shards in state.items()}
+    for batch in plan:
+        assert max(Counter(m.from_peer for m in batch).values()) <= 1  # outgoing limit 1
+        assert max(Counter(m.to_peer for m in batch).values()) <= 1  # incoming limit 1
+        assert len({(m.collection, m.shard_id) for m in batch}) == len(batch)  # a shard moves once per batch
+        for move in batch:
+            holders = state[move.collection][move.shard_id]
+            assert move.from_peer in holders and move.to_peer not in holders  # never two on one peer
+            holders.add(move.to_peer)  # copied first: the count never drops below what it was
+            holders.discard(move.from_peer)
+            assert len(holders) == counts[move.collection][move.shard_id]
+    return state
+
+
+def balanced(state: dict[str, dict[int, set[int]]], peers: list[int]) -> bool:
+    for shards in state.values():
+        load = Counter({p: 0 for p in peers})
+        load.update(p for holders in shards.values() for p in holders)
+        if max(load.values()) - min(load.values()) > 1:
+            return False
+    return True
+
+
+@settings(max_examples=300, deadline=None)
+@given(clusters())
+def test_the_plan_balances_every_collection_step_by_step_valid(cluster):
+    peers, placements = cluster
+    plan = rebalance.batches(rebalance.plan_moves(placements, peers))
+    state = apply(placements, plan)
+    assert balanced(state, peers)
+    again = {c: [{"shard_id": s, "peer_id": p, "state": "Active"} for s, h in shards.items() for p in h]
+             for c, shards in state.items()}  # fmt: skip
+    assert rebalance.plan_moves(again, peers) == []  # idempotent on a balanced cluster
+
+
+@settings(max_examples=300, deadline=None)
+@given(clusters(), st.data())
+def test_a_drain_empties_the_peer_or_refuses_before_any_move(cluster, data):
+    peers, placements = cluster
+    drain = data.draw(st.sampled_from(peers))
+    rest = [p for p in peers if p != drain]
+    fits = bool(rest) and all(
+        len({r["peer_id"] for r in placement if r["shard_id"] == shard}) <= len(rest)
+        for placement in placements.values()
+        for shard in {r["shard_id"] for r in placement}
+    )
+    if not fits:
+        with pytest.raises(rebalance.RebalanceError):
+            rebalance.plan_moves(placements, peers, drain)
+        return
+    state = apply(placements, rebalance.batches(rebalance.plan_moves(placements, peers, drain)))
+    assert all(drain not in holders for shards in state.values() for holders in shards.values())
+    assert balanced(state, rest)
+
+
+def test_batches_respect_higher_limits_and_keep_a_shards_moves_in_order():
+    moves = [rebalance.Move("c", 0, 1, 2), rebalance.Move("c", 0, 2, 3), rebalance.Move("c", 1, 1, 3)]
+    plan = rebalance.batches(moves, incoming_limit=2, outgoing_limit=2)
+    assert plan == [[moves[0], moves[2]], [moves[1]]]
+
+
+@pytest.mark.parametrize(
+    ("peers", "drain", "message"),
+    [([1, 2], 9, "peer 9 is not in the cluster"), ([1], 1, "the last node")],
+)
+def test_bad_drains_are_refused(peers, drain, message):
+    with pytest.raises(rebalance.RebalanceError, match=message):
+        rebalance.plan_moves({"c": [{"shard_id": 0, "peer_id": 1, "state": "Active"}]}, peers, drain)
+
+
+# -- execution against the stub ----------------------------------------------------------------------
+@pytest.fixture
+def grown(qdrant_stub, monkeypatch):
+    """Six shards, factor 2, placed on three peers; a fourth peer has just joined."""
+    monkeypatch.setenv("QDRANT_URL", qdrant_stub.url)
+    monkeypatch.setenv("QDRANT_API_KEY", "stub-secret-key")
+    state = qdrant_stub.state
+    state.create(
+        "cities", {"vectors": {"size": 4, "distance": "Cosine"}, "shard_number": 6, "replication_factor": 2}
+    )
+    state.replicas("cities")
+    state.peer_ids.append(1003)
+    return qdrant_stub
+
+
+def loads(stub) -> Counter:
+    counted = Counter({p: 0 for p in stub.state.peer_ids})
+    counted.update(r["peer_id"] for r in stub.state.replicas("cities"))
+    return counted
+
+
+def test_cli_dry_run_prints_the_table_then_rebalances_then_nothing_left(grown, capsys):
+    assert main(["cluster", "rebalance", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "plan (dry run, nothing changed)" in out and "BATCH" in out and grown.state.replications == []
+    assert main(["cluster", "rebalance", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert sum(len(b) for b in report["batches"]) == 3 and loads(grown)[1003] == 3
+    assert {o["kind"] for o in grown.state.replications} == {"move_shard"}
+    assert max(loads(grown).values()) - min(loads(grown).values()) <= 1
+    assert main(["cluster", "rebalance", "--json"]) == 0  # a re-run has nothing to do
+    assert json.loads(capsys.readouterr().out)["batches"] == []
+
+
+def test_cli_drain_and_its_refusal(grown, capsys):
+    assert main(["cluster", "rebalance", "--drain", "1003"]) == 0  # holds nothing yet
+    assert main(["cluster", "rebalance", "--drain", "1000"]) == 0
+    assert loads(grown)[1000] == 0
+    grown.state.peer_ids.remove(1000)
+    grown.state.peer_ids.remove(1003)
+    assert main(["cluster", "rebalance", "--drain", "1001"]) == EXIT_ERROR  # factor 2 on 2 peers
+    assert "only 1 peers would remain" in capsys.readouterr().err
+
+
+def test_module_changed_and_check_mode(grown, tmp_path):
+    playbook = tmp_path / "rebalance.yml"
+    playbook.write_text(yaml.safe_dump([{
+        "hosts": "localhost", "gather_facts": False,
+        "tasks": [{"qdrant_rebalance": {"url": [grown.url], "api_key": "stub-secret-key"}}],
+    }]))  # fmt: skip
+
+    def run(*flags):
+        python = "ansible_python_interpreter={{ ansible_playbook_python }}"
+        result, report = run_playbook(playbook, "-i", "localhost,", "-c", "local", *flags, "-e", python)
+        assert result.returncode == 0, result.stdout[-3000:]
+        return task_results(report)["localhost"]
+
+    checked = run("--check")
+    assert checked["changed"] and checked["moves"] == 3 and grown.state.replications == []
+    assert run()["moves"] == 3
+    assert not run()["changed"]
