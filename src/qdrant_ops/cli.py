@@ -23,6 +23,9 @@ from qdrant_ops import (
     backup_job,
     cluster,
     collections,
+    dataset,
+    ingest,
+    ingest_sources,
     points,
     rebalance,
     replicas,
@@ -334,6 +337,77 @@ def cmd_cluster_rebalance(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- ingest --------------------------------------------------------------------------------------------
+def _named(items: list[str] | None, what: str) -> dict[str, str]:
+    """`VALUE` for the unnamed vector, `NAME=VALUE` for a named one."""
+    result = {}
+    for item in items or []:
+        name, sep, value = item.partition("=")
+        if not sep:
+            name, value = "", item
+        if not value:
+            raise ConfigError(f"{what} needs FIELD or NAME=FIELD, got {item!r}")
+        result[name] = value
+    return result
+
+
+def cmd_ingest(args: argparse.Namespace) -> int:
+    try:
+        namespace = ingest_sources.uuid.UUID(args.id_namespace) if args.id_namespace else None
+    except ValueError:
+        raise ConfigError(f"--id-namespace {args.id_namespace!r} is not a UUID") from None
+    mapping = ingest_sources.Mapping(
+        id_field=args.id_field,
+        id_from=args.id_from,
+        id_namespace=namespace or ingest_sources.DEFAULT_ID_NAMESPACE,
+        vectors=_named(args.vector, "--vector"),
+        vector_files=_named(args.vector_file, "--vector-file"),
+        payload=tuple(args.payload_field) if args.payload_field else None,
+    )
+    options = ingest.IngestOptions(
+        collection=args.collection, batch_size=args.batch_size, workers=args.workers or os.cpu_count() or 2,
+        in_flight=args.in_flight, retries=args.retries, timeout=args.timeout, grpc_port=args.grpc_port,
+        ordering=args.ordering, dead_letter=args.dead_letter, checkpoint=args.checkpoint, resume=args.resume,
+        defer_indexing=args.defer_indexing, indexing_threshold=args.indexing_threshold,
+        wait_green=args.wait_green,
+    )  # fmt: skip
+    # The bucket comes from the s3:// URL; these settings only build the client.
+    settings = s3.S3Settings(bucket="-", endpoint_url=args.s3_endpoint_url, region=args.s3_region)
+    show = ingest.print_progress() if sys.stderr.isatty() and not args.json else None
+    log = (lambda line: print(line, file=sys.stderr)) if not args.json else (lambda _line: None)
+    with make_client(args) as client:
+        try:
+            report = ingest.ingest(
+                client, args.source, options, mapping, fmt=args.format,
+                s3_client_factory=lambda: s3.make_client(settings), progress=show, log=log,
+            )  # fmt: skip
+        except ingest.IngestError as exc:
+            if show:
+                print(file=sys.stderr)
+            if exc.report and args.json:
+                print(json.dumps(exc.report, indent=2, sort_keys=True))
+            print(f"qdrant-ops: error: {exc}", file=sys.stderr)
+            return 130 if exc.report and exc.report.get("interrupted") else EXIT_ERROR
+    if show:
+        print(file=sys.stderr)
+    text = (
+        f"{report['collection']}: read {report['read']}, written {report['written']}, skipped (resume) "
+        f"{report['skipped']}, failed {report['failed']}, batches {report['batches']}, retries "
+        f"{report['retries']}, {report['seconds']} s, {report['points_per_second']:,.0f} points/s; "
+        f"collection holds {report['verified']['count']} points"
+    )
+    _emit(args, report, text)
+    return 0
+
+
+def cmd_dataset_generate(args: argparse.Namespace) -> int:
+    result = dataset.generate(
+        args.output, count=args.count, dim=args.dim, fmt=args.format, payload=args.payload, seed=args.seed
+    )
+    _emit(args, result, f"wrote {result['records']} records ({result['bytes']} bytes) to {result['path']}")
+    return 0
+
+
 # -- restore -------------------------------------------------------------------------------------------
 def _pair(text: str, what: str) -> tuple[str, str]:
     left, sep, right = text.partition("=")
@@ -387,6 +461,56 @@ def _connection_options() -> argparse.ArgumentParser:
     group.add_argument("--timeout", type=float, default=30.0, help="seconds per request (default 30)")
     common.add_argument("--json", action="store_true", help="machine-readable output")
     return common
+
+
+def _ingest_parser(commands, conn: argparse.ArgumentParser) -> None:
+    ing = commands.add_parser(
+        "ingest", parents=[conn], help="bulk-load records (JSONL, CSV, Parquet; local or s3://) over gRPC",
+        description="Streams the source, derives deterministic ids, checks every record against the "
+        "collection and sends batches through parallel gRPC senders. Exit 0 only when the collection holds "
+        "what was sent.",
+    )  # fmt: skip
+    ing.add_argument("source", help="path or s3://bucket/key of a .jsonl, .csv or .parquet file")
+    ing.add_argument("-c", "--collection", required=True)
+    ing.add_argument("--format", choices=ingest_sources.FORMATS, help="default: from the file name")
+    ids = ing.add_mutually_exclusive_group()
+    ids.add_argument(
+        "--id-field", default="id", help="field holding an unsigned integer or UUID (default id)"
+    )
+    ids.add_argument("--id-from", metavar="FIELD", help="derive a UUIDv5 from this field instead")
+    ing.add_argument("--id-namespace", help="UUID namespace for --id-from (default: qdrant-ops' own)")
+    ing.add_argument(
+        "--vector", action="append", metavar="[NAME=]FIELD",
+        help="vector field, repeatable for named vectors (default: vector, or vector.<name>)",
+    )  # fmt: skip
+    ing.add_argument(
+        "--vector-file", action="append", metavar="[NAME=]PATH", help="vectors from a rows x dim .npy file"
+    )
+    ing.add_argument(
+        "--payload-field", action="append", metavar="FIELD",
+        help="payload field, repeatable (default: the record's payload object, else every other field)",
+    )  # fmt: skip
+    ing.add_argument("--batch-size", type=int, default=ingest.DEFAULT_BATCH_SIZE)
+    ing.add_argument("--workers", type=int, help="parallel gRPC senders (default: number of CPUs)")
+    ing.add_argument(
+        "--in-flight", type=int, default=ingest.DEFAULT_IN_FLIGHT, help="queued batches per sender"
+    )
+    ing.add_argument("--retries", type=int, default=8, help="per batch, on transient errors")
+    ing.add_argument("--grpc-port", type=int, default=6334)
+    ing.add_argument("--ordering", choices=["weak", "medium", "strong"], default="weak")
+    ing.add_argument(
+        "--dead-letter", metavar="PATH", help="append bad records here (JSONL) instead of stopping"
+    )
+    ing.add_argument("--checkpoint", metavar="PATH", help="record completed ranges here")
+    ing.add_argument("--resume", action="store_true", help="skip the ranges the checkpoint holds")
+    ing.add_argument("--defer-indexing", action="store_true", help="indexing_threshold 0 during the load")
+    ing.add_argument(
+        "--indexing-threshold", type=int, help="value after a deferred load (default: the previous)"
+    )
+    ing.add_argument("--wait-green", action="store_true", help="wait for the collection to turn green")
+    ing.add_argument("--s3-endpoint-url", help="S3 endpoint for s3:// sources (default: AWS)")
+    ing.add_argument("--s3-region")
+    ing.set_defaults(handler=cmd_ingest)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -461,6 +585,18 @@ def build_parser() -> argparse.ArgumentParser:
     upsert.add_argument("-f", "--file", required=True)
     upsert.add_argument("--batch-size", type=int, default=points.DEFAULT_BATCH)
     upsert.set_defaults(handler=cmd_points_upsert)
+
+    _ingest_parser(commands, conn)
+    data = commands.add_parser("dataset", help="sample data").add_subparsers(metavar="ACTION")
+    gen = data.add_parser("generate", help="write a deterministic {id, vector, city, location} dataset")
+    gen.add_argument("--count", type=int, default=1_000_000)
+    gen.add_argument("--dim", type=int, default=384, help="vector size; 0 for payload-only records")
+    gen.add_argument("--format", choices=dataset.FORMATS, default="parquet")
+    gen.add_argument("--payload", choices=dataset.PAYLOADS, default="city-location")
+    gen.add_argument("--seed", type=int, default=42)
+    gen.add_argument("-o", "--output", required=True, help="file to write")
+    gen.add_argument("--json", action="store_true", help="machine-readable output")
+    gen.set_defaults(handler=cmd_dataset_generate)
 
     config_opts = argparse.ArgumentParser(add_help=False)
     config_opts.add_argument(

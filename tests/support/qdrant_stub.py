@@ -210,6 +210,7 @@ ROUTES: list[tuple[str, re.Pattern]] = [
         ("DELETE", r"/collections/(?P<c>[^/]+)/index/(?P<f>[^/]+)"),
         ("POST", r"/collections/(?P<c>[^/]+)/points/count"),
         ("PUT", r"/collections/(?P<c>[^/]+)/points"),
+        ("POST", r"/collections/(?P<c>[^/]+)/points"),
         ("GET", r"/collections/(?P<c>[^/]+)/points/(?P<id>[^/]+)"),
         ("POST", r"/collections/(?P<c>[^/]+)/points/scroll"),
         ("GET", r"/collections/(?P<c>[^/]+)/snapshots"),
@@ -263,6 +264,9 @@ def handle(state: StubState, method: str, path: str, body: Any) -> tuple[int, An
         if point is None:
             return 404, _error(f"Not found: No point with id {raw} found")
         return 200, _ok(point)
+    if path.endswith("/points") and method == "POST":  # retrieve by ids
+        found = [state.points[name][i] for i in body["ids"] if i in state.points[name]]
+        return 200, _ok([{"id": p["id"], "payload": None, "vector": None} for p in found])
     if path.endswith("/points"):
         for point in body["points"]:
             state.points[name][point["id"]] = {

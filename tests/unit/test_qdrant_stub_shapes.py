@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from openapi_schema_validator import OAS30Validator
 
-from qdrant_ops import backup, cluster, collections, points
+from qdrant_ops import backup, cluster, collections, ingest, points
 from qdrant_ops.s3 import S3Settings
 from tests.support.s3 import TEST_CREDENTIALS
 
@@ -27,6 +27,7 @@ USED_ENDPOINTS = {
     ("DELETE", "/collections/{collection_name}/index/{field_name}"): False,
     ("POST", "/collections/{collection_name}/points/count"): True,
     ("PUT", "/collections/{collection_name}/points"): True,
+    ("POST", "/collections/{collection_name}/points"): True,
     ("GET", "/collections/{collection_name}/points/{id}"): False,
     ("POST", "/collections/{collection_name}/points/scroll"): True,
     ("GET", "/collections/{collection_name}/snapshots"): False,
@@ -85,6 +86,7 @@ def served(qdrant_stub, stub_client, tmp_path, s3_server, s3_client, s3_bucket):
     records.write_text('{"id": 1, "payload": {"city": "Oslo", "location": {"lat": 59.9, "lon": 10.7}}}\n')
     points.upsert_file(stub_client, "places", records)
     points.get_point(stub_client, "places", 1)
+    ingest.verify_written(stub_client, "places", [1, 2], expected=1, minimum=1, timeout=0)
     settings = backup.BackupSettings(
         cluster="shapes",
         s3=S3Settings(

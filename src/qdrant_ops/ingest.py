@@ -1,0 +1,774 @@
+"""Parallel bulk ingest: a stream of records into a Qdrant collection over gRPC.
+
+The parent process reads, decodes, checks and encodes every record (so a bad record stops the run
+before anything after it is sent), routes it by id to one of N sender processes (the same id
+always goes through the same sender, so its writes keep their order), and hands each sender whole
+encoded `UpsertPoints` batches through a bounded queue (bounded memory, bounded batches in
+flight). Each sender has its own gRPC channel, sends one batch at a time with `wait=false` and
+retries transient failures with capped exponential backoff and jitter. Records are read in chunks
+of `batch_size x workers`; a chunk is complete when every sender acknowledged its part, and the
+checkpoint file holds the complete record ranges, so `resume` skips exactly those. At the end the
+collection is checked for what was sent.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import multiprocessing
+import os
+import queue
+import random
+import signal
+import sys
+import threading
+import time
+import zlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from qdrant_ops import ingest_wire as wire
+from qdrant_ops.client import ClusterClient, segment
+from qdrant_ops.errors import ConfigError, QdrantOpsError
+from qdrant_ops.ingest_sources import Decoder, Mapping, NpyRows, RecordError, Source, open_source
+
+# bench/ingest.py sweep (sink server, 384-d): 256 and 512 within noise of each other and ~1.5x
+# faster than qdrant-client's default 64; 512 keeps a batch near 0.8 MiB on the wire.
+DEFAULT_BATCH_SIZE = 512
+DEFAULT_IN_FLIGHT = 2  # queued batches per sender, beyond the one it is sending
+SAMPLE_IDS = 4096  # ids kept for the final existence check
+CHECKPOINT_EVERY = 1.0  # seconds between checkpoint writes
+TRANSIENT = frozenset({"UNAVAILABLE", "DEADLINE_EXCEEDED", "RESOURCE_EXHAUSTED", "ABORTED", "INTERNAL"})
+DEFAULT_INDEXING_THRESHOLD = 10000  # Qdrant 1.18's default (FACTS.md section 2)
+
+
+class IngestError(QdrantOpsError):
+    """The load stopped; the message says where and what to do. The report is attached."""
+
+    def __init__(self, message: str, report: dict | None = None) -> None:
+        super().__init__(message)
+        self.report = report
+
+
+@dataclass(frozen=True)
+class IngestOptions:
+    collection: str
+    batch_size: int = DEFAULT_BATCH_SIZE
+    workers: int = field(default_factory=lambda: os.cpu_count() or 2)
+    in_flight: int = DEFAULT_IN_FLIGHT
+    retries: int = 8
+    backoff: float = 0.5
+    max_backoff: float = 30.0
+    timeout: float = 60.0
+    grpc_port: int = 6334
+    ordering: str = "weak"
+    dead_letter: str | None = None
+    checkpoint: str | None = None
+    resume: bool = False
+    defer_indexing: bool = False
+    indexing_threshold: int | None = None  # value to set after a deferred load (default: the previous one)
+    wait_green: bool = False
+    verify_timeout: float = 120.0
+
+    def __post_init__(self) -> None:
+        for name in ("batch_size", "workers", "in_flight"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name.replace('_', ' ')} must be at least 1, got {getattr(self, name)}")
+        if self.retries < 0:
+            raise ConfigError(f"retries must be 0 or more, got {self.retries}")
+        if self.ordering not in wire.ORDERINGS:
+            raise ConfigError(f"ordering {self.ordering!r} is not one of {', '.join(wire.ORDERINGS)}")
+        if self.resume and not self.checkpoint:
+            raise ConfigError("resume needs the checkpoint file of the earlier run: pass --checkpoint PATH")
+
+
+# -- retries ---------------------------------------------------------------------------------------------
+def is_transient(code_name: str) -> bool:
+    """gRPC status names worth repeating: the node is restarting, overloaded or slow. Upserts are
+    idempotent by id, so a repeat after a timeout cannot duplicate points."""
+    return code_name in TRANSIENT
+
+
+def retry_delay(attempt: int, backoff: float, max_backoff: float, retry_after: float | None = None) -> float:
+    delay = random.uniform(0, min(max_backoff, backoff * 2**attempt))  # full jitter
+    return max(delay, retry_after or 0.0)
+
+
+def _retry_after(exc) -> float | None:
+    for key, value in exc.trailing_metadata() or ():
+        if key == "retry-after":
+            with contextlib.suppress(ValueError):
+                return float(value)
+    return None
+
+
+# -- checkpoint ------------------------------------------------------------------------------------------
+class Checkpoint:
+    """Completed record ranges (inclusive, 1-based) of one source into one collection."""
+
+    def __init__(self, path: str | None, source: str, collection: str) -> None:
+        self.path = Path(path) if path else None
+        self.source, self.collection = source, collection
+        self.ranges: list[list[int]] = []
+        self.restore_indexing_threshold: int | None = None
+        self._written = 0.0
+
+    @classmethod
+    def load(cls, path: str, source: str, collection: str) -> Checkpoint:
+        checkpoint = cls(path, source, collection)
+        try:
+            data = json.loads(Path(path).read_text())
+        except FileNotFoundError:
+            raise ConfigError(f"no checkpoint at {path} to resume from: run without --resume") from None
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"checkpoint {path} is unreadable ({exc}): remove it and start over") from None
+        if (data.get("source"), data.get("collection")) != (source, collection):
+            raise ConfigError(
+                f"checkpoint {path} belongs to {data.get('source')} -> {data.get('collection')}, not "
+                f"{source} -> {collection}: pass the right --checkpoint"
+            )
+        checkpoint.ranges = [list(r) for r in data.get("completed", [])]
+        checkpoint.restore_indexing_threshold = data.get("restore_indexing_threshold")
+        return checkpoint
+
+    def add(self, first: int, last: int) -> None:
+        merged: list[list[int]] = []
+        for start, end in sorted([*self.ranges, [first, last]]):
+            if merged and start <= merged[-1][1] + 1:
+                merged[-1][1] = max(merged[-1][1], end)
+            else:
+                merged.append([start, end])
+        self.ranges = merged
+
+    def done(self, number: int) -> bool:
+        return any(start <= number <= end for start, end in self.ranges)
+
+    def completed_records(self) -> int:
+        return sum(end - start + 1 for start, end in self.ranges)
+
+    def save(self, force: bool = False) -> None:
+        if self.path is None or (not force and time.monotonic() - self._written < CHECKPOINT_EVERY):
+            return
+        data = {
+            "source": self.source,
+            "collection": self.collection,
+            "completed": self.ranges,
+            "restore_indexing_threshold": self.restore_indexing_threshold,
+            "updated": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        }
+        temporary = self.path.with_name(self.path.name + ".tmp")
+        temporary.write_text(json.dumps(data))
+        os.replace(temporary, self.path)  # atomic: a crash leaves the old or the new file
+        self._written = time.monotonic()
+
+
+# -- sender processes ------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class SenderSettings:
+    targets: tuple[str, ...]  # host:grpc_port of every node; sender i starts at node i
+    tls: bool
+    ca_file: str | None
+    api_key: str | None = field(repr=False)
+    options: IngestOptions
+
+
+@dataclass
+class Job:
+    chunk: int
+    numbers: list[int]
+    ids: list
+    points: list[bytes]
+
+
+class BatchRejected(Exception):
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code, self.message = code, message
+
+
+class Sender:
+    def __init__(self, settings: SenderSettings, index: int) -> None:
+        import grpc  # noqa: PLC0415 - only created inside sender processes, after the fork
+
+        self._grpc = grpc
+        self.settings, self.options = settings, settings.options
+        self._node = index % len(settings.targets)
+        self._metadata = (("api-key", settings.api_key),) if settings.api_key else ()
+        self._channel = None
+        self._connect()
+
+    def _connect(self) -> None:
+        grpc = self._grpc
+        if self._channel is not None:
+            self._channel.close()
+        target = self.settings.targets[self._node]
+        options = [("grpc.max_send_message_length", -1), ("grpc.max_receive_message_length", 64 * 2**20)]
+        if self.settings.tls:
+            ca = Path(self.settings.ca_file).read_bytes() if self.settings.ca_file else None
+            credentials = grpc.ssl_channel_credentials(root_certificates=ca)
+            self._channel = grpc.secure_channel(target, credentials, options)
+        else:
+            self._channel = grpc.insecure_channel(target, options)
+        # Bytes in, bytes out: the request is already serialized by ingest_wire.
+        self._upsert = self._channel.unary_unary("/qdrant.Points/Upsert")
+
+    def send(self, points: Sequence[bytes]) -> int:
+        """Send one batch; returns the retries it took. Raises BatchRejected on a permanent error."""
+        body = wire.encode_upsert(self.options.collection, points, ordering=self.options.ordering)
+        attempt = 0
+        while True:
+            try:
+                self._upsert(body, timeout=self.options.timeout, metadata=self._metadata)
+                return attempt
+            except self._grpc.RpcError as exc:
+                code = exc.code().name if exc.code() else "UNKNOWN"
+                if not is_transient(code) or attempt >= self.options.retries:
+                    raise BatchRejected(code, exc.details() or "") from None
+                wait_hint = _retry_after(exc) if code == "RESOURCE_EXHAUSTED" else None
+                time.sleep(retry_delay(attempt, self.options.backoff, self.options.max_backoff, wait_hint))
+                if code == "UNAVAILABLE" and len(self.settings.targets) > 1:
+                    self._node = (self._node + 1) % len(self.settings.targets)  # fail over to the next node
+                    self._connect()
+                attempt += 1
+
+    def send_job(self, job: Job) -> tuple[int, list[tuple[int, Any, str]]]:
+        """(retries, rejected records). A rejected batch is split in halves until the record Qdrant
+        refuses is found, so the error can name it (or it goes to the dead-letter file)."""
+        try:
+            return self.send(job.points), []
+        except BatchRejected as exc:
+            if len(job.points) == 1 or exc.code not in ("INVALID_ARGUMENT", "FAILED_PRECONDITION"):
+                if len(job.points) == 1:
+                    return 0, [(job.numbers[0], job.ids[0], str(exc))]
+                raise
+        half = len(job.points) // 2
+        retries, rejected = 0, []
+        for part in (slice(0, half), slice(half, None)):
+            sub = Job(job.chunk, job.numbers[part], job.ids[part], job.points[part])
+            more, bad = self.send_job(sub)
+            retries += more
+            rejected += bad
+        return retries, rejected
+
+
+def _sender_main(settings: SenderSettings, index: int, inbox, outbox, abort) -> None:
+    # The parent handles Ctrl-C / SIGTERM and tells senders when to stop, after their queued batches.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    try:
+        sender = Sender(settings, index)
+    except Exception as exc:
+        outbox.put(("failed", index, -1, f"sender {index} could not start: {exc}", None))
+        outbox.put(("exit", index))
+        return
+    while (job := inbox.get()) is not None:
+        if abort.is_set():
+            outbox.put(("skipped", index, job.chunk))
+            continue
+        try:
+            retries, rejected = sender.send_job(job)
+        except BatchRejected as exc:
+            where = f"records {job.numbers[0]}..{job.numbers[-1]}"
+            outbox.put(("failed", index, job.chunk, f"Qdrant refused {where}: {exc}", exc.code))
+            continue
+        except Exception as exc:  # keep the parent informed whatever happens
+            outbox.put(("failed", index, job.chunk, f"sender {index}: {type(exc).__name__}: {exc}", None))
+            continue
+        outbox.put(("done", index, job.chunk, len(job.points), retries, rejected))
+    outbox.put(("exit", index))
+
+
+# -- the run ---------------------------------------------------------------------------------------------
+def collection_vectors(info: dict) -> dict[str, int]:
+    """Dense vectors of a collection: {"": size} for the unnamed one, {name: size} when named."""
+    vectors = info["config"]["params"].get("vectors") or {}
+    if "size" in vectors:
+        return {"": int(vectors["size"])}
+    return {name: int(params["size"]) for name, params in vectors.items()}
+
+
+def resolve_vectors(mapping: Mapping, available: dict[str, int], collection: str) -> dict[str, int]:
+    """Which collection vectors the load fills, checked against the collection."""
+    named = {**mapping.vectors, **mapping.vector_files}
+    if not named:
+        return available
+    wanted = {}
+    for name in named:
+        if name not in available:
+            have = ", ".join(repr(n) if n else "'' (the unnamed vector)" for n in available) or "none"
+            raise ConfigError(
+                f"collection {collection!r} has no vector {name or '(unnamed)'!r}; its dense vectors: {have}"
+            )
+        wanted[name] = available[name]
+    return wanted
+
+
+def default_mapping(mapping: Mapping, dims: dict[str, int]) -> Mapping:
+    """Fill in the vector fields: `vector` for the unnamed vector, `vector.<name>` for named ones
+    (the REST PointStruct shape)."""
+    missing = {n: ("vector" if n == "" else f"vector.{n}") for n in dims if n not in mapping.vector_files}
+    vectors = {**missing, **mapping.vectors}
+    return Mapping(
+        mapping.id_field,
+        mapping.id_from,
+        mapping.id_namespace,
+        vectors,
+        dict(mapping.vector_files),
+        mapping.payload,
+    )
+
+
+def _wire_vectors(vectors: dict):
+    """None for payload-only points, the array for the unnamed vector, else the named map."""
+    if not vectors:
+        return None
+    return vectors[""] if list(vectors) == [""] else vectors
+
+
+def route(point_id: int | str, workers: int) -> int:
+    if isinstance(point_id, int):
+        return point_id % workers
+    return zlib.crc32(point_id.encode()) % workers
+
+
+def _grpc_targets(client: ClusterClient, port: int) -> tuple[tuple[str, ...], bool]:
+    parts = [urlsplit(url) for url in client.urls]
+    return tuple(f"{p.hostname}:{port}" for p in parts), parts[0].scheme == "https"
+
+
+class _Run:
+    def __init__(
+        self,
+        *,
+        client: ClusterClient,
+        source: Source,
+        decoder: Decoder,
+        options: IngestOptions,
+        checkpoint: Checkpoint,
+        progress: Callable[[dict], None] | None,
+    ) -> None:
+        self.client, self.source, self.decoder, self.options = client, source, decoder, options
+        self.checkpoint, self.progress = checkpoint, progress
+        self.stats = {"read": 0, "skipped": 0, "written": 0, "batches": 0, "retries": 0, "failed": 0}
+        self.pending: dict[int, list] = {}  # chunk -> [parts left, first, last]
+        self.inflight: dict[tuple[int, int], list] = {}  # (chunk, sender) -> ids
+        self.written_ids: set = set()
+        self.sample: list = []
+        self.error: str | None = None
+        self.stop_signal: str | None = None
+        self.exited: set[int] = set()
+        self.dead_letter = None
+        self._last_progress = 0.0
+        self._started = time.monotonic()
+
+    # -- dead letters and messages from senders -------------------------------------------------------
+    def _reject(self, number: int, problem: str, raw: Any = None, point_id: Any = None) -> None:
+        entry = {"source": self.source.location, "record": number, "error": problem}
+        if point_id is not None:
+            entry["id"] = point_id
+        if raw is not None:
+            entry["raw"] = raw.decode("utf-8", "replace").rstrip("\n") if isinstance(raw, bytes) else raw
+        self.dead_letter.write(json.dumps(entry, default=str) + "\n")
+        self.dead_letter.flush()
+        self.stats["failed"] += 1
+
+    def _handle(self, message: tuple) -> None:
+        kind, index = message[0], message[1]
+        if kind == "exit":
+            self.exited.add(index)
+            return
+        if kind == "failed":
+            _, _, chunk, text, _code = message
+            self.error = self.error or text
+            self.abort.set()
+            return
+        chunk = message[2]
+        ids = self.inflight.pop((chunk, index), [])
+        if kind == "done":
+            _, _, _, count, retries, rejected = message
+            rejected_ids = set()
+            for number, point_id, problem in rejected:
+                if self.dead_letter is None:
+                    self.error = (
+                        self.error or f"{self.source.location}: record {number}: Qdrant refused it: {problem}"
+                    )
+                    self.abort.set()
+                else:
+                    self._reject(number, f"Qdrant refused it: {problem}", point_id=point_id)
+                rejected_ids.add(point_id)
+            self.stats["written"] += count - len(rejected)
+            self.stats["batches"] += 1
+            self.stats["retries"] += retries
+            for point_id in ids:
+                if point_id not in rejected_ids:
+                    self.written_ids.add(point_id)
+            if ids and len(self.sample) < SAMPLE_IDS:
+                self.sample.append(ids[-1])
+            if not rejected or self.dead_letter is not None:
+                left = self.pending[chunk]
+                left[0] -= 1
+                if left[0] == 0:
+                    del self.pending[chunk]
+                    self.checkpoint.add(left[1], left[2])
+                    self.checkpoint.save()
+        self._report_progress()
+
+    def _drain(self, block: float = 0.0) -> None:
+        try:
+            message = self.outbox.get(timeout=block) if block else self.outbox.get_nowait()
+        except queue.Empty:
+            return
+        self._handle(message)
+        while True:
+            try:
+                self._handle(self.outbox.get_nowait())
+            except queue.Empty:
+                return
+
+    def _report_progress(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if self.progress is None or (not force and now - self._last_progress < 0.5):
+            return
+        self._last_progress = now
+        elapsed = now - self._started
+        fraction = self.source.progress(self.stats["read"] + self.stats["skipped"])
+        self.progress({**self.stats, "seconds": elapsed, "fraction": fraction})
+
+    def _put(self, index: int, job: Job | None) -> None:
+        while index not in self.exited:
+            try:
+                self.inboxes[index].put(job, timeout=0.1)
+                return
+            except queue.Full:
+                self._drain()
+                self._check_senders()
+
+    def _check_senders(self) -> None:
+        for index, process in enumerate(self.processes):
+            if process.exitcode is not None and index not in self.exited:
+                self.exited.add(index)
+                self.error = self.error or f"sender {index} died (exit code {process.exitcode})"
+                self.abort.set()
+
+    # -- reading and dispatch -------------------------------------------------------------------------
+    def _dispatch(self, chunk: int, first: int, last: int, parts: list[Job]) -> None:
+        jobs = [(index, job) for index, job in enumerate(parts) if job.points]
+        if not jobs:
+            self.checkpoint.add(first, last)
+            return
+        self.pending[chunk] = [len(jobs), first, last]
+        for index, job in jobs:
+            self.inflight[(chunk, index)] = job.ids
+            self._put(index, job)
+
+    def _read(self) -> None:
+        workers, per_chunk = self.options.workers, self.options.batch_size * self.options.workers
+        chunk, cursor = 0, 0
+        parts = [Job(chunk, [], [], []) for _ in range(workers)]
+        size, first = 0, 1
+        for number, raw in self.source.rows():
+            if self.stop_signal or self.error:
+                break
+            cursor = number
+            if self.checkpoint.done(number):
+                self.stats["skipped"] += 1
+                self._skip_side_files()
+                continue
+            self.stats["read"] += 1
+            try:
+                point = self.decoder.decode(number, raw)
+                encoded = wire.encode_point(
+                    point.id,
+                    wire.encode_vectors(_wire_vectors(point.vectors)),
+                    wire.encode_payload(point.payload),
+                )
+            except (RecordError, ValueError) as exc:
+                problem = exc.problem if isinstance(exc, RecordError) else f"payload {exc}"
+                if self.dead_letter is None:
+                    self.error = f"{self.source.location}: record {number}: {problem}"
+                    last = number - 1
+                    if last >= first:
+                        self._dispatch(chunk, first, last, parts)
+                    return
+                self._reject(number, problem, raw)
+                continue
+            job = parts[route(point.id, workers)]
+            job.numbers.append(number)
+            job.ids.append(point.id)
+            job.points.append(encoded)
+            size += 1
+            if size >= per_chunk:
+                self._dispatch(chunk, first, cursor, parts)
+                chunk, size, first = chunk + 1, 0, cursor + 1
+                parts = [Job(chunk, [], [], []) for _ in range(workers)]
+            self._drain()
+        if not self.stop_signal and not self.error and cursor >= first:
+            self._dispatch(chunk, first, cursor, parts)
+
+    def _skip_side_files(self) -> None:
+        for rows in self.decoder.npy.values():
+            rows.take()
+
+    def run(self) -> None:
+        context = multiprocessing.get_context("fork")  # spawn would re-run an Ansible module's __main__
+        targets, tls = _grpc_targets(self.client, self.options.grpc_port)
+        if tls and self.client.verify is False:
+            raise ConfigError(
+                "gRPC cannot skip TLS verification: give the CA with --ca-file instead of --insecure"
+            )
+        settings = SenderSettings(
+            targets,
+            tls,
+            self.client.verify if isinstance(self.client.verify, str) else None,
+            self.client._api_key,
+            self.options,
+        )
+        self.inboxes = [context.Queue(maxsize=self.options.in_flight) for _ in range(self.options.workers)]
+        self.outbox = context.Queue()
+        self.abort = context.Event()
+        self.processes = [
+            context.Process(
+                target=_sender_main, args=(settings, i, inbox, self.outbox, self.abort), daemon=True
+            )
+            for i, inbox in enumerate(self.inboxes)
+        ]
+        for process in self.processes:
+            process.start()
+        try:
+            self._read()
+        finally:
+            # Senders finish the batches already queued (the batches in flight), then exit.
+            for index in range(len(self.processes)):
+                if index not in self.exited:
+                    self._put(index, None)
+            deadline = time.monotonic() + self.options.timeout * (self.options.retries + 2)
+            while len(self.exited) < len(self.processes) and time.monotonic() < deadline:
+                self._drain(block=0.2)
+                self._check_senders()
+            for process in self.processes:
+                process.join(timeout=5)
+                if process.is_alive():
+                    process.kill()
+            self.checkpoint.save(force=True)
+            self._report_progress(force=True)
+
+
+def _wait_for(what: str, check: Callable[[], bool], timeout: float, interval: float = 0.5) -> bool:
+    deadline = time.monotonic() + timeout
+    while True:
+        if check():
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(interval)
+
+
+def verify_written(
+    client: ClusterClient, collection: str, ids: list, *, expected: int | None, minimum: int, timeout: float
+) -> dict:
+    """The final check: sampled ids exist, and the exact count is what was sent (writes were
+    acknowledged with wait=false, so the count may need a moment to catch up)."""
+    path = f"/collections/{segment(collection)}/points"
+    missing: list = []
+
+    def sample_present() -> bool:
+        missing.clear()
+        for start in range(0, len(ids), 1000):
+            part = ids[start : start + 1000]
+            found = client.request(
+                "POST", path, json={"ids": part, "with_payload": False, "with_vector": False}
+            )
+            present = {point["id"] for point in found}
+            missing.extend(i for i in part if i not in present)
+        return not missing
+
+    counted = {"count": None}
+
+    def count_ok() -> bool:
+        counted["count"] = client.count_points(collection)
+        return counted["count"] == expected if expected is not None else counted["count"] >= minimum
+
+    ok = _wait_for("sample", sample_present, timeout) and _wait_for("count", count_ok, timeout)
+    return {"ok": ok, "count": counted["count"], "expected": expected, "missing_sample": missing[:10]}
+
+
+def _set_indexing_threshold(client: ClusterClient, collection: str, value: int) -> None:
+    body = {"optimizers_config": {"indexing_threshold": value}}
+    client.request("PATCH", f"/collections/{segment(collection)}", json=body)
+
+
+def ingest(
+    client: ClusterClient,
+    location: str,
+    options: IngestOptions,
+    mapping: Mapping | None = None,
+    *,
+    fmt: str | None = None,
+    s3_client_factory=None,
+    progress: Callable[[dict], None] | None = None,
+    log: Callable[[str], None] = lambda _line: None,
+) -> dict:
+    """Load `location` into `options.collection`; returns the report, raises IngestError."""
+    mapping = mapping or Mapping()
+    info = client.collection_info(options.collection)
+    if info is None:
+        raise ConfigError(
+            f"collection {options.collection!r} does not exist: create it first "
+            "(qdrant-ops collections apply, or the qdrant_collection module)"
+        )
+    dims = resolve_vectors(mapping, collection_vectors(info), options.collection)
+    mapping = default_mapping(mapping, dims)
+    checkpoint = (
+        Checkpoint.load(options.checkpoint, location, options.collection)
+        if options.resume
+        else Checkpoint(options.checkpoint, location, options.collection)
+    )
+    source = open_source(location, fmt, s3_client_factory)
+    npy: dict[str, NpyRows] = {}
+    try:
+        mapping.check_columns(source)
+        for name, path in mapping.vector_files.items():
+            npy[name] = NpyRows(path, s3_client_factory)
+        start_count = client.count_points(options.collection)
+        threshold_before = None
+        if options.defer_indexing:
+            current = info["config"]["optimizer_config"].get("indexing_threshold")
+            # A crashed earlier run left 0 behind: the value to restore is the one it recorded.
+            threshold_before = checkpoint.restore_indexing_threshold or current or DEFAULT_INDEXING_THRESHOLD
+            checkpoint.restore_indexing_threshold = threshold_before
+            checkpoint.save(force=True)
+            _set_indexing_threshold(client, options.collection, 0)
+            log(f"indexing deferred (indexing_threshold 0, was {current})")
+        run = _Run(
+            client=client,
+            source=source,
+            decoder=Decoder(mapping, dims, source, npy),
+            options=options,
+            checkpoint=checkpoint,
+            progress=progress,
+        )
+        previous_handlers = _install_stop_handlers(run)
+        try:
+            with _dead_letter_file(options.dead_letter) as dead_letter:
+                run.dead_letter = dead_letter
+                run.run()
+        finally:
+            _restore_handlers(previous_handlers)
+            if threshold_before is not None:
+                restored = options.indexing_threshold or threshold_before
+                _set_indexing_threshold(client, options.collection, restored)
+                checkpoint.restore_indexing_threshold = None
+                checkpoint.save(force=True)
+                log(f"indexing_threshold restored to {restored}")
+        seconds = time.monotonic() - run._started
+        report = {
+            "collection": options.collection,
+            "source": location,
+            **run.stats,
+            "seconds": round(seconds, 3),
+            "points_per_second": round(run.stats["written"] / seconds, 1) if seconds > 0 else 0.0,
+            "workers": options.workers,
+            "batch_size": options.batch_size,
+            "checkpoint": options.checkpoint,
+            "completed_ranges": checkpoint.ranges,
+            "interrupted": bool(run.stop_signal),
+        }
+        if run.error:
+            hint = (
+                f"; fix it and re-run with --resume --checkpoint {options.checkpoint}"
+                if options.checkpoint
+                else ""
+            )
+            raise IngestError(f"{run.error}{hint}", report)
+        if run.stop_signal:
+            raise IngestError(
+                f"stopped by {run.stop_signal} after the batches in flight; "
+                + (
+                    f"resume with --resume --checkpoint {options.checkpoint}"
+                    if options.checkpoint
+                    else "no checkpoint was kept: re-run from the start (upserts are idempotent)"
+                ),
+                report,
+            )
+        leftover = [
+            f"{rows.location} has {rows.rows - rows.taken} rows more than the source has records"
+            for rows in npy.values()
+            if rows.taken < rows.rows
+        ]
+        if leftover:
+            raise IngestError("; ".join(leftover) + ": vectors and records do not line up", report)
+        fresh = start_count == 0 and not options.resume
+        check = verify_written(
+            client,
+            options.collection,
+            run.sample,
+            expected=len(run.written_ids) if fresh else None,
+            minimum=len(run.written_ids),
+            timeout=options.verify_timeout,
+        )
+        report["verified"] = check
+        if not check["ok"]:
+            raise IngestError(
+                f"the collection does not hold what was sent: count {check['count']}, expected "
+                f"{check['expected'] or f'at least {len(run.written_ids)}'}, sampled ids missing "
+                f"{check['missing_sample']}",
+                report,
+            )
+        if options.wait_green and not _wait_for(
+            "green", lambda: client.collection_info(options.collection)["status"] == "green", 3600, 2.0
+        ):
+            raise IngestError("the collection did not turn green within an hour after the load", report)
+        return report
+    finally:
+        source.close()
+        for rows in npy.values():
+            rows.close()
+
+
+@contextlib.contextmanager
+def _dead_letter_file(path: str | None):
+    if not path:
+        yield None
+        return
+    try:
+        handle = open(path, "a", encoding="utf-8")  # noqa: SIM115 - closed below
+    except OSError as exc:
+        raise ConfigError(f"cannot write the dead-letter file {path}: {exc.strerror}") from None
+    with handle:
+        yield handle
+
+
+def _install_stop_handlers(run: _Run) -> dict | None:
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def stop(signum, _frame) -> None:
+        run.stop_signal = signal.Signals(signum).name
+
+    return {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+
+
+def _restore_handlers(previous: dict | None) -> None:
+    for sig, handler in (previous or {}).items():
+        signal.signal(sig, handler)
+
+
+def print_progress(stream=sys.stderr) -> Callable[[dict], None]:
+    """A one-line progress display (points, points/s, percent, ETA) for a terminal."""
+
+    def show(state: dict) -> None:
+        rate = state["written"] / state["seconds"] if state["seconds"] > 0 else 0.0
+        fraction = state.get("fraction")
+        eta = ""
+        if fraction and 0 < fraction < 1:
+            left = state["seconds"] * (1 - fraction) / fraction
+            eta = f"  {fraction:6.1%}  ETA {int(left // 60)}m{int(left % 60):02d}s"
+        stream.write(
+            f"\r{state['written']:>12,} points  {rate:>10,.0f}/s{eta}  retries {state['retries']}   "
+        )
+        stream.flush()
+
+    return show

@@ -1,0 +1,408 @@
+"""The bulk ingester against the REST + gRPC stubs: sources, ids, routing, retries, checkpoint and
+resume, deferred indexing, and every kind of bad input with its message.
+
+The ingester runs as the `qdrant-ops ingest` command in a child process, as users run it: its
+sender processes are forked from a process that has no gRPC server threads.
+"""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+
+import grpc
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from qdrant_ops import ingest
+from qdrant_ops.ingest_sources import DEFAULT_ID_NAMESPACE
+from tests.support.qdrant_grpc_stub import GrpcStub
+
+API_KEY = "stub-secret-key"
+
+
+@pytest.fixture
+def stub(qdrant_stub):
+    state = qdrant_stub.state
+    state.create("cities", {"vectors": {"size": 4, "distance": "Cosine"}})
+    state.create(
+        "named",
+        {"vectors": {"text": {"size": 3, "distance": "Dot"}, "image": {"size": 2, "distance": "Dot"}}},
+    )
+    state.create("places", {})
+    with GrpcStub(state, api_key=API_KEY) as grpc_stub:
+        grpc_stub.url = qdrant_stub.url
+        grpc_stub.state = state
+        yield grpc_stub
+
+
+def run_cli(stub, *args, timeout=60, wait=True, **popen):
+    key_file = os.path.join(os.environ.get("TMPDIR", "/tmp"), f"stub-key-{os.getpid()}")
+    with open(key_file, "w") as handle:
+        handle.write(API_KEY)
+    command = [
+        sys.executable,
+        "-m",
+        "qdrant_ops.cli",
+        "ingest",
+        "--url",
+        stub.url,
+        "--api-key-file",
+        key_file,
+        "--grpc-port",
+        str(stub.port),
+        "--workers",
+        "2",
+        "--timeout",
+        "5",
+        *map(str, args),
+    ]
+    if not wait:
+        return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **popen)
+    return subprocess.run(command, capture_output=True, text=True, timeout=timeout)
+
+
+def write_jsonl(path, records):
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    return path
+
+
+def city(i, dim=4):
+    return {
+        "id": i,
+        "vector": [i / 10, 1.0, 0.5, 0.25][:dim],
+        "city": f"c{i}",
+        "location": {"lat": i, "lon": 1.5},
+    }
+
+
+def report_of(result):
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def test_jsonl_load_writes_every_point_with_vectors_and_payload(stub, tmp_path):
+    source = write_jsonl(tmp_path / "cities.jsonl", [city(i) for i in range(1000)])
+    report = report_of(run_cli(stub, source, "-c", "cities", "--batch-size", "64", "--json"))
+    assert (report["read"], report["written"], report["failed"]) == (1000, 1000, 0)
+    assert report["verified"] == {"ok": True, "count": 1000, "expected": 1000, "missing_sample": []}
+    points = stub.state.points["cities"]
+    assert points[7] == {
+        "id": 7,
+        "payload": {"city": "c7", "location": {"lat": 7, "lon": 1.5}},
+        "vector": pytest.approx([0.7, 1.0, 0.5, 0.25]),
+    }
+    # wait=false per batch, and batches no larger than asked for.
+    assert all(not wait and n <= 64 for n, wait in stub.points.upserts)
+
+
+def test_same_input_twice_leaves_the_same_points(stub, tmp_path):
+    """Ids are derived, never random: a second run overwrites, it does not add."""
+    records = [{"city": f"c{i}", "vector": [1, 2, 3, 4]} for i in range(300)]
+    source = write_jsonl(tmp_path / "cities.jsonl", records)
+    first = report_of(run_cli(stub, source, "-c", "cities", "--id-from", "city", "--json"))
+    ids = set(stub.state.points["cities"])
+    second = report_of(run_cli(stub, source, "-c", "cities", "--id-from", "city", "--json"))
+    assert set(stub.state.points["cities"]) == ids and len(ids) == 300
+    assert str(uuid.uuid5(DEFAULT_ID_NAMESPACE, "c5")) in ids
+    assert first["verified"]["expected"] == 300 and second["verified"]["count"] == 300
+
+
+def test_records_with_the_same_id_keep_their_order(stub, tmp_path):
+    """Later versions of a record win: one id always goes through one sender, in order."""
+    records = [{"id": i % 50, "vector": [1, 1, 1, 1], "version": i // 50} for i in range(2000)]
+    source = write_jsonl(tmp_path / "versions.jsonl", records)
+    report_of(run_cli(stub, source, "-c", "cities", "--batch-size", "16", "--workers", "3", "--json"))
+    assert {p["payload"]["version"] for p in stub.state.points["cities"].values()} == {39}
+
+
+def test_route_sends_one_id_to_one_sender_and_spreads_ids():
+    assert ingest.route(12, 4) == ingest.route(12, 4) == 0
+    assert ingest.route("0b5e6d2c-9a71-4d3b-8f65-2f5c9f3f8e11", 3) == ingest.route(
+        "0b5e6d2c-9a71-4d3b-8f65-2f5c9f3f8e11", 3
+    )
+    spread = {ingest.route(str(uuid.uuid5(DEFAULT_ID_NAMESPACE, str(i))), 4) for i in range(100)}
+    assert spread == {0, 1, 2, 3}
+
+
+def test_payload_only_records_like_the_original_city_location_ones(stub, tmp_path):
+    source = write_jsonl(
+        tmp_path / "places.jsonl",
+        [{"id": i, "city": "Oslo", "location": {"lat": 59.9, "lon": 10.7}} for i in range(100)],
+    )
+    report = report_of(run_cli(stub, source, "-c", "places", "--json"))
+    assert report["written"] == 100
+    assert stub.state.points["places"][3] == {
+        "id": 3,
+        "payload": {"city": "Oslo", "location": {"lat": 59.9, "lon": 10.7}},
+        "vector": {},
+    }
+
+
+def test_csv_with_selected_payload_fields(stub, tmp_path):
+    source = tmp_path / "cities.csv"
+    source.write_text('id,vector,city,secret\n1,"[1, 2, 3, 4]",Oslo,x\n2,0.5 0.5 0.5 0.5,Rome,y\n')
+    report = report_of(run_cli(stub, source, "-c", "cities", "--payload-field", "city", "--json"))
+    assert report["written"] == 2
+    assert stub.state.points["cities"][2] == {"id": 2, "payload": {"city": "Rome"}, "vector": [0.5] * 4}
+
+
+def test_parquet_named_vectors_with_a_side_npy_file(stub, tmp_path):
+    n = 500
+    text = np.arange(n * 3, dtype=np.float32).reshape(n, 3)
+    table = pa.table(
+        {
+            "uid": [str(uuid.UUID(int=i + 1)) for i in range(n)],
+            "text": pa.FixedSizeListArray.from_arrays(pa.array(text.reshape(-1)), 3),
+            "city": [f"c{i}" for i in range(n)],
+        }
+    )
+    pq.write_table(table, tmp_path / "named.parquet", row_group_size=128)
+    np.save(tmp_path / "image.npy", np.ones((n, 2), dtype=np.float64))
+    report = report_of(
+        run_cli(
+            stub,
+            tmp_path / "named.parquet",
+            "-c",
+            "named",
+            "--id-field",
+            "uid",
+            "--vector",
+            "text=text",
+            "--vector-file",
+            f"image={tmp_path / 'image.npy'}",
+            "--json",
+        )
+    )
+    assert report["written"] == n
+    point = stub.state.points["named"][str(uuid.UUID(int=10))]
+    assert point == {
+        "id": str(uuid.UUID(int=10)),
+        "payload": {"city": "c9"},
+        "vector": {"text": [27.0, 28.0, 29.0], "image": [1.0, 1.0]},
+    }
+
+
+def test_dataset_generator_output_loads_and_is_deterministic(stub, tmp_path):
+    for fmt in ("jsonl", "parquet"):
+        paths = [tmp_path / f"a.{fmt}", tmp_path / f"b.{fmt}"]
+        for path in paths:
+            done = subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "qdrant_ops.cli",
+                    "dataset",
+                    "generate",
+                    "--count",
+                    "2500",
+                    "--dim",
+                    "4",
+                    "--format",
+                    fmt,
+                    "-o",
+                    str(path),
+                ],
+                capture_output=True,
+                text=True,
+            )
+            assert done.returncode == 0, done.stderr
+        assert paths[0].read_bytes() == paths[1].read_bytes()
+        report = report_of(run_cli(stub, paths[0], "-c", "cities", "--json"))
+        assert report["written"] == 2500
+        point = stub.state.points["cities"][2499]
+        assert set(point["payload"]) == {"city", "location"} and len(point["vector"]) == 4
+
+
+def test_transient_errors_are_retried_and_retry_after_is_honoured(stub, tmp_path):
+    stub.points.fail_next = [
+        (grpc.StatusCode.UNAVAILABLE, None),
+        (grpc.StatusCode.DEADLINE_EXCEEDED, None),
+        (grpc.StatusCode.RESOURCE_EXHAUSTED, "1"),
+    ]
+    source = write_jsonl(tmp_path / "cities.jsonl", [city(i) for i in range(100)])
+    started = time.monotonic()
+    report = report_of(run_cli(stub, source, "-c", "cities", "--workers", "1", "--json"))
+    assert report["retries"] == 3 and report["written"] == 100
+    assert time.monotonic() - started > 1.0  # the retry-after second was waited
+
+
+def test_retry_classification():
+    assert all(ingest.is_transient(c) for c in ("UNAVAILABLE", "DEADLINE_EXCEEDED", "RESOURCE_EXHAUSTED"))
+    assert not any(ingest.is_transient(c) for c in ("INVALID_ARGUMENT", "NOT_FOUND", "PERMISSION_DENIED"))
+    assert ingest.retry_delay(0, 0.5, 30, retry_after=4) >= 4
+    assert all(ingest.retry_delay(10, 0.5, 30) <= 30 for _ in range(50))
+
+
+def test_retries_are_bounded(stub, tmp_path):
+    stub.points.fail_next = [(grpc.StatusCode.UNAVAILABLE, None)] * 10
+    source = write_jsonl(tmp_path / "cities.jsonl", [city(i) for i in range(10)])
+    result = run_cli(stub, source, "-c", "cities", "--workers", "1", "--retries", "2")
+    assert result.returncode == 2
+    assert "UNAVAILABLE" in result.stderr and "records 1..10" in result.stderr
+
+
+BAD_LINES = {
+    "malformed JSON": ('{"id": 5, "vector": [1, 2', "record 6: is not valid JSON"),
+    "missing vector": ('{"id": 5, "city": "x"}', "record 6: has no the vector (field 'vector')"),
+    "wrong size": (
+        '{"id": 5, "vector": [1, 2, 3]}',
+        "record 6: the vector (field 'vector') has 3 values, the collection expects 4",
+    ),
+    "non-numeric": (
+        '{"id": 5, "vector": [1, "a", 3, 4]}',
+        "record 6: the vector (field 'vector') has a non-numeric value",
+    ),
+    "bad id": ('{"id": -5, "vector": [1, 2, 3, 4]}', "record 6: point id -5 is negative"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_LINES))
+def test_a_bad_record_stops_the_run_naming_file_and_record_and_nothing_after_it_is_written(
+    stub, tmp_path, case
+):
+    line, message = BAD_LINES[case]
+    good = [json.dumps(city(i)) for i in range(5)] + [json.dumps(city(i)) for i in range(100, 200)]
+    source = tmp_path / "cities.jsonl"
+    source.write_text("\n".join([*good[:5], line, *good[5:]]) + "\n")
+    checkpoint = tmp_path / "ck.json"
+    result = run_cli(stub, source, "-c", "cities", "--batch-size", "2", "--checkpoint", checkpoint)
+    assert result.returncode == 2
+    assert f"{source}: {message}" in result.stderr
+    assert f"--resume --checkpoint {checkpoint}" in result.stderr
+    assert set(stub.state.points["cities"]) == {0, 1, 2, 3, 4}
+    assert json.loads(checkpoint.read_text())["completed"] == [[1, 5]]
+
+
+def test_a_dead_letter_file_takes_bad_records_and_the_run_goes_on(stub, tmp_path):
+    lines = [json.dumps(city(i)) for i in range(20)]
+    lines[3] = '{"id": 3, "vector": [1, 2]}'
+    lines[9] = "not json"
+    source = tmp_path / "cities.jsonl"
+    source.write_text("\n".join(lines) + "\n")
+    dead = tmp_path / "dead.jsonl"
+    report = report_of(run_cli(stub, source, "-c", "cities", "--dead-letter", dead, "--json"))
+    assert (report["written"], report["failed"]) == (18, 2)
+    letters = [json.loads(line) for line in dead.read_text().splitlines()]
+    assert [(d["record"], d["raw"]) for d in letters] == [(4, lines[3]), (10, "not json")]
+    assert "has 2 values" in letters[0]["error"] and letters[0]["source"] == str(source)
+    assert len(stub.state.points["cities"]) == 18
+
+
+def test_a_record_qdrant_refuses_is_found_by_splitting_its_batch(stub, tmp_path):
+    """Checks only the server makes still name the record (or send it to the dead-letter file)."""
+    records = [city(i) for i in range(8)]
+    records[5]["stub_refuse"] = True
+    source = write_jsonl(tmp_path / "cities.jsonl", records)
+    result = run_cli(stub, source, "-c", "cities", "--workers", "1", "--batch-size", "8")
+    assert result.returncode == 2
+    assert f"{source}: record 6: Qdrant refused it: INVALID_ARGUMENT: Wrong input" in result.stderr
+    dead = tmp_path / "dead.jsonl"
+    report = report_of(
+        run_cli(stub, source, "-c", "cities", "--batch-size", "8", "--dead-letter", dead, "--json")
+    )
+    assert (report["written"], report["failed"]) == (7, 1)
+    (letter,) = [json.loads(line) for line in dead.read_text().splitlines()]
+    assert (letter["record"], letter["id"]) == (6, 5)
+    assert 5 not in stub.state.points["cities"] and len(stub.state.points["cities"]) == 7
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["missing.jsonl", "-c", "cities"], "cannot read missing.jsonl: No such file or directory"),
+        (["SOURCE", "-c", "nope"], "collection 'nope' does not exist: create it first"),
+        (
+            ["SOURCE_CSV", "-c", "cities", "--payload-field", "town"],
+            "has no field 'town' named in the mapping; its fields are: id, vector, city",
+        ),
+        (["SOURCE", "-c", "cities", "--vector", "img=vector"], "collection 'cities' has no vector 'img'"),
+        (["SOURCE", "-c", "cities", "--resume"], "resume needs the checkpoint file"),
+        (["SOURCE", "-c", "cities", "--batch-size", "0"], "batch size must be at least 1"),
+        (["data.txt", "-c", "cities"], "cannot tell the format of data.txt"),
+    ],
+)
+def test_bad_invocations_are_refused_before_anything_is_written(stub, tmp_path, args, message):
+    source = write_jsonl(tmp_path / "cities.jsonl", [city(1)])
+    csv_source = tmp_path / "cities.csv"
+    csv_source.write_text('id,vector,city\n1,"[1,2,3,4]",Oslo\n')
+    args = [str(source) if a == "SOURCE" else str(csv_source) if a == "SOURCE_CSV" else a for a in args]
+    result = run_cli(stub, *args)
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert stub.state.points["cities"] == {}
+
+
+def test_sigterm_stops_after_the_batches_in_flight_and_resume_completes_the_load(stub, tmp_path):
+    total = 20_000
+    source = write_jsonl(tmp_path / "cities.jsonl", [city(i) for i in range(total)])
+    checkpoint = tmp_path / "ck.json"
+    original = stub.points.Upsert
+
+    def slow(request, context):
+        time.sleep(0.02)
+        return original(request, context)
+
+    stub.points.Upsert = slow
+    process = run_cli(
+        stub, source, "-c", "cities", "--batch-size", "50", "--checkpoint", checkpoint, "--json", wait=False
+    )
+    deadline = time.monotonic() + 30
+    while len(stub.state.points["cities"]) < 2000 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGTERM)
+    stdout, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130, stderr
+    assert "stopped by SIGTERM after the batches in flight" in stderr
+    partial = json.loads(stdout)
+    completed = json.loads(checkpoint.read_text())["completed"]
+    done = sum(end - start + 1 for start, end in completed)
+    assert 0 < done < total and partial["interrupted"]
+    # Everything the checkpoint calls complete is in the collection.
+    assert all(
+        i - 1 in stub.state.points["cities"] for start, end in completed for i in range(start, end + 1)
+    )
+    stub.points.Upsert = original
+    report = report_of(
+        run_cli(stub, source, "-c", "cities", "--checkpoint", checkpoint, "--resume", "--json")
+    )
+    assert report["skipped"] == done and report["read"] == total - done
+    assert report["completed_ranges"] == [[1, total]]
+    assert len(stub.state.points["cities"]) == total
+
+
+def test_checkpoint_ranges_merge_and_refuse_another_source(tmp_path):
+    checkpoint = ingest.Checkpoint(str(tmp_path / "ck.json"), "a.jsonl", "cities")
+    for first, last in [(1, 10), (21, 30), (11, 20), (40, 45)]:
+        checkpoint.add(first, last)
+    assert checkpoint.ranges == [[1, 30], [40, 45]]
+    assert checkpoint.done(30) and not checkpoint.done(31) and checkpoint.completed_records() == 36
+    checkpoint.save(force=True)
+    with pytest.raises(ingest.ConfigError, match=r"belongs to a.jsonl -> cities, not b.jsonl -> cities"):
+        ingest.Checkpoint.load(str(tmp_path / "ck.json"), "b.jsonl", "cities")
+
+
+def test_deferred_indexing_is_restored_after_the_load_and_after_a_failure(stub, tmp_path):
+    source = write_jsonl(tmp_path / "cities.jsonl", [city(i) for i in range(50)])
+    report_of(run_cli(stub, source, "-c", "cities", "--defer-indexing", "--json"))
+    patches = [body for method, path, _q, body, *_ in stub.state.requests if method == "PATCH"]
+    assert patches == [
+        {"optimizers_config": {"indexing_threshold": 0}},
+        {"optimizers_config": {"indexing_threshold": 10000}},
+    ]
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(json.dumps(city(1)) + "\nnot json\n")
+    assert run_cli(stub, bad, "-c", "cities", "--defer-indexing").returncode == 2
+    assert stub.state.collections["cities"]["optimizer_config"]["indexing_threshold"] == 10000
+
+
+def test_the_api_key_never_appears_in_output(stub, tmp_path):
+    source = write_jsonl(tmp_path / "cities.jsonl", [city(i) for i in range(10)])
+    result = run_cli(stub, source, "-c", "cities", "--json")
+    assert result.returncode == 0
+    assert API_KEY not in result.stdout + result.stderr
