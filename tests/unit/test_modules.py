@@ -22,6 +22,7 @@ MODULES = [
     "qdrant_restore",
     "qdrant_replicas",
     "qdrant_rebalance",
+    "qdrant_bulk_ingest",
 ]
 
 
