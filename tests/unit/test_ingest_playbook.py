@@ -29,11 +29,10 @@ def play(qdrant_stub, tmp_path):
 
         def run(source, *flags, **extra):
             variables = tmp_path / "vars.json"
-            variables.write_text(json.dumps({
-                "qdrant_collections": [SPEC], "qdrant_api_key": "stub-secret-key", "ingest_collection": "cities",
-                "ingest_source": str(source), "ingest_checkpoint": str(tmp_path / "ck.json"),
-                "ingest_workers": 2, **extra,
-            }))  # fmt: skip
+            values = {"qdrant_collections": [SPEC], "qdrant_api_key": "stub-secret-key", "ingest_workers": 2}
+            values |= {"ingest_collection": "cities", "ingest_source": str(source)}
+            values |= {"ingest_checkpoint": str(tmp_path / "ck.json"), **extra}
+            variables.write_text(json.dumps(values))
             result, report = run_playbook(
                 "playbooks/ingest.yml", "-i", str(inventory), "-e", f"@{variables}", *flags
             )
@@ -90,6 +89,6 @@ def test_ingest_playbook_fails_naming_the_bad_record(play, qdrant_stub, tmp_path
 
 
 def test_ingest_playbook_requires_a_collection_and_a_source(play, tmp_path):
-    result, report = play("", ingest_collection="")
+    result, _ = play("", ingest_collection="")
     assert result.returncode != 0
     assert "set -e ingest_collection=<name> -e ingest_source=" in result.stdout
