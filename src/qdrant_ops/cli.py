@@ -369,7 +369,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         in_flight=args.in_flight, retries=args.retries, timeout=args.timeout, grpc_port=args.grpc_port,
         ordering=args.ordering, dead_letter=args.dead_letter, checkpoint=args.checkpoint, resume=args.resume,
         defer_indexing=args.defer_indexing, indexing_threshold=args.indexing_threshold,
-        wait_green=args.wait_green,
+        wait_green=args.wait_green, verify=not args.no_verify,
     )  # fmt: skip
     # The bucket comes from the s3:// URL; these settings only build the client.
     settings = s3.S3Settings(bucket="-", endpoint_url=args.s3_endpoint_url, region=args.s3_region)
@@ -394,7 +394,11 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         f"{report['collection']}: read {report['read']}, written {report['written']}, skipped (resume) "
         f"{report['skipped']}, failed {report['failed']}, batches {report['batches']}, retries "
         f"{report['retries']}, {report['seconds']} s, {report['points_per_second']:,.0f} points/s; "
-        f"collection holds {report['verified']['count']} points"
+        + (
+            f"collection holds {report['verified']['count']} points"
+            if report["verified"]["ok"]
+            else "not verified"
+        )
     )
     _emit(args, report, text)
     return 0
@@ -508,6 +512,9 @@ def _ingest_parser(commands, conn: argparse.ArgumentParser) -> None:
         "--indexing-threshold", type=int, help="value after a deferred load (default: the previous)"
     )
     ing.add_argument("--wait-green", action="store_true", help="wait for the collection to turn green")
+    ing.add_argument(
+        "--no-verify", action="store_true", help="skip the final check of counts and sampled ids"
+    )
     ing.add_argument("--s3-endpoint-url", help="S3 endpoint for s3:// sources (default: AWS)")
     ing.add_argument("--s3-region")
     ing.set_defaults(handler=cmd_ingest)

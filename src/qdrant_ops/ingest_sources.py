@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import csv
-import datetime
 import io
 import os
 import uuid
@@ -173,10 +172,10 @@ class Source:
     def _parquet_rows(self) -> Iterator[tuple[int, Any]]:
         number = 0
         for batch in self._parquet.iter_batches(batch_size=4096):
-            columns = {name: _arrow_column(batch.column(name)) for name in batch.schema.names}
-            for i in range(batch.num_rows):
+            names = batch.schema.names
+            for values in zip(*(_arrow_column(batch.column(name)) for name in names), strict=True):
                 number += 1
-                yield number, {name: column[i] for name, column in columns.items()}
+                yield number, dict(zip(names, values, strict=True))
 
 
 def _arrow_column(column) -> Any:
@@ -269,6 +268,10 @@ def _lookup(row: MappingABC, name: str) -> Any:
 
 
 def _vector(value: Any, dim: int) -> np.ndarray:
+    if isinstance(value, np.ndarray) and value.dtype == np.float32 and value.shape == (dim,):
+        if not np.isfinite(value).all():
+            raise ValueError("contains NaN or infinity")
+        return value  # a row of a Parquet vector column: already what the wire needs
     if isinstance(value, str):  # CSV cells: a JSON array or numbers separated by spaces/commas
         text = value.strip()
         value = (
@@ -285,19 +288,6 @@ def _vector(value: Any, dim: int) -> np.ndarray:
     if not np.isfinite(vector).all():
         raise ValueError("contains NaN or infinity")
     return vector
-
-
-def json_safe(value: Any) -> Any:
-    """Parquet/CSV values as JSON payload values (dates as RFC 3339 strings, as Qdrant expects)."""
-    if isinstance(value, (datetime.datetime, datetime.date)):
-        return value.isoformat()
-    if isinstance(value, dict):
-        return {k: json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [json_safe(v) for v in value]
-    if isinstance(value, np.generic):
-        return value.item()
-    return value
 
 
 @dataclass(frozen=True)
@@ -338,12 +328,12 @@ class Mapping:
 
     def payload_of(self, row: MappingABC) -> dict:
         if self.payload is not None:
-            return {name.rsplit(".", 1)[-1]: json_safe(_lookup(row, name)) for name in self.payload}
+            return {name.rsplit(".", 1)[-1]: _lookup(row, name) for name in self.payload}
         nested = row.get("payload")
         if isinstance(nested, dict):
-            return json_safe(nested)
+            return nested
         skip = {self.id_field, *(v.split(".")[0] for v in self.vectors.values())}
-        return {k: json_safe(v) for k, v in row.items() if k not in skip}
+        return {k: v for k, v in row.items() if k not in skip}
 
 
 @dataclass

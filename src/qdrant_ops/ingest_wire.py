@@ -10,6 +10,7 @@ tests/unit/test_ingest_wire.py decodes every shape with qdrant-client's generate
 
 from __future__ import annotations
 
+import datetime
 import math
 import struct
 from collections.abc import Mapping, Sequence
@@ -36,13 +37,20 @@ _EMPTY_NAMED_VECTORS = _POINT_VECTORS + b"\x02" + _VECTORS_NAMED + b"\x00"
 ORDERINGS = {"weak": 0, "medium": 1, "strong": 2}
 
 
-def varint(value: int) -> bytes:
+def _encode_varint(value: int) -> bytes:
     out = bytearray()
     while value > 0x7F:
         out.append((value & 0x7F) | 0x80)
         value >>= 7
     out.append(value)
     return bytes(out)
+
+
+_SMALL_VARINTS = [_encode_varint(i) for i in range(1 << 14)]  # every length below 16 KiB: one lookup
+
+
+def varint(value: int) -> bytes:
+    return _SMALL_VARINTS[value] if value < 16384 else _encode_varint(value)
 
 
 def _field(tag: bytes, body: bytes) -> bytes:
@@ -71,6 +79,8 @@ def _value(value: Any) -> bytes:
         return _field(b"\x3a", b"".join(_field(_FIELD1, _value(item)) for item in value))
     if isinstance(value, np.generic):
         return _value(value.item())
+    if isinstance(value, (datetime.datetime, datetime.date)):
+        return _value(value.isoformat())  # Qdrant's datetime payloads are RFC 3339 strings
     raise ValueError(f"payload value of type {type(value).__name__} is not JSON")
 
 

@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 import uuid
+from pathlib import Path
 
 import grpc
 import numpy as np
@@ -373,6 +374,44 @@ def test_sigterm_stops_after_the_batches_in_flight_and_resume_completes_the_load
     )
     assert report["skipped"] == done and report["read"] == total - done
     assert report["completed_ranges"] == [[1, total]]
+    assert len(stub.state.points["cities"]) == total
+
+
+def test_a_killed_load_leaves_no_sender_behind_and_resumes(stub, tmp_path):
+    """kill -9 of the command: its senders notice and exit; the checkpoint (written atomically) is
+    valid and the resumed load ends with every point."""
+    total = 20_000
+    source = write_jsonl(tmp_path / "cities.jsonl", [city(i) for i in range(total)])
+    checkpoint = tmp_path / "ck.json"
+    original = stub.points.Upsert
+
+    def slow(request, context):
+        time.sleep(0.02)
+        return original(request, context)
+
+    stub.points.Upsert = slow
+    process = run_cli(
+        stub, source, "-c", "cities", "--batch-size", "50", "--checkpoint", checkpoint, wait=False
+    )
+    deadline = time.monotonic() + 30
+    while not checkpoint.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    senders = [
+        int(pid) for pid in Path(f"/proc/{process.pid}/task/{process.pid}/children").read_text().split()
+    ]
+    assert len(senders) == 2
+    process.kill()
+    process.wait(timeout=10)
+    deadline = time.monotonic() + 15
+    while any(Path(f"/proc/{pid}").exists() for pid in senders) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not [pid for pid in senders if Path(f"/proc/{pid}").exists()], "senders outlived their parent"
+    stub.points.Upsert = original
+    json.loads(checkpoint.read_text())  # whole, never half-written
+    report = report_of(
+        run_cli(stub, source, "-c", "cities", "--checkpoint", checkpoint, "--resume", "--json")
+    )
+    assert report["skipped"] + report["read"] == total
     assert len(stub.state.points["cities"]) == total
 
 
