@@ -5,6 +5,7 @@ The ingester runs as the `qdrant-ops ingest` command in a child process, as user
 sender processes are forked from a process that has no gRPC server threads.
 """
 
+import io
 import json
 import os
 import signal
@@ -20,9 +21,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from qdrant_ops import ingest
+from qdrant_ops import dataset, ingest
 from qdrant_ops.ingest_sources import DEFAULT_ID_NAMESPACE
 from tests.support.qdrant_grpc_stub import GrpcStub
+from tests.support.s3 import TEST_CREDENTIALS
 
 API_KEY = "stub-secret-key"
 
@@ -65,7 +67,7 @@ def run_cli(stub, *args, timeout=60, wait=True, **popen):
     ]
     if not wait:
         return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **popen)
-    return subprocess.run(command, capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(command, capture_output=True, text=True, timeout=timeout, **popen)
 
 
 def write_jsonl(path, records):
@@ -220,6 +222,38 @@ def test_dataset_generator_output_loads_and_is_deterministic(stub, tmp_path):
         assert set(point["payload"]) == {"city", "location"} and len(point["vector"]) == 4
 
 
+def test_s3_sources_stream_with_ranged_reads(stub, tmp_path, s3_server, s3_client, s3_bucket):
+    """JSONL and Parquet (whose footer needs seeks) from s3://, and the .npy side file too."""
+    write_jsonl(tmp_path / "c.jsonl", [city(i) for i in range(700)])
+    s3_client.upload_file(str(tmp_path / "c.jsonl"), s3_bucket, "in/c.jsonl")
+    dataset_path = tmp_path / "d.parquet"
+    dataset.generate(str(dataset_path), count=3000, dim=4, fmt="parquet")
+    s3_client.upload_file(str(dataset_path), s3_bucket, "in/d.parquet")
+    np.save(tmp_path / "v.npy", np.full((50, 4), 0.5, dtype=np.float32))
+    s3_client.upload_file(str(tmp_path / "v.npy"), s3_bucket, "in/v.npy")
+    write_jsonl(tmp_path / "ids.jsonl", [{"id": 5000 + i} for i in range(50)])
+    s3_client.upload_file(str(tmp_path / "ids.jsonl"), s3_bucket, "in/ids.jsonl")
+    env = {**os.environ, "AWS_ACCESS_KEY_ID": TEST_CREDENTIALS["aws_access_key_id"],
+           "AWS_SECRET_ACCESS_KEY": TEST_CREDENTIALS["aws_secret_access_key"]}  # fmt: skip
+    s3 = ["--s3-endpoint-url", s3_server.endpoint_url, "--s3-region", "us-east-1", "--json"]
+    for key, extra in [("in/c.jsonl", []), ("in/d.parquet", []),
+                       ("in/ids.jsonl", ["--vector-file", f"s3://{s3_bucket}/in/v.npy"])]:  # fmt: skip
+        report = report_of(run_cli(stub, f"s3://{s3_bucket}/{key}", "-c", "cities", *extra, *s3, env=env))
+        assert report["failed"] == 0
+    assert len(stub.state.points["cities"]) == 3000 + 50  # the JSONL ids 0..699 are among the dataset's
+    assert stub.state.points["cities"][5049]["vector"] == [0.5] * 4
+    missing = run_cli(stub, f"s3://{s3_bucket}/in/nope.jsonl", "-c", "cities", *s3, env=env)
+    assert missing.returncode == 2 and f"cannot read s3://{s3_bucket}/in/nope.jsonl" in missing.stderr
+
+
+def test_progress_line_shows_rate_percent_and_eta():
+    out = io.StringIO()
+    ingest.print_progress(out)({"written": 50_000, "seconds": 10.0, "fraction": 0.25, "retries": 2})
+    line = out.getvalue()
+    assert line.startswith("\r") and "50,000 points" in line and "5,000/s" in line
+    assert "25.0%" in line and "ETA 0m30s" in line and "retries 2" in line
+
+
 def test_transient_errors_are_retried_and_retry_after_is_honoured(stub, tmp_path):
     stub.points.fail_next = [
         (grpc.StatusCode.UNAVAILABLE, None),
@@ -326,13 +360,23 @@ def test_a_record_qdrant_refuses_is_found_by_splitting_its_batch(stub, tmp_path)
         (["SOURCE", "-c", "cities", "--resume"], "resume needs the checkpoint file"),
         (["SOURCE", "-c", "cities", "--batch-size", "0"], "batch size must be at least 1"),
         (["data.txt", "-c", "cities"], "cannot tell the format of data.txt"),
+        (["DIR", "-c", "cities", "--format", "jsonl"], "Is a directory"),
+        (["BAD_PARQUET", "-c", "cities"], "is not a readable Parquet file"),
+        (["SOURCE", "-c", "cities", "--vector-file", "nope.npy"], "cannot read nope.npy"),
     ],
 )
 def test_bad_invocations_are_refused_before_anything_is_written(stub, tmp_path, args, message):
     source = write_jsonl(tmp_path / "cities.jsonl", [city(1)])
     csv_source = tmp_path / "cities.csv"
     csv_source.write_text('id,vector,city\n1,"[1,2,3,4]",Oslo\n')
-    args = [str(source) if a == "SOURCE" else str(csv_source) if a == "SOURCE_CSV" else a for a in args]
+    (tmp_path / "bad.parquet").write_bytes(b"PAR1 this is not parquet")
+    named = {
+        "SOURCE": source,
+        "SOURCE_CSV": csv_source,
+        "DIR": tmp_path,
+        "BAD_PARQUET": tmp_path / "bad.parquet",
+    }
+    args = [str(named.get(a, a)) for a in args]
     result = run_cli(stub, *args)
     assert result.returncode == 2
     assert message in result.stderr
