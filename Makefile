@@ -102,6 +102,46 @@ deploy: $(STAMP) collections wheelhouse ## run site.yml against INVENTORY (build
 	@[ -e "$(INVENTORY)" ] || { echo "make deploy: inventory $(INVENTORY) does not exist (run terraform apply first?)" >&2; exit 2; }
 	$(BIN)/ansible-playbook -i $(INVENTORY) site.yml $(ANSIBLE_ARGS)
 
+# -- the local lab ------------------------------------------------------------------------------------
+QDRANT_VERSION := $(shell sed -n 's/^qdrant_version: "\(.*\)"$$/\1/p' roles/qdrant/defaults/main.yml)
+QDRANT_RELEASE_URL ?= https://github.com/qdrant/qdrant/releases/download/v$(QDRANT_VERSION)/qdrant-x86_64-unknown-linux-gnu.tar.gz
+LAB_PLAYBOOK = $(BIN)/ansible-playbook -i inventory/lab
+LAB_ARGS ?=
+
+.PHONY: lab-check
+lab-check: ## where the lab's Qdrant comes from (QDRANT_BINARY or the pinned release), or stop
+	@if [ -n "$${QDRANT_BINARY:-}" ]; then \
+	  [ -f "$$QDRANT_BINARY" ] && [ -x "$$QDRANT_BINARY" ] || { \
+	    echo "make lab: QDRANT_BINARY=$$QDRANT_BINARY is not an executable file: fix the path" >&2; exit 2; }; \
+	  echo "make lab: Qdrant from QDRANT_BINARY=$$QDRANT_BINARY"; \
+	elif $(PYTHON) -c 'import sys, urllib.request; urllib.request.urlopen(urllib.request.Request(sys.argv[1], method="HEAD"), timeout=10)' \
+	    "$(QDRANT_RELEASE_URL)" >/dev/null 2>&1; then \
+	  echo "make lab: Qdrant $(QDRANT_VERSION) from the pinned release download"; \
+	else \
+	  echo "make lab: no Qdrant binary. QDRANT_BINARY is not set and the pinned release $(QDRANT_VERSION)" \
+	    "($(QDRANT_RELEASE_URL)) cannot be downloaded from this machine." \
+	    "Set QDRANT_BINARY=/path/to/qdrant (version $(QDRANT_VERSION)) and run make lab again." >&2; \
+	  exit 2; \
+	fi
+
+.PHONY: lab
+lab: lab-check venv deps collections image wheelhouse ## the whole deployment on this machine (3 Qdrant + monitoring containers, S3), then a second run that must change nothing
+	$(LAB_PLAYBOOK) playbooks/lab.yml $(LAB_ARGS)
+	@echo "== second run of site.yml against the lab: it must report zero changes"
+	@$(LAB_PLAYBOOK) site.yml $(LAB_ARGS) > .cache/lab/second-run.log 2>&1 || { tail -50 .cache/lab/second-run.log; exit 1; }
+	@sed -n '/PLAY RECAP/,$$p' .cache/lab/second-run.log
+	@! grep -A20 'PLAY RECAP' .cache/lab/second-run.log | grep -Eq 'changed=[1-9]' || { \
+	  echo "make lab: the second run changed something (see .cache/lab/second-run.log)" >&2; exit 1; }
+	@echo "make lab: second run changed nothing. Endpoints: see 'Where everything is' above; stop with make lab-down"
+
+.PHONY: lab-down
+lab-down: $(STAMP) ## remove the lab's containers, network, S3 endpoint, data and secrets (keeps the image)
+	$(LAB_PLAYBOOK) playbooks/lab_down.yml
+
+.PHONY: lab-drill
+lab-drill: lab-check venv deps collections image wheelhouse ## the lab drill: backup, wipe, restore, node-down alert, rolling re-install under writes
+	$(BIN)/pytest -s -p no:cacheprovider tests/e2e/test_lab_drill.py $(PYTEST_ARGS)
+
 .PHONY: test
 test: venv deps collections image wheelhouse lint pytest molecule ## everything CI runs
 	@echo "make test: all checks passed"

@@ -1,0 +1,153 @@
+"""The lab drill (`make lab-drill`), needs a real Qdrant (QDRANT_BINARY) and Docker.
+
+On the lab of `make lab` (brought up here when it is not running; removed afterwards unless
+LAB_KEEP=1): a second site.yml run reports zero changes; backup; every node's Qdrant storage is
+wiped and an empty cluster started; restore, verified against the manifest (exact counts, sampled
+payload and vector hashes) and by an exact count here; one node stopped until Alertmanager shows
+QdrantNodeDown (within 2 minutes), started until it resolves; a rolling re-install of the same
+version while a writer upserts, with no acknowledged write lost. Prints each phase's duration.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+import yaml
+
+from qdrant_ops.client import ClusterClient
+from tests.support import rolling_writer
+
+pytestmark = [pytest.mark.qdrant, pytest.mark.docker, pytest.mark.slow]
+ROOT = Path(__file__).resolve().parents[2]
+INVENTORY = ROOT / "inventory/lab"
+HOSTS = yaml.safe_load((INVENTORY / "hosts.yml").read_text())["all"]["children"]["lab"]["children"]
+QDRANT_HOSTS = HOSTS["qdrant"]["hosts"]
+MONITORING = next(iter(HOSTS["monitoring"]["hosts"].values()))["ansible_host"]
+SAMPLE = 100_000
+
+
+def ansible(playbook: str, *args: str) -> str:
+    result = subprocess.run(
+        [str(Path(sys.executable).with_name("ansible-playbook")), "-i", str(INVENTORY), playbook, *args],
+        cwd=ROOT, capture_output=True, text=True, timeout=3600,
+        env={**os.environ, "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"), "ANSIBLE_STDOUT_CALLBACK": "default"},
+    )  # fmt: skip
+    assert result.returncode == 0, f"{playbook} failed:\n{result.stdout[-6000:]}\n{result.stderr[-2000:]}"
+    return result.stdout
+
+
+def docker_exec(host: str, *command: str) -> None:
+    subprocess.run(["docker", "exec", host, *command], check=True, capture_output=True, timeout=300)
+
+
+def active_alerts(name: str) -> list[dict]:
+    url = f"http://{MONITORING}:9093/api/v2/alerts?active=true&filter=alertname%3D%22{name}%22"
+    with urllib.request.urlopen(url, timeout=10) as response:
+        return json.loads(response.read())
+
+
+def wait_for(condition, what: str, timeout: float, interval: float = 2.0) -> float:
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        if condition():
+            return time.monotonic() - started
+        time.sleep(interval)
+    pytest.fail(f"{what}: not within {timeout:.0f} s")
+
+
+@pytest.fixture(scope="module")
+def lab(qdrant_binary, host_image, request):
+    phases: dict[str, float] = {}
+    started = time.monotonic()
+    ansible("playbooks/lab.yml")  # idempotent: reuses a running lab
+    phases["lab up (site.yml, demo collection, 100k ingest, backup)"] = time.monotonic() - started
+    key = (INVENTORY / ".secrets/lab/api_key").read_text().strip()
+    urls = [f"http://{host['ansible_host']}:6333" for host in QDRANT_HOSTS.values()]
+    with ClusterClient(urls, key, retries=10, backoff=0.5, timeout=120) as client:
+        yield client, phases
+    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
+    reporter.write_sep("-", "lab drill phases")
+    for name, seconds in phases.items():
+        reporter.write_line(f"{seconds:8.1f} s  {name}")
+    if not os.environ.get("LAB_KEEP"):
+        ansible("playbooks/lab_down.yml")
+
+
+def timed(phases: dict, name: str):
+    class Phase:
+        def __enter__(self):
+            self.started = time.monotonic()
+
+        def __exit__(self, *exc_info):
+            phases[name] = time.monotonic() - self.started
+
+    return Phase()
+
+
+def all_active(client: ClusterClient) -> bool:
+    from qdrant_ops.cluster import shard_placement  # noqa: PLC0415
+
+    return all(
+        r["state"] == "Active"
+        for name in client.collection_names()
+        for r in shard_placement(client.collection_cluster(name))
+    )
+
+
+def test_lab_drill(lab, tmp_path):
+    client, phases = lab
+    with timed(phases, "second site.yml run (must change nothing)"):
+        recap = ansible("site.yml").split("PLAY RECAP")[-1]
+        assert not re.search(r"changed=[1-9]", recap), recap
+    assert client.count_points("cities") == SAMPLE
+
+    backup_id = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    with timed(phases, "backup (every node's part to S3)"):
+        ansible("playbooks/backup.yml", "-e", f"backup_id={backup_id}")
+
+    with timed(phases, "wipe every node's storage, start an empty cluster"):
+        for host in QDRANT_HOSTS:
+            docker_exec(host, "systemctl", "stop", "qdrant")
+            data = ["/var/lib/qdrant/storage", "/var/lib/qdrant/snapshots"]
+            docker_exec(host, "find", *data, "-mindepth", "1", "-delete")
+        ansible("playbooks/qdrant.yml")
+        assert client.collection_names() == []
+
+    with timed(phases, "restore (verified against the manifest)"):
+        ansible("playbooks/restore.yml", "-e", f"restore_backup_id={backup_id}")
+        assert client.count_points("cities") == SAMPLE
+
+    down = list(QDRANT_HOSTS)[-1]
+    with timed(phases, f"QdrantNodeDown firing after stopping {down}"):
+        docker_exec(down, "systemctl", "stop", "qdrant")
+        wait_for(lambda: active_alerts("QdrantNodeDown"), "QdrantNodeDown firing in Alertmanager", 120)
+    with timed(phases, "QdrantNodeDown resolved after starting it"):
+        docker_exec(down, "systemctl", "start", "qdrant")
+        wait_for(lambda: not active_alerts("QdrantNodeDown"), "QdrantNodeDown resolved", 240)
+        wait_for(lambda: all_active(client), "every replica Active again", 300)
+
+    version = client.version()
+    stop = tmp_path / "stop"
+    args = argparse.Namespace(collection="drill_writes", acked=str(tmp_path / "acked.json"),
+                              stop_file=str(stop), max_seconds=1800, max_points=500_000)  # fmt: skip
+    writer = threading.Thread(target=rolling_writer.write, args=(client, args))
+    with timed(phases, "rolling re-install of the same version under a writer"):
+        writer.start()
+        try:
+            for host in QDRANT_HOSTS:  # the upgrade path copies the binary again and restarts
+                docker_exec(host, "rm", "-f", f"/opt/qdrant/versions/{version}/qdrant")
+            ansible("playbooks/rolling_upgrade.yml", "-e", f"qdrant_target_version={version}")
+        finally:
+            stop.touch()
+            writer.join(timeout=120)
+    assert rolling_writer.verify(client, args) == 0, "acknowledged writes were lost"
