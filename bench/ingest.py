@@ -210,6 +210,9 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 2)
     parser.add_argument("--batch-size", type=int, default=ingest.DEFAULT_BATCH_SIZE)
     parser.add_argument("--sweep", action="store_true", help="also sweep our batch size (64 .. 1024)")
+    parser.add_argument(
+        "--client-knobs", metavar="PARALLEL,BATCH", help="qdrant-client's knobs instead of sweeping them"
+    )
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -242,11 +245,15 @@ def main() -> None:
 
             # The sweep picks qdrant-client's best knobs once; the rounds then interleave both.
             sweep = {}
-            for knobs in SWEEP:
+            for knobs in [] if args.client_knobs else SWEEP:
                 sweep[knobs] = theirs(*knobs)[0]
                 print(f"  qdrant-client parallel={knobs[0]} batch_size={knobs[1]}: "
                       f"{args.count / sweep[knobs]:,.0f} points/s")  # fmt: skip
-            best = min(sweep, key=sweep.get)
+            best = (
+                tuple(map(int, args.client_knobs.split(",")))
+                if args.client_knobs
+                else min(sweep, key=sweep.get)
+            )
             for batch in (64, 256, 512, 1024) if args.sweep else ():
                 print(f"  qdrant-ops batch_size={batch}: {args.count / ours(batch)[0]:,.0f} points/s")
             results: dict[str, list] = {"ours": [], "theirs": []}

@@ -383,10 +383,8 @@ def test_bad_invocations_are_refused_before_anything_is_written(stub, tmp_path, 
     assert stub.state.points["cities"] == {}
 
 
-def test_sigterm_stops_after_the_batches_in_flight_and_resume_completes_the_load(stub, tmp_path):
-    total = 20_000
-    source = write_jsonl(tmp_path / "cities.jsonl", [city(i) for i in range(total)])
-    checkpoint = tmp_path / "ck.json"
+def slow_down(stub):
+    """Make every upsert take 20 ms, so a load is still running when the test interrupts it."""
     original = stub.points.Upsert
 
     def slow(request, context):
@@ -394,6 +392,14 @@ def test_sigterm_stops_after_the_batches_in_flight_and_resume_completes_the_load
         return original(request, context)
 
     stub.points.Upsert = slow
+    return original
+
+
+def test_sigterm_stops_after_the_batches_in_flight_and_resume_completes_the_load(stub, tmp_path):
+    total = 20_000
+    source = write_jsonl(tmp_path / "cities.jsonl", [city(i) for i in range(total)])
+    checkpoint = tmp_path / "ck.json"
+    original = slow_down(stub)
     process = run_cli(
         stub, source, "-c", "cities", "--batch-size", "50", "--checkpoint", checkpoint, "--json", wait=False
     )
@@ -427,13 +433,7 @@ def test_a_killed_load_leaves_no_sender_behind_and_resumes(stub, tmp_path):
     total = 20_000
     source = write_jsonl(tmp_path / "cities.jsonl", [city(i) for i in range(total)])
     checkpoint = tmp_path / "ck.json"
-    original = stub.points.Upsert
-
-    def slow(request, context):
-        time.sleep(0.02)
-        return original(request, context)
-
-    stub.points.Upsert = slow
+    original = slow_down(stub)
     process = run_cli(
         stub, source, "-c", "cities", "--batch-size", "50", "--checkpoint", checkpoint, wait=False
     )
