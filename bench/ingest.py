@@ -125,7 +125,7 @@ def encode_only(source: str, count: int) -> dict[str, float]:
 
     rates = {}
     src = open_source(source)
-    decoder = Decoder(ingest.default_mapping(Mapping(), {"": 0}), {}, src, {})
+    decoder = Decoder(ingest.default_mapping(Mapping(), {"": 0}), {}, source)
     dim = None
     started = time.perf_counter()
     batch: list[bytes] = []
@@ -133,7 +133,7 @@ def encode_only(source: str, count: int) -> dict[str, float]:
         if dim is None:
             row = json.loads(raw) if isinstance(raw, bytes) else raw
             dim = len(row["vector"])
-            decoder = Decoder(ingest.default_mapping(Mapping(), {"": dim}), {"": dim}, src, {})
+            decoder = Decoder(ingest.default_mapping(Mapping(), {"": dim}), {"": dim}, source)
         point = decoder.decode(number, raw)
         batch.append(ingest_wire.encode_point(point.id, ingest_wire.encode_vectors(point.vectors[""]),
                                               ingest_wire.encode_payload(point.payload)))  # fmt: skip

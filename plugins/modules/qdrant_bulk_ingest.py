@@ -61,6 +61,9 @@ options:
   workers:
     description: Parallel gRPC senders; default the number of CPUs of the host running the module.
     type: int
+  decoders:
+    description: Processes that parse, check and encode records; default the number of CPUs.
+    type: int
   retries:
     description: Retries per batch on transient errors (UNAVAILABLE, DEADLINE_EXCEEDED, RESOURCE_EXHAUSTED).
     type: int
@@ -196,6 +199,7 @@ ARGUMENT_SPEC = {
     "payload_fields": {"type": "list", "elements": "str"},
     "batch_size": {"type": "int", "default": 512},
     "workers": {"type": "int"},
+    "decoders": {"type": "int"},
     "retries": {"type": "int", "default": 8},
     "grpc_port": {"type": "int", "default": 6334},
     "ordering": {"type": "str", "choices": ["weak", "medium", "strong"], "default": "weak"},
@@ -241,7 +245,7 @@ def _check(client, params: dict, mapping, s3_factory) -> dict:
     source = ingest_sources.open_source(params["source"], params["format"], s3_factory)
     try:
         mapping.check_columns(source)
-        decoder = ingest_sources.Decoder(mapping, dims, source, {})
+        decoder = ingest_sources.Decoder(mapping, dims, source.location)
         first = next(source.rows(), None)
         if first is not None and not mapping.vector_files:
             decoder.decode(*first)
@@ -273,6 +277,7 @@ def main() -> None:
             collection=params["collection"],
             batch_size=params["batch_size"],
             workers=params["workers"] or os.cpu_count() or 2,
+            decoders=params["decoders"] or os.cpu_count() or 2,
             retries=params["retries"],
             timeout=params["timeout"],
             grpc_port=params["grpc_port"],

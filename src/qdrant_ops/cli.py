@@ -366,6 +366,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     )
     options = ingest.IngestOptions(
         collection=args.collection, batch_size=args.batch_size, workers=args.workers or os.cpu_count() or 2,
+        decoders=args.decoders or os.cpu_count() or 2,
         in_flight=args.in_flight, retries=args.retries, timeout=args.timeout, grpc_port=args.grpc_port,
         ordering=args.ordering, dead_letter=args.dead_letter, checkpoint=args.checkpoint, resume=args.resume,
         defer_indexing=args.defer_indexing, indexing_threshold=args.indexing_threshold,
@@ -496,6 +497,9 @@ def _ingest_parser(commands, conn: argparse.ArgumentParser) -> None:
     )  # fmt: skip
     ing.add_argument("--batch-size", type=int, default=ingest.DEFAULT_BATCH_SIZE)
     ing.add_argument("--workers", type=int, help="parallel gRPC senders (default: number of CPUs)")
+    ing.add_argument(
+        "--decoders", type=int, help="processes that parse, check and encode (default: number of CPUs)"
+    )
     ing.add_argument(
         "--in-flight", type=int, default=ingest.DEFAULT_IN_FLIGHT, help="queued batches per sender"
     )

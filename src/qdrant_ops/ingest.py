@@ -1,14 +1,16 @@
 """Parallel bulk ingest: a stream of records into a Qdrant collection over gRPC.
 
-The parent process reads, decodes, checks and encodes every record (so a bad record stops the run
-before anything after it is sent), routes it by id to one of N sender processes (the same id
-always goes through the same sender, so its writes keep their order), and hands each sender whole
-encoded `UpsertPoints` batches through a bounded queue (bounded memory, bounded batches in
-flight). Each sender has its own gRPC channel, sends one batch at a time with `wait=false` and
-retries transient failures with capped exponential backoff and jitter. Records are read in chunks
-of `batch_size x workers`; a chunk is complete when every sender acknowledged its part, and the
-checkpoint file holds the complete record ranges, so `resume` skips exactly those. At the end the
-collection is checked for what was sent.
+The parent process reads raw records in blocks and hands them to decoder processes, which parse,
+check and encode them (in parallel: parsing decides the speed, FACTS.md section 5). The parent
+takes the results back in record order, so a bad record stops the run before anything after it is
+sent; it routes each point by id to one of N sender processes (the same id always goes through the
+same sender, so its writes keep their order), and hands each sender whole encoded `UpsertPoints`
+batches through a bounded queue (bounded memory, bounded batches in flight). Each sender has its
+own gRPC channel, sends one batch at a time with `wait=false` and retries transient failures with
+capped exponential backoff and jitter. Points are grouped in chunks of `batch_size x workers`; a
+chunk is complete when every sender acknowledged its part, and the checkpoint file holds the
+complete record ranges, so `resume` skips exactly those. At the end the collection is checked for
+what was sent.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from qdrant_ops.ingest_sources import Decoder, Mapping, NpyRows, RecordError, So
 # faster than qdrant-client's default 64; 512 keeps a batch near 0.8 MiB on the wire.
 DEFAULT_BATCH_SIZE = 512
 DEFAULT_IN_FLIGHT = 2  # queued batches per sender, beyond the one it is sending
+DECODE_BLOCK = 256  # records per decoder job; 2 jobs per decoder are outstanding at most
 SAMPLE_IDS = 4096  # ids kept for the final existence check
 CHECKPOINT_EVERY = 1.0  # seconds between checkpoint writes
 TRANSIENT = frozenset({"UNAVAILABLE", "DEADLINE_EXCEEDED", "RESOURCE_EXHAUSTED", "ABORTED", "INTERNAL"})
@@ -57,7 +60,8 @@ class IngestError(QdrantOpsError):
 class IngestOptions:
     collection: str
     batch_size: int = DEFAULT_BATCH_SIZE
-    workers: int = field(default_factory=lambda: os.cpu_count() or 2)
+    workers: int = field(default_factory=lambda: os.cpu_count() or 2)  # gRPC senders
+    decoders: int = field(default_factory=lambda: os.cpu_count() or 2)  # parse + check + encode
     in_flight: int = DEFAULT_IN_FLIGHT
     retries: int = 8
     backoff: float = 0.5
@@ -75,7 +79,7 @@ class IngestOptions:
     verify_timeout: float = 120.0
 
     def __post_init__(self) -> None:
-        for name in ("batch_size", "workers", "in_flight"):
+        for name in ("batch_size", "workers", "decoders", "in_flight"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name.replace('_', ' ')} must be at least 1, got {getattr(self, name)}")
         if self.retries < 0:
@@ -292,6 +296,52 @@ def _sender_main(settings: SenderSettings, index: int, inbox, outbox, abort) -> 
     outbox.put(("exit", index))
 
 
+def decode_block(decoder: Decoder, rows: list, keep_going: bool) -> list[tuple]:
+    """Each row as ("ok", number, id, encoded point) or ("bad", number, problem, raw), in order;
+    without `keep_going` the first bad row ends the block."""
+    outcomes = []
+    for number, raw, side in rows:
+        try:
+            point = decoder.decode(number, raw, side)
+            vectors = wire.encode_vectors(_wire_vectors(point.vectors))
+            outcomes.append(
+                (
+                    "ok",
+                    number,
+                    point.id,
+                    wire.encode_point(point.id, vectors, wire.encode_payload(point.payload)),
+                )
+            )
+        except RecordError as exc:
+            outcomes.append(("bad", number, exc.problem, raw))
+        except ValueError as exc:  # the encoder refuses a payload value JSON cannot hold
+            outcomes.append(("bad", number, f"payload {exc}", raw))
+        if outcomes[-1][0] == "bad" and not keep_going:
+            break
+    return outcomes
+
+
+def _decoder_main(decoder: Decoder, keep_going: bool, inbox, outbox) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    parent = os.getppid()
+    while True:
+        try:
+            job = inbox.get(timeout=1.0)
+        except queue.Empty:
+            if os.getppid() != parent:
+                outbox.cancel_join_thread()
+                return
+            continue
+        if job is None:
+            return
+        block, rows = job
+        try:
+            outbox.put((block, decode_block(decoder, rows, keep_going)))
+        except Exception as exc:  # never leave the parent waiting for this block
+            outbox.put((block, exc))
+
+
 # -- the run ---------------------------------------------------------------------------------------------
 def collection_vectors(info: dict) -> dict[str, int]:
     """Dense vectors of a collection: {"": size} for the unnamed one, {name: size} when named."""
@@ -357,11 +407,12 @@ class _Run:
         client: ClusterClient,
         source: Source,
         decoder: Decoder,
+        npy: dict[str, NpyRows],
         options: IngestOptions,
         checkpoint: Checkpoint,
         progress: Callable[[dict], None] | None,
     ) -> None:
-        self.client, self.source, self.decoder, self.options = client, source, decoder, options
+        self.client, self.source, self.decoder, self.npy, self.options = client, source, decoder, npy, options
         self.checkpoint, self.progress = checkpoint, progress
         self.stats = {"read": 0, "skipped": 0, "written": 0, "batches": 0, "retries": 0, "failed": 0}
         self.pending: dict[int, list] = {}  # chunk -> [parts left, first, last]
@@ -476,53 +527,88 @@ class _Run:
             self.inflight[(chunk, index)] = job.ids
             self._put(index, job)
 
-    def _read(self) -> None:
-        workers, per_chunk = self.options.workers, self.options.batch_size * self.options.workers
-        chunk, cursor = 0, 0
-        parts = [Job(chunk, [], [], []) for _ in range(workers)]
-        size, first = 0, 1
+    def _blocks(self):
+        """(block number, rows) of records not yet complete, DECODE_BLOCK at a time, in order."""
+        rows, block = [], 0
         for number, raw in self.source.rows():
             if self.stop_signal or self.error:
-                break
-            cursor = number
+                return
             if self.checkpoint.done(number):
                 self.stats["skipped"] += 1
-                self._skip_side_files()
+                for side in self.npy.values():
+                    side.take()
                 continue
-            self.stats["read"] += 1
+            rows.append((number, raw, {name: side.take() for name, side in self.npy.items()} or None))
+            if len(rows) == DECODE_BLOCK:
+                yield block, rows
+                rows, block = [], block + 1
+        if rows:
+            yield block, rows
+
+    def _decoded(self, block: int) -> list[tuple]:
+        """Wait for one block's outcomes, keeping the senders' messages flowing meanwhile."""
+        while block not in self.decoded:
             try:
-                point = self.decoder.decode(number, raw)
-                encoded = wire.encode_point(
-                    point.id,
-                    wire.encode_vectors(_wire_vectors(point.vectors)),
-                    wire.encode_payload(point.payload),
-                )
-            except (RecordError, ValueError) as exc:
-                problem = exc.problem if isinstance(exc, RecordError) else f"payload {exc}"
-                if self.dead_letter is None:
-                    self.error = f"{self.source.location}: record {number}: {problem}"
-                    last = number - 1
-                    if last >= first:
-                        self._dispatch(chunk, first, last, parts)
-                    return
-                self._reject(number, problem, raw)
-                continue
-            job = parts[route(point.id, workers)]
-            job.numbers.append(number)
-            job.ids.append(point.id)
-            job.points.append(encoded)
-            size += 1
-            if size >= per_chunk:
-                self._dispatch(chunk, first, cursor, parts)
-                chunk, size, first = chunk + 1, 0, cursor + 1
-                parts = [Job(chunk, [], [], []) for _ in range(workers)]
+                number, outcomes = self.decode_outbox.get(timeout=0.1)
+                self.decoded[number] = outcomes
+            except queue.Empty:
+                dead = [i for i, process in enumerate(self.decoders) if process.exitcode is not None]
+                if dead:
+                    self.error = (
+                        self.error or f"decoder {dead[0]} died (exit code {self.decoders[dead[0]].exitcode})"
+                    )
+                    return []
             self._drain()
+        outcomes = self.decoded.pop(block)
+        if isinstance(outcomes, Exception):
+            self.error = self.error or f"decoding failed: {type(outcomes).__name__}: {outcomes}"
+            return []
+        return outcomes
+
+    def _read(self) -> None:
+        workers, per_chunk = self.options.workers, self.options.batch_size * self.options.workers
+        outstanding = 2 * len(self.decoders)
+        blocks = self._blocks()
+        submitted = processed = 0
+        exhausted = False
+        chunk, size, first, cursor = 0, 0, 1, 0
+        parts = [Job(chunk, [], [], []) for _ in range(workers)]
+        while not (self.stop_signal or self.error):
+            while not exhausted and submitted - processed < outstanding:
+                item = next(blocks, None)
+                if item is None:
+                    exhausted = True
+                else:
+                    self.decode_inboxes[item[0] % len(self.decoders)].put(item)
+                    submitted += 1
+            if processed == submitted:
+                break
+            for outcome in self._decoded(processed):
+                kind, number = outcome[0], outcome[1]
+                self.stats["read"] += 1
+                if kind == "bad":
+                    _, _, problem, raw = outcome
+                    if self.dead_letter is None:
+                        self.error = f"{self.source.location}: record {number}: {problem}"
+                        if number - 1 >= first:
+                            self._dispatch(chunk, first, number - 1, parts)
+                        return
+                    self._reject(number, problem, raw)
+                else:
+                    _, _, point_id, encoded = outcome
+                    job = parts[route(point_id, workers)]
+                    job.numbers.append(number)
+                    job.ids.append(point_id)
+                    job.points.append(encoded)
+                    size += 1
+                cursor = number
+                if size >= per_chunk:
+                    self._dispatch(chunk, first, cursor, parts)
+                    chunk, size, first = chunk + 1, 0, cursor + 1
+                    parts = [Job(chunk, [], [], []) for _ in range(workers)]
+            processed += 1
         if not self.stop_signal and not self.error and cursor >= first:
             self._dispatch(chunk, first, cursor, parts)
-
-    def _skip_side_files(self) -> None:
-        for rows in self.decoder.npy.values():
-            rows.take()
 
     def run(self) -> None:
         context = multiprocessing.get_context("fork")  # spawn would re-run an Ansible module's __main__
@@ -547,11 +633,23 @@ class _Run:
             )
             for i, inbox in enumerate(self.inboxes)
         ]
-        for process in self.processes:
+        self.decode_inboxes = [context.Queue() for _ in range(self.options.decoders)]
+        self.decode_outbox = context.Queue()
+        self.decoded: dict[int, Any] = {}
+        keep_going = self.dead_letter is not None
+        self.decoders = [
+            context.Process(
+                target=_decoder_main, args=(self.decoder, keep_going, inbox, self.decode_outbox), daemon=True
+            )
+            for inbox in self.decode_inboxes
+        ]
+        for process in [*self.processes, *self.decoders]:
             process.start()
         try:
             self._read()
         finally:
+            for inbox in self.decode_inboxes:
+                inbox.put(None)
             # Senders finish the batches already queued (the batches in flight), then exit.
             for index in range(len(self.processes)):
                 if index not in self.exited:
@@ -560,7 +658,7 @@ class _Run:
             while len(self.exited) < len(self.processes) and time.monotonic() < deadline:
                 self._drain(block=0.2)
                 self._check_senders()
-            for process in self.processes:
+            for process in [*self.processes, *self.decoders]:
                 process.join(timeout=5)
                 if process.is_alive():
                     process.kill()
@@ -657,7 +755,8 @@ def ingest(
         run = _Run(
             client=client,
             source=source,
-            decoder=Decoder(mapping, dims, source, npy),
+            decoder=Decoder(mapping, dims, location),
+            npy=npy,
             options=options,
             checkpoint=checkpoint,
             progress=progress,
@@ -683,6 +782,7 @@ def ingest(
             "seconds": round(seconds, 3),
             "points_per_second": round(run.stats["written"] / seconds, 1) if seconds > 0 else 0.0,
             "workers": options.workers,
+            "decoders": options.decoders,
             "batch_size": options.batch_size,
             "checkpoint": options.checkpoint,
             "completed_ranges": checkpoint.ranges,

@@ -347,13 +347,13 @@ class Point:
 class Decoder:
     """Rows to points for one collection, raising RecordError with file and record number."""
 
-    def __init__(
-        self, mapping: Mapping, dims: dict[str, int], source: Source, npy: dict[str, NpyRows]
-    ) -> None:
-        self.mapping, self.dims, self.source, self.npy = mapping, dims, source, npy
+    def __init__(self, mapping: Mapping, dims: dict[str, int], location: str) -> None:
+        self.mapping, self.dims, self.location = mapping, dims, location
 
-    def decode(self, number: int, raw: Any) -> Point:
-        where = self.source.location
+    def decode(self, number: int, raw: Any, side: dict[str, np.ndarray | None] | None = None) -> Point:
+        """One row as a point. `side` holds this record's rows of the .npy side files (None when
+        a file has run out), read in record order by the caller."""
+        where = self.location
         if isinstance(raw, bytes):
             try:
                 row = orjson.loads(raw)
@@ -375,13 +375,14 @@ class Decoder:
         vectors = {}
         for name, dim in self.dims.items():
             label = f"vector {name!r}" if name else "the vector"
-            if name in self.npy:
-                vector = self.npy[name].take()
+            if name in self.mapping.vector_files:
+                vector, path = (side or {}).get(name), self.mapping.vector_files[name]
                 if vector is None:
-                    raise RecordError(where, number, f"{self.npy[name].location} has no row left for it", raw)
+                    raise RecordError(where, number, f"{path} has no row left for it", raw)
                 if len(vector) != dim:
-                    problem = f"{label} from {self.npy[name].location} has {len(vector)} values, not {dim}"
-                    raise RecordError(where, number, problem, raw)
+                    raise RecordError(
+                        where, number, f"{label} from {path} has {len(vector)} values, not {dim}", raw
+                    )
                 vectors[name] = vector
                 continue
             field_name = self.mapping.vectors[name]

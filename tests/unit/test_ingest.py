@@ -427,9 +427,9 @@ def test_sigterm_stops_after_the_batches_in_flight_and_resume_completes_the_load
     assert len(stub.state.points["cities"]) == total
 
 
-def test_a_killed_load_leaves_no_sender_behind_and_resumes(stub, tmp_path):
-    """kill -9 of the command: its senders notice and exit; the checkpoint (written atomically) is
-    valid and the resumed load ends with every point."""
+def test_a_killed_load_leaves_no_process_behind_and_resumes(stub, tmp_path):
+    """kill -9 of the command: its senders and decoders notice and exit; the checkpoint (written
+    atomically) is valid and the resumed load ends with every point."""
     total = 20_000
     source = write_jsonl(tmp_path / "cities.jsonl", [city(i) for i in range(total)])
     checkpoint = tmp_path / "ck.json"
@@ -443,13 +443,13 @@ def test_a_killed_load_leaves_no_sender_behind_and_resumes(stub, tmp_path):
     senders = [
         int(pid) for pid in Path(f"/proc/{process.pid}/task/{process.pid}/children").read_text().split()
     ]
-    assert len(senders) == 2
+    assert len(senders) == 4  # 2 senders, 2 decoders
     process.kill()
     process.wait(timeout=10)
     deadline = time.monotonic() + 15
     while any(Path(f"/proc/{pid}").exists() for pid in senders) and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert not [pid for pid in senders if Path(f"/proc/{pid}").exists()], "senders outlived their parent"
+    assert not [pid for pid in senders if Path(f"/proc/{pid}").exists()], "helpers outlived their parent"
     stub.points.Upsert = original
     json.loads(checkpoint.read_text())  # whole, never half-written
     report = report_of(
