@@ -20,22 +20,22 @@ import json
 import multiprocessing
 import os
 import queue
-import random
 import signal
 import sys
 import threading
 import time
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from qdrant_ops import ingest_wire as wire
 from qdrant_ops.client import ClusterClient, segment
 from qdrant_ops.errors import ConfigError, QdrantOpsError
-from qdrant_ops.ingest_sources import Decoder, Mapping, NpyRows, RecordError, Source, open_source
+from qdrant_ops.ingest_sources import Decoder, Mapping, NpyRows, Source, open_source
+from qdrant_ops.ingest_wire import ORDERINGS
+from qdrant_ops.ingest_workers import Job, SenderSettings, decoder_main, sender_main
 
 # bench/ingest.py sweep (sink server, 384-d): 256 and 512 within noise of each other and ~1.5x
 # faster than qdrant-client's default 64; 512 keeps a batch near 0.8 MiB on the wire.
@@ -44,7 +44,6 @@ DEFAULT_IN_FLIGHT = 2  # queued batches per sender, beyond the one it is sending
 DECODE_BLOCK = 256  # records per decoder job; 2 jobs per decoder are outstanding at most
 SAMPLE_IDS = 4096  # ids kept for the final existence check
 CHECKPOINT_EVERY = 1.0  # seconds between checkpoint writes
-TRANSIENT = frozenset({"UNAVAILABLE", "DEADLINE_EXCEEDED", "RESOURCE_EXHAUSTED", "ABORTED", "INTERNAL"})
 DEFAULT_INDEXING_THRESHOLD = 10000  # Qdrant 1.18's default (FACTS.md section 2)
 
 
@@ -84,30 +83,10 @@ class IngestOptions:
                 raise ConfigError(f"{name.replace('_', ' ')} must be at least 1, got {getattr(self, name)}")
         if self.retries < 0:
             raise ConfigError(f"retries must be 0 or more, got {self.retries}")
-        if self.ordering not in wire.ORDERINGS:
-            raise ConfigError(f"ordering {self.ordering!r} is not one of {', '.join(wire.ORDERINGS)}")
+        if self.ordering not in ORDERINGS:
+            raise ConfigError(f"ordering {self.ordering!r} is not one of {', '.join(ORDERINGS)}")
         if self.resume and not self.checkpoint:
             raise ConfigError("resume needs the checkpoint file of the earlier run: pass --checkpoint PATH")
-
-
-# -- retries ---------------------------------------------------------------------------------------------
-def is_transient(code_name: str) -> bool:
-    """gRPC status names worth repeating: the node is restarting, overloaded or slow. Upserts are
-    idempotent by id, so a repeat after a timeout cannot duplicate points."""
-    return code_name in TRANSIENT
-
-
-def retry_delay(attempt: int, backoff: float, max_backoff: float, retry_after: float | None = None) -> float:
-    delay = random.uniform(0, min(max_backoff, backoff * 2**attempt))  # full jitter
-    return max(delay, retry_after or 0.0)
-
-
-def _retry_after(exc) -> float | None:
-    for key, value in exc.trailing_metadata() or ():
-        if key == "retry-after":
-            with contextlib.suppress(ValueError):
-                return float(value)
-    return None
 
 
 # -- checkpoint ------------------------------------------------------------------------------------------
@@ -170,178 +149,6 @@ class Checkpoint:
         self._written = time.monotonic()
 
 
-# -- sender processes ------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class SenderSettings:
-    targets: tuple[str, ...]  # host:grpc_port of every node; sender i starts at node i
-    tls: bool
-    ca_file: str | None
-    api_key: str | None = field(repr=False)
-    options: IngestOptions
-
-
-@dataclass
-class Job:
-    chunk: int
-    numbers: list[int]
-    ids: list
-    points: list[bytes]
-
-
-class BatchRejected(Exception):
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(f"{code}: {message}")
-        self.code, self.message = code, message
-
-
-class Sender:
-    def __init__(self, settings: SenderSettings, index: int) -> None:
-        import grpc  # noqa: PLC0415 - only created inside sender processes, after the fork
-
-        self._grpc = grpc
-        self.settings, self.options = settings, settings.options
-        self._node = index % len(settings.targets)
-        self._metadata = (("api-key", settings.api_key),) if settings.api_key else ()
-        self._channel = None
-        self._connect()
-
-    def _connect(self) -> None:
-        grpc = self._grpc
-        if self._channel is not None:
-            self._channel.close()
-        target = self.settings.targets[self._node]
-        options = [("grpc.max_send_message_length", -1), ("grpc.max_receive_message_length", 64 * 2**20)]
-        if self.settings.tls:
-            ca = Path(self.settings.ca_file).read_bytes() if self.settings.ca_file else None
-            credentials = grpc.ssl_channel_credentials(root_certificates=ca)
-            self._channel = grpc.secure_channel(target, credentials, options)
-        else:
-            self._channel = grpc.insecure_channel(target, options)
-        # Bytes in, bytes out: the request is already serialized by ingest_wire.
-        self._upsert = self._channel.unary_unary("/qdrant.Points/Upsert")
-
-    def send(self, points: Sequence[bytes]) -> int:
-        """Send one batch; returns the retries it took. Raises BatchRejected on a permanent error."""
-        body = wire.encode_upsert(self.options.collection, points, ordering=self.options.ordering)
-        attempt = 0
-        while True:
-            try:
-                self._upsert(body, timeout=self.options.timeout, metadata=self._metadata)
-                return attempt
-            except self._grpc.RpcError as exc:
-                code = exc.code().name if exc.code() else "UNKNOWN"
-                if not is_transient(code) or attempt >= self.options.retries:
-                    raise BatchRejected(code, exc.details() or "") from None
-                wait_hint = _retry_after(exc) if code == "RESOURCE_EXHAUSTED" else None
-                time.sleep(retry_delay(attempt, self.options.backoff, self.options.max_backoff, wait_hint))
-                if code == "UNAVAILABLE" and len(self.settings.targets) > 1:
-                    self._node = (self._node + 1) % len(self.settings.targets)  # fail over to the next node
-                    self._connect()
-                attempt += 1
-
-    def send_job(self, job: Job) -> tuple[int, list[tuple[int, Any, str]]]:
-        """(retries, rejected records). A rejected batch is split in halves until the record Qdrant
-        refuses is found, so the error can name it (or it goes to the dead-letter file)."""
-        try:
-            return self.send(job.points), []
-        except BatchRejected as exc:
-            if len(job.points) == 1 or exc.code not in ("INVALID_ARGUMENT", "FAILED_PRECONDITION"):
-                if len(job.points) == 1:
-                    return 0, [(job.numbers[0], job.ids[0], str(exc))]
-                raise
-        half = len(job.points) // 2
-        retries, rejected = 0, []
-        for part in (slice(0, half), slice(half, None)):
-            sub = Job(job.chunk, job.numbers[part], job.ids[part], job.points[part])
-            more, bad = self.send_job(sub)
-            retries += more
-            rejected += bad
-        return retries, rejected
-
-
-def _sender_main(settings: SenderSettings, index: int, inbox, outbox, abort) -> None:
-    # The parent handles Ctrl-C / SIGTERM and tells senders when to stop, after their queued batches.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    try:
-        sender = Sender(settings, index)
-    except Exception as exc:
-        outbox.put(("failed", index, -1, f"sender {index} could not start: {exc}", None))
-        outbox.put(("exit", index))
-        return
-    parent = os.getppid()
-    while True:
-        try:
-            job = inbox.get(timeout=1.0)
-        except queue.Empty:
-            if os.getppid() != parent:  # the parent was killed: nobody reads our results any more
-                outbox.cancel_join_thread()  # so exiting does not wait on undelivered results
-                return
-            continue
-        if job is None:
-            break
-        if abort.is_set():
-            outbox.put(("skipped", index, job.chunk))
-            continue
-        try:
-            retries, rejected = sender.send_job(job)
-        except BatchRejected as exc:
-            where = f"records {job.numbers[0]}..{job.numbers[-1]}"
-            outbox.put(("failed", index, job.chunk, f"Qdrant refused {where}: {exc}", exc.code))
-            continue
-        except Exception as exc:  # keep the parent informed whatever happens
-            outbox.put(("failed", index, job.chunk, f"sender {index}: {type(exc).__name__}: {exc}", None))
-            continue
-        outbox.put(("done", index, job.chunk, len(job.points), retries, rejected))
-    outbox.put(("exit", index))
-
-
-def decode_block(decoder: Decoder, rows: list, keep_going: bool) -> list[tuple]:
-    """Each row as ("ok", number, id, encoded point) or ("bad", number, problem, raw), in order;
-    without `keep_going` the first bad row ends the block."""
-    outcomes = []
-    for number, raw, side in rows:
-        try:
-            point = decoder.decode(number, raw, side)
-            vectors = wire.encode_vectors(_wire_vectors(point.vectors))
-            outcomes.append(
-                (
-                    "ok",
-                    number,
-                    point.id,
-                    wire.encode_point(point.id, vectors, wire.encode_payload(point.payload)),
-                )
-            )
-        except RecordError as exc:
-            outcomes.append(("bad", number, exc.problem, raw))
-        except ValueError as exc:  # the encoder refuses a payload value JSON cannot hold
-            outcomes.append(("bad", number, f"payload {exc}", raw))
-        if outcomes[-1][0] == "bad" and not keep_going:
-            break
-    return outcomes
-
-
-def _decoder_main(decoder: Decoder, keep_going: bool, inbox, outbox) -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    parent = os.getppid()
-    while True:
-        try:
-            job = inbox.get(timeout=1.0)
-        except queue.Empty:
-            if os.getppid() != parent:
-                outbox.cancel_join_thread()
-                return
-            continue
-        if job is None:
-            return
-        block, rows = job
-        try:
-            outbox.put((block, decode_block(decoder, rows, keep_going)))
-        except Exception as exc:  # never leave the parent waiting for this block
-            outbox.put((block, exc))
-
-
 # -- the run ---------------------------------------------------------------------------------------------
 def collection_vectors(info: dict) -> dict[str, int]:
     """Dense vectors of a collection: {"": size} for the unnamed one, {name: size} when named."""
@@ -380,13 +187,6 @@ def default_mapping(mapping: Mapping, dims: dict[str, int]) -> Mapping:
         dict(mapping.vector_files),
         mapping.payload,
     )
-
-
-def _wire_vectors(vectors: dict):
-    """None for payload-only points, the array for the unnamed vector, else the named map."""
-    if not vectors:
-        return None
-    return vectors[""] if list(vectors) == [""] else vectors
 
 
 def route(point_id: int | str, workers: int) -> int:
@@ -629,7 +429,7 @@ class _Run:
         self.abort = context.Event()
         self.processes = [
             context.Process(
-                target=_sender_main, args=(settings, i, inbox, self.outbox, self.abort), daemon=True
+                target=sender_main, args=(settings, i, inbox, self.outbox, self.abort), daemon=True
             )
             for i, inbox in enumerate(self.inboxes)
         ]
@@ -639,7 +439,7 @@ class _Run:
         keep_going = self.dead_letter is not None
         self.decoders = [
             context.Process(
-                target=_decoder_main, args=(self.decoder, keep_going, inbox, self.decode_outbox), daemon=True
+                target=decoder_main, args=(self.decoder, keep_going, inbox, self.decode_outbox), daemon=True
             )
             for inbox in self.decode_inboxes
         ]

@@ -21,7 +21,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from qdrant_ops import dataset, ingest
+from qdrant_ops import dataset, ingest, ingest_workers
 from qdrant_ops.ingest_sources import DEFAULT_ID_NAMESPACE
 from tests.support.qdrant_grpc_stub import GrpcStub
 from tests.support.s3 import TEST_CREDENTIALS
@@ -268,10 +268,14 @@ def test_transient_errors_are_retried_and_retry_after_is_honoured(stub, tmp_path
 
 
 def test_retry_classification():
-    assert all(ingest.is_transient(c) for c in ("UNAVAILABLE", "DEADLINE_EXCEEDED", "RESOURCE_EXHAUSTED"))
-    assert not any(ingest.is_transient(c) for c in ("INVALID_ARGUMENT", "NOT_FOUND", "PERMISSION_DENIED"))
-    assert ingest.retry_delay(0, 0.5, 30, retry_after=4) >= 4
-    assert all(ingest.retry_delay(10, 0.5, 30) <= 30 for _ in range(50))
+    assert all(
+        ingest_workers.is_transient(c) for c in ("UNAVAILABLE", "DEADLINE_EXCEEDED", "RESOURCE_EXHAUSTED")
+    )
+    assert not any(
+        ingest_workers.is_transient(c) for c in ("INVALID_ARGUMENT", "NOT_FOUND", "PERMISSION_DENIED")
+    )
+    assert ingest_workers.retry_delay(0, 0.5, 30, retry_after=4) >= 4
+    assert all(ingest_workers.retry_delay(10, 0.5, 30) <= 30 for _ in range(50))
 
 
 def test_retries_are_bounded(stub, tmp_path):
