@@ -31,6 +31,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import numpy as np
+
 from qdrant_ops.client import ClusterClient, segment
 from qdrant_ops.errors import ConfigError, QdrantOpsError
 from qdrant_ops.ingest_sources import Decoder, Mapping, NpyRows, Source, open_source
@@ -189,6 +191,11 @@ def default_mapping(mapping: Mapping, dims: dict[str, int]) -> Mapping:
     )
 
 
+def _id_key(point_id: int | str) -> int:
+    """An integer id itself; a UUID's 64-bit hash (two UUIDs colliding is vanishingly unlikely)."""
+    return point_id if isinstance(point_id, int) else hash(point_id) & 0xFFFFFFFFFFFFFFFF
+
+
 def route(point_id: int | str, workers: int) -> int:
     if isinstance(point_id, int):
         return point_id % workers
@@ -217,7 +224,8 @@ class _Run:
         self.stats = {"read": 0, "skipped": 0, "written": 0, "batches": 0, "retries": 0, "failed": 0}
         self.pending: dict[int, list] = {}  # chunk -> [parts left, first, last]
         self.inflight: dict[tuple[int, int], list] = {}  # (chunk, sender) -> ids
-        self.written_ids: set = set()
+        # The written ids as 64-bit keys, 8 bytes each: distinct ids of a 10M-point load in 80 MB.
+        self.written_hashes: list[np.ndarray] = []
         self.sample: list = []
         self.error: str | None = None
         self.stop_signal: str | None = None
@@ -227,6 +235,10 @@ class _Run:
         self._started = time.monotonic()
 
     # -- dead letters and messages from senders -------------------------------------------------------
+    def distinct_written(self) -> int:
+        """Distinct ids written."""
+        return len(np.unique(np.concatenate(self.written_hashes))) if self.written_hashes else 0
+
     def _reject(self, number: int, problem: str, raw: Any = None, point_id: Any = None) -> None:
         entry = {"source": self.source.location, "record": number, "error": problem}
         if point_id is not None:
@@ -264,9 +276,10 @@ class _Run:
             self.stats["written"] += count - len(rejected)
             self.stats["batches"] += 1
             self.stats["retries"] += retries
-            for point_id in ids:
-                if point_id not in rejected_ids:
-                    self.written_ids.add(point_id)
+            written = [point_id for point_id in ids if point_id not in rejected_ids]
+            self.written_hashes.append(
+                np.fromiter(map(_id_key, written), dtype=np.uint64, count=len(written))
+            )
             if ids and len(self.sample) < SAMPLE_IDS:
                 self.sample.append(ids[-1])
             if not rejected or self.dead_letter is not None:
@@ -616,19 +629,20 @@ def ingest(
             report["verified"] = {"ok": None, "count": None, "expected": None, "missing_sample": []}
             return report
         fresh = start_count == 0 and not options.resume
+        distinct = run.distinct_written()
         check = verify_written(
             client,
             options.collection,
             run.sample,
-            expected=len(run.written_ids) if fresh else None,
-            minimum=len(run.written_ids),
+            expected=distinct if fresh else None,
+            minimum=distinct,
             timeout=options.verify_timeout,
         )
         report["verified"] = check
         if not check["ok"]:
             raise IngestError(
                 f"the collection does not hold what was sent: count {check['count']}, expected "
-                f"{check['expected'] or f'at least {len(run.written_ids)}'}, sampled ids missing "
+                f"{check['expected'] or f'at least {distinct}'}, sampled ids missing "
                 f"{check['missing_sample']}",
                 report,
             )
