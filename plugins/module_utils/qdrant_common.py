@@ -31,6 +31,16 @@ CONNECTION_ARGUMENT_SPEC = {
     "timeout": {"type": "float", "default": 30.0},
 }
 
+# Options of the modules that move or copy shards (qdrant_rebalance, qdrant_replicas).
+TRANSFER_ARGUMENT_SPEC = {
+    "method": {
+        "type": "str",
+        "choices": ["stream_records", "snapshot", "wal_delta"],
+        "default": "stream_records",
+    },
+    "transfer_timeout": {"type": "float", "default": 3600.0},
+}
+
 
 def require_qdrant_ops(module) -> None:
     if QDRANT_OPS_IMPORT_ERROR:

@@ -71,7 +71,12 @@ moves:
 import dataclasses
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.qdrant_common import CONNECTION_ARGUMENT_SPEC, QdrantOpsError, client_from_module
+from ansible.module_utils.qdrant_common import (
+    CONNECTION_ARGUMENT_SPEC,
+    TRANSFER_ARGUMENT_SPEC,
+    QdrantOpsError,
+    client_from_module,
+)
 
 try:
     from qdrant_ops import rebalance
@@ -81,14 +86,9 @@ except ImportError:
 ARGUMENT_SPEC = {
     **CONNECTION_ARGUMENT_SPEC,
     "drain": {"type": "int"},
-    "method": {
-        "type": "str",
-        "choices": ["stream_records", "snapshot", "wal_delta"],
-        "default": "stream_records",
-    },
     "incoming_limit": {"type": "int", "default": 1},
     "outgoing_limit": {"type": "int", "default": 1},
-    "transfer_timeout": {"type": "float", "default": 3600.0},
+    **TRANSFER_ARGUMENT_SPEC,
 }
 
 

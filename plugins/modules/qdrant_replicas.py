@@ -67,7 +67,12 @@ replications:
 import dataclasses
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.qdrant_common import CONNECTION_ARGUMENT_SPEC, QdrantOpsError, client_from_module
+from ansible.module_utils.qdrant_common import (
+    CONNECTION_ARGUMENT_SPEC,
+    TRANSFER_ARGUMENT_SPEC,
+    QdrantOpsError,
+    client_from_module,
+)
 
 try:
     from qdrant_ops import replicas
@@ -80,12 +85,7 @@ ARGUMENT_SPEC = {
     "remove_peers": {"type": "list", "elements": "int", "default": []},
     "replicate": {"type": "bool", "default": True},
     "prefer_peer": {"type": "int"},
-    "method": {
-        "type": "str",
-        "choices": ["stream_records", "snapshot", "wal_delta"],
-        "default": "stream_records",
-    },
-    "transfer_timeout": {"type": "float", "default": 3600.0},
+    **TRANSFER_ARGUMENT_SPEC,
 }
 
 

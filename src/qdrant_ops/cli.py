@@ -547,16 +547,14 @@ def build_parser() -> argparse.ArgumentParser:
     repair.add_argument(
         "--to-peer", type=int, help="put the new replicas on this peer first (the replacement)"
     )
-    repair.add_argument(
-        "--method", default="stream_records", choices=["stream_records", "snapshot", "wal_delta"]
-    )
+    repair.add_argument("--method", default="stream_records", choices=list(replicas.METHODS))
     repair.add_argument("--dry-run", action="store_true", help="print the plan, change nothing")
     repair.set_defaults(handler=cmd_cluster_repair)
     balance = cluster_cmd.add_parser(
         "rebalance", parents=[conn], help="spread shard replicas evenly (or empty one peer with --drain)"
     )
     balance.add_argument("--drain", type=int, metavar="PEER_ID", help="move every replica off this peer")
-    balance.add_argument("--method", default="stream_records", choices=list(rebalance.METHODS))
+    balance.add_argument("--method", default="stream_records", choices=list(replicas.METHODS))
     balance.add_argument(
         "--incoming-limit", type=int, default=1, help="transfers a peer receives at once (Qdrant: 1)"
     )

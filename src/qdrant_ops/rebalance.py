@@ -19,9 +19,7 @@ from dataclasses import dataclass
 
 from qdrant_ops.client import ClusterClient, QdrantApiError, segment
 from qdrant_ops.errors import QdrantOpsError
-from qdrant_ops.replicas import cluster_view
-
-METHODS = ("stream_records", "snapshot", "wal_delta")
+from qdrant_ops.replicas import METHODS, ReplicationError, cluster_view, wait_settled
 
 
 class RebalanceError(QdrantOpsError):
@@ -114,17 +112,10 @@ def batches(moves: Sequence[Move], incoming_limit: int = 1, outgoing_limit: int 
 def _wait_transfers(client: ClusterClient, collections: set[str], timeout: float) -> None:
     deadline = time.monotonic() + timeout
     for collection in sorted(collections):
-        while True:
-            view = client.collection_cluster(collection)
-            states = {s["state"] for s in view.get("local_shards", []) + view.get("remote_shards", [])}
-            if not view.get("shard_transfers") and states <= {"Active"}:
-                break
-            if time.monotonic() > deadline:
-                raise RebalanceError(
-                    f"{collection}: transfers still running after {timeout:.0f}s "
-                    f"({view.get('shard_transfers')}); run the rebalance again to continue"
-                )
-            time.sleep(1)
+        try:
+            wait_settled(client, collection, max(0.0, deadline - time.monotonic()))
+        except ReplicationError as exc:
+            raise RebalanceError(f"{exc}; run the rebalance again to continue") from exc
 
 
 def rebalance(

@@ -17,6 +17,9 @@ from qdrant_ops.client import ClusterClient, QdrantApiError, segment
 from qdrant_ops.cluster import shard_placement
 from qdrant_ops.errors import QdrantOpsError
 
+# Shard transfer methods Qdrant accepts in replicate_shard / move_shard.
+METHODS = ("stream_records", "snapshot", "wal_delta")
+
 
 class ReplicationError(QdrantOpsError):
     """Replicas could not be brought back to the factor; the message says why."""
@@ -92,7 +95,8 @@ def remove_peer(client: ClusterClient, peer_id: int, timeout: int = 60) -> bool:
     return True
 
 
-def _wait_settled(client: ClusterClient, collection: str, timeout: float) -> None:
+def wait_settled(client: ClusterClient, collection: str, timeout: float) -> None:
+    """Until the collection has no shard transfer running and every replica is Active."""
     deadline = time.monotonic() + timeout
     while True:
         view = client.collection_cluster(collection)
@@ -131,7 +135,7 @@ def repair(
         except QdrantApiError as exc:
             raise ReplicationError(f"replicating {item}: {exc}") from exc
         log(f"{item.collection} shard {item.shard_id}: peer {item.from_peer} -> {item.to_peer}")
-        _wait_settled(client, item.collection, timeout)
+        wait_settled(client, item.collection, timeout)
     _, placements, factors = cluster_view(client)
     left = plan_replication(placements, factors, peers)
     if left:
