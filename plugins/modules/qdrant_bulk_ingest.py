@@ -235,16 +235,15 @@ def _mapping(params: dict):
 
 def _check(client, params: dict, mapping, s3_factory) -> dict:
     """Check mode: the collection, source, mapping and first record, nothing sent."""
-    info = client.collection_info(params["collection"])
-    if info is None:
-        raise ingest_sources.ConfigError(
-            f"collection {params['collection']!r} does not exist: create it first"
-        )
-    dims = ingest.resolve_vectors(mapping, ingest.collection_vectors(info), params["collection"])
-    mapping = ingest.default_mapping(mapping, dims)
-    source = ingest_sources.open_source(params["source"], params["format"], s3_factory)
+    _info, dims, mapping, source = ingest.prepare(
+        client,
+        params["collection"],
+        params["source"],
+        mapping,
+        fmt=params["format"],
+        s3_client_factory=s3_factory,
+    )
     try:
-        mapping.check_columns(source)
         decoder = ingest_sources.Decoder(mapping, dims, source.location)
         first = next(source.rows(), None)
         if first is not None and not mapping.vector_files:

@@ -479,7 +479,7 @@ class _Run:
             self._report_progress(force=True)
 
 
-def _wait_for(what: str, check: Callable[[], bool], timeout: float, interval: float = 0.5) -> bool:
+def _wait_for(check: Callable[[], bool], timeout: float, interval: float = 0.5) -> bool:
     deadline = time.monotonic() + timeout
     while True:
         if check():
@@ -514,13 +514,42 @@ def verify_written(
         counted["count"] = client.count_points(collection)
         return counted["count"] == expected if expected is not None else counted["count"] >= minimum
 
-    ok = _wait_for("sample", sample_present, timeout) and _wait_for("count", count_ok, timeout)
+    ok = _wait_for(sample_present, timeout) and _wait_for(count_ok, timeout)
     return {"ok": ok, "count": counted["count"], "expected": expected, "missing_sample": missing[:10]}
 
 
 def _set_indexing_threshold(client: ClusterClient, collection: str, value: int) -> None:
     body = {"optimizers_config": {"indexing_threshold": value}}
     client.request("PATCH", f"/collections/{segment(collection)}", json=body)
+
+
+def prepare(
+    client: ClusterClient,
+    collection: str,
+    location: str,
+    mapping: Mapping,
+    *,
+    fmt: str | None = None,
+    s3_client_factory=None,
+) -> tuple[dict, dict[str, int], Mapping, Source]:
+    """Every check that needs no write: the collection exists, the mapping names its vectors and the
+    source's fields. Returns the collection info, the vectors to fill, the completed mapping and the
+    open source (the caller closes it)."""
+    info = client.collection_info(collection)
+    if info is None:
+        raise ConfigError(
+            f"collection {collection!r} does not exist: create it first "
+            "(qdrant-ops collections apply, or the qdrant_collection module)"
+        )
+    dims = resolve_vectors(mapping, collection_vectors(info), collection)
+    mapping = default_mapping(mapping, dims)
+    source = open_source(location, fmt, s3_client_factory)
+    try:
+        mapping.check_columns(source)
+    except BaseException:
+        source.close()
+        raise
+    return info, dims, mapping, source
 
 
 def ingest(
@@ -535,24 +564,21 @@ def ingest(
     log: Callable[[str], None] = lambda _line: None,
 ) -> dict:
     """Load `location` into `options.collection`; returns the report, raises IngestError."""
-    mapping = mapping or Mapping()
-    info = client.collection_info(options.collection)
-    if info is None:
-        raise ConfigError(
-            f"collection {options.collection!r} does not exist: create it first "
-            "(qdrant-ops collections apply, or the qdrant_collection module)"
-        )
-    dims = resolve_vectors(mapping, collection_vectors(info), options.collection)
-    mapping = default_mapping(mapping, dims)
-    checkpoint = (
-        Checkpoint.load(options.checkpoint, location, options.collection)
-        if options.resume
-        else Checkpoint(options.checkpoint, location, options.collection)
+    info, dims, mapping, source = prepare(
+        client,
+        options.collection,
+        location,
+        mapping or Mapping(),
+        fmt=fmt,
+        s3_client_factory=s3_client_factory,
     )
-    source = open_source(location, fmt, s3_client_factory)
     npy: dict[str, NpyRows] = {}
     try:
-        mapping.check_columns(source)
+        checkpoint = (
+            Checkpoint.load(options.checkpoint, location, options.collection)
+            if options.resume
+            else Checkpoint(options.checkpoint, location, options.collection)
+        )
         for name, path in mapping.vector_files.items():
             npy[name] = NpyRows(path, s3_client_factory)
         start_count = client.count_points(options.collection)
@@ -647,7 +673,7 @@ def ingest(
                 report,
             )
         if options.wait_green and not _wait_for(
-            "green", lambda: client.collection_info(options.collection)["status"] == "green", 3600, 2.0
+            lambda: client.collection_info(options.collection)["status"] == "green", 3600, 2.0
         ):
             raise IngestError("the collection did not turn green within an hour after the load", report)
         return report
