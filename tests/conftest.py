@@ -18,7 +18,7 @@ import pytest
 from qdrant_ops.client import ClusterClient
 from tests.support.host_image import ImageBuildError, ensure_image
 from tests.support.qdrant_cluster import LocalQdrantCluster
-from tests.support.qdrant_stub import QdrantStubServer, populate_demo
+from tests.support.qdrant_stub import QdrantStubServer, populate_demo, share_cluster
 from tests.support.s3 import MotoServer
 
 NO_QDRANT_REASON = "no Qdrant binary: set QDRANT_BINARY=/path/to/qdrant"
@@ -105,10 +105,10 @@ def stub_client(qdrant_stub):
 
 @pytest.fixture
 def stub_nodes():
-    """Three stub nodes of one cluster (peers 1000-1002), each answering as itself, all holding
-    the demo collections (qdrant_stub.populate_demo)."""
+    """Three stub nodes of one cluster (peers 1000-1002), each answering as itself, sharing the
+    demo collections (qdrant_stub.populate_demo, share_cluster)."""
     with ExitStack() as stack:
         servers = [stack.enter_context(QdrantStubServer(3, "stub-secret-key", me=i)) for i in range(3)]
-        for server in servers:
-            populate_demo(server.state)
+        share_cluster(servers)
+        populate_demo(servers[0].state)
         yield servers

@@ -8,9 +8,11 @@ DOCUMENTATION = r"""
 module: qdrant_snapshot
 short_description: Snapshot a Qdrant node's collections to S3 as part of a backup set; list or delete sets
 description:
-  - C(state=present) snapshots every selected collection on the node at O(url), streams each snapshot
-    to S3 (sha256 checked against Qdrant's checksum, size verified), deletes the local snapshot file and
-    records the node's part; the set's manifest is rebuilt and says whether the set is complete.
+  - C(state=present) snapshots, on the node at O(url), every shard of the selected collections that
+    this node is the designated source of (one Active replica per shard, the same choice on every node),
+    streams each snapshot to S3 (sha256 checked against Qdrant's checksum, size verified), deletes the
+    local snapshot file and records the node's part; the set's manifest is rebuilt and says whether the
+    set is complete (every peer's part succeeded, every shard has a snapshot).
     Run it on every Qdrant node with the same O(backup_id) to make one set.
   - A node whose part of O(backup_id) already succeeded is not snapshotted again (changed=false)
     unless O(force=true).
@@ -71,12 +73,13 @@ peer_id:
   description: Raft peer id of the node that was snapshotted.
   returned: state is present
   type: int
-snapshots:
-  description: Per collection, the object key, size in bytes, sha256 and upload seconds.
+shards:
+  description: Per collection and shard id, the object key, size in bytes, sha256 and upload seconds
+    of the shard snapshots this node made (none for shards another node is the source of).
   returned: state is present
   type: dict
-  sample: {"cities": {"key": "qdrant-backups/prod/20261124T000000Z/cities/381894127.snapshot",
-           "size": 104857600, "sha256": "9f86d0...", "seconds": 2.4}}
+  sample: {"cities": {"4": {"key": "qdrant-backups/prod/20261124T000000Z/cities/shards/4.381894127.snapshot",
+           "size": 104857600, "sha256": "9f86d0...", "seconds": 2.4}}}
 set_status:
   description: C(complete) once every peer's part is present and verified, else C(incomplete).
   returned: state is present
@@ -138,12 +141,12 @@ def present(module, config) -> dict:
             None if module.params["force"] else backup.finished_part(s3_client, settings, backup_id, peer_id)
         )
         wanted = set(settings.collections) or set(client.collection_names())
-        if done and wanted <= set(done["snapshots"]):
+        if done and wanted <= set(done.get("shards") or {}):
             return {
                 "changed": False,
                 "backup_id": backup_id,
                 "peer_id": peer_id,
-                "snapshots": done["snapshots"],
+                "shards": done["shards"],
                 "set_status": backup.show_set(s3_client, settings, backup_id)["status"],
             }
         if module.check_mode:
@@ -158,7 +161,7 @@ def present(module, config) -> dict:
         "changed": True,
         "backup_id": backup_id,
         "peer_id": part["peer_id"],
-        "snapshots": part["snapshots"],
+        "shards": part["shards"],
         "set_status": part["set_status"],
     }
 

@@ -1,13 +1,21 @@
-"""Cluster-wide backups to S3: every node snapshots its own shards, uploads them with a part record,
-and the set's manifest is rebuilt from those records (FACTS.md section 3: a collection snapshot
-holds only the shards local to the node that made it, so a set needs every peer's part).
+"""Cluster-wide backups to S3 (docs/qdrant-behaviour.md, "Snapshots"). Every node runs the same job
+in the same schedule slot; each uploads one snapshot of every shard it is the designated source of
+(one Active replica per shard, chosen the same way on every node), then a part record, and the
+set's manifest is rebuilt from the part records.
 
-S3 layout under `<prefix>/<cluster>/<backup_id>/`:
-    <collection>/<peer_id>.snapshot    one per node and collection (metadata: sha256)
-    parts/<peer_id>.json               what that node uploaded, its view of the cluster, its status
-    manifest.json                      the whole set; "complete" only when every peer's part is
-                                       present, succeeded and its objects match size and sha256
-The backup id is the UTC schedule slot, so the timer runs of all nodes in one slot form one set.
+One replica per shard, not one collection snapshot per node: a set of a collection with
+replication factor 2 holds its data once, not twice, and a restore recovers each shard once and
+lets Qdrant copy it to the other replicas, into a cluster of any size (restore.py).
+
+S3 layout under `<prefix>/<cluster>/<backup_id>/` (format 2, written now):
+    <collection>/shards/<shard_id>.<peer_id>.snapshot   one per shard (metadata: sha256)
+    parts/<peer_id>.json        what that node uploaded, its view of the cluster, its status
+    manifest.json               the whole set; "complete" only when every peer's part is present
+                                and succeeded, every shard has a snapshot, and every object
+                                matches its size and sha256
+Format 1 sets (one collection snapshot per node: `<collection>/<peer_id>.snapshot`) are still
+listed, verified and restored. The backup id is the UTC schedule slot, so the timer runs of all
+nodes in one slot form one set.
 """
 
 from __future__ import annotations
@@ -25,14 +33,14 @@ import botocore.exceptions
 
 from qdrant_ops import s3
 from qdrant_ops.client import ClusterClient, QdrantApiError, segment
-from qdrant_ops.cluster import shard_placement
+from qdrant_ops.cluster import HEALTHY_REPLICA_STATES, shard_placement
 from qdrant_ops.errors import ConfigError, QdrantOpsError
 
 ID_FORMAT = "%Y%m%dT%H%M%SZ"
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 DURATION_PATTERN = re.compile(r"^(\d+)([smhdw])$")
 DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-MANIFEST_FORMAT = 1
+MANIFEST_FORMAT = 2  # 1: a collection snapshot per node; 2: a snapshot per shard
 
 
 class BackupError(QdrantOpsError):
@@ -96,6 +104,9 @@ class Layout:
 
     def snapshot_key(self, backup_id: str, collection: str, peer_id: int) -> str:
         return f"{self.set_prefix(backup_id)}{collection}/{peer_id}.snapshot"
+
+    def shard_key(self, backup_id: str, collection: str, shard_id: int, peer_id: int) -> str:
+        return f"{self.set_prefix(backup_id)}{collection}/shards/{shard_id}.{peer_id}.snapshot"
 
     def part_key(self, backup_id: str, peer_id: int) -> str:
         return f"{self.set_prefix(backup_id)}parts/{peer_id}.json"
@@ -173,28 +184,36 @@ def _hint(exc: Exception) -> str:
     return text
 
 
-def _snapshot_names(client: ClusterClient, node: str, collection: str) -> set[str]:
-    listed = client.get(f"/collections/{segment(collection)}/snapshots", node=node)
-    return {item["name"] for item in listed}
+def snapshots_path(collection: str, shard_id: int | None = None) -> str:
+    """The snapshots endpoint of a collection, or of one of its shards."""
+    base = f"/collections/{segment(collection)}"
+    return f"{base}/snapshots" if shard_id is None else f"{base}/shards/{shard_id}/snapshots"
 
 
-def _delete_snapshot(client: ClusterClient, node: str, collection: str, name: str) -> None:
-    client.request(
-        "DELETE",
-        f"/collections/{segment(collection)}/snapshots/{segment(name)}",
-        params={"wait": "true"},
-        node=node,
-    )
+def _snapshot_names(client: ClusterClient, node: str, path: str) -> set[str]:
+    return {item["name"] for item in client.get(path, node=node)}
+
+
+def _delete_snapshot(client: ClusterClient, node: str, path: str, name: str) -> None:
+    client.request("DELETE", f"{path}/{segment(name)}", params={"wait": "true"}, node=node)
 
 
 def snapshot_to_s3(
-    client: ClusterClient, node: str, settings: BackupSettings, s3_client, *, key: str, metadata: dict
+    client: ClusterClient,
+    node: str,
+    settings: BackupSettings,
+    s3_client,
+    *,
+    key: str,
+    metadata: dict,
+    shard_id: int | None = None,
 ) -> dict:
-    """Create a snapshot of one collection on `node`, stream it to `key`, and delete the local
-    file whatever happens (Qdrant keeps snapshots until deleted; a full disk stops the node)."""
+    """Create a snapshot of one collection (or of one of its shards) on `node`, stream it to
+    `key`, and delete the local file whatever happens (Qdrant keeps snapshots until deleted; a full
+    disk stops the node)."""
     collection = metadata["collection"]
-    path = f"/collections/{segment(collection)}/snapshots"
-    before = _snapshot_names(client, node, collection)
+    path = snapshots_path(collection, shard_id)
+    before = _snapshot_names(client, node, path)
     created: str | None = None
     started = time.monotonic()
     try:
@@ -219,9 +238,10 @@ def snapshot_to_s3(
                 f"{uploaded.size} were read; the upload was removed"
             )
     except QdrantApiError as exc:
-        raise BackupError(f"snapshot of collection {collection!r} on {node} failed: {_hint(exc)}") from exc
+        what = f"collection {collection!r}" + (f" shard {shard_id}" if shard_id is not None else "")
+        raise BackupError(f"snapshot of {what} on {node} failed: {_hint(exc)}") from exc
     finally:
-        _remove_new_snapshots(client, node, collection, before, created)
+        _remove_new_snapshots(client, node, path, before, created)
     return {
         "key": key,
         "size": uploaded.size,
@@ -233,20 +253,38 @@ def snapshot_to_s3(
 
 
 def _remove_new_snapshots(
-    client: ClusterClient, node: str, collection: str, before: set[str], created: str | None
+    client: ClusterClient, node: str, path: str, before: set[str], created: str | None
 ) -> None:
     names = {created} if created else set()
     with contextlib.suppress(QdrantOpsError):  # a failed create may still have left a file
-        names |= _snapshot_names(client, node, collection) - before
+        names |= _snapshot_names(client, node, path) - before
     for name in sorted(names):
         try:
-            _delete_snapshot(client, node, collection, name)
+            _delete_snapshot(client, node, path, name)
         except QdrantApiError as exc:
             if exc.status != 404:
                 raise BackupError(
-                    f"could not delete local snapshot {name} of {collection} on {node}: {exc}; "
+                    f"could not delete local snapshot {name} ({path}) on {node}: {exc}; "
                     "delete it by hand before the disk fills"
                 ) from exc
+
+
+def shard_sources(placement: list[dict]) -> dict[int, int]:
+    """Which peer snapshots each shard: one of its Active replicas, spread by shard id so the work
+    is shared. Every node computes this from the same placement, so each shard has one source."""
+    active: dict[int, list[int]] = {}
+    for replica in placement:
+        active.setdefault(replica["shard_id"], [])
+        if replica["state"] in HEALTHY_REPLICA_STATES:
+            active[replica["shard_id"]].append(replica["peer_id"])
+    return {shard: sorted(peers)[shard % len(peers)] for shard, peers in sorted(active.items()) if peers}
+
+
+def part_bytes(part: dict) -> int:
+    """Bytes a part uploaded, whatever its format."""
+    records = list((part.get("snapshots") or {}).values())
+    records += [r for shards in (part.get("shards") or {}).values() for r in shards.values()]
+    return sum(r["size"] for r in records)
 
 
 def node_identity(client: ClusterClient, node: str) -> tuple[int, list[dict]]:
@@ -303,7 +341,7 @@ def run_node_backup(
         "node": node,
         "started": _iso(started),
         "status": "running",
-        "snapshots": {},
+        "shards": {},
     }
     peer_id, peers = node_identity(client, node)  # Qdrant down: nothing to record, set stays incomplete
     part.update(peer_id=peer_id, peers=peers, qdrant_version=client.version(node=node))
@@ -316,16 +354,23 @@ def run_node_backup(
         selected = sorted(settings.collections) if settings.collections else names
         part["collections"] = {}
         for collection in selected:
-            log(f"{collection}: snapshot on peer {peer_id}")
-            part["collections"][collection] = collection_view(client, collection, settings.sample_size)
-            metadata = {"collection": collection, "peer-id": str(peer_id), "backup-id": backup_id}
-            key = layout.snapshot_key(backup_id, collection, peer_id)
-            record = snapshot_to_s3(client, node, settings, s3_client, key=key, metadata=metadata)
-            part["snapshots"][collection] = record
-            log(
-                f"{collection}: {record['size']} bytes to s3://{settings.s3.bucket}/{key} "
-                f"in {record['seconds']}s"
-            )
+            view = collection_view(client, collection, settings.sample_size)
+            part["collections"][collection] = view
+            part["shards"][collection] = {}
+            mine = [shard for shard, source in shard_sources(view["placement"]).items() if source == peer_id]
+            log(f"{collection}: snapshot of shard(s) {mine or 'none'} on peer {peer_id}")
+            for shard in mine:
+                metadata = {"collection": collection, "shard-id": str(shard), "peer-id": str(peer_id),
+                            "backup-id": backup_id}  # fmt: skip
+                key = layout.shard_key(backup_id, collection, shard, peer_id)
+                record = snapshot_to_s3(
+                    client, node, settings, s3_client, key=key, metadata=metadata, shard_id=shard
+                )
+                part["shards"][collection][str(shard)] = record
+                log(
+                    f"{collection} shard {shard}: {record['size']} bytes to "
+                    f"s3://{settings.s3.bucket}/{key} in {record['seconds']}s"
+                )
     except Exception as exc:
         part.update(status="failed", error=str(exc), finished=_iso(now()))
         with contextlib.suppress(Exception):  # S3 itself may be what failed; report the cause
@@ -386,9 +431,48 @@ def _object_problem(s3_client, bucket: str, record: dict) -> str | None:
     return None
 
 
+def _shard_records(name: str, view: dict, ok: dict[int, dict], problems: list[str], check) -> dict:
+    """Format 2: one snapshot of every shard of the collection, from whichever peer made it."""
+    expected = sorted({replica["shard_id"] for replica in view["placement"]})
+    shards: dict[str, dict] = {}
+    for shard in expected:
+        made = [(pid, part["shards"].get(name, {}).get(str(shard))) for pid, part in ok.items()]
+        made = [(pid, record) for pid, record in made if record]
+        if not made:
+            problems.append(f"{name} shard {shard}: no snapshot (no Active replica, or its peer failed)")
+            continue
+        pid, record = min(made, key=lambda item: item[0])  # two sources after a placement change
+        problem = check(record)
+        if problem:
+            problems.append(problem)
+        shards[str(shard)] = {"peer_id": pid, **{k: record[k] for k in ("key", "size", "sha256")}}
+    return shards
+
+
+def _node_records(name: str, ok: dict[int, dict], problems: list[str], check) -> dict:
+    """Format 1: one collection snapshot from every peer."""
+    nodes: dict[str, dict] = {}
+    for pid, part in ok.items():
+        record = part["snapshots"].get(name)
+        if record is None:
+            problems.append(f"peer {pid} has no snapshot of {name}")
+            continue
+        problem = check(record)
+        if problem:
+            problems.append(problem)
+        nodes[str(pid)] = {k: record[k] for k in ("key", "size", "sha256")}
+    return nodes
+
+
+def manifest_records(manifest: dict, name: str) -> list[dict]:
+    """The snapshot objects of one collection in a set of either format."""
+    view = manifest["collections"][name]
+    return list((view.get("shards") or view.get("nodes") or {}).values())
+
+
 def build_manifest(parts: dict[int, dict], object_problem: Callable[[dict], str | None]) -> dict:
     """The set as its parts describe it. Complete only when every peer the nodes saw has a part
-    that succeeded, covers the same collections, and whose objects check out."""
+    that succeeded, every collection's snapshots are there, and their objects check out."""
     ok = {pid: part for pid, part in sorted(parts.items()) if part.get("status") == "ok"}
     reference = next(iter(ok.values()), None) or next(iter(parts.values()))
     peers = reference.get("peers", [])
@@ -399,25 +483,23 @@ def build_manifest(parts: dict[int, dict], object_problem: Callable[[dict], str 
             problems.append(f"peer {peer['id']} ({peer['uri']}): no part uploaded")
         elif part.get("status") != "ok":
             problems.append(f"peer {peer['id']}: {part.get('status')}: {part.get('error', '')}".rstrip(": "))
+    formats = sorted({int(part.get("format", 1)) for part in parts.values()})
+    if len(formats) > 1:
+        problems.append(f"parts of different formats {formats}: run the backup again with a new id")
+    set_format = formats[-1]
     collections: dict[str, dict] = {}
     for name, view in (reference.get("collections") or {}).items():
-        collections[name] = {**view, "nodes": {}}
-        for pid, part in ok.items():
-            record = part["snapshots"].get(name)
-            if record is None:
-                problems.append(f"peer {pid} has no snapshot of {name}")
-                continue
-            problem = object_problem(record)
-            if problem:
-                problems.append(problem)
-            collections[name]["nodes"][str(pid)] = {k: record[k] for k in ("key", "size", "sha256")}
+        if set_format >= 2:
+            collections[name] = {**view, "shards": _shard_records(name, view, ok, problems, object_problem)}
+        else:
+            collections[name] = {**view, "nodes": _node_records(name, ok, problems, object_problem)}
     versions = sorted({part.get("qdrant_version") for part in parts.values() if part.get("qdrant_version")})
     if len(versions) > 1:
         problems.append(f"nodes run different Qdrant versions: {', '.join(versions)}")
     started = [part["started"] for part in parts.values() if part.get("started")]
     finished = [part["finished"] for part in parts.values() if part.get("finished")]
-    return {
-        "format": MANIFEST_FORMAT,
+    manifest = {
+        "format": set_format,
         "backup_id": reference["backup_id"],
         "cluster": reference["cluster"],
         "status": "complete" if not problems else "incomplete",
@@ -427,8 +509,9 @@ def build_manifest(parts: dict[int, dict], object_problem: Callable[[dict], str 
         "collections": collections,
         "started": min(started) if started else None,
         "finished": max(finished) if finished else None,
-        "bytes": sum(r["size"] for c in collections.values() for r in c["nodes"].values()),
     }
+    manifest["bytes"] = sum(r["size"] for name in collections for r in manifest_records(manifest, name))
+    return manifest
 
 
 def _read_parts(s3_client, bucket: str, layout: Layout, backup_id: str) -> tuple[dict[int, dict], tuple]:

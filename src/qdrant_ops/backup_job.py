@@ -213,7 +213,7 @@ def run_backup(
     except BaseException:
         _record(config, "backup", started, success=False)
         raise
-    _record(config, "backup", started, True, sum(r["size"] for r in part["snapshots"].values()))
+    _record(config, "backup", started, True, backup.part_bytes(part))
     return part
 
 

@@ -12,6 +12,7 @@ import dataclasses
 import json
 import os
 import sys
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -238,12 +239,13 @@ def cmd_backup_run(args: argparse.Namespace) -> int:
         config = dataclasses.replace(config, settings=settings)
     log = (lambda line: print(line, file=sys.stderr)) if not args.json else (lambda _line: None)
     part = backup_job.run_backup(config, args.backup_id, log=log)
-    total = sum(r["size"] for r in part["snapshots"].values())
+    total = backup.part_bytes(part)
     _emit(
         args,
         part,
-        f"backup {part['backup_id']}: peer {part['peer_id']} uploaded {len(part['snapshots'])} "
-        f"snapshot(s), {total} bytes; set is {part['set_status']}",
+        f"backup {part['backup_id']}: peer {part['peer_id']} uploaded "
+        f"{sum(len(shards) for shards in part['shards'].values())} shard snapshot(s), {total} bytes; "
+        f"set is {part['set_status']}",
     )
     return 0
 
@@ -263,15 +265,15 @@ def cmd_backup_show(args: argparse.Namespace) -> int:
     manifest = backup.show_set(
         s3.make_client(config.settings.s3), config.settings, args.backup_id, verify=not args.no_verify
     )
-    rows = [
-        [name, view["points_exact"], len(view["nodes"]), sum(n["size"] for n in view["nodes"].values())]
-        for name, view in sorted(manifest["collections"].items())
-    ]
+    rows = []
+    for name, view in sorted(manifest["collections"].items()):
+        records = backup.manifest_records(manifest, name)
+        rows.append([name, view["points_exact"], len(records), sum(r["size"] for r in records)])
     text = (
         f"backup {manifest['backup_id']} of {manifest['cluster']}: {manifest['status']}, "
         f"Qdrant {manifest['qdrant_version']}, {len(manifest['peers'])} peers, "
         f"{manifest['started']} .. {manifest['finished']}\n\n"
-        + format_table(rows, ["COLLECTION", "POINTS", "NODES", "BYTES"])
+        + format_table(rows, ["COLLECTION", "POINTS", "SNAPSHOTS", "BYTES"])
         + "".join(f"\nproblem: {p}" for p in manifest["problems"])
     )
     _emit(args, manifest, text)
@@ -424,33 +426,39 @@ def _pair(text: str, what: str) -> tuple[str, str]:
 def cmd_restore(args: argparse.Namespace) -> int:
     config = backup_job.load(args.config)
     if not args.node:
-        raise ConfigError("give every target node as --node URL=SNAPSHOTS_DIR (its storage.snapshots_path)")
-    targets = []
-    for item in args.node:
-        url, directory = _pair(item, "--node")
-        local, _, remote = directory.partition(":")
-        targets.append(restore.Target(url.rstrip("/"), Path(local), remote))
+        raise ConfigError("give every node of the target cluster as --node URL (repeatable)")
+    for url in args.node:
+        if "=" in url:
+            raise ConfigError(
+                f"--node takes a URL only, got {url!r}: snapshots are uploaded to the nodes now; "
+                "use --staging-dir for where they are downloaded first"
+            )
     peer_map = {}
     for item in args.map or []:
         peer, url = _pair(item, "--map")
         if not peer.isdigit():
             raise ConfigError(f"--map needs PEER_ID=URL, got {item!r}")
         peer_map[int(peer)] = url
+    if args.parallel < 1:
+        raise ConfigError(f"--parallel must be at least 1, got {args.parallel}")
     log = (lambda line: print(line, file=sys.stderr)) if not args.json else (lambda _line: None)
-    with ClusterClient([t.url for t in targets], config.api_key, verify=config.verify,
+    with ClusterClient(args.node, config.api_key, verify=config.verify,
                        ca_file=config.ca_file, timeout=config.timeout) as client:  # fmt: skip
         report = restore.restore(
-            client, s3.make_client(config.settings.s3), config.settings, targets,
+            client, s3.make_client(config.settings.s3), config.settings, args.node,
+            Path(args.staging_dir or tempfile.gettempdir()),
             backup_id=args.backup_id, collections=args.collection or (), peer_map=peer_map or None,
-            overwrite=args.overwrite, dry_run=args.dry_run, timeout=args.wait_timeout, log=log,
+            overwrite=args.overwrite, dry_run=args.dry_run, parallel=args.parallel,
+            timeout=args.wait_timeout, log=log,
         )  # fmt: skip
-    rows = [[p["collection"], p["peer_id"], p["node"], p["bytes"]] for p in report["plan"]]
+    rows = [[p["collection"], "" if p["shard_id"] is None else p["shard_id"], p["peer_id"],
+             p["node"] or "(placed by Qdrant)", p["bytes"]] for p in report["plan"]]  # fmt: skip
     names = ", ".join(report["collections"])
     head = "restore plan (dry run, nothing changed)" if args.dry_run else (
         f"restored {names} in {report['seconds']}s; counts and sampled points match"
     )  # fmt: skip
-    _emit(args, report, f"backup {report['backup_id']}: {head}\n\n"
-          + format_table(rows, ["COLLECTION", "PEER", "NODE", "BYTES"]))  # fmt: skip
+    _emit(args, report, f"backup {report['backup_id']} (format {report['format']}): {head}\n\n"
+          + format_table(rows, ["COLLECTION", "SHARD", "FROM PEER", "NODE", "BYTES"]))  # fmt: skip
     return 0
 
 
@@ -632,16 +640,20 @@ def build_parser() -> argparse.ArgumentParser:
 
     rst = commands.add_parser(
         "restore", parents=[config_opts], help="restore collections from a backup set, verified",
-        description="Each node's part goes to one target node's snapshots directory, is checked against the "
-        "manifest's sha256 and recovered node by node (priority snapshot); then the exact counts and sampled "
-        "points are compared with the manifest. Run where every target's snapshots directory is reachable "
-        "(one host, or shared storage); across hosts use playbooks/restore.yml.",
+        description="Every snapshot of the set is downloaded into the staging directory and checked against "
+        "the manifest's sha256 before anything changes; then each is uploaded to the node that recovers it "
+        "(priority snapshot). Sets made per shard (format 2) are recovered one shard once, onto a cluster of "
+        "any size, and Qdrant copies each shard to its other replicas; format 1 sets node by node. At the "
+        "end every replica is Active, the placement balanced, and counts and sampled points match.",
     )  # fmt: skip
     rst.add_argument(
-        "--node",
-        action="append",
-        metavar="URL=DIR[:NODE_DIR]",
-        help="target node and its snapshots_path here (and as the node sees it), repeatable",
+        "--node", action="append", metavar="URL", help="every node of the target cluster, repeatable"
+    )
+    rst.add_argument(
+        "--staging-dir",
+        metavar="DIR",
+        help="where the snapshots are downloaded and checked first (default: the temp directory); "
+        "needs free space for the set",
     )
     rst.add_argument("--backup-id", help="set to restore (default: the newest complete one)")
     rst.add_argument("--collection", action="append", help="only this collection, repeatable")
@@ -649,11 +661,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--map",
         action="append",
         metavar="PEER_ID=URL",
-        help="restore this peer's part on this node (default: in order)",
+        help="format 1 sets: restore this peer's part on this node (default: in order)",
     )
     rst.add_argument("--overwrite", action="store_true", help="replace collections that already exist")
     rst.add_argument(
         "--dry-run", action="store_true", help="check everything and print the plan, change nothing"
+    )
+    rst.add_argument(
+        "--parallel", type=int, default=2, help="snapshots recovered at once, one per node (default 2)"
     )
     rst.add_argument("--wait-timeout", type=float, default=3600.0, help="seconds per recover and health wait")
     rst.set_defaults(handler=cmd_restore)  # fmt: skip

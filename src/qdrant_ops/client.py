@@ -13,6 +13,7 @@ import contextlib
 import random
 import time
 from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit
 
@@ -192,15 +193,40 @@ class ClusterClient:
         """Stream a GET from one node (snapshot downloads) as a file-like object, never whole in memory."""
         url = node.rstrip("/")
         try:
+            # Qdrant's REST server compresses responses the client accepts (actix Compress
+            # middleware, docs/qdrant-behaviour.md): ask for the snapshot's own bytes, which are
+            # what its checksum covers, and are already too dense to gain from compression.
             with self._http.stream(
-                "GET", url + path, timeout=httpx.Timeout(self.timeout, read=300)
+                "GET",
+                url + path,
+                headers={"Accept-Encoding": "identity"},
+                timeout=httpx.Timeout(self.timeout, read=300),
             ) as response:
                 if response.status_code >= 400:
                     response.read()
                     raise QdrantApiError(url, "GET", path, response.status_code, _error_message(response))
-                yield StreamReader(response.iter_raw(chunk_size))
+                yield StreamReader(response.iter_bytes(chunk_size))
         except httpx.TransportError as exc:
             raise QdrantUnavailableError(f"GET {path} on {url}: {type(exc).__name__}: {exc}") from exc
+
+    def upload(self, path: str, node: str, source: Path, *, params: dict, timeout: float) -> Any:
+        """POST a file as the multipart field `snapshot` to one node (snapshot uploads), streamed
+        from disk. Not retried: a recover may have started; the caller decides."""
+        url = node.rstrip("/")
+        try:
+            with source.open("rb") as handle:
+                response = self._http.post(
+                    url + path,
+                    params=params,
+                    files={"snapshot": (source.name, handle, "application/octet-stream")},
+                    timeout=httpx.Timeout(self.timeout, read=timeout, write=timeout),
+                )
+        except httpx.TransportError as exc:
+            raise QdrantUnavailableError(f"POST {path} on {url}: {type(exc).__name__}: {exc}") from exc
+        if response.status_code >= 400:
+            raise QdrantApiError(url, "POST", path, response.status_code, _error_message(response))
+        body = response.json()
+        return body.get("result") if isinstance(body, dict) else body
 
     # -- cluster ---------------------------------------------------------------------------------
     def cluster_status(self, node: str | None = None) -> dict:

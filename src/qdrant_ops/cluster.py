@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from qdrant_ops.client import ClusterClient
 
-# Replica states in which a replica serves reads and writes (FACTS.md section 4).
+# Replica states in which a replica serves reads and writes (docs/qdrant-behaviour.md §4).
 HEALTHY_REPLICA_STATES = frozenset({"Active"})
 
 

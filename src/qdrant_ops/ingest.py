@@ -1,7 +1,7 @@
 """Parallel bulk ingest: a stream of records into a Qdrant collection over gRPC.
 
 The parent process reads raw records in blocks and hands them to decoder processes, which parse,
-check and encode them (in parallel: parsing decides the speed, FACTS.md section 5). The parent
+check and encode them (in parallel: parsing decides the speed, docs/qdrant-behaviour.md §5). The parent
 takes the results back in record order, so a bad record stops the run before anything after it is
 sent; it routes each point by id to one of N sender processes (the same id always goes through the
 same sender, so its writes keep their order), and hands each sender whole encoded `UpsertPoints`
@@ -46,7 +46,7 @@ DEFAULT_IN_FLIGHT = 2  # queued batches per sender, beyond the one it is sending
 DECODE_BLOCK = 256  # records per decoder job; 2 jobs per decoder are outstanding at most
 SAMPLE_IDS = 4096  # ids kept for the final existence check
 CHECKPOINT_EVERY = 1.0  # seconds between checkpoint writes
-DEFAULT_INDEXING_THRESHOLD = 10000  # Qdrant 1.18's default (FACTS.md section 2)
+DEFAULT_INDEXING_THRESHOLD = 10000  # Qdrant 1.18's default (docs/qdrant-behaviour.md §2)
 
 
 class IngestError(QdrantOpsError):

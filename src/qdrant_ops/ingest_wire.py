@@ -1,7 +1,7 @@
 """Protocol-buffer bytes of Qdrant's gRPC `UpsertPoints`, written directly.
 
-Building the generated protobuf objects per point costs more than sending them (FACTS.md section
-5: the ingest speed is decided by parsing and encoding). A dense vector is already its wire form:
+Building the generated protobuf objects per point costs more than sending them (docs/qdrant-behaviour.md
+§5: the ingest speed is decided by parsing and encoding). A dense vector is already its wire form:
 packed little-endian float32, which numpy gives with `tobytes()`. So the encoder concatenates
 tags, lengths and those bytes. Field numbers come from qdrant's points.proto / qdrant_common.proto
 / json_with_int.proto (stable: protobuf field numbers are never reused), and

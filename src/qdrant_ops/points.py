@@ -66,7 +66,7 @@ def read_jsonl_points(path: Path) -> Iterator[dict]:
             payload = record.get("payload", {})
             if not isinstance(payload, dict):
                 raise ConfigError(f'{where}: "payload" must be an object')
-            # Payload-only collections take an empty named-vector map (FACTS.md section 6).
+            # Payload-only collections take an empty named-vector map (docs/qdrant-behaviour.md §6).
             yield {"id": pid, "vector": record.get("vector", {}), "payload": payload}
 
 

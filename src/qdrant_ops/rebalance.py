@@ -1,5 +1,5 @@
-"""Spread shard replicas evenly over the peers, and drain a peer before it leaves (FACTS.md
-section 1: open-source Qdrant does neither by itself).
+"""Spread shard replicas evenly over the peers, and drain a peer before it leaves (docs/qdrant-behaviour.md
+§1: open-source Qdrant does neither by itself).
 
 The plan is a pure function of every collection's placement and the peer list: a list of batches
 of `move_shard` operations. A move copies the replica to the target and only then drops the
@@ -127,12 +127,21 @@ def rebalance(
     outgoing_limit: int = 1,
     dry_run: bool = False,
     timeout: float = 3600.0,
+    collections: Sequence[str] | None = None,
     log: Callable[[str], None] = lambda _line: None,
 ) -> list[list[Move]]:
-    """Plan from the live placement and apply it batch by batch; returns the batches."""
+    """Plan from the live placement (of `collections`, default all) and apply it batch by batch;
+    returns the batches."""
     if method not in METHODS:
         raise RebalanceError(f"unknown transfer method {method!r}: use one of {', '.join(METHODS)}")
-    peers, placements, factors = cluster_view(client)
+
+    def view() -> tuple[list[int], dict[str, list[dict]], dict[str, int]]:
+        peers, placements, factors = cluster_view(client)
+        if collections is not None:
+            placements = {name: p for name, p in placements.items() if name in collections}
+        return peers, placements, factors
+
+    peers, placements, factors = view()
     plan = batches(plan_moves(placements, peers, drain), incoming_limit, outgoing_limit)
     if dry_run:
         return plan
@@ -147,7 +156,8 @@ def rebalance(
             where = f"{move.collection} shard {move.shard_id} {move.from_peer} -> {move.to_peer}"
             log(f"batch {number}/{len(plan)}: {where}")
         _wait_transfers(client, {m.collection for m in batch}, timeout)
-    peers, placements, _ = cluster_view(client)
+    # Re-read everything checked below: collections may have been created or dropped meanwhile.
+    peers, placements, factors = view()
     left = plan_moves(placements, peers, drain)
     if left:
         raise RebalanceError(

@@ -1,5 +1,5 @@
-"""Bring every shard back to its replication factor after a node was lost (FACTS.md section 1:
-Qdrant does not do it by itself). A dead peer is removed with force (its replicas are dropped),
+"""Bring every shard back to its replication factor after a node was lost (Qdrant does not do
+it by itself, docs/qdrant-behaviour.md §1). A dead peer is removed with force (its replicas are dropped),
 the replacement joins with --bootstrap, then each shard with fewer replicas than the factor is
 replicated from an Active replica, one transfer at a time (each node accepts one incoming and one
 outgoing transfer by default), and the end state is checked: every replica Active, every shard at
@@ -81,8 +81,18 @@ def cluster_view(client: ClusterClient) -> tuple[list[int], dict[str, list[dict]
     peers = sorted(int(pid) for pid in status["peers"])
     placements, factors = {}, {}
     for name in client.collection_names():
-        placements[name] = shard_placement(client.collection_cluster(name))
-        factors[name] = int(client.collection_info(name)["config"]["params"].get("replication_factor") or 1)
+        # A collection dropped between the listing and these reads is left out, not an error.
+        info = client.collection_info(name)
+        try:
+            cluster = client.collection_cluster(name)
+        except QdrantApiError as exc:
+            if exc.status != 404:
+                raise
+            info = None
+        if info is None:
+            continue
+        placements[name] = shard_placement(cluster)
+        factors[name] = int(info["config"]["params"].get("replication_factor") or 1)
     return peers, placements, factors
 
 

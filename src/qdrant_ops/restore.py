@@ -1,37 +1,51 @@
-"""Restore collections from a backup set (FACTS.md section 3): each source peer's snapshot goes to
-one target node, is downloaded into that node's snapshots_path and checked against the manifest's
-sha256, then recovered with a file:// location and an explicit priority (the code default is
-`snapshot`; always say it), node by node, waiting for green with every replica Active. The result
-is checked against the manifest: exact counts and the sampled points' payload and vector hashes.
+"""Restore collections from a backup set (docs/qdrant-behaviour.md, "Restore").
 
-Every refusal happens before anything changes: an incomplete set, a Qdrant minor version other
-than the set's, an existing collection without `overwrite`, too few target nodes, and any
-downloaded part whose sha256 differs (all parts are downloaded and checked before the first
-recover).
+Every snapshot of the chosen collections is first downloaded into a staging directory and checked
+against the manifest's size and sha256; nothing in Qdrant changes before all of them check out.
+Then each snapshot is uploaded to the node that recovers it (`.../snapshots/upload`, priority
+`snapshot` said explicitly: the code default differs from the docs, and the sha256 again so Qdrant
+checks what it got), so the process needs no access to the nodes' disks.
+
+Format 2 sets (a snapshot per shard, backup.py): the collection is created from the manifest's
+config and shard count, Qdrant places its replicas, and every shard is recovered once, on one of
+its replicas; Qdrant then marks the other replicas Dead and copies the shard to them itself. A
+bounded number of shards is uploaded at a time and no shard is recovered twice, so recoveries and
+the transfers they start never meet on one shard. Works into a cluster of any size.
+
+Format 1 sets (a collection snapshot per node) are recovered node by node as before, each source
+peer's part on its own target node.
+
+At the end every replica must be Active with no transfer running, each collection's replicas per
+peer must differ by at most one (moved with the rebalance planner if Qdrant placed them unevenly),
+and exact counts and the sampled points must match the manifest.
 """
 
 from __future__ import annotations
 
-import contextlib
-import dataclasses
 import hashlib
-import os
+import re
 import shutil
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 from boto3.s3.transfer import TransferConfig
 
-from qdrant_ops import backup, s3
+from qdrant_ops import backup, rebalance, s3
 from qdrant_ops.client import ClusterClient, QdrantApiError, segment
 from qdrant_ops.cluster import shard_placement, unhealthy_replicas
+from qdrant_ops.collections import NAME_PATTERN as COLLECTION_NAME
+from qdrant_ops.collections import apply_plan, describe, plan_collection
 from qdrant_ops.errors import ConfigError, QdrantOpsError
 from qdrant_ops.points import get_point
 
-RESTORE_DIR = "qdrant-ops-restore"  # under snapshots_path: recover only accepts files inside it
+RESTORE_DIR = "qdrant-ops-restore"  # under the staging directory, one folder per backup id
 PRIORITY = "snapshot"
+SHA256_PATTERN = re.compile(r"^[0-9a-f]{64}$")
+FREE_SPACE_MARGIN = 1.05
 
 
 class RestoreError(QdrantOpsError):
@@ -39,28 +53,24 @@ class RestoreError(QdrantOpsError):
 
 
 @dataclass(frozen=True)
-class Target:
-    """A node to restore into. `snapshots_dir` is where this process writes the node's
-    snapshots_path; `snapshots_path` is the same directory as the node sees it."""
+class Snapshot:
+    """One object of the set to recover: a shard's snapshot (format 2) or a node's collection
+    snapshot (format 1, `shard_id` None); `node` is the URL that recovers it (known for format 2
+    only once the collection exists)."""
 
-    url: str
-    snapshots_dir: Path
-    snapshots_path: str = ""
-
-    def node_path(self, local: Path) -> str:
-        relative = local.relative_to(self.snapshots_dir)
-        return str(Path(self.snapshots_path or self.snapshots_dir) / relative)
-
-
-@dataclass(frozen=True)
-class Step:
-    target: Target
-    peer_id: int
     collection: str
     key: str
     size: int
     sha256: str
-    local_path: Path = field(default=Path(), compare=False)
+    peer_id: int
+    shard_id: int | None = None
+    node: str = ""
+
+    @property
+    def label(self) -> str:
+        return f"{self.collection} shard {self.shard_id}" if self.shard_id is not None else (
+            f"{self.collection} (peer {self.peer_id}'s part)"
+        )  # fmt: skip
 
 
 def minor(version: str | None) -> str:
@@ -68,7 +78,7 @@ def minor(version: str | None) -> str:
     return ".".join(parts[:2]) if len(parts) >= 2 else (version or "unknown")
 
 
-# -- choosing and planning -----------------------------------------------------------------------------
+# -- choosing and checking the set -------------------------------------------------------------------
 def choose_set(s3_client, settings: backup.BackupSettings, backup_id: str | None = None) -> dict:
     """The set to restore, rebuilt from its parts and the objects now in S3 (default: the newest
     complete one). Refuses an incomplete set."""
@@ -86,24 +96,68 @@ def choose_set(s3_client, settings: backup.BackupSettings, backup_id: str | None
             f"backup {backup_id} is incomplete ({'; '.join(manifest['problems'])}): nothing was restored; "
             "choose a complete set (`qdrant-ops backup list`)"
         )
+    if manifest.get("backup_id") != backup_id:
+        raise RestoreError(
+            f"the part records under backup {backup_id} name backup {manifest.get('backup_id')!r}: the set "
+            "was tampered with or copied; nothing was restored"
+        )
     return manifest
 
 
-def plan_restore(
+def _int(value, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise RestoreError(f"{what} is {value!r}, not a non-negative integer: the set is damaged")
+    return value
+
+
+def snapshots_of(manifest: dict, layout: backup.Layout, name: str) -> list[Snapshot]:
+    """The collection's objects, each checked against the set's layout: names and keys read from S3
+    are not trusted to build local paths or requests."""
+    if not COLLECTION_NAME.match(name) or name in (".", ".."):
+        raise RestoreError(f"backup {manifest['backup_id']} names a collection {name!r} that no backup makes")
+    view = manifest["collections"][name]
+    result = []
+    if "shards" in view:
+        items = [(int(sid) if str(sid).isdigit() else -1, r) for sid, r in view["shards"].items()]
+    else:
+        items = [
+            (None, {**r, "peer_id": int(pid) if str(pid).isdigit() else -1})
+            for pid, r in view["nodes"].items()
+        ]
+    for shard_id, record in sorted(items, key=lambda item: (item[0] or 0, item[1]["peer_id"])):
+        peer = _int(record.get("peer_id"), f"{name}: peer id")
+        if shard_id is None:
+            expected = layout.snapshot_key(manifest["backup_id"], name, peer)
+        else:
+            expected = layout.shard_key(
+                manifest["backup_id"], name, _int(shard_id, f"{name}: shard id"), peer
+            )
+        if record.get("key") != expected:
+            raise RestoreError(
+                f"backup {manifest['backup_id']}: {name} names object {record.get('key')!r} where the "
+                f"layout has {expected!r}: the part record was tampered with; nothing was restored"
+            )
+        if not SHA256_PATTERN.match(str(record.get("sha256", ""))):
+            raise RestoreError(
+                f"backup {manifest['backup_id']}: {expected} has no valid sha256: the set is damaged"
+            )
+        size = _int(record.get("size"), f"{expected}: size")
+        result.append(Snapshot(name, expected, size, record["sha256"], peer, shard_id))
+    return result
+
+
+def check_restorable(
     manifest: dict,
-    targets: Sequence[Target],
     *,
-    collections: Sequence[str] = (),
-    peer_map: dict[int, str] | None = None,
-    existing: Sequence[str] = (),
-    target_version: str | None = None,
-    overwrite: bool = False,
-) -> list[Step]:
-    """Which target restores which snapshot, node by node. Pure: raises RestoreError for every
-    refusal, so nothing is touched before the plan is known to be possible."""
+    collections: Sequence[str],
+    existing: Sequence[str],
+    target_version: str | None,
+    overwrite: bool,
+    peer_count: int,
+) -> None:
+    """Every refusal that needs no download, so nothing is touched before the plan is possible."""
     available = sorted(manifest["collections"])
-    chosen = sorted(collections) if collections else available
-    unknown = sorted(set(chosen) - set(available))
+    unknown = sorted(set(collections) - set(available))
     if unknown:
         raise RestoreError(
             f"backup {manifest['backup_id']} has no collection {', '.join(unknown)}; "
@@ -115,44 +169,80 @@ def plan_restore(
             f"runs {target_version}: snapshots restore only into the same minor version "
             f"({minor(manifest['qdrant_version'])}.x); install that version first"
         )
-    clashing = sorted(set(chosen) & set(existing))
+    clashing = sorted(set(collections) & set(existing))
     if clashing and not overwrite:
         raise RestoreError(
             f"collection(s) {', '.join(clashing)} already exist on the target: pass overwrite to replace "
             "them, or restore other collections"
         )
-    sources = sorted({int(pid) for name in chosen for pid in manifest["collections"][name]["nodes"]})
-    if len(targets) < len(sources):
+    if manifest.get("format", 1) < 2:
+        return
+    for name in collections:
+        params = manifest["collections"][name]["config"]["params"]
+        if params.get("sharding_method") == "custom":
+            raise RestoreError(
+                f"{name} uses custom sharding: its shard keys are not recreated by this restore; "
+                "create the collection and its shard keys first, then recover the shard snapshots by hand"
+            )
+        factor = int(params.get("replication_factor") or 1)
+        if peer_count < factor:
+            raise RestoreError(
+                f"{name} has replication factor {factor} but the target has {peer_count} peer(s): "
+                "add nodes first"
+            )
+
+
+def plan_nodes(
+    snapshots: Sequence[Snapshot], nodes: Sequence[str], peer_map: dict[int, str] | None = None
+) -> list[Snapshot]:
+    """Format 1: which node recovers each source peer's part, node by node in peer order."""
+    sources = sorted({s.peer_id for s in snapshots})
+    urls = [u.rstrip("/") for u in nodes]
+    if len(urls) < len(sources):
         raise RestoreError(
-            f"backup {manifest['backup_id']} holds parts of {len(sources)} peers but the target has "
-            f"{len(targets)} node(s): each part needs its own node; add nodes first"
+            f"the set holds parts of {len(sources)} peers but the target has {len(urls)} node(s): each part "
+            "needs its own node; add nodes first"
         )
-    by_url = {t.url.rstrip("/"): t for t in targets}
     if peer_map:
         mapping = {int(pid): url.rstrip("/") for pid, url in peer_map.items()}
         problems = [f"peer {p} is not in the set" for p in sorted(set(mapping) - set(sources))]
-        problems += [f"{u} is not a target node" for u in sorted(set(mapping.values()) - set(by_url))]
+        problems += [f"{u} is not a target node" for u in sorted(set(mapping.values()) - set(urls))]
         problems += [f"peer {p} has no target" for p in sorted(set(sources) - set(mapping))]
         if len(set(mapping.values())) != len(mapping):
             problems.append("two peers map to the same node")
         if problems:
-            raise RestoreError(
-                f"peer mapping: {'; '.join(problems)}; sources: {sources}, targets: {sorted(by_url)}"
-            )
+            raise RestoreError(f"peer mapping: {'; '.join(problems)}; sources: {sources}, targets: {urls}")
     else:
-        mapping = {pid: t.url.rstrip("/") for pid, t in zip(sources, targets, strict=False)}
-    steps = []
-    for pid in sources:  # node by node, in the set's peer order
-        for name in chosen:
-            record = manifest["collections"][name]["nodes"].get(str(pid))
-            if record:
-                steps.append(
-                    Step(by_url[mapping[pid]], pid, name, record["key"], record["size"], record["sha256"])
-                )
-    return steps
+        mapping = dict(zip(sources, urls, strict=False))
+    ordered = sorted(snapshots, key=lambda s: (sources.index(s.peer_id), s.collection))
+    return [Snapshot(**{**s.__dict__, "node": mapping[s.peer_id]}) for s in ordered]
 
 
-# -- the steps -------------------------------------------------------------------------------------
+def assign_shards(
+    snapshots: Sequence[Snapshot], placement: list[dict], peer_urls: dict[int, str]
+) -> list[Snapshot]:
+    """Format 2: each shard is recovered on one of its replicas, spreading the uploads over peers."""
+    holders: dict[int, list[int]] = {}
+    for replica in placement:
+        holders.setdefault(replica["shard_id"], []).append(replica["peer_id"])
+    load: Counter[int] = Counter()
+    result = []
+    for snap in snapshots:
+        peers = sorted(holders.get(snap.shard_id, []))
+        if not peers:
+            raise RestoreError(
+                f"{snap.label}: the new collection has no such shard; nothing was recovered into it"
+            )
+        missing = [p for p in peers if p not in peer_urls]
+        if missing:
+            raise RestoreError(f"peer(s) {missing} hold {snap.label} but no node URL given answers as them")
+        peer = min(peers, key=lambda p: (load[p], p))
+        load[peer] += 1
+        result.append(Snapshot(**{**snap.__dict__, "node": peer_urls[peer]}))
+    return result
+
+
+# -- downloading and uploading -------------------------------------------------------------------------
 def _sha256_file(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as handle:
@@ -161,18 +251,34 @@ def _sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def download_step(s3_client, settings: s3.S3Settings, step: Step, backup_id: str) -> Step:
-    """Download one part into the target's snapshots_path with parallel ranged GETs, then check
-    size and sha256 against the manifest; a mismatch deletes the file."""
-    directory = step.target.snapshots_dir / RESTORE_DIR / backup_id
+def staging_path(staging_dir: Path, backup_id: str) -> Path:
+    backup.check_name(backup_id, "backup id")
+    return Path(staging_dir) / RESTORE_DIR / backup_id
+
+
+def local_file(directory: Path, index: int) -> Path:
+    # Numbered, never built from names read from S3: nothing can point outside the directory.
+    return directory / f"{index:05d}.snapshot"
+
+
+def check_free_space(directory: Path, needed: int) -> None:
     directory.mkdir(parents=True, exist_ok=True)
-    final = directory / f"{step.collection}-{step.peer_id}.snapshot"
-    partial = final.with_suffix(".partial")
-    where = f"s3://{settings.bucket}/{step.key}"
+    free = shutil.disk_usage(directory).free
+    if free < needed * FREE_SPACE_MARGIN:
+        raise RestoreError(
+            f"the staging directory {directory} has {free} bytes free but the set's snapshots need {needed}: "
+            "free space or choose another staging directory; nothing was restored"
+        )
+
+
+def download(s3_client, settings: s3.S3Settings, snap: Snapshot, path: Path) -> None:
+    """Download one object with parallel ranged GETs, then check size and sha256 against the
+    manifest; a mismatch deletes the file."""
+    partial = path.with_suffix(".partial")
     try:
         s3_client.download_file(
             settings.bucket,
-            step.key,
+            snap.key,
             str(partial),
             Config=TransferConfig(
                 multipart_threshold=settings.part_size,
@@ -182,53 +288,65 @@ def download_step(s3_client, settings: s3.S3Settings, step: Step, backup_id: str
         )
     except Exception as exc:
         partial.unlink(missing_ok=True)
-        raise s3.describe_error(exc, "download", settings.bucket, step.key) from exc
+        raise s3.describe_error(exc, "download", settings.bucket, snap.key) from exc
     size, digest = partial.stat().st_size, _sha256_file(partial)
-    if size != step.size or digest != step.sha256:
+    if size != snap.size or digest != snap.sha256:
         partial.unlink()
         raise RestoreError(
-            f"checksum mismatch for {where}: the manifest says {step.size} bytes, sha256 {step.sha256}; "
-            f"downloaded {size} bytes, sha256 {digest}. The object is damaged: nothing was restored; "
-            "restore an older set"
+            f"checksum mismatch for s3://{settings.bucket}/{snap.key}: the manifest says {snap.size} bytes, "
+            f"sha256 {snap.sha256}; downloaded {size} bytes, sha256 {digest}. The object is damaged: nothing "
+            "was restored; restore an older set"
         )
-    os.replace(partial, final)
-    return dataclasses.replace(step, local_path=final)
+    partial.replace(path)
 
 
-def recover_step(client: ClusterClient, step: Step, timeout: float) -> None:
-    location = "file://" + step.target.node_path(step.local_path)
+def recover(client: ClusterClient, snap: Snapshot, path: Path, timeout: float) -> None:
+    endpoint = backup.snapshots_path(snap.collection, snap.shard_id) + "/upload"
+    params = {"wait": "true", "priority": PRIORITY, "checksum": snap.sha256}
     try:
-        client.request(
-            "PUT",
-            f"/collections/{segment(step.collection)}/snapshots/recover",
-            params={"wait": "true"},
-            json={"location": location, "priority": PRIORITY, "checksum": step.sha256},
-            node=step.target.url,
-            timeout=timeout,
-        )
-    except QdrantApiError as exc:
-        raise RestoreError(
-            f"recovering {step.collection} (peer {step.peer_id}'s part) on {step.target.url} failed: {exc}"
-        ) from exc
+        client.upload(endpoint, snap.node, path, params=params, timeout=timeout)
+    except QdrantOpsError as exc:
+        raise RestoreError(f"recovering {snap.label} on {snap.node} failed: {exc}") from exc
 
 
+# -- waiting and checking ------------------------------------------------------------------------------
 def wait_healthy(client: ClusterClient, collection: str, nodes: Sequence[str], timeout: float) -> None:
-    """Green, and no replica Dead or Partial in any node's view."""
+    """Green, no shard transfer running, and no replica other than Active in any node's view."""
     deadline = time.monotonic() + timeout
     while True:
         info = client.collection_info(collection) or {}
-        bad = []
+        bad, transfers = [], []
         for node in nodes:
-            with contextlib.suppress(QdrantApiError):
-                bad += unhealthy_replicas(shard_placement(client.collection_cluster(collection, node=node)))
-        if info.get("status") == "green" and not bad:
+            try:
+                view = client.collection_cluster(collection, node=node)
+            except QdrantApiError as exc:
+                bad.append(f"{node}: {exc.status}")
+                continue
+            bad += unhealthy_replicas(shard_placement(view))
+            transfers += view.get("shard_transfers") or []
+        if info.get("status") == "green" and not bad and not transfers:
             return
         if time.monotonic() > deadline:
             raise RestoreError(
                 f"{collection} did not become healthy within {timeout:.0f}s: status {info.get('status')}, "
-                f"replicas not Active: {bad}; see `qdrant-ops cluster status`"
+                f"replicas not Active: {bad}, transfers: {len(transfers)}; see `qdrant-ops cluster status`"
             )
         time.sleep(1)
+
+
+def _wait_everywhere(
+    client: ClusterClient, collection: str, nodes: Sequence[str], timeout: float
+) -> list[dict]:
+    """Until every node knows the new collection; returns its placement."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            views = [client.collection_cluster(collection, node=node) for node in nodes]
+            return shard_placement(views[0])
+        except QdrantApiError as exc:
+            if exc.status != 404 or time.monotonic() > deadline:
+                raise RestoreError(f"{collection} was created but not every node knows it: {exc}") from exc
+        time.sleep(0.2)
 
 
 def verify_restore(client: ClusterClient, manifest: dict, collections: Sequence[str]) -> list[str]:
@@ -248,68 +366,154 @@ def verify_restore(client: ClusterClient, manifest: dict, collections: Sequence[
     return problems
 
 
-def cleanup(steps: Sequence[Step], backup_id: str) -> None:
-    for directory in {step.target.snapshots_dir / RESTORE_DIR / backup_id for step in steps}:
-        shutil.rmtree(directory, ignore_errors=True)
+def unbalanced(client: ClusterClient, collections: Sequence[str]) -> list[rebalance.Move]:
+    peers = sorted(int(p) for p in client.cluster_status()["peers"]) if client.peer_count() else []
+    if not peers:
+        return []
+    placements = {name: shard_placement(client.collection_cluster(name)) for name in collections}
+    return rebalance.plan_moves(placements, peers)
 
 
 # -- the whole restore ---------------------------------------------------------------------------------
+def _peer_urls(client: ClusterClient, nodes: Sequence[str], placement: list[dict]) -> dict[int, str]:
+    """Which node URL answers as which peer; a single node (cluster mode off) holds every shard."""
+    urls = {}
+    for node in nodes:
+        status = client.cluster_status(node=node)
+        if status.get("status") != "enabled":
+            return {replica["peer_id"]: node for replica in placement}
+        urls[int(status["peer_id"])] = node
+    return urls
+
+
+def _create(client: ClusterClient, name: str, view: dict) -> None:
+    spec = describe({"config": view["config"], "payload_schema": view["payload_schema"]}, name)
+    apply_plan(client, plan_collection(spec, None))
+
+
+def _recover_all(
+    client: ClusterClient, todo: list[tuple[Snapshot, Path]], parallel: int, timeout: float, log
+) -> None:
+    """Upload `parallel` snapshots at a time, each node recovering one at a time."""
+    by_node: dict[str, list[tuple[Snapshot, Path]]] = {}
+    for item in todo:
+        by_node.setdefault(item[0].node, []).append(item)
+
+    def one_node(items: list[tuple[Snapshot, Path]]) -> None:
+        for snap, path in items:
+            recover(client, snap, path, timeout)
+            path.unlink(missing_ok=True)  # free the staging space as we go
+            log(f"{snap.label}: recovered on {snap.node}")
+
+    with ThreadPoolExecutor(max_workers=max(1, parallel)) as pool:
+        for future in [pool.submit(one_node, items) for items in by_node.values()]:
+            future.result()
+
+
 def restore(
     client: ClusterClient,
     s3_client,
     settings: backup.BackupSettings,
-    targets: Sequence[Target],
+    nodes: Sequence[str],
+    staging_dir: Path,
     *,
     backup_id: str | None = None,
     collections: Sequence[str] = (),
     peer_map: dict[int, str] | None = None,
     overwrite: bool = False,
     dry_run: bool = False,
+    parallel: int = 2,
     timeout: float = 3600.0,
     log: Callable[[str], None] = lambda _line: None,
 ) -> dict:
-    if not targets:
-        raise ConfigError("no target nodes: give each node's URL and its snapshots directory")
+    if not nodes:
+        raise ConfigError("no target nodes: give every node's URL")
+    if parallel < 1:
+        raise ConfigError(f"parallel must be at least 1, got {parallel}")
     started = time.monotonic()
+    nodes = [n.rstrip("/") for n in nodes]
     manifest = choose_set(s3_client, settings, backup_id)
     chosen = sorted(collections) if collections else sorted(manifest["collections"])
     existing = client.collection_names()
-    steps = plan_restore(
-        manifest, targets, collections=chosen, peer_map=peer_map, existing=existing,
-        target_version=client.version(), overwrite=overwrite,
+    check_restorable(
+        manifest, collections=chosen, existing=existing, target_version=client.version(),
+        overwrite=overwrite, peer_count=client.peer_count() or 1,
     )  # fmt: skip
+    snapshots = [snap for name in chosen for snap in snapshots_of(manifest, settings.layout, name)]
+    sharded = manifest.get("format", 1) >= 2
+    if not sharded:
+        snapshots = plan_nodes(snapshots, nodes, peer_map)
+    elif peer_map:
+        raise RestoreError(
+            "a peer map applies to format 1 sets only: shards of this set go where Qdrant places them"
+        )
     report = {
         "backup_id": manifest["backup_id"],
+        "format": manifest.get("format", 1),
         "collections": chosen,
+        "replace": sorted(set(chosen) & set(existing)),
         "plan": [
-            {"node": s.target.url, "peer_id": s.peer_id, "collection": s.collection, "bytes": s.size}
-            for s in steps
+            {
+                "collection": s.collection,
+                "shard_id": s.shard_id,
+                "peer_id": s.peer_id,
+                "node": s.node,
+                "bytes": s.size,
+            }
+            for s in snapshots
         ],
+        "bytes": sum(s.size for s in snapshots),
         "dry_run": dry_run,
     }
     if dry_run:
         return report
-    downloaded: list[Step] = []
+    directory = staging_path(staging_dir, manifest["backup_id"])
+    check_free_space(directory, report["bytes"])
+    timings: dict[str, float] = {}
     try:
-        for step in steps:  # every part checked before anything changes
-            downloaded.append(download_step(s3_client, settings.s3, step, manifest["backup_id"]))
-            log(f"{step.collection}: peer {step.peer_id}'s part downloaded to {step.target.url} and verified")
-        for name in sorted(set(chosen) & set(existing)):
+        files = [local_file(directory, index) for index in range(len(snapshots))]
+        for snap, path in zip(snapshots, files, strict=True):  # every object checked before any change
+            download(s3_client, settings.s3, snap, path)
+            log(f"{snap.label}: {snap.size} bytes downloaded and verified")
+        timings["download_seconds"] = round(time.monotonic() - started, 3)
+        for name in report["replace"]:
             client.request("DELETE", f"/collections/{segment(name)}", params={"wait": "true"})
             log(f"{name}: existing collection deleted (overwrite)")
-        nodes = [t.url for t in targets]
-        for target in dict.fromkeys(s.target for s in downloaded):  # node by node
-            for step in (s for s in downloaded if s.target == target):
-                recover_step(client, step, timeout)
-                log(f"{step.collection}: recovered on {target.url}")
-            for name in dict.fromkeys(s.collection for s in downloaded if s.target == target):
+        if sharded:
+            todo = []
+            for name in chosen:
+                _create(client, name, manifest["collections"][name])
+                placement = _wait_everywhere(client, name, nodes, timeout)
+                mine = [(s, f) for s, f in zip(snapshots, files, strict=True) if s.collection == name]
+                assigned = assign_shards(
+                    [s for s, _ in mine], placement, _peer_urls(client, nodes, placement)
+                )
+                todo += list(zip(assigned, [f for _, f in mine], strict=True))
+                log(f"{name}: created with {len(mine)} shard(s); recovering each once")
+            _recover_all(client, todo, parallel, timeout, log)
+            for name in chosen:
                 wait_healthy(client, name, nodes, timeout)
+        else:
+            for node in dict.fromkeys(s.node for s in snapshots):  # node by node
+                here = [(s, f) for s, f in zip(snapshots, files, strict=True) if s.node == node]
+                _recover_all(client, here, 1, timeout, log)
+                for name in dict.fromkeys(s.collection for s, _ in here):
+                    wait_healthy(client, name, nodes, timeout)
+        timings["recover_seconds"] = round(time.monotonic() - started - timings["download_seconds"], 3)
+        if unbalanced(client, chosen):
+            log("placement uneven after the restore: moving replicas (rebalance)")
+            rebalance.rebalance(client, collections=chosen, timeout=timeout, log=log)
         problems = verify_restore(client, manifest, chosen)
     finally:
-        cleanup(downloaded or steps, manifest["backup_id"])
-    report.update(problems=problems, seconds=round(time.monotonic() - started, 3))
+        shutil.rmtree(directory, ignore_errors=True)
+    report.update(problems=problems, seconds=round(time.monotonic() - started, 3), **timings)
     if problems:
         raise RestoreError(
             f"restore of {manifest['backup_id']} differs from the backup: {'; '.join(problems)}"
         )
     return report
+
+
+def cleanup(staging_dir: Path, backup_id: str) -> None:
+    """Remove what an interrupted restore left in the staging directory."""
+    shutil.rmtree(staging_path(staging_dir, backup_id), ignore_errors=True)

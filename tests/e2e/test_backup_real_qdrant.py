@@ -1,6 +1,6 @@
 """A backup set of a real 3-node Qdrant cluster (QDRANT_BINARY) in S3 (moto server): a collection
-with 6 shards and replication factor 2 holding 20k points; every node's part, a complete set,
-exact counts, and no snapshot file left on any node."""
+with 6 shards and replication factor 2 holding 20k points; every node's part, one snapshot of each
+shard from a node holding it, a complete set, exact counts, and no snapshot file left on any node."""
 
 from __future__ import annotations
 
@@ -25,10 +25,16 @@ def test_complete_set_with_exact_counts(qdrant_cluster, s3_server, s3_client, s3
         assert manifest["status"] == "complete", manifest["problems"]
         cities = manifest["collections"]["cities"]
         assert cities["points_exact"] == POINTS
-        assert len(cities["nodes"]) == 3 and len(manifest["peers"]) == 3
+        assert manifest["format"] == 2 and len(manifest["peers"]) == 3
         assert len(cities["placement"]) == 12  # 6 shards x 2 replicas
+        assert sorted(cities["shards"], key=int) == [str(s) for s in range(6)]  # each shard once
+        for shard, record in cities["shards"].items():
+            holders = {r["peer_id"] for r in cities["placement"] if r["shard_id"] == int(shard)}
+            assert record["peer_id"] in holders
         assert {r["state"] for r in cities["placement"]} == {"Active"}
         assert len(cities["sample"]) == 32
         assert manifest["qdrant_version"] == client.version()
         for url in qdrant_cluster.urls:
-            assert client.get("/collections/cities/snapshots", node=url) == []
+            local = client.collection_cluster("cities", node=url)["local_shards"]
+            for shard in local:
+                assert client.get(f"/collections/cities/shards/{shard['shard_id']}/snapshots", node=url) == []

@@ -18,7 +18,7 @@ import time
 from contextlib import ExitStack
 from pathlib import Path
 
-from tests.support.qdrant_stub import QdrantStubServer, populate_demo
+from tests.support.qdrant_stub import QdrantStubServer, populate_demo, share_cluster
 from tests.support.s3 import MotoServer
 
 API_KEY = "stub-secret-key"
@@ -32,8 +32,8 @@ def serve(state_file: Path) -> None:
         stack.callback(moto.stop)
         moto.client().create_bucket(Bucket=BUCKET)
         nodes = [stack.enter_context(QdrantStubServer(3, API_KEY, me=i)) for i in range(3)]
-        for node in nodes:
-            populate_demo(node.state)
+        share_cluster(nodes)
+        populate_demo(nodes[0].state)
         state = {"pid": os.getpid(), "s3": moto.endpoint_url, "bucket": BUCKET, "api_key": API_KEY,
                  "nodes": [node.url for node in nodes]}  # fmt: skip
         partial = state_file.with_suffix(".tmp")
@@ -68,6 +68,20 @@ def stop(state_file: Path) -> None:
         state_file.unlink()
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGTERM)
+
+
+def corrupt_one_object(s3_client, bucket: str, suffix: str = "/cities/shards/0.") -> str:
+    """Flip one bit of a snapshot object, keeping its size and its recorded sha256 metadata."""
+    key = next(
+        item["Key"]
+        for item in s3_client.list_objects_v2(Bucket=bucket)["Contents"]
+        if suffix in item["Key"] and item["Key"].endswith(".snapshot")
+    )
+    head = s3_client.head_object(Bucket=bucket, Key=key)
+    body = s3_client.get_object(Bucket=bucket, Key=key)["Body"].read()
+    damaged = body[:-1] + bytes([body[-1] ^ 1])  # same size, same recorded sha256 metadata
+    s3_client.put_object(Bucket=bucket, Key=key, Body=damaged, Metadata=head["Metadata"])
+    return key
 
 
 if __name__ == "__main__":

@@ -4,9 +4,15 @@ deterministic points, and a backup set made the way every node's timer makes it.
 from __future__ import annotations
 
 import random
+import warnings
+from collections import Counter
+
+import numpy as np
+from qdrant_client import QdrantClient
 
 from qdrant_ops import backup
 from qdrant_ops.client import ClusterClient
+from qdrant_ops.cluster import shard_placement
 from qdrant_ops.collections import ensure_collection
 from qdrant_ops.s3 import S3Settings
 from tests.support.s3 import TEST_CREDENTIALS
@@ -46,3 +52,89 @@ def backup_every_node(client, urls, settings, s3_client, backup_id: str) -> dict
         part = backup.run_node_backup(client, url, settings, s3_client, backup_id=backup_id)
         assert part["status"] == "ok"
     return part
+
+
+# -- a realistic size for restores: 384-d vectors, 6 shards, replication factor 2 -----------------
+VECTORS = {"name": "vectors", "vectors": {"size": 384, "distance": "Dot"}, "shard_number": 6,
+           "replication_factor": 2, "payload_indexes": {"city": "keyword"}}  # fmt: skip
+# Dot, not Cosine: Qdrant stores Dot vectors as given, so a scan compares them bit for bit.
+
+
+def vector_rows(count: int, seed: int = 11) -> np.ndarray:
+    return np.random.default_rng(seed).random((count, VECTORS["vectors"]["size"]), dtype=np.float32)
+
+
+def payload_of(point_id: int) -> dict:
+    return {"city": f"city-{point_id % 97}", "n": point_id}
+
+
+def grpc_client(cluster, node: int = 0) -> QdrantClient:
+    target = cluster.nodes[node]
+    return QdrantClient(host=target.host, port=target.http_port, grpc_port=target.grpc_port, prefer_grpc=True,
+                        api_key=cluster.api_key, https=False, timeout=300)  # fmt: skip
+
+
+def fill_vectors(client: ClusterClient, cluster, count: int) -> None:
+    """`count` points of VECTORS over gRPC (the fast path; the data is the test's, not the subject)."""
+    ensure_collection(client, VECTORS)
+    rows = vector_rows(count)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # api key over plain http: loopback only
+        uploader = grpc_client(cluster)
+        uploader.upload_collection(
+            "vectors", vectors=rows, payload=(payload_of(i) for i in range(count)), ids=range(count),
+            batch_size=512, parallel=1, wait=True,
+        )  # fmt: skip
+        uploader.close()
+    assert client.count_points("vectors") == count
+
+
+def full_scan_differences(cluster, count: int, collection: str = "vectors") -> list[str]:
+    """Every point of the collection against the generated source: ids, payloads, vectors."""
+    expected = vector_rows(count)
+    seen = np.zeros(count, dtype=bool)
+    problems: list[str] = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        reader = grpc_client(cluster)
+        offset = None
+        for _ in range(count // 2000 + 2):  # bounded: one page more than the points need
+            points, offset = reader.scroll(collection, limit=2000, offset=offset, with_payload=True,
+                                           with_vectors=True)  # fmt: skip
+            for point in points:
+                pid = int(point.id)
+                if not 0 <= pid < count or seen[pid]:
+                    problems.append(f"unexpected or repeated id {pid}")
+                    continue
+                seen[pid] = True
+                if point.payload != payload_of(pid):
+                    problems.append(f"payload of {pid} differs")
+                if not np.array_equal(np.asarray(point.vector, dtype=np.float32), expected[pid]):
+                    problems.append(f"vector of {pid} differs")
+            if offset is None:
+                break
+        reader.close()
+    missing = np.flatnonzero(~seen)
+    if len(missing):
+        problems.append(f"{len(missing)} point(s) missing, e.g. {missing[:5].tolist()}")
+    return problems[:20]
+
+
+def placement_problems(client: ClusterClient, collection: str) -> list[str]:
+    """Every replica Active, replication factor met, and replicas per peer within one of each other."""
+    status = client.cluster_status()
+    peers = [int(p) for p in status["peers"]]
+    placement = shard_placement(client.collection_cluster(collection))
+    problems = [
+        f"shard {r['shard_id']} on {r['peer_id']}: {r['state']}" for r in placement if r["state"] != "Active"
+    ]
+    info = client.collection_info(collection)["config"]["params"]
+    for shard in range(info["shard_number"]):
+        holders = [r for r in placement if r["shard_id"] == shard]
+        if len(holders) != info["replication_factor"]:
+            problems.append(f"shard {shard} has {len(holders)} replica(s), not {info['replication_factor']}")
+    load = Counter({peer: 0 for peer in peers})
+    load.update(r["peer_id"] for r in placement)
+    if max(load.values()) - min(load.values()) > 1:
+        problems.append(f"unbalanced: replicas per peer {dict(load)}")
+    return problems

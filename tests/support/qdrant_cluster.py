@@ -2,7 +2,7 @@
 
 Each node gets its own loopback address (127.77.0.1, 127.77.0.2, ...) and the SAME port numbers.
 Distinct ports on one address would break snapshot shard transfers: a node builds a peer's REST
-URL from the host of that peer's p2p URI plus its *own* http_port (qdrant/FACTS.md section 1,
+URL from the host of that peer's p2p URI plus its *own* http_port (docs/qdrant-behaviour.md §1,
 channel_service.rs). Linux routes the whole 127.0.0.0/8 to `lo`, so no set-up is needed.
 
 The first node starts with --uri and must elect itself leader before the others start with

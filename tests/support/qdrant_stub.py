@@ -2,13 +2,14 @@
 
 It is not Qdrant and is never used where a real Qdrant is meant (QDRANT_BINARY tests, the lab).
 Request and response shapes follow the official spec (tests/data/qdrant-openapi-1.18.json, a copy
-of shared/qdrant/openapi-1.18.json); tests/unit/test_qdrant_stub_shapes.py validates every
-response it serves against that spec. Defaults mirror Qdrant 1.18 (FACTS.md section 2).
+of tests/data/qdrant-openapi-1.18.json); tests/unit/test_qdrant_stub_shapes.py validates every
+response it serves against that spec. Defaults mirror Qdrant 1.18 (docs/qdrant-behaviour.md §2).
 """
 
 from __future__ import annotations
 
 import copy
+import gzip
 import hashlib
 import itertools
 import json
@@ -213,6 +214,12 @@ ROUTES: list[tuple[str, re.Pattern]] = [
         ("POST", r"/collections/(?P<c>[^/]+)/points"),
         ("GET", r"/collections/(?P<c>[^/]+)/points/(?P<id>[^/]+)"),
         ("POST", r"/collections/(?P<c>[^/]+)/points/scroll"),
+        ("GET", r"/collections/(?P<c>[^/]+)/shards/(?P<shard>\d+)/snapshots"),
+        ("POST", r"/collections/(?P<c>[^/]+)/shards/(?P<shard>\d+)/snapshots"),
+        ("POST", r"/collections/(?P<c>[^/]+)/shards/(?P<shard>\d+)/snapshots/upload"),
+        ("GET", r"/collections/(?P<c>[^/]+)/shards/(?P<shard>\d+)/snapshots/(?P<s>[^/]+)"),
+        ("DELETE", r"/collections/(?P<c>[^/]+)/shards/(?P<shard>\d+)/snapshots/(?P<s>[^/]+)"),
+        ("POST", r"/collections/(?P<c>[^/]+)/snapshots/upload"),
         ("GET", r"/collections/(?P<c>[^/]+)/snapshots"),
         ("POST", r"/collections/(?P<c>[^/]+)/snapshots"),
         ("GET", r"/collections/(?P<c>[^/]+)/snapshots/(?P<s>[^/]+)"),
@@ -236,6 +243,8 @@ def handle(state: StubState, method: str, path: str, body: Any) -> tuple[int, An
     name = args.get("c")
     if method == "PUT" and path.endswith("/snapshots/recover"):
         return _recover(state, name, body)
+    if path.endswith("/snapshots/upload") and "shard" not in args:
+        return _recover_upload(state, name, body)
     if name is not None and name not in state.collections and not (method == "PUT" and path.count("/") == 2):
         return 404, _error(f"Not found: Collection `{name}` doesn't exist!")
 
@@ -251,6 +260,10 @@ def handle(state: StubState, method: str, path: str, body: Any) -> tuple[int, An
         return 200, _ok({"collections": [{"name": n} for n in sorted(state.collections)]})
     if path.endswith("/cluster"):
         return 200, _ok(state.collection_cluster(name))
+    if path.endswith("/snapshots/upload"):
+        return _recover_shard_upload(state, name, int(args["shard"]), body)
+    if "/shards/" in path:
+        return _snapshots(state, method, name, args.get("s"), int(args["shard"]))
     if "/snapshots" in path:
         return _snapshots(state, method, name, args.get("s"))
     if path.endswith("/points/scroll"):
@@ -311,15 +324,31 @@ def _describe(name: str, data: bytes) -> dict:
     }
 
 
-def _snapshots(state: StubState, method: str, name: str, snapshot: str | None) -> tuple[int, Any]:
-    files = state.snapshots.setdefault(name, {})
+def shard_of(state: StubState, name: str, point_id: Any) -> int:
+    """The stub's routing of a point to a shard (Qdrant hashes the id; any fixed rule will do)."""
+    number = state.collections[name]["params"]["shard_number"]
+    return (point_id if isinstance(point_id, int) else sum(str(point_id).encode())) % number
+
+
+def _snapshots(
+    state: StubState, method: str, name: str, snapshot: str | None, shard: int | None = None
+) -> tuple[int, Any]:
+    files = state.snapshots.setdefault(name if shard is None else f"{name}/{shard}", {})
     if method == "POST":
-        new_name = f"{name}-{state.me}-2026-11-24-20-00-{len(files):02d}.snapshot"
+        if shard is not None and not any(
+            r["shard_id"] == shard and r["peer_id"] == state.me for r in state.replicas(name)
+        ):
+            return 404, _error(f"Not found: Shard {shard} is not found on peer {state.me}")
+        label = name if shard is None else f"{name}-shard-{shard}"
+        new_name = f"{label}-{state.me}-2026-11-24-20-00-{len(files):02d}.snapshot"
         if state.snapshot_create_error:
             files[new_name] = b"partial"
             return 500, _error(f"Service internal error: {state.snapshot_create_error}")
-        # The stub's snapshot: the collection and its points as JSON, padded to snapshot_size.
-        content = json.dumps({"config": state.collections[name], "points": list(state.points[name].values())})
+        # The stub's snapshot: the collection (or one shard's points) as JSON, padded to snapshot_size.
+        points = [
+            p for p in state.points[name].values() if shard is None or shard_of(state, name, p["id"]) == shard
+        ]
+        content = json.dumps({"config": state.collections[name], "shard": shard, "points": points})
         files[new_name] = (
             content.encode() + b"\n" + os.urandom(max(0, state.snapshot_size - len(content) - 1))
         )
@@ -336,7 +365,7 @@ def _snapshots(state: StubState, method: str, name: str, snapshot: str | None) -
 
 
 def _remove_peer(state: StubState, peer: int) -> tuple[int, Any]:
-    """DELETE /cluster/peer/{id}?force=true: the peer and its replicas go (FACTS.md section 1)."""
+    """DELETE /cluster/peer/{id}?force=true: the peer and its replicas go (docs/qdrant-behaviour.md §1)."""
     if peer not in state.peer_ids:
         return 404, _error(f"Not found: Peer {peer} doesn't exist")
     for name in state.collections:
@@ -367,8 +396,43 @@ def _cluster_operation(state: StubState, name: str, body: dict) -> tuple[int, An
     return 200, _ok(True)
 
 
+def _recover_upload(state: StubState, name: str, body: dict) -> tuple[int, Any]:
+    """POST /collections/{c}/snapshots/upload: a whole collection snapshot, as recover does it."""
+    data = body["snapshot"]
+    if body.get("checksum") and hashlib.sha256(data).hexdigest() != body["checksum"]:
+        return 400, _error("Bad request: Snapshot checksum mismatch")
+    snapshot = json.loads(data.split(b"\n", 1)[0])
+    state.collections[name] = snapshot["config"]
+    records = snapshot["points"][: len(snapshot["points"]) - state.recover_loses_points]
+    state.points[name] = {record["id"]: record for record in records}
+    state.recovered.append((name, None, body.get("priority")))
+    state.recover_order.append(next(_ORDER))
+    return 200, _ok(True)
+
+
+def _recover_shard_upload(state: StubState, name: str, shard: int, body: dict) -> tuple[int, Any]:
+    """POST /collections/{c}/shards/{s}/snapshots/upload: the shard's points are replaced on this
+    node's replica; with priority snapshot Qdrant marks the other replicas Dead and copies the
+    shard to them (the stub: at once, so they are Active again)."""
+    data = body["snapshot"]
+    if body.get("checksum") and hashlib.sha256(data).hexdigest() != body["checksum"]:
+        return 400, _error("Bad request: Snapshot checksum mismatch")
+    if not any(r["shard_id"] == shard and r["peer_id"] == state.me for r in state.replicas(name)):
+        return 400, _error(f"Bad request: Shard {shard} is not local on peer {state.me}")
+    snapshot = json.loads(data.split(b"\n", 1)[0])
+    records = snapshot["points"][: len(snapshot["points"]) - state.recover_loses_points]
+    points = state.points[name]
+    for key in [k for k in points if shard_of(state, name, k) == shard]:
+        del points[key]
+    points.update({record["id"]: record for record in records})
+    state.recovered.append((name, shard, body.get("priority")))
+    state.recover_order.append(next(_ORDER))
+    return 200, _ok(True)
+
+
 def _recover(state: StubState, name: str, body: dict) -> tuple[int, Any]:
-    """PUT .../snapshots/recover with a file:// location inside snapshots_path (FACTS.md 3)."""
+    """PUT .../snapshots/recover with a file:// location inside snapshots_path (docs/qdrant-behaviour.md
+    §3)."""
     location = body.get("location", "")
     if not location.startswith("file://"):
         return 400, _error(f"Bad request: URL {location} with scheme is not supported")
@@ -392,6 +456,26 @@ def _recover(state: StubState, name: str, body: dict) -> tuple[int, Any]:
     return 200, _ok(True)
 
 
+def _multipart_file(raw: bytes, content_type: str) -> bytes:
+    boundary = content_type.split("boundary=", 1)[1].strip('"').encode()
+    for part in raw.split(b"--" + boundary):
+        headers, _, content = part.partition(b"\r\n\r\n")
+        if b'name="snapshot"' in headers:
+            return content[: -len(b"\r\n")]
+    raise ValueError("stub: no snapshot field in the upload")
+
+
+def share_cluster(servers: list[QdrantStubServer]) -> None:
+    """Make stub nodes one cluster: collections, points and placement are the same objects on every
+    node (a create or a recover on one node is seen by all); snapshot files stay per node."""
+    first = servers[0].state
+    for server in servers[1:]:
+        server.state.collections = first.collections
+        server.state.points = first.points
+        server.state.placement = first.placement
+        server.state.lock = first.lock
+
+
 class _Handler(BaseHTTPRequestHandler):
     state: StubState
     api_key: str | None
@@ -399,7 +483,14 @@ class _Handler(BaseHTTPRequestHandler):
     def _serve(self) -> None:
         split = urlsplit(self.path)
         length = int(self.headers.get("Content-Length") or 0)
-        body = json.loads(self.rfile.read(length)) if length else None
+        raw = self.rfile.read(length) if length else b""
+        content_type = self.headers.get("Content-Type", "")
+        if content_type.startswith("multipart/form-data"):
+            # A snapshot upload: the file field, with the query's priority and checksum.
+            query = {k: v[0] for k, v in parse_qs(split.query).items()}
+            body = {**query, "snapshot": _multipart_file(raw, content_type)}
+        else:
+            body = json.loads(raw) if raw else None
         with self.state.lock:
             if self.state.fail_next:
                 status, payload = self.state.fail_next.pop(0), _error("stub: injected failure")
@@ -414,6 +505,11 @@ class _Handler(BaseHTTPRequestHandler):
         data = payload if binary else json.dumps(payload).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/octet-stream" if binary else "application/json")
+        # Like Qdrant's actix `Compress` middleware (src/actix/mod.rs): every response, snapshot
+        # downloads included, is compressed when the client accepts it.
+        if "gzip" in self.headers.get("Accept-Encoding", ""):
+            data = gzip.compress(data, compresslevel=1)
+            self.send_header("Content-Encoding", "gzip")
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)

@@ -88,7 +88,7 @@ def test_three_nodes_make_one_complete_verified_set(
         code, out, err = cli("backup", "run", "--config", config, "--backup-id", BACKUP_ID)
         assert code == 0, err
         statuses.append(out.split("set is ")[-1].strip())
-        assert "cities: snapshot on peer" in err  # progress goes to stderr, the summary to stdout
+        assert "cities: snapshot of shard(s)" in err  # progress goes to stderr, the summary to stdout
     assert statuses == ["incomplete", "incomplete", "complete"]
 
     code, out, _ = cli("backup", "show", BACKUP_ID, "--config", config, "--json")
@@ -103,9 +103,12 @@ def test_three_nodes_make_one_complete_verified_set(
     assert [p["id"] for p in cities["sample"]] == list(range(10))
     expected = backup.point_fingerprint({"id": 3, "payload": {"city": "c3"}, "vector": [3, 0.5, 0.25, 1]})
     assert cities["sample"][3] == expected
-    assert sorted(cities["nodes"]) == ["1000", "1001", "1002"]
-    for peer, record in cities["nodes"].items():
-        assert record["key"] == f"qdrant-backups/prod/{BACKUP_ID}/cities/{peer}.snapshot"
+    assert manifest["format"] == 2 and "nodes" not in cities
+    assert sorted(cities["shards"], key=int) == [str(shard) for shard in range(6)]
+    for shard, record in cities["shards"].items():
+        peer = 1000 + int(shard) % 3  # the stub places shard s on peer s mod 3
+        assert record["peer_id"] == peer
+        assert record["key"] == f"qdrant-backups/prod/{BACKUP_ID}/cities/shards/{shard}.{peer}.snapshot"
         stored = s3_client.get_object(Bucket=s3_bucket, Key=record["key"])
         body = stored["Body"].read()
         assert len(body) == record["size"] == 64 * 1024
@@ -116,12 +119,34 @@ def test_three_nodes_make_one_complete_verified_set(
         assert all(files == {} for files in node.state.snapshots.values())
     values = read_metrics(tmp_path)
     assert values[names()["last_run_success"]] == 1
-    assert values[names()["bytes"]] == 2 * 64 * 1024  # the last node's two collections
+    assert values[names()["bytes"]] == 3 * 64 * 1024  # the last node's shards: cities 2 and 5, places 2
     assert values[names()["failures"] + "_total"] == 0
 
     code, out, _ = cli("backup", "list", "--config", config)
     assert code == 0
     assert out.splitlines()[1].split()[:4] == [BACKUP_ID, "2026-11-24T00:00:00Z", "complete", "3"]
+
+
+def test_each_shard_of_a_replicated_collection_is_saved_once(stub_nodes, write_config, cli):
+    # Replication factor 2: each shard has two Active replicas; one snapshot of it is enough, and
+    # the nodes agree which replica makes it, so the set holds the data once.
+    state = stub_nodes[0].state
+    state.create(
+        "twice", {"vectors": {"size": 4, "distance": "Dot"}, "shard_number": 4, "replication_factor": 2}
+    )
+    state.points["twice"].update({i: {"id": i, "payload": {}, "vector": [i, 0, 0, 1]} for i in range(20)})
+    for i, node in enumerate(stub_nodes):
+        config = write_config(node.url, f"node{i}.yml")
+        assert (
+            cli("backup", "run", "--config", config, "--backup-id", BACKUP_ID, "--collection", "twice")[0]
+            == 0
+        )
+    code, out, _ = cli("backup", "show", BACKUP_ID, "--config", config, "--json")
+    shards = json.loads(out)["collections"]["twice"]["shards"]
+    assert code == 0 and sorted(shards) == ["0", "1", "2", "3"]
+    holders = {str(s): {1000 + s % 3, 1000 + (s + 1) % 3} for s in range(4)}
+    assert all(record["peer_id"] in holders[shard] for shard, record in shards.items())
+    assert len({record["peer_id"] for record in shards.values()}) > 1  # the work is shared
 
 
 def test_a_missing_node_leaves_the_set_incomplete(stub_nodes, write_config, cli):
@@ -139,7 +164,7 @@ def test_selected_collections_and_the_schedule_slot(stub_nodes, write_config, cl
     config = write_config(stub_nodes[0].url, schedule_slot="1d")
     code, out, _ = cli("backup", "run", "--config", config, "--collection", "places", "--json")
     part = json.loads(out)
-    assert code == 0 and list(part["snapshots"]) == ["places"]
+    assert code == 0 and list(part["shards"]) == ["places"]
     assert part["backup_id"] == backup.slot_id(backup._parse_iso(part["started"]), 86400)
     assert part["backup_id"].endswith("T000000Z")
     code, _, err = cli("backup", "run", "--config", config, "--collection", "nope")

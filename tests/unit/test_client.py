@@ -2,6 +2,7 @@
 
 import socket
 
+import httpx
 import pytest
 
 from qdrant_ops.client import ClusterClient, QdrantApiError, QdrantUnavailableError
@@ -76,3 +77,17 @@ def test_api_key_never_in_repr():
 def test_rejects_urls_that_are_not_http(url):
     with pytest.raises(ConfigError, match="http"):
         ClusterClient([url])
+
+
+def test_download_yields_the_snapshot_bytes_although_the_server_compresses(qdrant_stub, stub_client):
+    # Qdrant compresses every response the client accepts; the download must still hand back the
+    # snapshot's own bytes, which are what its checksum covers.
+    stub_client.request("PUT", "/collections/c", json={"vectors": {"size": 4, "distance": "Cosine"}})
+    name = stub_client.request("POST", "/collections/c/snapshots")["name"]
+    expected = qdrant_stub.state.snapshots["c"][name]
+    with stub_client.download(f"/collections/c/snapshots/{name}", qdrant_stub.url) as reader:
+        assert reader.read() == expected
+    # ...and the stub does compress for a client that accepts it, as Qdrant does.
+    url = f"{qdrant_stub.url}/collections/c/snapshots/{name}"
+    response = httpx.get(url, headers={"api-key": "stub-secret-key", "Accept-Encoding": "gzip"})
+    assert response.headers.get("content-encoding") == "gzip"

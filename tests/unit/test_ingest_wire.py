@@ -52,7 +52,8 @@ def test_named_vectors_uuid_id_and_strong_ordering():
 
 
 def test_payload_only_point_sends_an_empty_named_vector_map():
-    """FACTS.md section 6: payload-only points carry an empty named map, never an empty dense vector."""
+    """Payload-only points carry an empty named map, never an empty dense vector
+    (docs/qdrant-behaviour.md §6)."""
     (point,) = decode(
         [wire.encode_point(1, wire.encode_vectors(None), wire.encode_payload({"city": "Rome"}))]
     ).points

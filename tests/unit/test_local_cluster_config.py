@@ -1,4 +1,5 @@
-"""The local Qdrant launcher builds configs and command lines the way FACTS.md requires."""
+"""The local Qdrant launcher builds configs and command lines the way docs/qdrant-behaviour.md
+§1-§2 describes."""
 
 from pathlib import Path
 

@@ -2,18 +2,20 @@
 library sends are valid request bodies of that spec. Without this the unit tests could agree with
 a Qdrant that does not exist."""
 
+import dataclasses
 import json
 from pathlib import Path
 
 import pytest
 from openapi_schema_validator import OAS30Validator
 
-from qdrant_ops import backup, cluster, collections, ingest, points
+from qdrant_ops import backup, cluster, collections, ingest, points, restore
 from qdrant_ops.s3 import S3Settings
 from tests.support.s3 import TEST_CREDENTIALS
 
 SPEC = json.loads((Path(__file__).resolve().parents[1] / "data/qdrant-openapi-1.18.json").read_text())
-# Every endpoint the library uses, with whether it takes a JSON body.
+MULTIPART = "multipart"  # a snapshot upload: the file as the form field `snapshot`
+# Every endpoint the library uses, with whether it takes a JSON body (or a multipart upload).
 USED_ENDPOINTS = {
     ("GET", "/"): False,
     ("GET", "/cluster"): False,
@@ -30,10 +32,12 @@ USED_ENDPOINTS = {
     ("POST", "/collections/{collection_name}/points"): True,
     ("GET", "/collections/{collection_name}/points/{id}"): False,
     ("POST", "/collections/{collection_name}/points/scroll"): True,
-    ("GET", "/collections/{collection_name}/snapshots"): False,
-    ("POST", "/collections/{collection_name}/snapshots"): False,
-    ("GET", "/collections/{collection_name}/snapshots/{snapshot_name}"): False,
-    ("DELETE", "/collections/{collection_name}/snapshots/{snapshot_name}"): False,
+    ("GET", "/collections/{collection_name}/shards/{shard_id}/snapshots"): False,
+    ("POST", "/collections/{collection_name}/shards/{shard_id}/snapshots"): False,
+    ("GET", "/collections/{collection_name}/shards/{shard_id}/snapshots/{snapshot_name}"): False,
+    ("DELETE", "/collections/{collection_name}/shards/{shard_id}/snapshots/{snapshot_name}"): False,
+    ("POST", "/collections/{collection_name}/snapshots/upload"): MULTIPART,
+    ("POST", "/collections/{collection_name}/shards/{shard_id}/snapshots/upload"): MULTIPART,
 }
 
 
@@ -98,6 +102,13 @@ def served(qdrant_stub, stub_client, tmp_path, s3_server, s3_client, s3_bucket):
         ),
     )
     backup.run_node_backup(stub_client, qdrant_stub.url, settings, s3_client, backup_id="shapes")
+    manifest = backup.show_set(s3_client, settings, "shapes")
+    for shard_id in (0, None):  # a shard snapshot, then the same file as a whole-collection upload
+        snap = restore.snapshots_of(manifest, settings.layout, "cities")[0]
+        local = tmp_path / f"upload-{shard_id}.snapshot"
+        s3_client.download_file(s3_bucket, snap.key, str(local))
+        snap = dataclasses.replace(snap, shard_id=shard_id, node=qdrant_stub.url)
+        restore.recover(stub_client, snap, local, timeout=30)
     collections.ensure_collection(stub_client, {"name": "places"}, state="absent")
     return qdrant_stub.state.requests
 
@@ -108,9 +119,14 @@ def test_every_used_endpoint_is_exercised(served):
 
 
 def test_requests_match_the_spec(served):
-    for method, path, _query, body, *_ in served:
+    for method, path, query, body, *_ in served:
         template = template_of(path)
-        if USED_ENDPOINTS[(method, template)]:
+        if USED_ENDPOINTS[(method, template)] == MULTIPART:
+            schema = operation(method, template)["requestBody"]["content"]["multipart/form-data"]["schema"]
+            assert set(schema["properties"]) == {"snapshot"} and body["snapshot"]
+            known = {p["name"] for p in operation(method, template)["parameters"] if p["in"] == "query"}
+            assert set(query) <= known, f"{method} {path}: query {sorted(query)} not in {sorted(known)}"
+        elif USED_ENDPOINTS[(method, template)]:
             schema = operation(method, template)["requestBody"]["content"]["application/json"]["schema"]
             validate(schema, body)
         else:

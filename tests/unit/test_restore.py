@@ -1,21 +1,23 @@
-"""Restore from a backup set, through the CLI, against three stub nodes (the stub's snapshots
-carry its points, so a recover really brings them back) and a moto S3 endpoint: a restore after
-every collection is deleted, each refusal with nothing changed, a dry run, a restore that comes
-out different, and the pure planning. The same procedure against a real Qdrant cluster is in
-tests/e2e/test_restore_real_qdrant.py."""
+"""Restore from a backup set, through the CLI, against three stub nodes that share one cluster state
+(the stub's snapshots carry their points, so a recover really brings them back) and a moto S3
+endpoint: per-shard (format 2) restores, a format 1 set node by node, each refusal with nothing
+changed, a dry run, a restore that comes out different, and the pure planning. The same procedure
+against a real Qdrant cluster is in tests/e2e/test_restore_real_qdrant.py."""
 
 from __future__ import annotations
 
 import copy
 import json
+from collections import Counter
 from itertools import pairwise
-from pathlib import Path
 
 import pytest
 import yaml
 
-from qdrant_ops import restore
+from qdrant_ops import backup, restore
 from qdrant_ops.cli import EXIT_ERROR, main
+from qdrant_ops.s3 import S3Settings
+from tests.support.backup_fixtures import corrupt_one_object
 from tests.support.s3 import TEST_CREDENTIALS
 
 API_KEY = "stub-secret-key"
@@ -24,12 +26,10 @@ BACKUP_ID = "20261124T000000Z"
 
 @pytest.fixture
 def cluster(stub_nodes, tmp_path, s3_server, s3_bucket):
-    """Three stub nodes with their snapshots directories, backed up into BACKUP_ID."""
+    """Three stub nodes with a backup config each; the original points of the demo collections."""
     (tmp_path / "api-key").write_text(API_KEY)
     configs = []
     for index, node in enumerate(stub_nodes):
-        node.state.snapshots_path = str(tmp_path / f"snapshots-{index}")
-        Path(node.state.snapshots_path).mkdir()
         config = tmp_path / f"backup-{index}.yml"
         config.write_text(yaml.safe_dump({
             "cluster": "prod",
@@ -45,183 +45,302 @@ def cluster(stub_nodes, tmp_path, s3_server, s3_bucket):
     return stub_nodes, configs, original
 
 
-def backup_all(nodes, configs, backup_id=BACKUP_ID, count=None):
+def backup_all(configs, backup_id=BACKUP_ID, count=None):
     for config in configs[:count]:
         assert main(["backup", "run", "--config", config, "--backup-id", backup_id]) == 0
 
 
-def node_args(nodes) -> list[str]:
-    return [arg for node in nodes for arg in ("--node", f"{node.url}={node.state.snapshots_path}")]
+def drop_everything(nodes) -> None:
+    nodes[0].state.collections.clear()  # shared by the three stub nodes
+    nodes[0].state.points.clear()
+    nodes[0].state.placement.clear()
 
 
-def run_restore(capsys, nodes, configs, *extra) -> tuple[int, str, str]:
+def staged_files(tmp_path) -> list:
+    return sorted((tmp_path / "staging").rglob("*.snapshot*"))
+
+
+def run_restore(capsys, tmp_path, nodes, configs, *extra) -> tuple[int, str, str]:
     capsys.readouterr()  # what the backups printed
-    code = main(["restore", "--config", configs[0], *node_args(nodes), *extra])
+    node_args = [arg for node in nodes for arg in ("--node", node.url)]
+    code = main(
+        ["restore", "--config", configs[0], *node_args, "--staging-dir", str(tmp_path / "staging"), *extra]
+    )
     out, err = capsys.readouterr()
     return code, out, err
 
 
-def test_every_collection_deleted_then_restored_identical(cluster, capsys):
-    nodes, configs, original = cluster
-    backup_all(nodes, configs)
-    for node in nodes:
-        node.state.collections.clear()
-        node.state.points.clear()
+def recovered(nodes) -> Counter:
+    return Counter(
+        (name, shard, priority) for node in nodes for name, shard, priority in node.state.recovered
+    )
 
-    code, out, err = run_restore(capsys, nodes, configs, "--json")
+
+def test_every_collection_deleted_then_restored_shard_by_shard(cluster, capsys, tmp_path):
+    nodes, configs, original = cluster
+    backup_all(configs)
+    drop_everything(nodes)
+
+    code, out, err = run_restore(capsys, tmp_path, nodes, configs, "--json")
 
     assert code == 0, err
     report = json.loads(out)
-    assert report["backup_id"] == BACKUP_ID and report["problems"] == []
-    for node in nodes:
-        assert node.state.points == original
-        recovered = {(name, priority) for name, _, priority in node.state.recovered}
-        assert recovered == {
-            ("cities", "snapshot"),
-            ("places", "snapshot"),
-        }  # its own part, explicit priority
-        assert all(path.startswith(node.state.snapshots_path) for _, path, _ in node.state.recovered)
-        assert not (Path(node.state.snapshots_path) / restore.RESTORE_DIR / BACKUP_ID).exists()  # cleaned up
-    order = [node.state.recover_order for node in nodes]  # node by node
-    assert all(max(before) < min(after) for before, after in pairwise(order)), order
+    assert report["backup_id"] == BACKUP_ID and report["problems"] == [] and report["format"] == 2
+    assert nodes[0].state.points == original
+    # every shard recovered exactly once, with the explicit priority, spread over the nodes
+    expected = {("cities", s, "snapshot") for s in range(6)} | {("places", s, "snapshot") for s in range(3)}
+    assert recovered(nodes) == Counter(expected)
+    assert all(node.state.recovered for node in nodes)
+    info = nodes[1].state.info("cities")
+    assert info["config"]["params"]["shard_number"] == 6  # created from the manifest's config
+    assert staged_files(tmp_path) == []  # cleaned up
     assert API_KEY not in out + err
 
 
-def test_existing_collections_are_replaced_only_with_overwrite(cluster, capsys):
+def test_existing_collections_are_replaced_only_with_overwrite(cluster, capsys, tmp_path):
     nodes, configs, original = cluster
-    backup_all(nodes, configs)
+    backup_all(configs)
     nodes[0].state.points["cities"][0]["payload"] = {"city": "changed after the backup"}
-    code, _, err = run_restore(capsys, nodes, configs)
+    code, _, err = run_restore(capsys, tmp_path, nodes, configs)
     assert code == EXIT_ERROR and "already exist on the target: pass overwrite" in err
-    assert all(not node.state.recovered for node in nodes)
-    code, _, err = run_restore(capsys, nodes, configs, "--overwrite", "--collection", "cities")
+    assert not recovered(nodes)
+    code, _, err = run_restore(capsys, tmp_path, nodes, configs, "--overwrite", "--collection", "cities")
     assert code == 0, err
     assert nodes[0].state.points["cities"] == original["cities"]
-    deletes = [r for r in nodes[0].state.requests if r[0] == "DELETE" and r[1] == "/collections/cities"]
+    deletes = [
+        r for n in nodes for r in n.state.requests if r[0] == "DELETE" and r[1] == "/collections/cities"
+    ]
     assert len(deletes) == 1
 
 
-def corrupt_one_object(s3_client, bucket, suffix="/cities/1001.snapshot"):
-    """Flip one bit of a snapshot object, keeping its size and its recorded sha256 metadata."""
-    key = next(
-        item["Key"]
-        for item in s3_client.list_objects_v2(Bucket=bucket)["Contents"]
-        if suffix in item["Key"] and item["Key"].endswith(".snapshot")
-    )
-    head = s3_client.head_object(Bucket=bucket, Key=key)
-    body = s3_client.get_object(Bucket=bucket, Key=key)["Body"].read()
-    damaged = body[:-1] + bytes([body[-1] ^ 1])  # same size, same recorded sha256 metadata
-    s3_client.put_object(Bucket=bucket, Key=key, Body=damaged, Metadata=head["Metadata"])
+def write_format1_set(nodes, settings: backup.BackupSettings, s3_client, backup_id: str = BACKUP_ID) -> None:
+    """A set as qdrant-ops wrote it before shard snapshots: a collection snapshot per node."""
+    layout = settings.layout
+    from qdrant_ops.client import ClusterClient  # noqa: PLC0415
+
+    for node in nodes:
+        with ClusterClient([node.url], API_KEY) as client:
+            peer_id, peers = backup.node_identity(client, node.url)
+            part = {"format": 1, "backup_id": backup_id, "cluster": settings.cluster, "node": node.url,
+                    "peer_id": peer_id, "peers": peers, "qdrant_version": client.version(), "status": "ok",
+                    "started": "2026-11-24T00:00:00Z", "finished": "2026-11-24T00:01:00Z",
+                    "collections": {}, "snapshots": {}}  # fmt: skip
+            for name in ("cities", "places"):
+                part["collections"][name] = backup.collection_view(client, name, 32)
+                key = layout.snapshot_key(backup_id, name, peer_id)
+                meta = {"collection": name, "peer-id": str(peer_id), "backup-id": backup_id}
+                part["snapshots"][name] = backup.snapshot_to_s3(
+                    client, node.url, settings, s3_client, key=key, metadata=meta
+                )
+        backup._put_json(s3_client, settings.s3.bucket, layout.part_key(backup_id, peer_id), part)
+    backup.update_manifest(s3_client, settings.s3.bucket, layout, backup_id)
+
+
+def test_a_format_1_set_is_restored_node_by_node(cluster, capsys, tmp_path, s3_client, s3_bucket, s3_server):
+    nodes, configs, original = cluster
+    settings = backup.BackupSettings(
+        "prod",
+        S3Settings(bucket=s3_bucket, prefix="qdrant-backups", endpoint_url=s3_server.endpoint_url,
+                   region=TEST_CREDENTIALS["region_name"], access_key=TEST_CREDENTIALS["aws_access_key_id"],
+                   secret_key=TEST_CREDENTIALS["aws_secret_access_key"]),
+    )  # fmt: skip
+    write_format1_set(nodes, settings, s3_client)
+    drop_everything(nodes)
+
+    code, out, err = run_restore(capsys, tmp_path, nodes, configs, "--json")
+
+    assert code == 0, err
+    assert json.loads(out)["format"] == 1
+    assert nodes[0].state.points == original
+    for node in nodes:  # its own part of each collection, explicit priority
+        assert {(name, priority) for name, _, priority in node.state.recovered} == {
+            ("cities", "snapshot"),
+            ("places", "snapshot"),
+        }
+    order = [node.state.recover_order for node in nodes]  # node by node
+    assert all(max(before) < min(after) for before, after in pairwise(order)), order
+
+
+def tamper_part(s3_client, bucket, change) -> None:
+    key = f"qdrant-backups/prod/{BACKUP_ID}/parts/1000.json"
+    part = json.loads(s3_client.get_object(Bucket=bucket, Key=key)["Body"].read())
+    change(part)
+    s3_client.put_object(Bucket=bucket, Key=key, Body=json.dumps(part).encode())
 
 
 REFUSALS = {
     "incomplete set": ("is incomplete", []),
     "checksum mismatch": ("checksum mismatch for s3://", []),
     "other minor version": ("restore only into the same minor version", []),
-    "too few nodes": ("each part needs its own node", []),
-    "bad peer mapping": ("peer 9999 is not in the set", ["--map", "9999=http://127.0.0.1:1"]),
+    "peer map on a shard set": (
+        "a peer map applies to format 1 sets only",
+        ["--map", "1000=http://127.0.0.1:1"],
+    ),
     "unknown collection": ("has no collection nope", ["--collection", "nope"]),
+    "key outside the layout": ("the part record was tampered with", []),
+    "bad parallel": ("--parallel must be at least 1", ["--parallel", "0"]),
 }
 
 
 @pytest.mark.parametrize("case", list(REFUSALS))
-def test_refusals_change_nothing(case, cluster, capsys, s3_client, s3_bucket):
+def test_refusals_change_nothing(case, cluster, capsys, tmp_path, s3_client, s3_bucket):
     nodes, configs, _ = cluster
     message, extra = REFUSALS[case]
-    backup_all(nodes, configs, count=2 if case == "incomplete set" else None)
-    for node in nodes:
-        node.state.collections.clear()
-        node.state.points.clear()
-    targets = nodes
+    backup_all(configs, count=2 if case == "incomplete set" else None)
+    drop_everything(nodes)
     if case == "checksum mismatch":
         corrupt_one_object(s3_client, s3_bucket)
     elif case == "other minor version":
         for node in nodes:
             node.state.version = "1.19.0"
-    elif case == "too few nodes":
-        targets = nodes[:2]
-    before = [len(node.state.requests) for node in nodes]
-    capsys.readouterr()
+    elif case == "key outside the layout":
 
-    code = main(["restore", "--config", configs[0], *node_args(targets), *extra,
-                 *(["--backup-id", BACKUP_ID] if case == "incomplete set" else [])])  # fmt: skip
-    err = capsys.readouterr().err
+        def elsewhere(part):  # shard 0 names shard 3's object, size and sha256: all else checks out
+            part["shards"]["cities"]["0"] = dict(part["shards"]["cities"]["3"])
+
+        tamper_part(s3_client, s3_bucket, elsewhere)
+    before = [len(node.state.requests) for node in nodes]
+
+    code, _, err = run_restore(
+        capsys,
+        tmp_path,
+        nodes,
+        configs,
+        *extra,
+        *(["--backup-id", BACKUP_ID] if case == "incomplete set" else []),
+    )
 
     assert code == EXIT_ERROR and message in err, err
     assert "Traceback" not in err
+    assert not recovered(nodes) and nodes[0].state.collections == {}
     for node, count in zip(nodes, before, strict=True):
-        assert not node.state.recovered and node.state.collections == {}
         changes = [r for r in node.state.requests[count:] if r[0] in ("PUT", "POST", "PATCH", "DELETE")]
         assert changes == [], changes
-        assert list(Path(node.state.snapshots_path).rglob("*.snapshot")) == []  # downloads removed
+    assert staged_files(tmp_path) == []  # downloads removed
 
 
-def test_dry_run_checks_and_prints_the_plan(cluster, capsys):
+def test_the_old_node_form_is_refused_with_the_new_one(cluster, capsys, tmp_path):
     nodes, configs, _ = cluster
-    backup_all(nodes, configs)
-    for node in nodes:
-        node.state.collections.clear()
-    code, out, _ = run_restore(capsys, nodes, configs, "--dry-run")
-    assert code == 0 and "dry run, nothing changed" in out
-    assert out.count("cities") == 3 and all(node.url in out for node in nodes)
-    assert all(not node.state.recovered and node.state.collections == {} for node in nodes)
+    code = main(["restore", "--config", configs[0], "--node", f"{nodes[0].url}=/var/lib/qdrant/snapshots"])
+    assert code == EXIT_ERROR and "--node takes a URL only" in capsys.readouterr().err
 
 
-def test_a_restore_that_comes_out_different_fails_and_says_how(cluster, capsys):
+def test_dry_run_checks_and_prints_the_plan(cluster, capsys, tmp_path):
     nodes, configs, _ = cluster
-    backup_all(nodes, configs)
+    backup_all(configs)
+    drop_everything(nodes)
+    code, out, _ = run_restore(capsys, tmp_path, nodes, configs, "--dry-run")
+    assert code == 0 and "dry run, nothing changed" in out and "format 2" in out
+    assert out.count("cities") == 6 and out.count("places") == 3  # one row a shard
+    assert not recovered(nodes) and nodes[0].state.collections == {}
+    assert staged_files(tmp_path) == []
+
+
+def test_a_restore_that_comes_out_different_fails_and_says_how(cluster, capsys, tmp_path):
+    nodes, configs, _ = cluster
+    backup_all(configs)
+    drop_everything(nodes)
     for node in nodes:
-        node.state.collections.clear()
-        node.state.recover_loses_points = 1
-    code, _, err = run_restore(capsys, nodes, configs)
+        node.state.recover_loses_points = 1  # each shard's recover drops its last point
+    code, _, err = run_restore(capsys, tmp_path, nodes, configs)
     assert code == EXIT_ERROR
-    assert "differs from the backup: cities: 9 points, the backup has 10" in err
+    assert "differs from the backup: cities: 4 points, the backup has 10" in err
     assert "sampled point 9 is missing" in err
 
 
 # -- planning (pure) ---------------------------------------------------------------------------------
-MANIFEST = {
-    "backup_id": BACKUP_ID,
-    "qdrant_version": "1.18.3",
-    "collections": {
-        "a": {"nodes": {str(p): {"key": f"k/a/{p}", "size": 1, "sha256": "0" * 64} for p in (7, 8, 9)}},
-        "b": {"nodes": {str(p): {"key": f"k/b/{p}", "size": 1, "sha256": "0" * 64} for p in (7, 8, 9)}},
-    },
-}
-TARGETS = [restore.Target(f"http://n{i}:6333", Path(f"/s{i}")) for i in range(4)]
+LAYOUT = backup.Layout("qdrant-backups", "prod")
 
 
-def test_plan_goes_node_by_node_in_peer_order_or_as_mapped():
-    steps = restore.plan_restore(MANIFEST, TARGETS, target_version="1.18.0")
-    assert [(s.peer_id, s.target.url, s.collection) for s in steps] == [
+def shard_manifest(**record_changes) -> dict:
+    shards = {
+        str(s): {"peer_id": 7 + s % 3, "key": LAYOUT.shard_key(BACKUP_ID, "a", s, 7 + s % 3), "size": 10,
+                 "sha256": "0" * 64}
+        for s in range(4)
+    }  # fmt: skip
+    shards["1"].update(record_changes)
+    view = {"shards": shards, "config": {"params": {"replication_factor": 2}}}
+    return {"backup_id": BACKUP_ID, "format": 2, "qdrant_version": "1.18.3", "collections": {"a": view}}
+
+
+def test_snapshots_of_a_shard_set_follow_the_layout():
+    snaps = restore.snapshots_of(shard_manifest(), LAYOUT, "a")
+    assert [(s.shard_id, s.peer_id) for s in snaps] == [(0, 7), (1, 8), (2, 9), (3, 7)]
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"key": "qdrant-backups/prod/other/a/shards/1.8.snapshot"}, "tampered with"),
+        ({"key": "../../../victim"}, "tampered with"),
+        ({"peer_id": 9}, "tampered with"),  # the key no longer fits the peer
+        ({"sha256": "zz"}, "no valid sha256"),
+        ({"size": -1}, "not a non-negative integer"),
+        ({"peer_id": "7"}, "not a non-negative integer"),
+    ],
+)
+def test_records_that_do_not_fit_the_layout_are_refused(changes, message):
+    with pytest.raises(restore.RestoreError, match=message):
+        restore.snapshots_of(shard_manifest(**changes), LAYOUT, "a")
+
+
+@pytest.mark.parametrize("name", ["../x", "..", "a/b", ""])
+def test_collection_names_from_s3_are_checked(name):
+    manifest = shard_manifest()
+    manifest["collections"][name] = manifest["collections"].pop("a")
+    with pytest.raises(restore.RestoreError, match="names a collection"):
+        restore.snapshots_of(manifest, LAYOUT, name)
+
+
+def test_shards_are_recovered_on_one_of_their_replicas_spread_over_peers():
+    snaps = restore.snapshots_of(shard_manifest(), LAYOUT, "a")
+    placement = [{"shard_id": s, "peer_id": p, "state": "Active"} for s in range(4) for p in (1, 2)]
+    assigned = restore.assign_shards(snaps, placement, {1: "http://n1", 2: "http://n2"})
+    assert [s.node for s in assigned] == ["http://n1", "http://n2", "http://n1", "http://n2"]
+    with pytest.raises(restore.RestoreError, match="no node URL given answers"):
+        restore.assign_shards(snaps, placement, {1: "http://n1"})
+
+
+def test_too_few_peers_for_the_replication_factor_is_refused():
+    with pytest.raises(restore.RestoreError, match="replication factor 2 but the target has 1 peer"):
+        restore.check_restorable(
+            shard_manifest(),
+            collections=["a"],
+            existing=[],
+            target_version="1.18.0",
+            overwrite=False,
+            peer_count=1,
+        )
+
+
+FORMAT1 = [restore.Snapshot(c, f"k/{c}/{p}", 1, "0" * 64, p) for p in (7, 8, 9) for c in ("a", "b")]
+NODES = [f"http://n{i}:6333" for i in range(4)]
+
+
+def test_a_format_1_plan_goes_node_by_node_in_peer_order_or_as_mapped():
+    steps = restore.plan_nodes(FORMAT1, NODES)
+    assert [(s.peer_id, s.node, s.collection) for s in steps] == [
         (7, "http://n0:6333", "a"), (7, "http://n0:6333", "b"),
         (8, "http://n1:6333", "a"), (8, "http://n1:6333", "b"),
         (9, "http://n2:6333", "a"), (9, "http://n2:6333", "b"),
     ]  # fmt: skip
-    mapped = restore.plan_restore(
-        MANIFEST,
-        TARGETS,
-        collections=["b"],
-        peer_map={7: "http://n3:6333", 8: "http://n0:6333", 9: "http://n1:6333"},
-    )
-    assert [(s.peer_id, s.target.url) for s in mapped] == [(7, "http://n3:6333"), (8, "http://n0:6333"),
-                                                          (9, "http://n1:6333")]  # fmt: skip
+    mapped = restore.plan_nodes(
+        [s for s in FORMAT1 if s.collection == "b"], NODES,
+        {7: "http://n3:6333", 8: "http://n0:6333", 9: "http://n1:6333"},
+    )  # fmt: skip
+    assert [(s.peer_id, s.node) for s in mapped] == [(7, "http://n3:6333"), (8, "http://n0:6333"),
+                                                     (9, "http://n1:6333")]  # fmt: skip
 
 
 @pytest.mark.parametrize(
-    ("kwargs", "message"),
+    ("nodes", "peer_map", "message"),
     [
-        ({"peer_map": {7: "http://n0:6333", 8: "http://n0:6333", 9: "http://n1:6333"}}, "same node"),
-        ({"peer_map": {7: "http://n0:6333"}}, "peer 8 has no target"),
-        (
-            {"peer_map": {7: "http://x:1", 8: "http://n0:6333", 9: "http://n1:6333"}},
-            "http://x:1 is not a target",
-        ),
-        ({"target_version": "1.17.9"}, "same minor version"),
-        ({"existing": ["a"]}, "already exist"),
+        (NODES, {7: "http://n0:6333", 8: "http://n0:6333", 9: "http://n1:6333"}, "same node"),
+        (NODES, {7: "http://n0:6333"}, "peer 8 has no target"),
+        (NODES, {7: "http://x:1", 8: "http://n0:6333", 9: "http://n1:6333"}, "http://x:1 is not a target"),
+        (NODES[:2], None, "each part needs its own node"),
     ],
 )
-def test_plan_refusals(kwargs, message):
+def test_format_1_plan_refusals(nodes, peer_map, message):
     with pytest.raises(restore.RestoreError, match=message):
-        restore.plan_restore(MANIFEST, TARGETS, **kwargs)
-    assert restore.plan_restore(MANIFEST, TARGETS, existing=["a"], overwrite=True)
+        restore.plan_nodes(FORMAT1, nodes, peer_map)

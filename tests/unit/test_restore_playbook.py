@@ -1,20 +1,22 @@
-"""playbooks/restore.yml over three stub nodes (local connection, the project venv standing in for
-the nodes' /opt/qdrant-ops/venv) and moto: a restore after every collection was deleted, and a
-damaged object refused before anything changes."""
+"""playbooks/restore.yml over three stub nodes of one cluster (local connection, the project venv
+standing in for the nodes' /opt/qdrant-ops/venv) and moto: check mode plans and changes nothing, a
+restore after every collection was deleted recovers each shard once, and a damaged object is
+refused before anything changes."""
 
 from __future__ import annotations
 
 import copy
 import json
-from itertools import pairwise
-from pathlib import Path
+from collections import Counter
 
 import pytest
 import yaml
 
 from qdrant_ops.cli import main
+from tests.support.backup_fixtures import corrupt_one_object
 from tests.support.playbook import ROOT, run_playbook
-from tests.unit.test_restore import BACKUP_ID, corrupt_one_object
+
+BACKUP_ID = "20261124T000000Z"
 
 S3_SECRET = "s3-secret-for-the-restore-playbook"
 
@@ -29,21 +31,20 @@ def cluster(stub_nodes, s3_server, s3_bucket, tmp_path):
     for i, node in enumerate(stub_nodes):
         config_dir = tmp_path / f"etc{i}"
         config_dir.mkdir()
-        node.state.snapshots_path = str(tmp_path / f"snapshots{i}")
-        Path(node.state.snapshots_path).mkdir()
         config = {"cluster": "prod", "qdrant": {"url": node.url, "api_key": "stub-secret-key"}, "s3": s3}
         (config_dir / "backup.yml").write_text(yaml.safe_dump(config))
         assert (
             main(["backup", "run", "--config", str(config_dir / "backup.yml"), "--backup-id", BACKUP_ID]) == 0
         )
         hosts[f"q{i}"] = {"ansible_connection": "local", "qdrant_backup_config_dir": str(config_dir),
-                          "qdrant_snapshots_path": node.state.snapshots_path}  # fmt: skip
+                          "qdrant_snapshots_path": str(tmp_path / f"snapshots{i}")}  # fmt: skip
     (tmp_path / "hosts.yml").write_text(yaml.safe_dump({"all": {"children": {"qdrant": {"hosts": hosts}}}}))
-    overrides = json.dumps({"qdrant_backup_install_dir": str(tmp_path / "install"), "ansible_become": False})
+    overrides = json.dumps({"qdrant_backup_install_dir": str(tmp_path / "install"), "ansible_become": False,
+                            "restore_nodes": [node.url for node in stub_nodes]})  # fmt: skip
     original = copy.deepcopy(stub_nodes[0].state.points)
-    for node in stub_nodes:
-        node.state.collections.clear()
-        node.state.points.clear()
+    stub_nodes[0].state.collections.clear()  # shared by the three stub nodes
+    stub_nodes[0].state.points.clear()
+    stub_nodes[0].state.placement.clear()
 
     def play(*extra: str):
         result, _ = run_playbook(
@@ -56,29 +57,38 @@ def cluster(stub_nodes, s3_server, s3_bucket, tmp_path):
     return play, original
 
 
-def test_restore_every_collection_node_by_node(cluster, stub_nodes):
+def recovered(nodes) -> Counter:
+    return Counter(
+        (name, shard, priority) for node in nodes for name, shard, priority in node.state.recovered
+    )
+
+
+def test_check_mode_plans_and_changes_nothing(cluster, stub_nodes):
+    play, _ = cluster
+    result = play("--check")
+    assert result.returncode == 0, result.stdout[-4000:]
+    assert "plan only (check mode): 9 snapshot(s)" in result.stdout, result.stdout[-3000:]
+    assert not recovered(stub_nodes) and stub_nodes[0].state.collections == {}
+
+
+def test_restore_every_collection_each_shard_once(cluster, stub_nodes, tmp_path):
     play, original = cluster
     result = play()
     assert result.returncode == 0, result.stdout[-4000:]
-    assert f"backup {BACKUP_ID} restored and verified" in result.stdout
-    for node in stub_nodes:
-        assert node.state.points == original
-        assert {(name, priority) for name, _, priority in node.state.recovered} == {
-            ("cities", "snapshot"),
-            ("places", "snapshot"),
-        }
-        assert list(Path(node.state.snapshots_path).rglob("*.snapshot")) == []
-    # one node at a time: every recover of a node comes before the next node's first one
-    order = [node.state.recover_order for node in stub_nodes]
-    assert all(max(before) < min(after) for before, after in pairwise(order)), order
+    assert f"backup {BACKUP_ID} (format 2)" in result.stdout and "restored and verified" in result.stdout
+    assert stub_nodes[0].state.points == original
+    expected = {("cities", s, "snapshot") for s in range(6)} | {("places", s, "snapshot") for s in range(3)}
+    assert recovered(stub_nodes) == Counter(expected)
+    assert list((tmp_path / "snapshots0").rglob("*.snapshot")) == []  # the first node staged, then cleaned
 
 
-def test_a_damaged_object_is_refused_before_anything_changes(cluster, stub_nodes, s3_client, s3_bucket):
+def test_a_damaged_object_is_refused_before_anything_changes(
+    cluster, stub_nodes, s3_client, s3_bucket, tmp_path
+):
     play, _ = cluster
     corrupt_one_object(s3_client, s3_bucket)
     result = play()
     assert result.returncode != 0
     assert "checksum mismatch for s3://" in result.stdout and "nothing was restored" in result.stdout
-    for node in stub_nodes:
-        assert node.state.recovered == [] and node.state.collections == {}
-        assert list(Path(node.state.snapshots_path).rglob("*.snapshot")) == []
+    assert not recovered(stub_nodes) and stub_nodes[0].state.collections == {}
+    assert list(tmp_path.rglob("*.snapshot")) == []

@@ -68,9 +68,12 @@ def test_a_set_from_every_node_then_nothing_to_do(play, stub_nodes):
     assert result.returncode == 0, result.stdout[-3000:]
     assert [hosts[f"q{i}"]["peer_id"] for i in range(3)] == [1000, 1001, 1002]
     assert hosts["q2"]["set_status"] == "complete"
-    cities = hosts["q0"]["snapshots"]["cities"]
-    assert cities["key"] == f"qdrant-backups/prod/{BACKUP_ID}/cities/1000.snapshot"
-    assert cities["size"] == 64 * 1024 and len(cities["sha256"]) == 64 and cities["seconds"] >= 0
+    cities = hosts["q0"]["shards"]["cities"]
+    assert sorted(cities) == ["0", "3"]  # the shards peer 1000 is the source of
+    assert cities["3"]["key"] == f"qdrant-backups/prod/{BACKUP_ID}/cities/shards/3.1000.snapshot"
+    assert (
+        cities["3"]["size"] == 64 * 1024 and len(cities["3"]["sha256"]) == 64 and cities["3"]["seconds"] >= 0
+    )
 
     result, hosts = play(task)
     assert result.returncode == 0 and not any(h["changed"] for h in hosts.values())
@@ -86,8 +89,8 @@ def test_a_set_from_every_node_then_nothing_to_do(play, stub_nodes):
     assert hosts["q0"]["changed"] is True
     result, hosts = play({"state": "absent", "backup_id": BACKUP_ID}, limit="q0")
     assert (
-        hosts["q0"]["changed"] is True and hosts["q0"]["deleted_objects"] == 10
-    )  # 6 snapshots, 3 parts, manifest
+        hosts["q0"]["changed"] is True and hosts["q0"]["deleted_objects"] == 13
+    )  # 9 shard snapshots (cities 6, places 3), 3 parts, manifest
     result, hosts = play({"state": "absent", "backup_id": BACKUP_ID}, limit="q0")
     assert hosts["q0"]["changed"] is False
 
