@@ -133,35 +133,26 @@ def present(module, config) -> dict:
     settings = config.settings
     s3_client = s3.make_client(settings.s3)
     backup.check_bucket(s3_client, settings.s3.bucket, settings.layout.cluster_prefix())
-    with config.client() as client:
-        peer_id, _ = backup.node_identity(client, config.node_url)
-        backup_id = module.params["backup_id"] or backup.slot_id(datetime.now(UTC), settings.slot_seconds)
-        backup.check_name(backup_id, "backup id")
-        done = (
-            None if module.params["force"] else backup.finished_part(s3_client, settings, backup_id, peer_id)
-        )
-        wanted = set(settings.collections) or set(client.collection_names())
-        if done and wanted <= set(done.get("shards") or {}):
-            return {
-                "changed": False,
-                "backup_id": backup_id,
-                "peer_id": peer_id,
-                "shards": done["shards"],
-                "set_status": backup.show_set(s3_client, settings, backup_id)["status"],
-            }
-        if module.check_mode:
-            return {
-                "changed": True,
-                "backup_id": backup_id,
-                "peer_id": peer_id,
-                "would_snapshot": sorted(wanted),
-            }
-    part = backup_job.run_backup(config, backup_id)
+    backup_id = module.params["backup_id"] or backup.slot_id(datetime.now(UTC), settings.slot_seconds)
+    backup.check_name(backup_id, "backup id")
+    if module.check_mode:
+        with config.client() as client:
+            peer_id, _ = backup.node_identity(client, config.node_url)
+            done = (
+                None
+                if module.params["force"]
+                else backup.finished_part(s3_client, settings, backup_id, peer_id)
+            )
+            wanted = set(settings.collections) or set(client.collection_names())
+        kept = done is not None and wanted <= set(done.get("shards") or done.get("snapshots") or {})
+        return {"changed": not kept, "backup_id": backup_id, "peer_id": peer_id,
+                "would_snapshot": [] if kept else sorted(wanted)}  # fmt: skip
+    part = backup_job.run_backup(config, backup_id, force=module.params["force"])
     return {
-        "changed": True,
+        "changed": not part.get("skipped"),
         "backup_id": backup_id,
         "peer_id": part["peer_id"],
-        "shards": part["shards"],
+        "shards": part.get("shards") or {},
         "set_status": part["set_status"],
     }
 

@@ -325,12 +325,17 @@ def run_node_backup(
     s3_client,
     *,
     backup_id: str | None = None,
+    force: bool = False,
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
     log: Callable[[str], None] = lambda _line: None,
 ) -> dict:
     """Back up every selected collection of one node into the set `backup_id` (default: the
     current schedule slot) and refresh the set's manifest. Returns the part record; raises
-    BackupError / S3Error / QdrantOpsError after recording the failure in the part."""
+    BackupError / S3Error / QdrantOpsError after recording the failure in the part.
+
+    A part of this node that already succeeded in the set is kept (returned with `skipped`), so
+    a second run in the same slot can neither turn a complete set incomplete nor mix two points
+    in time; `force` replaces it."""
     started = now()
     backup_id = check_name(backup_id, "backup id") if backup_id else slot_id(started, settings.slot_seconds)
     layout = settings.layout
@@ -346,12 +351,13 @@ def run_node_backup(
     peer_id, peers = node_identity(client, node)  # Qdrant down: nothing to record, set stays incomplete
     part.update(peer_id=peer_id, peers=peers, qdrant_version=client.version(node=node))
     check_bucket(s3_client, settings.s3.bucket, layout.cluster_prefix())
+    if not force:
+        done = _kept_part(client, peer_id, settings, s3_client, backup_id)
+        if done is not None:
+            log(f"peer {peer_id}'s part of {backup_id} already succeeded: kept (force replaces it)")
+            return done
     try:
-        names = client.collection_names()
-        missing = sorted(set(settings.collections) - set(names))
-        if missing:
-            raise ConfigError(f"collections not found: {', '.join(missing)}; existing: {', '.join(names)}")
-        selected = sorted(settings.collections) if settings.collections else names
+        selected = selected_collections(client, settings)
         part["collections"] = {}
         for collection in selected:
             view = collection_view(client, collection, settings.sample_size)
@@ -389,6 +395,34 @@ def finished_part(s3_client, settings: BackupSettings, backup_id: str, peer_id: 
     return part if part and part.get("status") == "ok" else None
 
 
+def selected_collections(client: ClusterClient, settings: BackupSettings) -> list[str]:
+    names = client.collection_names()
+    missing = sorted(set(settings.collections) - set(names))
+    if missing:
+        raise ConfigError(f"collections not found: {', '.join(missing)}; existing: {', '.join(names)}")
+    return sorted(settings.collections) if settings.collections else names
+
+
+def _kept_part(
+    client: ClusterClient, peer_id: int, settings: BackupSettings, s3_client, backup_id: str
+) -> dict | None:
+    """The node's finished part when it covers what this run would back up; a finished part for
+    other collections is refused rather than replaced."""
+    done = finished_part(s3_client, settings, backup_id, peer_id)
+    if done is None:
+        return None
+    wanted = set(selected_collections(client, settings))
+    covered = set(done.get("shards") or done.get("snapshots") or {})
+    if not wanted <= covered:
+        raise BackupError(
+            f"peer {peer_id}'s part of backup {backup_id} already succeeded for "
+            f"{', '.join(sorted(covered))}, not {', '.join(sorted(wanted - covered))}: "
+            "use another backup id, or force to replace the part"
+        )
+    manifest = _get_json(s3_client, settings.s3.bucket, settings.layout.manifest_key(backup_id)) or {}
+    return {**done, "skipped": True, "set_status": manifest.get("status", "incomplete")}
+
+
 # -- the set's manifest -----------------------------------------------------------------------------
 def _put_json(s3_client, bucket: str, key: str, value: dict) -> None:
     try:
@@ -404,11 +438,18 @@ def _put_json(s3_client, bucket: str, key: str, value: dict) -> None:
 
 def _get_json(s3_client, bucket: str, key: str) -> dict | None:
     try:
-        return json.loads(s3_client.get_object(Bucket=bucket, Key=key)["Body"].read())
+        body = s3_client.get_object(Bucket=bucket, Key=key)["Body"].read()
     except botocore.exceptions.ClientError as exc:
         if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
             return None
         raise s3.describe_error(exc, "read", bucket, key) from exc
+    try:
+        value = json.loads(body)
+    except ValueError:
+        value = None
+    if not isinstance(value, dict):
+        raise BackupError(f"s3://{bucket}/{key} is not a JSON object: the object is damaged")
+    return value
 
 
 def _list(s3_client, bucket: str, prefix: str) -> list[dict]:
@@ -514,13 +555,32 @@ def build_manifest(parts: dict[int, dict], object_problem: Callable[[dict], str 
     return manifest
 
 
+PART_NAME = re.compile(r"^(\d{1,20})\.json$")
+
+
 def _read_parts(s3_client, bucket: str, layout: Layout, backup_id: str) -> tuple[dict[int, dict], tuple]:
-    listed = _list(s3_client, bucket, f"{layout.set_prefix(backup_id)}parts/")
+    """The set's part records by peer id. A record that cannot be read, or names another set or
+    another peer than its key, counts as a failed part: it never lends its content to the set."""
+    prefix = f"{layout.set_prefix(backup_id)}parts/"
+    listed = _list(s3_client, bucket, prefix)
     parts = {}
     for item in listed:
-        part = _get_json(s3_client, bucket, item["Key"])
-        if part is not None:
-            parts[int(part.get("peer_id", 0))] = part
+        name = PART_NAME.match(item["Key"][len(prefix) :])
+        if not name:
+            continue
+        peer_id = int(name.group(1))
+        try:
+            part = _get_json(s3_client, bucket, item["Key"])
+        except BackupError as exc:
+            part = {"status": "unreadable", "error": str(exc)}
+        if part is None:
+            continue
+        if part.get("status") != "unreadable" and (
+            part.get("backup_id") != backup_id or part.get("peer_id") != peer_id
+        ):
+            part = {"status": "invalid", "error": f"{item['Key']} names backup {part.get('backup_id')!r} and "
+                    f"peer {part.get('peer_id')!r}, not {backup_id} and {peer_id}"}  # fmt: skip
+        parts[peer_id] = {"backup_id": backup_id, "cluster": layout.cluster, **part, "peer_id": peer_id}
     return parts, tuple(sorted((item["Key"], item["ETag"]) for item in listed))
 
 
@@ -549,9 +609,12 @@ def list_sets(s3_client, settings: BackupSettings) -> list[dict]:
         grouped.setdefault(backup_id, []).append(item)
     sets = []
     for backup_id, items in grouped.items():
-        manifest = None
+        manifest, unreadable = None, None
         if any(item["Key"] == layout.manifest_key(backup_id) for item in items):
-            manifest = _get_json(s3_client, settings.s3.bucket, layout.manifest_key(backup_id))
+            try:
+                manifest = _get_json(s3_client, settings.s3.bucket, layout.manifest_key(backup_id))
+            except BackupError as exc:
+                unreadable = str(exc)
         uploaded = min(item["LastModified"] for item in items)
         when = id_time(backup_id) or (
             _parse_iso(manifest["started"]) if manifest and manifest["started"] else uploaded
@@ -560,12 +623,14 @@ def list_sets(s3_client, settings: BackupSettings) -> list[dict]:
             {
                 "backup_id": backup_id,
                 "time": _iso(when),
-                "status": manifest["status"] if manifest else "incomplete",
+                "status": "unreadable" if unreadable else (manifest["status"] if manifest else "incomplete"),
                 "collections": sorted(manifest["collections"]) if manifest else [],
                 "peers": len(manifest["peers"]) if manifest else 0,
                 "bytes": sum(item["Size"] for item in items),
                 "objects": len(items),
-                "problems": manifest["problems"] if manifest else ["no manifest: no node finished its part"],
+                "problems": [unreadable]
+                if unreadable
+                else (manifest["problems"] if manifest else ["no manifest: no node finished its part"]),
             }
         )
     return sorted(sets, key=lambda s: (s["time"], s["backup_id"]), reverse=True)
@@ -625,7 +690,9 @@ def plan_prune(sets: list[dict], retention: Retention, now: datetime) -> list[di
     plan = []
     for item in sets:
         keep = reasons[item["backup_id"]]
-        if item["status"] != "complete":
+        if item["status"] == "unreadable":
+            keep.append("manifest unreadable: check the set by hand (`qdrant-ops backup show`)")
+        elif item["status"] != "complete":
             age = (now - _parse_iso(item["time"])).total_seconds()
             if age < retention.incomplete_max_age:
                 keep.append("incomplete but recent (may still be running)")

@@ -196,7 +196,10 @@ def _record(
 
 
 def run_backup(
-    config: BackupConfig, backup_id: str | None = None, log: Callable[[str], None] = lambda _line: None
+    config: BackupConfig,
+    backup_id: str | None = None,
+    log: Callable[[str], None] = lambda _line: None,
+    force: bool = False,
 ) -> dict:
     """This node's part of a set; metrics are written on success and on failure."""
     started = time.time()
@@ -208,12 +211,13 @@ def run_backup(
                 config.settings,
                 make_client(config.settings.s3),
                 backup_id=backup_id,
+                force=force,
                 log=log,
             )
     except BaseException:
         _record(config, "backup", started, success=False)
         raise
-    _record(config, "backup", started, True, backup.part_bytes(part))
+    _record(config, "backup", started, True, 0 if part.get("skipped") else backup.part_bytes(part))
     return part
 
 

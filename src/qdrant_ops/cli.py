@@ -238,7 +238,11 @@ def cmd_backup_run(args: argparse.Namespace) -> int:
         settings = dataclasses.replace(config.settings, collections=tuple(args.collection))
         config = dataclasses.replace(config, settings=settings)
     log = (lambda line: print(line, file=sys.stderr)) if not args.json else (lambda _line: None)
-    part = backup_job.run_backup(config, args.backup_id, log=log)
+    part = backup_job.run_backup(config, args.backup_id, log=log, force=args.force)
+    if part.get("skipped"):
+        _emit(args, part, f"backup {part['backup_id']}: peer {part['peer_id']}'s part already succeeded, "
+              f"kept (--force replaces it); set is {part['set_status']}")  # fmt: skip
+        return 0
     total = backup.part_bytes(part)
     _emit(
         args,
@@ -624,6 +628,9 @@ def build_parser() -> argparse.ArgumentParser:
     run = bak.add_parser("run", parents=[config_opts], help="upload this node's part of a backup set")
     run.add_argument("--backup-id", help="set id for an on-demand run (default: the current schedule slot)")
     run.add_argument("--collection", action="append", help="only this collection, repeatable")
+    run.add_argument(
+        "--force", action="store_true", help="replace this node's part of the set even if it succeeded"
+    )
     run.set_defaults(handler=cmd_backup_run)
     bak.add_parser("list", parents=[config_opts], help="backup sets, newest first").set_defaults(
         handler=cmd_backup_list

@@ -26,6 +26,7 @@ import yaml
 
 from qdrant_ops.client import ClusterClient
 from tests.support import rolling_writer
+from tests.support.e2e_data import placement_problems
 
 pytestmark = [pytest.mark.qdrant, pytest.mark.docker, pytest.mark.slow]
 ROOT = Path(__file__).resolve().parents[2]
@@ -126,6 +127,7 @@ def test_lab_drill(lab, tmp_path):
     with timed(phases, "restore (verified against the manifest)"):
         ansible("playbooks/restore.yml", "-e", f"restore_backup_id={backup_id}")
         assert client.count_points("cities") == SAMPLE
+        assert placement_problems(client, "cities") == []  # every replica Active, balanced
 
     down = list(QDRANT_HOSTS)[-1]
     with timed(phases, f"QdrantNodeDown firing after stopping {down}"):

@@ -179,11 +179,59 @@ def test_the_failure_counter_survives_runs_and_the_last_success_is_kept(
     last_success = read_metrics(tmp_path)[names()["last_success"]]
     stub_nodes[0].state.snapshot_create_error = "No space left on device (os error 28)"
     for expected_failures in (1, 2):
-        assert cli("backup", "run", "--config", good, "--backup-id", BACKUP_ID)[0] == EXIT_ERROR
+        assert cli("backup", "run", "--config", good, "--backup-id", "20261125T000000Z")[0] == EXIT_ERROR
         values = read_metrics(tmp_path)
         assert values[names()["failures"] + "_total"] == expected_failures
         assert values[names()["last_run_success"]] == 0
         assert values[names()["last_success"]] == last_success
+
+
+def snapshots_created(node) -> int:
+    return sum(
+        1 for method, path, *_ in node.state.requests if method == "POST" and path.endswith("/snapshots")
+    )
+
+
+def test_a_second_run_in_the_slot_keeps_the_part_that_succeeded(
+    stub_nodes, write_config, cli, s3_client, s3_bucket
+):
+    config = write_config(stub_nodes[0].url)
+    assert cli("backup", "run", "--config", config, "--backup-id", BACKUP_ID)[0] == 0
+    part_key = f"qdrant-backups/prod/{BACKUP_ID}/parts/1000.json"
+    etag = s3_client.head_object(Bucket=s3_bucket, Key=part_key)["ETag"]
+    made = snapshots_created(stub_nodes[0])
+    stub_nodes[0].state.snapshot_create_error = "No space left on device (os error 28)"  # would fail now
+
+    code, out, _ = cli("backup", "run", "--config", config, "--backup-id", BACKUP_ID)
+
+    assert code == 0 and "part already succeeded, kept (--force replaces it)" in out
+    assert snapshots_created(stub_nodes[0]) == made  # nothing snapshotted
+    assert s3_client.head_object(Bucket=s3_bucket, Key=part_key)["ETag"] == etag  # the part untouched
+    code, _, err = cli("backup", "run", "--config", config, "--backup-id", BACKUP_ID, "--collection", "nope")
+    assert code == EXIT_ERROR and "collections not found: nope" in err
+    code, _, err = cli("backup", "run", "--config", config, "--backup-id", BACKUP_ID, "--force")
+    assert code == EXIT_ERROR and "the node's disk is full" in err  # --force did run again
+
+
+def test_damaged_or_foreign_records_never_pass_for_a_set(stub_nodes, write_config, cli, s3_client, s3_bucket):
+    configs = [write_config(node.url, f"n{i}.yml") for i, node in enumerate(stub_nodes)]
+    for config in configs:
+        assert cli("backup", "run", "--config", config, "--backup-id", BACKUP_ID)[0] == 0
+    prefix = f"qdrant-backups/prod/{BACKUP_ID}/"
+    part = json.loads(s3_client.get_object(Bucket=s3_bucket, Key=prefix + "parts/1001.json")["Body"].read())
+    s3_client.put_object(Bucket=s3_bucket, Key=prefix + "parts/1001.json",
+                         Body=json.dumps({**part, "backup_id": "../../../victim"}).encode())  # fmt: skip
+    code, out, _ = cli("backup", "show", BACKUP_ID, "--config", configs[0])
+    assert code == 1 and "incomplete" in out and "names backup '../../../victim'" in out
+
+    s3_client.put_object(Bucket=s3_bucket, Key=prefix + "manifest.json", Body=b"{not json")
+    code, out, err = cli("backup", "list", "--config", configs[0])
+    assert code == 0 and "unreadable" in out and "Traceback" not in err
+    code, out, _ = cli("backup", "prune", "--dry-run", "--config", configs[0], "--json")
+    plan = json.loads(out)
+    assert plan[0]["keep"] and "manifest unreadable" in " ".join(plan[0]["reasons"])
+    code, _, err = cli("backup", "show", BACKUP_ID, "--no-verify", "--config", configs[0])
+    assert code == EXIT_ERROR and "manifest.json is not a JSON object: the object is damaged" in err
 
 
 # -- bad cases ----------------------------------------------------------------------------------------
