@@ -9,7 +9,9 @@ module: qdrant_replicas
 short_description: Remove dead Qdrant peers and replicate shards back to their replication factor
 description:
   - Force-removes the peers in O(remove_peers) (their replicas are dropped; Qdrant refuses without force
-    while a peer holds shards), then replicates every shard that has fewer replicas than its collection's
+    while a peer holds shards) after checking each is dead (not the raft leader, not answering as itself
+    on its REST port) and, unless O(allow_data_loss), that each of its shards has an Active replica on
+    another peer; nothing is removed when any check fails. Then it replicates every shard that has fewer replicas than its collection's
     replication factor from an Active replica, one transfer at a time, and checks that every replica is
     Active and every shard at its factor. Qdrant does not do this by itself.
   - Idempotent; check mode returns the plan.
@@ -20,6 +22,12 @@ options:
     type: list
     elements: int
     default: []
+  allow_data_loss:
+    description:
+      - Remove a peer even when it holds the only Active replica of a shard (that data is deleted). A peer
+        that is the raft leader or still answers as itself is never removed.
+    type: bool
+    default: false
   replicate:
     description:
       - Replicate shards back to their replication factor after removing O(remove_peers). C(false) only
@@ -84,6 +92,7 @@ ARGUMENT_SPEC = {
     **CONNECTION_ARGUMENT_SPEC,
     "remove_peers": {"type": "list", "elements": "int", "default": []},
     "replicate": {"type": "bool", "default": True},
+    "allow_data_loss": {"type": "bool", "default": False},
     "prefer_peer": {"type": "int"},
     **TRANSFER_ARGUMENT_SPEC,
 }
@@ -96,10 +105,12 @@ def main() -> None:
     try:
         live = {int(pid) for pid in client.cluster_status()["peers"]}  # a removed peer stays removed
         gone = [peer for peer in params["remove_peers"] if peer in live]
+        for peer in gone:  # every refusal before any removal
+            replicas.check_removable(client, peer, params["allow_data_loss"])
         if not params["replicate"]:
             if not module.check_mode:
                 for peer in gone:
-                    replicas.remove_peer(client, peer)
+                    replicas.remove_peer(client, peer, allow_data_loss=params["allow_data_loss"])
             plan = []
         elif module.check_mode:
             # The plan as it will be once the dead peers' replicas are dropped.
@@ -109,7 +120,7 @@ def main() -> None:
             plan = replicas.plan_replication(placements, factors, alive, params["prefer_peer"])
         else:
             for peer in gone:
-                replicas.remove_peer(client, peer)
+                replicas.remove_peer(client, peer, allow_data_loss=params["allow_data_loss"])
             plan = replicas.repair(client, prefer=params["prefer_peer"], method=params["method"],
                                    timeout=params["transfer_timeout"])  # fmt: skip
     except QdrantOpsError as exc:

@@ -300,9 +300,14 @@ def cmd_backup_prune(args: argparse.Namespace) -> int:
 def cmd_cluster_repair(args: argparse.Namespace) -> int:
     log = (lambda line: print(line, file=sys.stderr)) if not args.json else (lambda _line: None)
     with make_client(args) as client:
-        removed = [
-            peer for peer in args.remove_peer or [] if not args.dry_run and replicas.remove_peer(client, peer)
-        ]
+        # Every refusal happens before any removal.
+        allow = args.allow_data_loss
+        removable = [p for p in args.remove_peer or [] if replicas.check_removable(client, p, allow)]
+        removed = (
+            []
+            if args.dry_run
+            else [p for p in removable if replicas.remove_peer(client, p, allow_data_loss=allow)]
+        )
         plan = replicas.repair(client, prefer=args.to_peer, method=args.method, dry_run=args.dry_run, log=log)
     rows = [[r.collection, r.shard_id, r.from_peer, r.to_peer] for r in plan]
     head = "plan (dry run, nothing changed)" if args.dry_run else (
@@ -310,6 +315,7 @@ def cmd_cluster_repair(args: argparse.Namespace) -> int:
     )  # fmt: skip
     data = {
         "removed_peers": removed,
+        "would_remove": removable if args.dry_run else [],
         "replications": [dataclasses.asdict(r) for r in plan],
         "dry_run": args.dry_run,
     }
@@ -555,6 +561,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     repair.add_argument(
         "--remove-peer", type=int, action="append", help="dead peer to remove (force), repeatable"
+    )
+    repair.add_argument(
+        "--allow-data-loss",
+        action="store_true",
+        help="remove a dead peer even if it holds the only Active replica of a shard (that data is lost)",
     )
     repair.add_argument(
         "--to-peer", type=int, help="put the new replicas on this peer first (the replacement)"

@@ -232,6 +232,15 @@ class ClusterClient:
     def cluster_status(self, node: str | None = None) -> dict:
         return self.get("/cluster", node=node)
 
+    def probe_peer_id(self, url: str, timeout: float = 3.0) -> int | None:
+        """The peer id the node at `url` answers as, or None when it does not answer: one
+        attempt, no retries (used to tell a dead peer from a live one)."""
+        try:
+            response = self._http.get(url.rstrip("/") + "/cluster", timeout=timeout)
+            return int(response.json()["result"]["peer_id"]) if response.status_code == 200 else None
+        except (httpx.HTTPError, ValueError, KeyError, TypeError):
+            return None
+
     def peer_count(self) -> int | None:
         """Number of peers, or None when cluster mode is off (a single node)."""
         status = self.cluster_status()

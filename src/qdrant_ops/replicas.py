@@ -12,6 +12,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 from qdrant_ops.client import ClusterClient, QdrantApiError, segment
 from qdrant_ops.cluster import shard_placement
@@ -96,13 +97,61 @@ def cluster_view(client: ClusterClient) -> tuple[list[int], dict[str, list[dict]
     return peers, placements, factors
 
 
-def remove_peer(client: ClusterClient, peer_id: int, timeout: int = 60) -> bool:
-    """Force-remove a dead peer (its replicas are dropped); False when it is already gone."""
-    peers = client.cluster_status()["peers"]
-    if str(peer_id) not in peers:
+def remove_peer(
+    client: ClusterClient, peer_id: int, timeout: int = 60, allow_data_loss: bool = False
+) -> bool:
+    """Force-remove a dead peer (its replicas are dropped); False when it is already gone.
+    Refused, with nothing changed, for the reasons check_removable gives."""
+    if not check_removable(client, peer_id, allow_data_loss):
         return False
     client.request("DELETE", f"/cluster/peer/{peer_id}", params={"force": "true", "timeout": timeout})
     return True
+
+
+def check_removable(client: ClusterClient, peer_id: int, allow_data_loss: bool = False) -> bool:
+    """False when the peer is already gone; raises when removing it is unsafe: it is the raft leader
+    or still answers as itself on its REST port (move its shards away instead: drain_node.yml), or,
+    unless `allow_data_loss`, a shard it holds has no Active replica on another peer (with
+    replication factor 1 a typo would delete data)."""
+    status = client.cluster_status()
+    peers = status["peers"]
+    if str(peer_id) not in peers:
+        return False
+    drain_hint = "move its shards away and remove it with playbooks/drain_node.yml instead"
+    if (status.get("raft_info") or {}).get("leader") == peer_id:
+        raise ReplicationError(f"peer {peer_id} is the raft leader, so it is alive: {drain_hint}")
+    url = peer_rest_url(peers[str(peer_id)]["uri"], client.urls[0])
+    if client.probe_peer_id(url) == peer_id:
+        raise ReplicationError(f"peer {peer_id} answers at {url}, so it is not dead: {drain_hint}")
+    only_here = []
+    for name, placement in cluster_view(client)[1].items():
+        for shard, holders in _shard_holders(placement).items():
+            others_active = any(p != peer_id and state == "Active" for p, state in holders.items())
+            if peer_id in holders and not others_active:
+                only_here.append(f"{name} shard {shard}")
+    if only_here and not allow_data_loss:
+        raise ReplicationError(
+            f"peer {peer_id} holds the only Active replica of {', '.join(only_here)}: removing it deletes "
+            "that data. Bring the node back, or allow the data loss explicitly and restore those "
+            "collections from a backup afterwards"
+        )
+    return True
+
+
+def peer_rest_url(p2p_uri: str, any_node_url: str) -> str:
+    """A peer's REST URL: its p2p host with the cluster's REST port and scheme (every node uses the
+    same http_port, docs/qdrant-behaviour.md §1)."""
+    rest = urlsplit(any_node_url)
+    host = urlsplit(p2p_uri).hostname or ""
+    host = f"[{host}]" if ":" in host else host
+    return f"{rest.scheme}://{host}:{rest.port or 6333}"
+
+
+def _shard_holders(placement: list[dict]) -> dict[int, dict[int, str]]:
+    holders: dict[int, dict[int, str]] = {}
+    for replica in placement:
+        holders.setdefault(replica["shard_id"], {})[replica["peer_id"]] = replica["state"]
+    return holders
 
 
 def wait_settled(client: ClusterClient, collection: str, timeout: float) -> None:

@@ -68,6 +68,7 @@ class StubState:
         self.snapshots_path: str | None = None
         self.recovered: list[tuple] = []  # (collection, file, priority) of every recover
         self.placement: dict[str, list[dict]] = {}  # explicit replicas once changed
+        self.peer_uris: dict[int, str] = {}  # p2p URIs other than the default loopback ones
         self.replications: list[dict] = []  # every replicate_shard / move_shard served (with its kind)
         self.recover_order: list[int] = []  # when each recover happened, across all stub nodes
         self.version = VERSION
@@ -79,7 +80,11 @@ class StubState:
 
     # -- responses in the spec's shapes ------------------------------------------------------------
     def cluster(self) -> dict:
-        peers = {str(pid): {"uri": f"http://10.0.0.{i + 1}:6335/"} for i, pid in enumerate(self.peer_ids)}
+        # Loopback addresses nothing listens on: a probe of a peer's REST port is refused at once.
+        peers = {
+            str(pid): {"uri": self.peer_uris.get(pid, f"http://127.77.1.{i + 1}:6335/")}
+            for i, pid in enumerate(self.peer_ids)
+        }
         return {
             "status": "enabled",
             "peer_id": self.me,

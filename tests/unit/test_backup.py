@@ -157,7 +157,7 @@ def test_a_missing_node_leaves_the_set_incomplete(stub_nodes, write_config, cli)
         )
     code, out, _ = cli("backup", "show", BACKUP_ID, "--config", write_config(stub_nodes[0].url))
     assert code == 1
-    assert "incomplete" in out and "problem: peer 1002 (http://10.0.0.3:6335/): no part uploaded" in out
+    assert "incomplete" in out and "problem: peer 1002 (http://127.77.1.3:6335/): no part uploaded" in out
 
 
 def test_selected_collections_and_the_schedule_slot(stub_nodes, write_config, cli, s3_client, s3_bucket):

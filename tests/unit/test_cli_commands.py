@@ -56,7 +56,7 @@ def test_list_show_and_status(cli, tmp_path):
     assert shown["spec"]["vectors"] == {"size": 4, "distance": "Dot"}
     assert len(shown["replicas"]) == 6
     code, out, _ = cli("cluster", "status")
-    assert code == 0 and "leader 1000" in out and "http://10.0.0.2:6335/" in out
+    assert code == 0 and "leader 1000" in out and "http://127.77.1.2:6335/" in out
 
 
 def test_a_bad_spec_changes_nothing(cli, tmp_path, qdrant_stub):

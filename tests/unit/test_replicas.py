@@ -96,6 +96,27 @@ def test_repair_refuses_an_unknown_target_peer(cli):
     assert code == EXIT_ERROR and "peer 4242 is not in the cluster" in err
 
 
+def test_repair_never_removes_the_leader_or_a_peer_that_answers(cli, qdrant_stub, stub_nodes, monkeypatch):
+    code, _, err = cli("cluster", "repair", "--remove-peer", "1000")
+    assert code == EXIT_ERROR and "peer 1000 is the raft leader, so it is alive" in err
+    # Peer 1001 of another stub cluster answers on the REST port its p2p host has.
+    monkeypatch.setenv("QDRANT_URL", stub_nodes[1].url)
+    stub_nodes[1].state.peer_uris[1001] = "http://127.0.0.1:6335/"
+    code, _, err = cli("cluster", "repair", "--remove-peer", "1001", "--remove-peer", "1002")
+    assert code == EXIT_ERROR and f"peer 1001 answers at {stub_nodes[1].url}, so it is not dead" in err
+    assert stub_nodes[1].state.peer_ids == [1000, 1001, 1002]  # nothing removed, 1002 neither
+
+
+def test_repair_refuses_to_drop_the_only_replica_unless_allowed(cli, qdrant_stub):
+    qdrant_stub.state.create("single", {"vectors": {"size": 4, "distance": "Cosine"}, "shard_number": 3})
+    code, _, err = cli("cluster", "repair", "--remove-peer", "1002")
+    assert code == EXIT_ERROR and "peer 1002 holds the only Active replica of single shard 2" in err
+    assert 1002 in qdrant_stub.state.peer_ids
+    code, out, err = cli("cluster", "repair", "--remove-peer", "1002", "--allow-data-loss", "--json")
+    assert code == 0, err
+    assert json.loads(out)["removed_peers"] == [1002] and 1002 not in qdrant_stub.state.peer_ids
+
+
 # -- the qdrant_replicas module (replace_node.yml's steps) against the stub -----------------------------
 def run_module(tmp_path, qdrant_stub, *flags: str, **options) -> dict:
     playbook = tmp_path / "replicas.yml"
