@@ -27,7 +27,7 @@ import yaml
 
 from qdrant_ops import backup, metrics
 from qdrant_ops.backup import BackupSettings, Retention, parse_duration
-from qdrant_ops.client import ClusterClient
+from qdrant_ops.client import ClusterClient, normalise_urls
 from qdrant_ops.errors import ConfigError
 from qdrant_ops.s3 import MIB, S3Settings, make_client
 
@@ -143,16 +143,27 @@ def from_dict(data: dict, path: str = "<config>", overrides: dict | None = None)
                 retention.get("incomplete_max_age", "2d"), "incomplete_max_age"
             ),
         )
+        url = qdrant.get("url", "http://127.0.0.1:6333")
+        if not isinstance(url, str):
+            raise ConfigError(
+                f"{path}: qdrant.url must be one URL such as http://127.0.0.1:6333, got {url!r}"
+            )
+        normalise_urls(url)
+        timeout = qdrant.get("timeout", 30)
+        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 0 < timeout <= 86400:
+            raise ValueError(
+                f"qdrant.timeout must be a number of seconds between 0 and 86400, got {timeout!r}"
+            )
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"{path}: {exc}") from None
     return BackupConfig(
         settings=settings,
         retention=policy,
-        node_url=qdrant.get("url", "http://127.0.0.1:6333"),
+        node_url=url.rstrip("/"),
         api_key=api_key,
         ca_file=qdrant.get("ca_file") or None,
         verify=bool(qdrant.get("verify", True)),
-        timeout=float(qdrant.get("timeout", 30)),
+        timeout=float(timeout),
         metrics_dir=data.get("metrics_dir") or None,
     )
 
@@ -183,7 +194,9 @@ def load(path: str = DEFAULT_PATH) -> BackupConfig:
 def _record(
     config: BackupConfig, job: str, started: float, success: bool, uploaded: int | None = None
 ) -> None:
-    if config.metrics_dir:
+    if not config.metrics_dir:
+        return
+    try:
         metrics.write_run_metrics(
             config.metrics_dir,
             job,
@@ -193,6 +206,19 @@ def _record(
             duration=time.time() - started,
             uploaded_bytes=uploaded,
         )
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot write the {job} metrics to {config.metrics_dir}: {exc.strerror}; fix metrics_dir or its "
+            "permissions (node_exporter's textfile directory)"
+        ) from None
+
+
+def _record_failure(config: BackupConfig, job: str, started: float, error: BaseException) -> None:
+    """Record a failed run; if even that fails, say both, the run's error first."""
+    try:
+        _record(config, job, started, success=False)
+    except ConfigError as metrics_error:
+        raise ConfigError(f"{error}; and the failure was not recorded: {metrics_error}") from error
 
 
 def run_backup(
@@ -214,8 +240,8 @@ def run_backup(
                 force=force,
                 log=log,
             )
-    except BaseException:
-        _record(config, "backup", started, success=False)
+    except BaseException as exc:
+        _record_failure(config, "backup", started, exc)
         raise
     _record(config, "backup", started, True, 0 if part.get("skipped") else backup.part_bytes(part))
     return part
@@ -231,9 +257,9 @@ def run_prune(config: BackupConfig, dry_run: bool) -> list[dict]:
             dry_run=dry_run,
             now=datetime.now(UTC),
         )
-    except BaseException:
+    except BaseException as exc:
         if not dry_run:
-            _record(config, "prune", started, success=False)
+            _record_failure(config, "prune", started, exc)
         raise
     if not dry_run:
         _record(config, "prune", started, success=True)

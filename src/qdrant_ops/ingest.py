@@ -46,6 +46,8 @@ DEFAULT_IN_FLIGHT = 2  # queued batches per sender, beyond the one it is sending
 DECODE_BLOCK = 256  # records per decoder job; 2 jobs per decoder are outstanding at most
 SAMPLE_IDS = 4096  # ids kept for the final existence check
 CHECKPOINT_EVERY = 1.0  # seconds between checkpoint writes
+# A gRPC batch of 10,000 384-d points is ~16 MB; more gains nothing and holds memory per sender.
+MAX_BATCH_SIZE = 10_000
 DEFAULT_INDEXING_THRESHOLD = 10000  # Qdrant 1.18's default (docs/qdrant-behaviour.md §2)
 
 
@@ -80,15 +82,27 @@ class IngestOptions:
     verify_timeout: float = 120.0
 
     def __post_init__(self) -> None:
-        for name in ("batch_size", "workers", "decoders", "in_flight"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"{name.replace('_', ' ')} must be at least 1, got {getattr(self, name)}")
+        for name, most in (
+            ("batch_size", MAX_BATCH_SIZE),
+            ("workers", 256),
+            ("decoders", 256),
+            ("in_flight", 1024),
+        ):
+            if not 1 <= getattr(self, name) <= most:
+                raise ConfigError(
+                    f"{name.replace('_', ' ')} must be between 1 and {most}, got {getattr(self, name)}"
+                )
         if self.retries < 0:
             raise ConfigError(f"retries must be 0 or more, got {self.retries}")
         if self.ordering not in ORDERINGS:
             raise ConfigError(f"ordering {self.ordering!r} is not one of {', '.join(ORDERINGS)}")
         if self.resume and not self.checkpoint:
             raise ConfigError("resume needs the checkpoint file of the earlier run: pass --checkpoint PATH")
+        if self.checkpoint and not Path(self.checkpoint).resolve().parent.is_dir():
+            raise ConfigError(
+                f"the directory of checkpoint {self.checkpoint} does not exist: create it or choose "
+                "another path"
+            )
 
 
 # -- checkpoint ------------------------------------------------------------------------------------------

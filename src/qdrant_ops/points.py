@@ -15,17 +15,21 @@ from qdrant_ops.client import ClusterClient, QdrantApiError, segment
 from qdrant_ops.errors import ConfigError
 
 DEFAULT_BATCH = 256
+MAX_BATCH = 10_000  # REST bodies are capped at 32 MiB by default (docs/qdrant-behaviour.md §5)
+MAX_POINT_ID = 2**64 - 1  # ids are unsigned 64-bit integers or UUIDs
 
 
 def parse_point_id(raw: str | int) -> int | str:
     """Qdrant ids are unsigned integers or UUIDs; anything else is refused here, not by the server."""
     if isinstance(raw, int) and not isinstance(raw, bool):
-        if raw < 0:
-            raise ConfigError(f"point id {raw} is negative: ids are unsigned integers or UUIDs")
+        if not 0 <= raw <= MAX_POINT_ID:
+            raise ConfigError(
+                f"point id {raw} is not an unsigned 64-bit integer (0 to {MAX_POINT_ID}) or a UUID"
+            )
         return raw
     text = str(raw).strip()
-    if text.isdigit():
-        return int(text)
+    if text.isascii() and text.isdigit():
+        return parse_point_id(int(text))
     try:
         return str(uuid.UUID(text))
     except ValueError:
@@ -71,8 +75,10 @@ def read_jsonl_points(path: Path) -> Iterator[dict]:
 
 
 def upsert_file(client: ClusterClient, collection: str, path: Path, batch_size: int = DEFAULT_BATCH) -> int:
-    if batch_size < 1:
-        raise ConfigError(f"batch size must be positive, got {batch_size}")
+    if not 1 <= batch_size <= MAX_BATCH:
+        raise ConfigError(f"batch size must be between 1 and {MAX_BATCH}, got {batch_size}")
+    if not path.is_file():
+        raise ConfigError(f"{path} is not a file: give the JSONL file of points to upsert")
     if client.collection_info(collection) is None:
         raise ConfigError(f"collection {collection!r} does not exist: create it first (collections apply)")
     # Parse everything first: a bad line stops the run before any point is written.

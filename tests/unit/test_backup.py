@@ -347,3 +347,26 @@ def test_missing_config_file_names_the_fix(cli, tmp_path):
 def test_bad_backup_id_is_refused(stub_nodes, write_config, cli):
     code, _, err = cli("backup", "run", "--config", write_config(stub_nodes[0].url), "--backup-id", "../etc")
     assert code == EXIT_ERROR and "backup id '../etc' is not usable in S3 keys" in err
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"qdrant": {"timeout": "abc"}}, "qdrant.timeout must be a number of seconds"),
+        ({"qdrant": {"url": 123}}, "qdrant.url must be one URL"),
+        ({"qdrant": {"url": "node:6333"}}, "is not an http(s) URL"),
+    ],
+)
+def test_bad_qdrant_settings_are_one_line(changes, message, stub_nodes, write_config, cli):
+    code, _, err = cli("backup", "run", "--config", write_config(stub_nodes[0].url, **changes))
+    assert code == EXIT_ERROR and message in err and "Traceback" not in err, err
+
+
+def test_a_failed_run_that_cannot_record_metrics_says_both(write_config, cli, tmp_path):
+    (tmp_path / "not-a-dir").write_text("")
+    config = write_config("http://127.0.0.1:1", metrics_dir=str(tmp_path / "not-a-dir"))
+    code, _, err = cli("backup", "run", "--config", config)
+    assert code == EXIT_ERROR and "Traceback" not in err
+    assert (
+        "no node answered" in err and "the failure was not recorded: cannot write the backup metrics" in err
+    )

@@ -114,3 +114,36 @@ def test_missing_url_and_unreadable_key_file(cli, monkeypatch):
     assert code == EXIT_ERROR and "--url" in err and "QDRANT_URL" in err
     code, _, err = cli("collections", "list", "--url", "http://127.0.0.1:1", "--api-key-file", "/nonexistent")
     assert code == EXIT_ERROR and "cannot read --api-key-file /nonexistent" in err
+
+
+BAD_INPUT = {
+    "missing upsert file": (["points", "upsert", "places", "-f", "{tmp}/nope.jsonl"], "is not a file"),
+    "huge upsert batch": (
+        ["points", "upsert", "places", "-f", "{tmp}/p.jsonl", "--batch-size", "100000000000"],
+        "batch size must be between 1 and 10000",
+    ),
+    "non-ASCII digit id": (["points", "get", "places", "²"], "neither an unsigned integer nor a UUID"),
+    "id above 2^64-1": (["points", "get", "places", str(2**64)], "not an unsigned 64-bit integer"),
+    "checkpoint in a missing directory": (
+        ["ingest", "{tmp}/p.jsonl", "-c", "places", "--checkpoint", "{tmp}/no/such/dir/cp.json"],
+        "the directory of checkpoint",
+    ),
+    "huge ingest batch": (
+        ["ingest", "{tmp}/p.jsonl", "-c", "places", "--batch-size", "100000000000"],
+        "batch size must be between 1 and 10000",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_INPUT))
+def test_bad_input_is_one_line_naming_the_fix(case, cli, tmp_path, qdrant_stub):
+    qdrant_stub.state.create("places", {})
+    (tmp_path / "p.jsonl").write_text('{"id": 1, "payload": {"city": "Oslo"}}\n')
+    argv, message = BAD_INPUT[case]
+    code, _, err = cli(*(arg.replace("{tmp}", str(tmp_path)) for arg in argv))
+    assert code == EXIT_ERROR and message in err, err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert not any(
+        method in ("PUT", "POST") and path.endswith("/points")
+        for method, path, *_ in qdrant_stub.state.requests
+    )
