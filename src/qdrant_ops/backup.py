@@ -613,8 +613,10 @@ def list_sets(s3_client, settings: BackupSettings) -> list[dict]:
         if any(item["Key"] == layout.manifest_key(backup_id) for item in items):
             try:
                 manifest = _get_json(s3_client, settings.s3.bucket, layout.manifest_key(backup_id))
-            except BackupError as exc:
-                unreadable = str(exc)
+            except BackupError as exc:  # a damaged manifest makes the set incomplete, and says so
+                unreadable = (
+                    f"{exc}; the set counts as incomplete (`qdrant-ops backup show {backup_id}` rebuilds it)"
+                )
         uploaded = min(item["LastModified"] for item in items)
         when = id_time(backup_id) or (
             _parse_iso(manifest["started"]) if manifest and manifest["started"] else uploaded
@@ -623,7 +625,7 @@ def list_sets(s3_client, settings: BackupSettings) -> list[dict]:
             {
                 "backup_id": backup_id,
                 "time": _iso(when),
-                "status": "unreadable" if unreadable else (manifest["status"] if manifest else "incomplete"),
+                "status": manifest["status"] if manifest else "incomplete",
                 "collections": sorted(manifest["collections"]) if manifest else [],
                 "peers": len(manifest["peers"]) if manifest else 0,
                 "bytes": sum(item["Size"] for item in items),
@@ -690,9 +692,7 @@ def plan_prune(sets: list[dict], retention: Retention, now: datetime) -> list[di
     plan = []
     for item in sets:
         keep = reasons[item["backup_id"]]
-        if item["status"] == "unreadable":
-            keep.append("manifest unreadable: check the set by hand (`qdrant-ops backup show`)")
-        elif item["status"] != "complete":
+        if item["status"] != "complete":
             age = (now - _parse_iso(item["time"])).total_seconds()
             if age < retention.incomplete_max_age:
                 keep.append("incomplete but recent (may still be running)")

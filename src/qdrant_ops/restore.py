@@ -105,45 +105,48 @@ def choose_set(s3_client, settings: backup.BackupSettings, backup_id: str | None
 
 
 def _int(value, what: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise RestoreError(f"{what} is {value!r}, not a non-negative integer: the set is damaged")
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**64:
+        raise RestoreError(f"{what} is {value!r}, not an unsigned 64-bit integer: the set is damaged")
     return value
+
+
+def _id(text) -> int:
+    """A shard or peer id from a manifest key: ASCII digits only (else -1, refused by _int)."""
+    return int(text) if isinstance(text, str) and text.isascii() and text.isdigit() else -1
 
 
 def snapshots_of(manifest: dict, layout: backup.Layout, name: str) -> list[Snapshot]:
     """The collection's objects, each checked against the set's layout: names and keys read from S3
     are not trusted to build local paths or requests."""
-    if not COLLECTION_NAME.match(name) or name in (".", ".."):
+    if not isinstance(name, str) or not COLLECTION_NAME.fullmatch(name) or name in (".", ".."):
         raise RestoreError(f"backup {manifest['backup_id']} names a collection {name!r} that no backup makes")
     view = manifest["collections"][name]
+    sharded = "shards" in view
+    records = view["shards"] if sharded else view.get("nodes")
+    if not isinstance(records, dict) or not all(isinstance(r, dict) for r in records.values()):
+        raise RestoreError(
+            f"backup {manifest['backup_id']}: {name} has no valid snapshot records: the set is damaged"
+        )
     result = []
-    if "shards" in view:
-        items = [(int(sid) if str(sid).isdigit() else -1, r) for sid, r in view["shards"].items()]
-    else:
-        items = [
-            (None, {**r, "peer_id": int(pid) if str(pid).isdigit() else -1})
-            for pid, r in view["nodes"].items()
-        ]
-    for shard_id, record in sorted(items, key=lambda item: (item[0] or 0, item[1]["peer_id"])):
-        peer = _int(record.get("peer_id"), f"{name}: peer id")
+    for number, record in records.items():
+        shard_id = _int(_id(number), f"{name}: shard id {number!r}") if sharded else None
+        peer = _int(record.get("peer_id") if sharded else _id(number), f"{name}: peer id")
         if shard_id is None:
             expected = layout.snapshot_key(manifest["backup_id"], name, peer)
         else:
-            expected = layout.shard_key(
-                manifest["backup_id"], name, _int(shard_id, f"{name}: shard id"), peer
-            )
+            expected = layout.shard_key(manifest["backup_id"], name, shard_id, peer)
         if record.get("key") != expected:
             raise RestoreError(
                 f"backup {manifest['backup_id']}: {name} names object {record.get('key')!r} where the "
                 f"layout has {expected!r}: the part record was tampered with; nothing was restored"
             )
-        if not SHA256_PATTERN.match(str(record.get("sha256", ""))):
+        if not isinstance(record.get("sha256"), str) or not SHA256_PATTERN.fullmatch(record["sha256"]):
             raise RestoreError(
                 f"backup {manifest['backup_id']}: {expected} has no valid sha256: the set is damaged"
             )
         size = _int(record.get("size"), f"{expected}: size")
         result.append(Snapshot(name, expected, size, record["sha256"], peer, shard_id))
-    return result
+    return sorted(result, key=lambda snap: (snap.shard_id or 0, snap.peer_id))
 
 
 def check_restorable(

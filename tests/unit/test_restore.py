@@ -13,6 +13,8 @@ from itertools import pairwise
 
 import pytest
 import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from qdrant_ops import backup, restore
 from qdrant_ops.cli import EXIT_ERROR, main
@@ -275,8 +277,9 @@ def test_snapshots_of_a_shard_set_follow_the_layout():
         ({"key": "../../../victim"}, "tampered with"),
         ({"peer_id": 9}, "tampered with"),  # the key no longer fits the peer
         ({"sha256": "zz"}, "no valid sha256"),
-        ({"size": -1}, "not a non-negative integer"),
-        ({"peer_id": "7"}, "not a non-negative integer"),
+        ({"size": -1}, "not an unsigned 64-bit integer"),
+        ({"size": 2**64}, "not an unsigned 64-bit integer"),
+        ({"peer_id": "7"}, "not an unsigned 64-bit integer"),
     ],
 )
 def test_records_that_do_not_fit_the_layout_are_refused(changes, message):
@@ -344,3 +347,42 @@ def test_a_format_1_plan_goes_node_by_node_in_peer_order_or_as_mapped():
 def test_format_1_plan_refusals(nodes, peer_map, message):
     with pytest.raises(restore.RestoreError, match=message):
         restore.plan_nodes(FORMAT1, nodes, peer_map)
+
+
+# -- hostile part records (property-based) -------------------------------------------------------------
+HOSTILE_TEXT = st.one_of(
+    st.sampled_from(
+        ["../../../victim", "/etc/passwd", "a/../../b", "..", ".", "", "\x00", "naïve", "ﬁle", "²"]
+    ),
+    st.text(max_size=40),
+)
+HOSTILE_VALUE = st.one_of(
+    st.none(), st.booleans(), st.integers(min_value=-(2**70), max_value=2**70), st.floats(), HOSTILE_TEXT,
+    st.lists(st.integers(), max_size=2),
+)  # fmt: skip
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    collection=st.one_of(st.just("a"), HOSTILE_TEXT),
+    shard=st.one_of(st.just("1"), HOSTILE_TEXT),
+    field=st.sampled_from(["key", "peer_id", "size", "sha256"]),
+    value=HOSTILE_VALUE,
+)
+def test_hostile_records_are_refused_or_follow_the_layout(tmp_path_factory, collection, shard, field, value):
+    manifest = shard_manifest(**{field: value})
+    view = manifest["collections"].pop("a")
+    view["shards"][shard] = view["shards"].pop("1")
+    manifest["collections"][collection] = view
+    directory = tmp_path_factory.mktemp("staging")
+    try:
+        snaps = restore.snapshots_of(manifest, LAYOUT, collection)
+    except restore.RestoreError:
+        return  # refused before anything is written
+    for index, snap in enumerate(snaps):
+        # What passes is exactly the layout's key for its own set, and its file stays in the directory.
+        assert snap.key == LAYOUT.shard_key(BACKUP_ID, snap.collection, snap.shard_id, snap.peer_id)
+        assert snap.key.startswith(LAYOUT.set_prefix(BACKUP_ID))
+        assert isinstance(snap.size, int) and snap.size >= 0 and len(snap.sha256) == 64
+        path = restore.local_file(directory, index).resolve()
+        assert path.parent == directory.resolve()

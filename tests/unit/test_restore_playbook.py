@@ -92,3 +92,28 @@ def test_a_damaged_object_is_refused_before_anything_changes(
     assert "checksum mismatch for s3://" in result.stdout and "nothing was restored" in result.stdout
     assert not recovered(stub_nodes) and stub_nodes[0].state.collections == {}
     assert list(tmp_path.rglob("*.snapshot")) == []
+
+
+def test_overwrite_drops_each_collection_once_before_the_first_recover(cluster, stub_nodes):
+    play, original = cluster
+    assert play().returncode == 0  # the collections exist again
+    stub_nodes[0].state.points["cities"][0]["payload"] = {"city": "changed after the backup"}
+    marks = [len(node.state.requests) for node in stub_nodes]
+    result = play("-e", "restore_overwrite=true")
+    assert result.returncode == 0, result.stdout[-4000:]
+    requests = [
+        (m, p)
+        for node, mark in zip(stub_nodes, marks, strict=True)
+        for m, p, *_ in node.state.requests[mark:]
+    ]
+    drops = [
+        r for r in requests if r[0] == "DELETE" and r[1] in ("/collections/cities", "/collections/places")
+    ]
+    assert sorted(drops) == [("DELETE", "/collections/cities"), ("DELETE", "/collections/places")]
+    # Across the nodes: no upload before the drops (each node's log is in order; the drops go to one node).
+    dropping = next(n for n, mark in zip(stub_nodes, marks, strict=True)
+                    if any(m == "DELETE" for m, *_ in n.state.requests[mark:]))  # fmt: skip
+    own = [(m, p) for m, p, *_ in dropping.state.requests[marks[stub_nodes.index(dropping)] :]]
+    last_drop = max(i for i, r in enumerate(own) if r in drops)
+    assert all(not p.endswith("/upload") for _, p in own[:last_drop])
+    assert stub_nodes[0].state.points == original
