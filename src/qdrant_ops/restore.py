@@ -313,9 +313,25 @@ def recover(client: ClusterClient, snap: Snapshot, path: Path, timeout: float) -
 
 
 # -- waiting and checking ------------------------------------------------------------------------------
-def wait_healthy(client: ClusterClient, collection: str, nodes: Sequence[str], timeout: float) -> None:
-    """Green, no shard transfer running, and no replica other than Active in any node's view."""
+SERVING = ("green", "yellow")  # yellow: optimizing in the background, every point served
+
+
+def trigger_optimizers(client: ClusterClient, collection: str) -> None:
+    """Qdrant starts no optimizer after a shard recovery (only after a collection recovery), so a
+    restored collection whose segments still need work stays grey until some update arrives; an
+    empty optimizers_config update restarts the optimizers on every replica
+    (docs/qdrant-behaviour.md §7)."""
+    client.request("PATCH", f"/collections/{segment(collection)}", json={"optimizers_config": {}})
+
+
+def wait_healthy(
+    client: ClusterClient, collection: str, nodes: Sequence[str], timeout: float, *, trigger: bool = False
+) -> None:
+    """Serving (green, or yellow while optimizing), no shard transfer running, and no replica other
+    than Active in any node's view. With `trigger`, a settled collection that is still grey gets its
+    optimizers started (after the transfers: a replica rebuilt by a transfer starts untriggered)."""
     deadline = time.monotonic() + timeout
+    triggered_at = -1e9
     while True:
         info = client.collection_info(collection) or {}
         bad, transfers = [], []
@@ -327,8 +343,12 @@ def wait_healthy(client: ClusterClient, collection: str, nodes: Sequence[str], t
                 continue
             bad += unhealthy_replicas(shard_placement(view))
             transfers += view.get("shard_transfers") or []
-        if info.get("status") == "green" and not bad and not transfers:
+        settled = not bad and not transfers
+        if settled and info.get("status") in SERVING:
             return
+        if settled and trigger and info.get("status") == "grey" and time.monotonic() - triggered_at > 30:
+            trigger_optimizers(client, collection)
+            triggered_at = time.monotonic()
         if time.monotonic() > deadline:
             raise RestoreError(
                 f"{collection} did not become healthy within {timeout:.0f}s: status {info.get('status')}, "
@@ -495,7 +515,7 @@ def restore(
                 log(f"{name}: created with {len(mine)} shard(s); recovering each once")
             _recover_all(client, todo, parallel, timeout, log)
             for name in chosen:
-                wait_healthy(client, name, nodes, timeout)
+                wait_healthy(client, name, nodes, timeout, trigger=True)
         else:
             for node in dict.fromkeys(s.node for s in snapshots):  # node by node
                 here = [(s, f) for s, f in zip(snapshots, files, strict=True) if s.node == node]
