@@ -64,9 +64,7 @@ class StubState:
         self.snapshot_size = 64 * 1024
         self.snapshot_create_error: str | None = None  # e.g. a full disk; leaves a partial file
         self.corrupt_downloads = False  # serve bytes that do not match the reported checksum
-        # Where recover accepts file:// locations (Qdrant: inside storage.snapshots_path only).
-        self.snapshots_path: str | None = None
-        self.recovered: list[tuple] = []  # (collection, file, priority) of every recover
+        self.recovered: list[tuple] = []  # (collection, shard id or None, priority) of every recover
         self.placement: dict[str, list[dict]] = {}  # explicit replicas once changed
         self.peer_uris: dict[int, str] = {}  # p2p URIs other than the default loopback ones
         self.replications: list[dict] = []  # every replicate_shard / move_shard served (with its kind)
@@ -229,7 +227,6 @@ ROUTES: list[tuple[str, re.Pattern]] = [
         ("POST", r"/collections/(?P<c>[^/]+)/snapshots"),
         ("GET", r"/collections/(?P<c>[^/]+)/snapshots/(?P<s>[^/]+)"),
         ("DELETE", r"/collections/(?P<c>[^/]+)/snapshots/(?P<s>[^/]+)"),
-        ("PUT", r"/collections/(?P<c>[^/]+)/snapshots/recover"),
         ("POST", r"/collections/(?P<c>[^/]+)/cluster"),
         ("DELETE", r"/cluster/peer/(?P<peer>\d+)"),
     ]
@@ -246,8 +243,6 @@ def handle(state: StubState, method: str, path: str, body: Any) -> tuple[int, An
     else:
         return 404, _error(f"stub: no route for {method} {path}")
     name = args.get("c")
-    if method == "PUT" and path.endswith("/snapshots/recover"):
-        return _recover(state, name, body)
     if path.endswith("/snapshots/upload") and "shard" not in args:
         return _recover_upload(state, name, body)
     if name is not None and name not in state.collections and not (method == "PUT" and path.count("/") == 2):
@@ -431,32 +426,6 @@ def _recover_shard_upload(state: StubState, name: str, shard: int, body: dict) -
         del points[key]
     points.update({record["id"]: record for record in records})
     state.recovered.append((name, shard, body.get("priority")))
-    state.recover_order.append(next(_ORDER))
-    return 200, _ok(True)
-
-
-def _recover(state: StubState, name: str, body: dict) -> tuple[int, Any]:
-    """PUT .../snapshots/recover with a file:// location inside snapshots_path (docs/qdrant-behaviour.md
-    §3)."""
-    location = body.get("location", "")
-    if not location.startswith("file://"):
-        return 400, _error(f"Bad request: URL {location} with scheme is not supported")
-    path = os.path.realpath(location[len("file://") :])
-    root = os.path.realpath(state.snapshots_path or "/nonexistent")
-    if not path.startswith(root + os.sep):
-        return 403, _error(f"Forbidden: snapshot path {path} is outside of the snapshots directory")
-    try:
-        with open(path, "rb") as handle:
-            data = handle.read()
-    except OSError:
-        return 404, _error(f"Not found: Snapshot file {path} does not exist")
-    if body.get("checksum") and hashlib.sha256(data).hexdigest() != body["checksum"]:
-        return 400, _error("Bad request: Snapshot checksum mismatch")
-    snapshot = json.loads(data.split(b"\n", 1)[0])
-    state.collections[name] = snapshot["config"]
-    records = snapshot["points"][: len(snapshot["points"]) - state.recover_loses_points]
-    state.points[name] = {record["id"]: record for record in records}
-    state.recovered.append((name, path, body.get("priority")))
     state.recover_order.append(next(_ORDER))
     return 200, _ok(True)
 
