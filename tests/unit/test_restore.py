@@ -89,8 +89,8 @@ def test_every_collection_deleted_then_restored_shard_by_shard(cluster, capsys, 
     report = json.loads(out)
     assert report["backup_id"] == BACKUP_ID and report["problems"] == [] and report["format"] == 2
     assert nodes[0].state.points == original
-    # every shard recovered exactly once, with the explicit priority, spread over the nodes
-    expected = {("cities", s, "snapshot") for s in range(6)} | {("places", s, "snapshot") for s in range(3)}
+    # every replica of every shard recovered once (the demo collections have one replica), no_sync
+    expected = {("cities", s, "no_sync") for s in range(6)} | {("places", s, "no_sync") for s in range(3)}
     assert recovered(nodes) == Counter(expected)
     assert all(node.state.recovered for node in nodes)
     info = nodes[1].state.info("cities")
@@ -295,11 +295,16 @@ def test_collection_names_from_s3_are_checked(name):
         restore.snapshots_of(manifest, LAYOUT, name)
 
 
-def test_shards_are_recovered_on_one_of_their_replicas_spread_over_peers():
+def test_every_replica_of_a_shard_receives_its_snapshot():
     snaps = restore.snapshots_of(shard_manifest(), LAYOUT, "a")
-    placement = [{"shard_id": s, "peer_id": p, "state": "Active"} for s in range(4) for p in (1, 2)]
-    assigned = restore.assign_shards(snaps, placement, {1: "http://n1", 2: "http://n2"})
-    assert [s.node for s in assigned] == ["http://n1", "http://n2", "http://n1", "http://n2"]
+    placement = [
+        {"shard_id": s, "peer_id": p, "state": "Active"} for s in range(4) for p in (1, 1 + s % 2 + 1)
+    ]
+    assigned = restore.assign_shards(snaps, placement, {1: "http://n1", 2: "http://n2", 3: "http://n3"})
+    assert [(s.shard_id, s.node) for s in assigned] == [
+        (0, "http://n1"), (0, "http://n2"), (1, "http://n1"), (1, "http://n3"),
+        (2, "http://n1"), (2, "http://n2"), (3, "http://n1"), (3, "http://n3"),
+    ]  # fmt: skip
     with pytest.raises(restore.RestoreError, match="no node URL given answers"):
         restore.assign_shards(snaps, placement, {1: "http://n1"})
 

@@ -77,7 +77,7 @@ def test_restore_every_collection_each_shard_once(cluster, stub_nodes, tmp_path)
     assert result.returncode == 0, result.stdout[-4000:]
     assert f"backup {BACKUP_ID} (format 2)" in result.stdout and "restored and verified" in result.stdout
     assert stub_nodes[0].state.points == original
-    expected = {("cities", s, "snapshot") for s in range(6)} | {("places", s, "snapshot") for s in range(3)}
+    expected = {("cities", s, "no_sync") for s in range(6)} | {("places", s, "no_sync") for s in range(3)}
     assert recovered(stub_nodes) == Counter(expected)
     assert list((tmp_path / "snapshots0").rglob("*.snapshot")) == []  # the first node staged, then cleaned
 
