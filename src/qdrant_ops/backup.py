@@ -1,11 +1,11 @@
-"""Cluster-wide backups to S3 (docs/qdrant-behaviour.md, "Snapshots"). Every node runs the same job
+"""Cluster-wide backups to S3 (docs/qdrant-behaviour.md §3). Every node runs the same job
 in the same schedule slot; each uploads one snapshot of every shard it is the designated source of
 (one Active replica per shard, chosen the same way on every node), then a part record, and the
 set's manifest is rebuilt from the part records.
 
 One replica per shard, not one collection snapshot per node: a set of a collection with
-replication factor 2 holds its data once, not twice, and a restore recovers each shard once and
-lets Qdrant copy it to the other replicas, into a cluster of any size (restore.py).
+replication factor 2 holds its data once, not twice, and a restore puts each shard's snapshot on
+every replica of a new collection, in a cluster of any size (restore.py).
 
 S3 layout under `<prefix>/<cluster>/<backup_id>/` (format 2, written now):
     <collection>/shards/<shard_id>.<peer_id>.snapshot   one per shard (metadata: sha256)

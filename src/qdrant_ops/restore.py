@@ -394,9 +394,10 @@ def verify_restore(client: ClusterClient, manifest: dict, collections: Sequence[
 
 
 def unbalanced(client: ClusterClient, collections: Sequence[str]) -> list[rebalance.Move]:
-    peers = sorted(int(p) for p in client.cluster_status()["peers"]) if client.peer_count() else []
-    if not peers:
+    status = client.cluster_status()
+    if status.get("status") != "enabled":
         return []
+    peers = sorted(int(p) for p in status["peers"])
     placements = {name: shard_placement(client.collection_cluster(name)) for name in collections}
     return rebalance.plan_moves(placements, peers)
 
@@ -539,8 +540,3 @@ def restore(
             f"restore of {manifest['backup_id']} differs from the backup: {'; '.join(problems)}"
         )
     return report
-
-
-def cleanup(staging_dir: Path, backup_id: str) -> None:
-    """Remove what an interrupted restore left in the staging directory."""
-    shutil.rmtree(staging_path(staging_dir, backup_id), ignore_errors=True)
