@@ -297,7 +297,7 @@ BAD_LINES = {
         '{"id": 5, "vector": [1, "a", 3, 4]}',
         "record 6: the vector (field 'vector') has a non-numeric value",
     ),
-    "bad id": ('{"id": -5, "vector": [1, 2, 3, 4]}', "record 6: point id -5 is negative"),
+    "bad id": ('{"id": -5, "vector": [1, 2, 3, 4]}', "record 6: point id -5 is not an unsigned 64-bit integer"),
 }
 
 
@@ -362,7 +362,7 @@ def test_a_record_qdrant_refuses_is_found_by_splitting_its_batch(stub, tmp_path)
         ),
         (["SOURCE", "-c", "cities", "--vector", "img=vector"], "collection 'cities' has no vector 'img'"),
         (["SOURCE", "-c", "cities", "--resume"], "resume needs the checkpoint file"),
-        (["SOURCE", "-c", "cities", "--batch-size", "0"], "batch size must be at least 1"),
+        (["SOURCE", "-c", "cities", "--batch-size", "0"], "batch size must be between 1 and 10000"),
         (["data.txt", "-c", "cities"], "cannot tell the format of data.txt"),
         (["DIR", "-c", "cities", "--format", "jsonl"], "Is a directory"),
         (["BAD_PARQUET", "-c", "cities"], "is not a readable Parquet file"),
