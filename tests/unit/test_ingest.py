@@ -297,7 +297,7 @@ BAD_LINES = {
         '{"id": 5, "vector": [1, "a", 3, 4]}',
         "record 6: the vector (field 'vector') has a non-numeric value",
     ),
-    "bad id": ('{"id": -5, "vector": [1, 2, 3, 4]}', "record 6: point id -5 is not an unsigned 64-bit integer"),
+    "bad id": ('{"id": -5, "vector": [1, 2, 3, 4]}', "record 6: point id -5 is not an unsigned 64-bit"),
 }
 
 
