@@ -361,7 +361,9 @@ def _snapshots(
         del files[snapshot]
         return 200, _ok(True)
     data = files[snapshot]
-    return 200, (data[:-1] + b"X") if state.corrupt_downloads else data
+    if state.corrupt_downloads:  # flip the last byte (a fixed replacement would match 1 time in 256)
+        data = data[:-1] + bytes([data[-1] ^ 0xFF])
+    return 200, data
 
 
 def _remove_peer(state: StubState, peer: int) -> tuple[int, Any]:
