@@ -1,21 +1,23 @@
 """Cluster-wide backups to S3 (docs/qdrant-behaviour.md §3). Every node runs the same job
 in the same schedule slot; each uploads one snapshot of every shard it is the designated source of
-(one Active replica per shard, chosen the same way on every node), then a part record, and the
-set's manifest is rebuilt from the part records.
+(one Active replica per shard, chosen the same way on every node), then a part record. The set's
+manifest is always built from the part records when read, never stored by a node.
 
 One replica per shard, not one collection snapshot per node: a set of a collection with
 replication factor 2 holds its data once, not twice, and a restore puts each shard's snapshot on
 every replica of a new collection, in a cluster of any size (restore.py).
 
-S3 layout under `<prefix>/<cluster>/<backup_id>/` (format 2, written now):
-    <collection>/shards/<shard_id>.<peer_id>.snapshot   one per shard (metadata: sha256)
-    parts/<peer_id>.json        what that node uploaded, its view of the cluster, its status
-    manifest.json               the whole set; "complete" only when every peer's part is present
-                                and succeeded, every shard has a snapshot, and every object
-                                matches its size and sha256
-Format 1 sets (one collection snapshot per node: `<collection>/<peer_id>.snapshot`) are still
-listed, verified and restored. The backup id is the UTC schedule slot, so the timer runs of all
-nodes in one slot form one set.
+S3 layout under `<prefix>/<cluster>/<backup_id>/` (format 3, written now):
+    nodes/<node>/<collection>/<shard_id>.snapshot   one per shard (metadata: sha256)
+    nodes/<node>/part.json      what that node uploaded, its view of the cluster, its status
+Everything a node writes lies under its own `nodes/<node>/`, so IAM can confine each node to its
+own keys (terraform/iam.tf) and no node writes anything shared. A set is "complete" only when
+every peer's part is present and succeeded, every shard has a snapshot, and every object matches
+its size (and, when verified, its sha256).
+Format 2 (`<collection>/shards/<shard>.<peer>.snapshot`, `parts/<peer>.json`) and format 1 sets
+(`<collection>/<peer>.snapshot`) are still listed, verified and restored; their stored
+`manifest.json` is ignored, like any summary a node could have written. The backup id is the UTC
+schedule slot, so the timer runs of all nodes in one slot form one set.
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ ID_FORMAT = "%Y%m%dT%H%M%SZ"
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 DURATION_PATTERN = re.compile(r"^(\d+)([smhdw])$")
 DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-MANIFEST_FORMAT = 2  # 1: a collection snapshot per node; 2: a snapshot per shard
+MANIFEST_FORMAT = 3  # 1: a collection snapshot per node; 2: a snapshot per shard; 3: per-node keys
 
 
 class BackupError(QdrantOpsError):
@@ -111,8 +113,14 @@ class Layout:
     def part_key(self, backup_id: str, peer_id: int) -> str:
         return f"{self.set_prefix(backup_id)}parts/{peer_id}.json"
 
-    def manifest_key(self, backup_id: str) -> str:
-        return f"{self.set_prefix(backup_id)}manifest.json"
+    def node_prefix(self, backup_id: str, node: str) -> str:
+        return f"{self.set_prefix(backup_id)}nodes/{node}/"
+
+    def node_part_key(self, backup_id: str, node: str) -> str:
+        return f"{self.node_prefix(backup_id, node)}part.json"
+
+    def node_shard_key(self, backup_id: str, node: str, collection: str, shard_id: int) -> str:
+        return f"{self.node_prefix(backup_id, node)}{collection}/{shard_id}.snapshot"
 
 
 @dataclass(frozen=True)
@@ -123,15 +131,21 @@ class BackupSettings:
     sample_size: int = 32
     slot_seconds: int = 86400
     snapshot_timeout: float = 3600.0
+    node: str | None = None  # the name IAM lets this node write under; default peer-<peer id>
 
     def __post_init__(self) -> None:
         check_name(self.cluster, "cluster name")
+        if self.node is not None:
+            check_name(self.node, "node name")
         if not 0 <= self.sample_size <= 1000:
             raise ConfigError(f"sample_size must be between 0 and 1000, got {self.sample_size}")
 
     @property
     def layout(self) -> Layout:
         return Layout(self.s3.prefix, self.cluster)
+
+    def node_name(self, peer_id: int) -> str:
+        return self.node or f"peer-{peer_id}"
 
 
 # -- what the manifest records about a collection -------------------------------------------------
@@ -349,13 +363,14 @@ def run_node_backup(
         "shards": {},
     }
     peer_id, peers = node_identity(client, node)  # Qdrant down: nothing to record, set stays incomplete
-    part.update(peer_id=peer_id, peers=peers, qdrant_version=client.version(node=node))
+    name = settings.node_name(peer_id)
+    part.update(node=name, peer_id=peer_id, peers=peers, qdrant_version=client.version(node=node))
     check_bucket(s3_client, settings.s3.bucket, layout.cluster_prefix())
-    if not force:
-        done = _kept_part(client, peer_id, settings, s3_client, backup_id)
-        if done is not None:
-            log(f"peer {peer_id}'s part of {backup_id} already succeeded: kept (force replaces it)")
-            return done
+    part_key = layout.node_part_key(backup_id, name)
+    done = finished_part(s3_client, settings, backup_id, peer_id)  # refuses a name another peer uses
+    if done is not None and not force:
+        log(f"peer {peer_id}'s part of {backup_id} already succeeded: kept (force replaces it)")
+        return _kept_part(client, done, settings, s3_client)
     try:
         selected = selected_collections(client, settings)
         part["collections"] = {}
@@ -368,7 +383,7 @@ def run_node_backup(
             for shard in mine:
                 metadata = {"collection": collection, "shard-id": str(shard), "peer-id": str(peer_id),
                             "backup-id": backup_id}  # fmt: skip
-                key = layout.shard_key(backup_id, collection, shard, peer_id)
+                key = layout.node_shard_key(backup_id, name, collection, shard)
                 record = snapshot_to_s3(
                     client, node, settings, s3_client, key=key, metadata=metadata, shard_id=shard
                 )
@@ -380,18 +395,30 @@ def run_node_backup(
     except Exception as exc:
         part.update(status="failed", error=str(exc), finished=_iso(now()))
         with contextlib.suppress(Exception):  # S3 itself may be what failed; report the cause
-            _put_json(s3_client, settings.s3.bucket, layout.part_key(backup_id, peer_id), part)
-            update_manifest(s3_client, settings.s3.bucket, layout, backup_id)
+            _put_json(s3_client, settings.s3.bucket, part_key, part)
         raise
     part.update(status="ok", finished=_iso(now()))
-    _put_json(s3_client, settings.s3.bucket, layout.part_key(backup_id, peer_id), part)
-    part["set_status"] = update_manifest(s3_client, settings.s3.bucket, layout, backup_id)["status"]
+    _put_json(s3_client, settings.s3.bucket, part_key, part)
+    part["set_status"] = set_manifest(s3_client, settings, backup_id)["status"]
     return part
 
 
 def finished_part(s3_client, settings: BackupSettings, backup_id: str, peer_id: int) -> dict | None:
-    """This peer's part of the set if it already succeeded (re-runs of a set skip such nodes)."""
-    part = _get_json(s3_client, settings.s3.bucket, settings.layout.part_key(backup_id, peer_id))
+    """This peer's part of the set if it already succeeded (re-runs of a set skip such nodes).
+    Refuses when the node's name holds another peer's part: two nodes configured with one name
+    would overwrite each other's records."""
+    name = settings.node_name(peer_id)
+    key = settings.layout.node_part_key(backup_id, name)
+    try:
+        part = _get_json(s3_client, settings.s3.bucket, key)
+    except BackupError:
+        return None  # a damaged record of our own: the run replaces it
+    if part is not None and part.get("peer_id") != peer_id:
+        raise BackupError(
+            f"s3://{settings.s3.bucket}/{key} holds the part of peer {part.get('peer_id')!r}, not of this "
+            f"node (peer {peer_id}): two nodes are configured with the node name {name!r}; give each node "
+            "its own (qdrant_backup_node_name, `node` in backup.yml)"
+        )
     return part if part and part.get("status") == "ok" else None
 
 
@@ -403,24 +430,19 @@ def selected_collections(client: ClusterClient, settings: BackupSettings) -> lis
     return sorted(settings.collections) if settings.collections else names
 
 
-def _kept_part(
-    client: ClusterClient, peer_id: int, settings: BackupSettings, s3_client, backup_id: str
-) -> dict | None:
+def _kept_part(client: ClusterClient, done: dict, settings: BackupSettings, s3_client) -> dict:
     """The node's finished part when it covers what this run would back up; a finished part for
     other collections is refused rather than replaced."""
-    done = finished_part(s3_client, settings, backup_id, peer_id)
-    if done is None:
-        return None
     wanted = set(selected_collections(client, settings))
-    covered = set(done.get("shards") or done.get("snapshots") or {})
+    covered = set(done.get("shards") or {})
     if not wanted <= covered:
         raise BackupError(
-            f"peer {peer_id}'s part of backup {backup_id} already succeeded for "
+            f"peer {done['peer_id']}'s part of backup {done['backup_id']} already succeeded for "
             f"{', '.join(sorted(covered))}, not {', '.join(sorted(wanted - covered))}: "
             "use another backup id, or force to replace the part"
         )
-    manifest = _get_json(s3_client, settings.s3.bucket, settings.layout.manifest_key(backup_id)) or {}
-    return {**done, "skipped": True, "set_status": manifest.get("status", "incomplete")}
+    status = set_manifest(s3_client, settings, done["backup_id"])["status"]
+    return {**done, "skipped": True, "set_status": status}
 
 
 # -- the set's manifest -----------------------------------------------------------------------------
@@ -487,6 +509,8 @@ def _shard_records(name: str, view: dict, ok: dict[int, dict], problems: list[st
         if problem:
             problems.append(problem)
         shards[str(shard)] = {"peer_id": pid, **{k: record[k] for k in ("key", "size", "sha256")}}
+        if "node" in ok[pid]:  # format 3: the key lies under the node's own prefix
+            shards[str(shard)]["node"] = ok[pid]["node"]
     return shards
 
 
@@ -519,12 +543,13 @@ def build_manifest(parts: dict[int, dict], object_problem: Callable[[dict], str 
     peers = reference.get("peers", [])
     problems = []
     for peer in peers:
-        part = parts.get(peer["id"])
-        if part is None:
+        if peer["id"] not in parts:
             problems.append(f"peer {peer['id']} ({peer['uri']}): no part uploaded")
-        elif part.get("status") != "ok":
-            problems.append(f"peer {peer['id']}: {part.get('status')}: {part.get('error', '')}".rstrip(": "))
-    formats = sorted({int(part.get("format", 1)) for part in parts.values()})
+    for pid, part in sorted(parts.items()):
+        if part.get("status") != "ok":
+            who = f"peer {pid}" if pid >= 0 else "a part record"
+            problems.append(f"{who}: {part.get('status')}: {part.get('error', '')}".rstrip(": "))
+    formats = sorted({part.get("format", 1) for part in ok.values()}) or [MANIFEST_FORMAT]
     if len(formats) > 1:
         problems.append(f"parts of different formats {formats}: run the backup again with a new id")
     set_format = formats[-1]
@@ -555,53 +580,116 @@ def build_manifest(parts: dict[int, dict], object_problem: Callable[[dict], str 
     return manifest
 
 
-PART_NAME = re.compile(r"^(\d{1,20})\.json$")
+LEGACY_PART = re.compile(r"^parts/(\d{1,20})\.json$")  # formats 1 and 2
+NODE_PART = re.compile(r"^nodes/([^/]+)/part\.json$")  # format 3
 
 
-def _read_parts(s3_client, bucket: str, layout: Layout, backup_id: str) -> tuple[dict[int, dict], tuple]:
-    """The set's part records by peer id. A record that cannot be read, or names another set or
-    another peer than its key, counts as a failed part: it never lends its content to the set."""
-    prefix = f"{layout.set_prefix(backup_id)}parts/"
-    listed = _list(s3_client, bucket, prefix)
-    parts = {}
-    for item in listed:
-        name = PART_NAME.match(item["Key"][len(prefix) :])
-        if not name:
+def _record_problem(
+    part: dict, layout: Layout, backup_id: str, node: str | None, peer_id: int | None
+) -> str | None:
+    """Why a part record read from S3 cannot be used, or None. Records are untrusted input: a node
+    may only vouch for its own keys, so a record must name the set, node and peer its key says."""
+    pid = part.get("peer_id")
+    if isinstance(pid, bool) or not isinstance(pid, int) or not 0 <= pid < 2**64:
+        return f"peer id {pid!r} is not an unsigned 64-bit integer"
+    if part.get("format", 1) not in ((3,) if node is not None else (1, 2)):
+        return f"format {part.get('format', 1)!r} does not belong under this key"
+    if part.get("backup_id") != backup_id:
+        return f"it names backup {part.get('backup_id')!r}, not {backup_id}"
+    if node is not None and part.get("node") != node:
+        return f"it names node {part.get('node')!r}, not {node!r}"
+    if peer_id is not None and pid != peer_id:
+        return f"it names peer {pid}, not {peer_id}"
+    if part.get("status") != "ok":
+        return None
+    groups = part.get("shards")
+    if node is None and "snapshots" in part:  # format 1: one record per collection
+        snapshots = part["snapshots"]
+        groups = {c: {"0": r} for c, r in snapshots.items()} if isinstance(snapshots, dict) else None
+    if not isinstance(groups, dict) or not all(isinstance(g, dict) for g in groups.values()):
+        return "its snapshot records are not a mapping per collection"
+    for collection, records in groups.items():
+        for shard, record in records.items():
+            usable = isinstance(record, dict) and isinstance(record.get("key"), str)
+            usable = usable and isinstance(record.get("sha256"), str) and type(record.get("size")) is int
+            if not usable:
+                return "a snapshot record lacks a key, size or sha256"
+            own = shard.isascii() and shard.isdigit() and NAME_PATTERN.match(collection)
+            own = own and record["key"] == layout.node_shard_key(backup_id, node, collection, int(shard))
+            if node is not None and not own:
+                return f"object {record['key']!r} is not this node's key for {collection!r} shard {shard!r}"
+    return None
+
+
+def _read_parts(
+    s3_client, bucket: str, layout: Layout, backup_id: str, listed: list[dict]
+) -> dict[int, dict]:
+    """The set's part records by peer id, from the set's listing (either layout). A record that
+    cannot be read, names another set, node or peer than its key, or claims a peer another
+    record claims too, counts as a failed part: it never lends its content to the set."""
+    prefix = layout.set_prefix(backup_id)
+    parts: dict[int, dict] = {}
+    refused = -1  # refused records without a usable peer id get negative keys, still reported
+    for item in sorted(listed, key=lambda entry: entry["Key"]):
+        relative = item["Key"][len(prefix) :]
+        legacy, per_node = LEGACY_PART.match(relative), NODE_PART.match(relative)
+        if not (legacy or per_node) or (per_node and not NAME_PATTERN.match(per_node.group(1))):
             continue
-        peer_id = int(name.group(1))
+        node, peer_id = (per_node.group(1), None) if per_node else (None, int(legacy.group(1)))
         try:
             part = _get_json(s3_client, bucket, item["Key"])
         except BackupError as exc:
             part = {"status": "unreadable", "error": str(exc)}
         if part is None:
             continue
-        if part.get("status") != "unreadable" and (
-            part.get("backup_id") != backup_id or part.get("peer_id") != peer_id
-        ):
-            part = {"status": "invalid", "error": f"{item['Key']} names backup {part.get('backup_id')!r} and "
-                    f"peer {part.get('peer_id')!r}, not {backup_id} and {peer_id}"}  # fmt: skip
-        parts[peer_id] = {"backup_id": backup_id, "cluster": layout.cluster, **part, "peer_id": peer_id}
-    return parts, tuple(sorted((item["Key"], item["ETag"]) for item in listed))
+        readable = part.get("status") != "unreadable"
+        problem = readable and _record_problem(part, layout, backup_id, node, peer_id)
+        if problem:
+            part = {"status": "invalid", "error": f"{item['Key']} is refused: {problem}"}
+        key = part.get("peer_id", peer_id)
+        if key is None or key in parts:
+            if key in parts:
+                error = f"two part records claim peer {key}, {item['Key']} one of them"
+                parts[key] = {"status": "invalid", "error": error}
+            key, refused = refused, refused - 1
+        parts[key] = {"backup_id": backup_id, "cluster": layout.cluster, **part, "peer_id": key}
+    return parts
 
 
-def update_manifest(s3_client, bucket: str, layout: Layout, backup_id: str, attempts: int = 5) -> dict:
-    """Rebuild manifest.json from the parts. Nodes finish at about the same time, so after writing
-    it the parts are listed again: whoever writes last has seen every part written before it."""
-    manifest: dict = {}
-    for _ in range(attempts):
-        parts, seen = _read_parts(s3_client, bucket, layout, backup_id)
-        if not parts:
-            raise BackupError(f"backup {backup_id} of {layout.cluster} has no parts")
-        manifest = build_manifest(parts, lambda record: _object_problem(s3_client, bucket, record))
-        _put_json(s3_client, bucket, layout.manifest_key(backup_id), manifest)
-        if _read_parts(s3_client, bucket, layout, backup_id)[1] == seen:
-            break
-    return manifest
+def _listed_problem(listed: list[dict]) -> Callable[[dict], str | None]:
+    """Check a snapshot record against a listing: present, and of the recorded size."""
+    sizes = {item["Key"]: item["Size"] for item in listed}
+
+    def problem(record: dict) -> str | None:
+        if record["key"] not in sizes:
+            return f"{record['key']} is missing"
+        if sizes[record["key"]] != record["size"]:
+            return f"{record['key']} holds {sizes[record['key']]} bytes, the part says {record['size']}"
+        return None
+
+    return problem
+
+
+def set_manifest(s3_client, settings: BackupSettings, backup_id: str, verify: bool = True) -> dict:
+    """The set as its part records and the objects now in S3 describe it; with `verify` each
+    object's size and recorded sha256 are read from S3, else its size from the listing."""
+    bucket, layout = settings.s3.bucket, settings.layout
+    check_name(backup_id, "backup id")
+    listed = _list(s3_client, bucket, layout.set_prefix(backup_id))
+    parts = _read_parts(s3_client, bucket, layout, backup_id, listed)
+    if not parts:
+        raise ConfigError(
+            f"no backup {backup_id!r} for cluster {settings.cluster} in s3://{bucket}/"
+            f"{layout.cluster_prefix()}: see `qdrant-ops backup list`"
+        )
+    check = (lambda record: _object_problem(s3_client, bucket, record)) if verify else _listed_problem(listed)
+    return build_manifest(parts, check)
 
 
 # -- listing and retention --------------------------------------------------------------------------
 def list_sets(s3_client, settings: BackupSettings) -> list[dict]:
-    """Every set of the cluster, newest first, with the status its manifest records."""
+    """Every set of the cluster, newest first, each built from its part records and checked
+    against the listing (sizes; `backup show` and restores also check sha256)."""
     layout = settings.layout
     grouped: dict[str, list[dict]] = {}
     for item in _list(s3_client, settings.s3.bucket, layout.cluster_prefix()):
@@ -609,14 +697,10 @@ def list_sets(s3_client, settings: BackupSettings) -> list[dict]:
         grouped.setdefault(backup_id, []).append(item)
     sets = []
     for backup_id, items in grouped.items():
-        manifest, unreadable = None, None
-        if any(item["Key"] == layout.manifest_key(backup_id) for item in items):
-            try:
-                manifest = _get_json(s3_client, settings.s3.bucket, layout.manifest_key(backup_id))
-            except BackupError as exc:  # a damaged manifest makes the set incomplete, and says so
-                unreadable = (
-                    f"{exc}; the set counts as incomplete (`qdrant-ops backup show {backup_id}` rebuilds it)"
-                )
+        manifest = None
+        if NAME_PATTERN.match(backup_id):
+            parts = _read_parts(s3_client, settings.s3.bucket, layout, backup_id, items)
+            manifest = build_manifest(parts, _listed_problem(items)) if parts else None
         uploaded = min(item["LastModified"] for item in items)
         when = id_time(backup_id) or (
             _parse_iso(manifest["started"]) if manifest and manifest["started"] else uploaded
@@ -630,29 +714,10 @@ def list_sets(s3_client, settings: BackupSettings) -> list[dict]:
                 "peers": len(manifest["peers"]) if manifest else 0,
                 "bytes": sum(item["Size"] for item in items),
                 "objects": len(items),
-                "problems": [unreadable]
-                if unreadable
-                else (manifest["problems"] if manifest else ["no manifest: no node finished its part"]),
+                "problems": manifest["problems"] if manifest else ["no part record: no node wrote its part"],
             }
         )
     return sorted(sets, key=lambda s: (s["time"], s["backup_id"]), reverse=True)
-
-
-def show_set(s3_client, settings: BackupSettings, backup_id: str, verify: bool = True) -> dict:
-    """The manifest of one set; with `verify`, rebuilt from the parts and the objects now in S3."""
-    layout = settings.layout
-    check_name(backup_id, "backup id")
-    if verify:
-        parts, _ = _read_parts(s3_client, settings.s3.bucket, layout, backup_id)
-        if parts:
-            return build_manifest(parts, lambda r: _object_problem(s3_client, settings.s3.bucket, r))
-    manifest = _get_json(s3_client, settings.s3.bucket, layout.manifest_key(backup_id))
-    if manifest is None:
-        raise ConfigError(
-            f"no backup {backup_id!r} for cluster {settings.cluster} in s3://{settings.s3.bucket}/"
-            f"{layout.cluster_prefix()}: see `qdrant-ops backup list`"
-        )
-    return manifest
 
 
 @dataclass(frozen=True)
@@ -701,12 +766,13 @@ def plan_prune(sets: list[dict], retention: Retention, now: datetime) -> list[di
 
 
 def delete_set(s3_client, settings: BackupSettings, backup_id: str) -> int:
-    """Delete every object of a set, the manifest first so a half-deleted set never looks complete."""
+    """Delete every object of a set, the part records first so a half-deleted set never looks
+    complete."""
     layout = settings.layout
     bucket = settings.s3.bucket
-    keys = [item["Key"] for item in _list(s3_client, bucket, layout.set_prefix(backup_id))]
-    manifest = layout.manifest_key(backup_id)
-    ordered = [k for k in keys if k == manifest] + [k for k in keys if k != manifest]
+    prefix = layout.set_prefix(backup_id)
+    keys = [item["Key"] for item in _list(s3_client, bucket, prefix)]
+    ordered = sorted(keys, key=lambda k: not (k.endswith(".json")))  # parts (and old manifests) first
     for start in range(0, len(ordered), 1000):
         batch = ordered[start : start + 1000]
         try:

@@ -5,6 +5,7 @@ configuration, then the run, then its textfile metrics, written whether the run 
 and, off EC2, S3 keys):
 
     cluster: prod
+    node: prod-qdrant-1   # the name this node writes under (nodes/<node>/): IAM allows only that
     qdrant: {url: http://127.0.0.1:6333, api_key_file: /etc/qdrant-ops/api-key, ca_file: ..., timeout: 30}
     s3: {bucket: ..., prefix: qdrant-backups, region: ..., endpoint_url: ..., access_key: ...,
          secret_key: ..., part_size_mib: 8, concurrency: 8, max_attempts: 8}
@@ -35,6 +36,7 @@ DEFAULT_PATH = "/etc/qdrant-ops/backup.yml"
 SECTIONS = {
     None: {
         "cluster",
+        "node",
         "qdrant",
         "s3",
         "schedule_slot",
@@ -133,6 +135,7 @@ def from_dict(data: dict, path: str = "<config>", overrides: dict | None = None)
             collections=tuple(str(c) for c in collections),
             sample_size=int(data.get("sample_size", 32)),
             slot_seconds=parse_duration(data.get("schedule_slot", "1d"), "schedule_slot"),
+            node=str(data["node"]) if data.get("node") is not None else None,
         )
         policy = Retention(
             keep_last=int(retention.get("keep_last", 7)),

@@ -266,7 +266,7 @@ def cmd_backup_list(args: argparse.Namespace) -> int:
 
 def cmd_backup_show(args: argparse.Namespace) -> int:
     config = backup_job.load(args.config)
-    manifest = backup.show_set(
+    manifest = backup.set_manifest(
         s3.make_client(config.settings.s3), config.settings, args.backup_id, verify=not args.no_verify
     )
     rows = []

@@ -96,7 +96,7 @@ def choose_set(s3_client, settings: backup.BackupSettings, backup_id: str | None
                 f"{settings.layout.cluster_prefix()}: see `qdrant-ops backup list`"
             )
         backup_id = complete[0]["backup_id"]
-    manifest = backup.show_set(s3_client, settings, backup_id, verify=True)
+    manifest = backup.set_manifest(s3_client, settings, backup_id, verify=True)
     if manifest["status"] != "complete":
         raise RestoreError(
             f"backup {backup_id} is incomplete ({'; '.join(manifest['problems'])}): nothing was restored; "
@@ -137,10 +137,17 @@ def snapshots_of(manifest: dict, layout: backup.Layout, name: str) -> list[Snaps
     for number, record in records.items():
         shard_id = _int(_id(number), f"{name}: shard id {number!r}") if sharded else None
         peer = _int(record.get("peer_id") if sharded else _id(number), f"{name}: peer id")
+        node = record.get("node")
         if shard_id is None:
             expected = layout.snapshot_key(manifest["backup_id"], name, peer)
-        else:
+        elif node is None:
             expected = layout.shard_key(manifest["backup_id"], name, shard_id, peer)
+        elif isinstance(node, str) and backup.NAME_PATTERN.fullmatch(node):
+            expected = layout.node_shard_key(manifest["backup_id"], node, name, shard_id)
+        else:
+            raise RestoreError(
+                f"backup {manifest['backup_id']}: {name} names node {node!r}: the set is damaged"
+            )
         if record.get("key") != expected:
             raise RestoreError(
                 f"backup {manifest['backup_id']}: {name} names object {record.get('key')!r} where the "

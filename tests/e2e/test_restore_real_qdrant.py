@@ -48,7 +48,7 @@ def source(qdrant_binary, tmp_path_factory, s3_server):
             fill_vectors(client, cluster, POINTS)
             started = time.monotonic()
             backup_every_node(client, cluster.urls, settings, s3_client, BACKUP_ID)
-            manifest = backup.show_set(s3_client, settings, BACKUP_ID)
+            manifest = backup.set_manifest(s3_client, settings, BACKUP_ID)
             print(
                 f"\nbackup of {POINTS} x 384: {manifest['bytes']} bytes in {time.monotonic() - started:.1f}s"
             )

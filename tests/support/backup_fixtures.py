@@ -70,7 +70,7 @@ def stop(state_file: Path) -> None:
             os.kill(pid, signal.SIGTERM)
 
 
-def corrupt_one_object(s3_client, bucket: str, suffix: str = "/cities/shards/0.") -> str:
+def corrupt_one_object(s3_client, bucket: str, suffix: str = "/cities/0.snapshot") -> str:
     """Flip one bit of a snapshot object, keeping its size and its recorded sha256 metadata."""
     key = next(
         item["Key"]

@@ -103,17 +103,26 @@ def test_three_nodes_make_one_complete_verified_set(
     assert [p["id"] for p in cities["sample"]] == list(range(10))
     expected = backup.point_fingerprint({"id": 3, "payload": {"city": "c3"}, "vector": [3, 0.5, 0.25, 1]})
     assert cities["sample"][3] == expected
-    assert manifest["format"] == 2 and "nodes" not in cities
+    assert manifest["format"] == 3 and "nodes" not in cities
     assert sorted(cities["shards"], key=int) == [str(shard) for shard in range(6)]
     for shard, record in cities["shards"].items():
         peer = 1000 + int(shard) % 3  # the stub places shard s on peer s mod 3
-        assert record["peer_id"] == peer
-        assert record["key"] == f"qdrant-backups/prod/{BACKUP_ID}/cities/shards/{shard}.{peer}.snapshot"
+        assert record["peer_id"] == peer and record["node"] == f"peer-{peer}"  # no `node` configured
+        assert record["key"] == f"qdrant-backups/prod/{BACKUP_ID}/nodes/peer-{peer}/cities/{shard}.snapshot"
         stored = s3_client.get_object(Bucket=s3_bucket, Key=record["key"])
         body = stored["Body"].read()
         assert len(body) == record["size"] == 64 * 1024
         assert hashlib.sha256(body).hexdigest() == record["sha256"] == stored["Metadata"]["sha256"]
-    assert manifest == manifest_in(s3_client, s3_bucket)  # the stored manifest says the same
+    # Every object lies under its writer's own prefix (what IAM confines each node to): no manifest
+    # or other shared object that one node could rewrite for all.
+    prefix = f"qdrant-backups/prod/{BACKUP_ID}/"
+    listed = [
+        item["Key"][len(prefix) :]
+        for item in s3_client.list_objects_v2(Bucket=s3_bucket, Prefix=prefix)["Contents"]
+    ]
+    assert {key.split("/")[0] for key in listed} == {"nodes"}
+    assert {key.split("/")[1] for key in listed} == {"peer-1000", "peer-1001", "peer-1002"}
+    assert manifest_in(s3_client, s3_bucket) is None
 
     for node in stub_nodes:  # every node's local snapshot files were deleted after the upload
         assert all(files == {} for files in node.state.snapshots.values())
@@ -197,7 +206,7 @@ def test_a_second_run_in_the_slot_keeps_the_part_that_succeeded(
 ):
     config = write_config(stub_nodes[0].url)
     assert cli("backup", "run", "--config", config, "--backup-id", BACKUP_ID)[0] == 0
-    part_key = f"qdrant-backups/prod/{BACKUP_ID}/parts/1000.json"
+    part_key = f"qdrant-backups/prod/{BACKUP_ID}/nodes/peer-1000/part.json"
     etag = s3_client.head_object(Bucket=s3_bucket, Key=part_key)["ETag"]
     made = snapshots_created(stub_nodes[0])
     stub_nodes[0].state.snapshot_create_error = "No space left on device (os error 28)"  # would fail now
@@ -218,19 +227,55 @@ def test_damaged_or_foreign_records_never_pass_for_a_set(stub_nodes, write_confi
     for config in configs:
         assert cli("backup", "run", "--config", config, "--backup-id", BACKUP_ID)[0] == 0
     prefix = f"qdrant-backups/prod/{BACKUP_ID}/"
-    part = json.loads(s3_client.get_object(Bucket=s3_bucket, Key=prefix + "parts/1001.json")["Body"].read())
-    s3_client.put_object(Bucket=s3_bucket, Key=prefix + "parts/1001.json",
-                         Body=json.dumps({**part, "backup_id": "../../../victim"}).encode())  # fmt: skip
-    code, out, _ = cli("backup", "show", BACKUP_ID, "--config", configs[0])
-    assert code == 1 and "incomplete" in out and "names backup '../../../victim'" in out
+    own_key = prefix + "nodes/peer-1001/part.json"
+    genuine = s3_client.get_object(Bucket=s3_bucket, Key=own_key)["Body"].read()
+    part = json.loads(genuine)
 
-    s3_client.put_object(Bucket=s3_bucket, Key=prefix + "manifest.json", Body=b"{not json")
+    def put(key: str, value) -> None:
+        s3_client.put_object(Bucket=s3_bucket, Key=key, Body=value if isinstance(value, bytes) else
+                             json.dumps(value).encode())  # fmt: skip
+
+    def show() -> str:
+        code, out, err = cli("backup", "show", BACKUP_ID, "--config", configs[0])
+        assert code == 1 and "incomplete" in out and "Traceback" not in err, (out, err)
+        return out
+
+    put(own_key, {**part, "backup_id": "../../../victim"})
+    assert "it names backup '../../../victim'" in show()
+    key = part["shards"]["cities"]["1"]["key"]
+    other = key.replace("peer-1001", "peer-1000")  # another node's object, vouched for by this one
+    put(own_key, {**part, "shards": {**part["shards"], "cities": {**part["shards"]["cities"], "1": {
+        **part["shards"]["cities"]["1"], "key": other}}}})  # fmt: skip
+    assert f"object {other!r} is not this node's key" in show()
+    put(own_key, genuine)
+    # A compromised node writes under its own prefix a record claiming another peer.
+    put(prefix + "nodes/intruder/part.json", genuine.replace(b"peer-1001", b"intruder"))
+    out = show()
+    assert "two part records claim peer 1001" in out
+    s3_client.delete_object(Bucket=s3_bucket, Key=prefix + "nodes/intruder/part.json")
+
+    # A manifest.json (older formats stored one; a node could plant one) is never read: the set is
+    # what its parts say, in every command.
+    put(prefix + "manifest.json", b"{not json")
     code, out, err = cli("backup", "list", "--config", configs[0], "--json")
-    listed = json.loads(out)
-    assert code == 0 and listed[0]["status"] == "incomplete" and "Traceback" not in err
-    assert "manifest.json is not a JSON object" in listed[0]["problems"][0]
-    code, _, err = cli("backup", "show", BACKUP_ID, "--no-verify", "--config", configs[0])
-    assert code == EXIT_ERROR and "manifest.json is not a JSON object: the object is damaged" in err
+    assert code == 0 and json.loads(out)[0]["status"] == "complete", err
+    code, out, _ = cli("backup", "show", BACKUP_ID, "--no-verify", "--config", configs[0])
+    assert code == 0 and "complete" in out
+
+
+def test_two_nodes_with_one_node_name_are_refused(stub_nodes, write_config, cli, s3_client, s3_bucket):
+    first = write_config(stub_nodes[0].url, "a.yml", node="prod-qdrant-1")
+    second = write_config(stub_nodes[1].url, "b.yml", node="prod-qdrant-1")  # a copy-paste mistake
+    assert cli("backup", "run", "--config", first, "--backup-id", BACKUP_ID)[0] == 0
+    key = f"qdrant-backups/prod/{BACKUP_ID}/nodes/prod-qdrant-1/part.json"
+    etag = s3_client.head_object(Bucket=s3_bucket, Key=key)["ETag"]
+
+    for extra in ((), ("--force",)):
+        code, out, err = cli("backup", "run", "--config", second, "--backup-id", BACKUP_ID, *extra)
+        assert code == EXIT_ERROR and out == ""
+        assert "holds the part of peer 1000, not of this node (peer 1001)" in err
+        assert "give each node its own (qdrant_backup_node_name" in err
+    assert s3_client.head_object(Bucket=s3_bucket, Key=key)["ETag"] == etag  # the first node's part kept
 
 
 # -- bad cases ----------------------------------------------------------------------------------------

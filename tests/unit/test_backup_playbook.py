@@ -65,7 +65,7 @@ def test_one_failing_node_fails_the_run_and_leaves_an_incomplete_set(run, stub_n
     assert result.returncode != 0
     assert "the node's disk is full" in result.stdout
     assert "backup 20261124T120000Z is incomplete: peer 1001: failed" in result.stdout
-    manifest = backup.show_set(s3_client, settings, "20261124T120000Z")
+    manifest = backup.set_manifest(s3_client, settings, "20261124T120000Z")
     assert manifest["status"] == "incomplete"
 
     stub_nodes[1].state.snapshot_create_error = None  # fixed: the re-run redoes only that node
@@ -81,4 +81,4 @@ def test_one_failing_node_fails_the_run_and_leaves_an_incomplete_set(run, stub_n
         for node, before in zip(stub_nodes, requests_before, strict=True)
     ]
     assert created == [0, 3, 0]  # peer 1001's shards only: cities 1 and 4, places 1
-    assert backup.show_set(s3_client, settings, "20261124T120000Z")["status"] == "complete"
+    assert backup.set_manifest(s3_client, settings, "20261124T120000Z")["status"] == "complete"

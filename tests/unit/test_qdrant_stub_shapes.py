@@ -102,7 +102,7 @@ def served(qdrant_stub, stub_client, tmp_path, s3_server, s3_client, s3_bucket):
         ),
     )
     backup.run_node_backup(stub_client, qdrant_stub.url, settings, s3_client, backup_id="shapes")
-    manifest = backup.show_set(s3_client, settings, "shapes")
+    manifest = backup.set_manifest(s3_client, settings, "shapes")
     for shard_id in (0, None):  # a shard snapshot, then the same file as a whole-collection upload
         snap = restore.snapshots_of(manifest, settings.layout, "cities")[0]
         local = tmp_path / f"upload-{shard_id}.snapshot"

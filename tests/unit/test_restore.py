@@ -1,6 +1,6 @@
 """Restore from a backup set, through the CLI, against three stub nodes that share one cluster state
 (the stub's snapshots carry their points, so a recover really brings them back) and a moto S3
-endpoint: per-shard (format 2) restores, a format 1 set node by node, each refusal with nothing
+endpoint: per-shard (format 3) restores, a format 1 set node by node, each refusal with nothing
 changed, a dry run, a restore that comes out different, and the pure planning. The same procedure
 against a real Qdrant cluster is in tests/e2e/test_restore_real_qdrant.py."""
 
@@ -87,7 +87,7 @@ def test_every_collection_deleted_then_restored_shard_by_shard(cluster, capsys, 
 
     assert code == 0, err
     report = json.loads(out)
-    assert report["backup_id"] == BACKUP_ID and report["problems"] == [] and report["format"] == 2
+    assert report["backup_id"] == BACKUP_ID and report["problems"] == [] and report["format"] == 3
     assert nodes[0].state.points == original
     # every replica of every shard recovered once (the demo collections have one replica), no_sync
     expected = {("cities", s, "no_sync") for s in range(6)} | {("places", s, "no_sync") for s in range(3)}
@@ -135,7 +135,6 @@ def write_format1_set(nodes, settings: backup.BackupSettings, s3_client, backup_
                     client, node.url, settings, s3_client, key=key, metadata=meta
                 )
         backup._put_json(s3_client, settings.s3.bucket, layout.part_key(backup_id, peer_id), part)
-    backup.update_manifest(s3_client, settings.s3.bucket, layout, backup_id)
 
 
 def test_a_format_1_set_is_restored_node_by_node(cluster, capsys, tmp_path, s3_client, s3_bucket, s3_server):
@@ -164,7 +163,7 @@ def test_a_format_1_set_is_restored_node_by_node(cluster, capsys, tmp_path, s3_c
 
 
 def tamper_part(s3_client, bucket, change) -> None:
-    key = f"qdrant-backups/prod/{BACKUP_ID}/parts/1000.json"
+    key = f"qdrant-backups/prod/{BACKUP_ID}/nodes/peer-1000/part.json"
     part = json.loads(s3_client.get_object(Bucket=bucket, Key=key)["Body"].read())
     change(part)
     s3_client.put_object(Bucket=bucket, Key=key, Body=json.dumps(part).encode())
@@ -179,7 +178,7 @@ REFUSALS = {
         ["--map", "1000=http://127.0.0.1:1"],
     ),
     "unknown collection": ("has no collection nope", ["--collection", "nope"]),
-    "key outside the layout": ("the part record was tampered with", []),
+    "key outside the layout": ("is not this node's key", []),
     "bad parallel": ("--parallel must be at least 1", ["--parallel", "0"]),
 }
 
@@ -209,7 +208,7 @@ def test_refusals_change_nothing(case, cluster, capsys, tmp_path, s3_client, s3_
         nodes,
         configs,
         *extra,
-        *(["--backup-id", BACKUP_ID] if case == "incomplete set" else []),
+        *(["--backup-id", BACKUP_ID] if case in ("incomplete set", "key outside the layout") else []),
     )
 
     assert code == EXIT_ERROR and message in err, err
@@ -232,7 +231,7 @@ def test_dry_run_checks_and_prints_the_plan(cluster, capsys, tmp_path):
     backup_all(configs)
     drop_everything(nodes)
     code, out, _ = run_restore(capsys, tmp_path, nodes, configs, "--dry-run")
-    assert code == 0 and "dry run, nothing changed" in out and "format 2" in out
+    assert code == 0 and "dry run, nothing changed" in out and "format 3" in out
     assert out.count("cities") == 6 and out.count("places") == 3  # one row a shard
     assert not recovered(nodes) and nodes[0].state.collections == {}
     assert staged_files(tmp_path) == []

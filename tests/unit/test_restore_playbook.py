@@ -75,7 +75,7 @@ def test_restore_every_collection_each_shard_once(cluster, stub_nodes, tmp_path)
     play, original = cluster
     result = play()
     assert result.returncode == 0, result.stdout[-4000:]
-    assert f"backup {BACKUP_ID} (format 2)" in result.stdout and "restored and verified" in result.stdout
+    assert f"backup {BACKUP_ID} (format 3)" in result.stdout and "restored and verified" in result.stdout
     assert stub_nodes[0].state.points == original
     expected = {("cities", s, "no_sync") for s in range(6)} | {("places", s, "no_sync") for s in range(3)}
     assert recovered(stub_nodes) == Counter(expected)

@@ -70,7 +70,7 @@ def test_a_set_from_every_node_then_nothing_to_do(play, stub_nodes):
     assert hosts["q2"]["set_status"] == "complete"
     cities = hosts["q0"]["shards"]["cities"]
     assert sorted(cities) == ["0", "3"]  # the shards peer 1000 is the source of
-    assert cities["3"]["key"] == f"qdrant-backups/prod/{BACKUP_ID}/cities/shards/3.1000.snapshot"
+    assert cities["3"]["key"] == f"qdrant-backups/prod/{BACKUP_ID}/nodes/peer-1000/cities/3.snapshot"
     assert (
         cities["3"]["size"] == 64 * 1024 and len(cities["3"]["sha256"]) == 64 and cities["3"]["seconds"] >= 0
     )
@@ -89,8 +89,8 @@ def test_a_set_from_every_node_then_nothing_to_do(play, stub_nodes):
     assert hosts["q0"]["changed"] is True
     result, hosts = play({"state": "absent", "backup_id": BACKUP_ID}, limit="q0")
     assert (
-        hosts["q0"]["changed"] is True and hosts["q0"]["deleted_objects"] == 13
-    )  # 9 shard snapshots (cities 6, places 3), 3 parts, manifest
+        hosts["q0"]["changed"] is True and hosts["q0"]["deleted_objects"] == 12
+    )  # 9 shard snapshots (cities 6, places 3), 3 parts
     result, hosts = play({"state": "absent", "backup_id": BACKUP_ID}, limit="q0")
     assert hosts["q0"]["changed"] is False
 
