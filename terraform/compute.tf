@@ -42,7 +42,7 @@ resource "aws_instance" "qdrant" {
   instance_type          = var.qdrant_instance_type
   subnet_id              = each.value.subnet_id
   vpc_security_group_ids = [aws_security_group.qdrant.id]
-  iam_instance_profile   = aws_iam_instance_profile.qdrant.name
+  iam_instance_profile   = aws_iam_instance_profile.qdrant[each.key].name
   key_name               = var.key_name
   ebs_optimized          = true
   monitoring             = true

@@ -1,6 +1,9 @@
-# Qdrant nodes: read and write this cluster's backup keys and use the backup key, nothing else.
-# Monitoring host: ec2:DescribeInstances for Prometheus' EC2 discovery, nothing else.
-# With ssh_access = "ssm" both also get AWS's Session Manager core policy.
+# Qdrant nodes: one role per node. Each reads the cluster's backups (a restore reads every set)
+# and writes only under <prefix>/<cluster>/<set>/nodes/<its name>/ (qdrant-ops backup format 3),
+# so a compromised node can neither overwrite another node's part nor plant records for it; no
+# node may delete. Monitoring host: ec2:DescribeInstances for Prometheus' EC2 discovery, and the
+# pruning of backup sets (list, read, delete), the only principal that deletes backups.
+# With ssh_access = "ssm" all also get AWS's Session Manager core policy.
 data "aws_iam_policy_document" "ec2_assume" {
   statement {
     actions = ["sts:AssumeRole"]
@@ -12,18 +15,22 @@ data "aws_iam_policy_document" "ec2_assume" {
 }
 
 resource "aws_iam_role" "qdrant" {
-  name               = "${var.name}-qdrant"
+  for_each           = local.nodes
+  name               = each.key
   assume_role_policy = data.aws_iam_policy_document.ec2_assume.json
-  tags               = local.tags
+  tags               = merge(local.tags, { Node = each.key })
 }
 
 resource "aws_iam_instance_profile" "qdrant" {
-  name = "${var.name}-qdrant"
-  role = aws_iam_role.qdrant.name
-  tags = local.tags
+  for_each = local.nodes
+  name     = each.key
+  role     = aws_iam_role.qdrant[each.key].name
+  tags     = merge(local.tags, { Node = each.key })
 }
 
 data "aws_iam_policy_document" "qdrant_backups" {
+  for_each = local.nodes
+
   statement {
     sid       = "ListOwnBackups"
     actions   = ["s3:ListBucket"]
@@ -36,15 +43,19 @@ data "aws_iam_policy_document" "qdrant_backups" {
   }
 
   statement {
-    sid = "ReadWriteOwnBackups"
+    sid       = "ReadOwnBackups"
+    actions   = ["s3:GetObject"]
+    resources = ["${aws_s3_bucket.backup.arn}/${local.backup_key_prefix}*"]
+  }
+
+  statement {
+    sid = "WriteOwnPartOnly"
     actions = [
-      "s3:GetObject",
       "s3:PutObject",
-      "s3:DeleteObject",
       "s3:AbortMultipartUpload",
       "s3:ListMultipartUploadParts",
     ]
-    resources = ["${aws_s3_bucket.backup.arn}/${local.backup_key_prefix}*"]
+    resources = ["${aws_s3_bucket.backup.arn}/${local.backup_key_prefix}*/nodes/${each.key}/*"]
   }
 
   dynamic "statement" {
@@ -58,9 +69,10 @@ data "aws_iam_policy_document" "qdrant_backups" {
 }
 
 resource "aws_iam_role_policy" "qdrant_backups" {
-  name   = "backups"
-  role   = aws_iam_role.qdrant.id
-  policy = data.aws_iam_policy_document.qdrant_backups.json
+  for_each = local.nodes
+  name     = "backups"
+  role     = aws_iam_role.qdrant[each.key].id
+  policy   = data.aws_iam_policy_document.qdrant_backups[each.key].json
 }
 
 resource "aws_iam_role" "monitoring" {
@@ -89,8 +101,42 @@ resource "aws_iam_role_policy" "monitoring_discovery" {
   policy = data.aws_iam_policy_document.monitoring_discovery.json
 }
 
+data "aws_iam_policy_document" "backup_pruning" {
+  statement {
+    sid       = "ListBackups"
+    actions   = ["s3:ListBucket"]
+    resources = [aws_s3_bucket.backup.arn]
+    condition {
+      test     = "StringLike"
+      variable = "s3:prefix"
+      values   = [local.backup_key_prefix, "${local.backup_key_prefix}*"]
+    }
+  }
+
+  statement {
+    sid       = "PruneBackups"
+    actions   = ["s3:GetObject", "s3:DeleteObject"]
+    resources = ["${aws_s3_bucket.backup.arn}/${local.backup_key_prefix}*"]
+  }
+
+  dynamic "statement" {
+    for_each = local.use_kms ? [1] : []
+    content {
+      sid       = "ReadBackupKey"
+      actions   = ["kms:Decrypt"]
+      resources = [aws_kms_key.backup[0].arn]
+    }
+  }
+}
+
+resource "aws_iam_role_policy" "monitoring_backup_pruning" {
+  name   = "backup-pruning"
+  role   = aws_iam_role.monitoring.id
+  policy = data.aws_iam_policy_document.backup_pruning.json
+}
+
 resource "aws_iam_role_policy_attachment" "ssm" {
-  for_each   = var.ssh_access == "ssm" ? { qdrant = aws_iam_role.qdrant.name, monitoring = aws_iam_role.monitoring.name } : {}
+  for_each   = var.ssh_access == "ssm" ? merge({ for name, role in aws_iam_role.qdrant : name => role.name }, { monitoring = aws_iam_role.monitoring.name }) : {}
   role       = each.value
   policy_arn = "arn:${data.aws_partition.current.partition}:iam::aws:policy/AmazonSSMManagedInstanceCore"
 }

@@ -22,8 +22,8 @@ resource "aws_kms_alias" "backup" {
   target_key_id = aws_kms_key.backup[0].key_id
 }
 
-# The account administers the key (IAM policies decide who uses it); the nodes' role may use it
-# only through S3 in this region.
+# The account administers the key (IAM policies decide who uses it); the nodes' roles and the
+# monitoring host's (which prunes) may use it only through S3 in this region.
 data "aws_iam_policy_document" "backup_key" {
   #checkov:skip=CKV_AWS_109:A key policy's resource "*" means this key only; the account-root statement is AWS's default key policy, so IAM policies decide who administers the key.
   #checkov:skip=CKV_AWS_111:Same key policy: "*" is this key; writes are limited to the account and the nodes' role via S3.
@@ -46,7 +46,7 @@ data "aws_iam_policy_document" "backup_key" {
     resources = ["*"]
     principals {
       type        = "AWS"
-      identifiers = [aws_iam_role.qdrant.arn]
+      identifiers = concat([for role in aws_iam_role.qdrant : role.arn], [aws_iam_role.monitoring.arn])
     }
     condition {
       test     = "StringEquals"

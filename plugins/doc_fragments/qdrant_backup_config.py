@@ -11,6 +11,12 @@ options:
   cluster:
     description: Cluster name used in the S3 keys.
     type: str
+  node:
+    description:
+      - Name this node writes its part of a set under (C(<backup_id>/nodes/<node>/)); unique per node.
+      - Default C(peer-<peer id>); the qdrant_backup role writes the inventory name, which is what the
+        node's IAM role allows.
+    type: str
   url:
     description: This host's Qdrant node.
     type: str

@@ -69,6 +69,7 @@ def client_from_module(module):
 # option -> (config file section, key). Used by qdrant_snapshot and qdrant_restore.
 BACKUP_CONFIG_KEYS = {
     "cluster": (None, "cluster"),
+    "node": (None, "node"),
     "collections": (None, "collections"),
     "url": ("qdrant", "url"),
     "api_key": ("qdrant", "api_key"),
@@ -87,6 +88,7 @@ BACKUP_CONFIG_KEYS = {
 BACKUP_CONFIG_ARGUMENT_SPEC = {
     "config_file": {"type": "path"},
     "cluster": {"type": "str"},
+    "node": {"type": "str"},
     "url": {"type": "str"},
     "api_key": {"type": "str", "no_log": True},
     "ca_cert": {"type": "path"},

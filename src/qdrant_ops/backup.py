@@ -783,7 +783,15 @@ def delete_set(s3_client, settings: BackupSettings, backup_id: str) -> int:
             raise s3.describe_error(exc, "delete from", bucket, layout.set_prefix(backup_id)) from exc
         if answer.get("Errors"):
             first = answer["Errors"][0]
-            raise s3.S3Error(f"deleting {first['Key']} failed: {first.get('Code')}: {first.get('Message')}")
+            hint = (
+                ": only the pruning role may delete backups (terraform gives it to the monitoring host, "
+                "where qdrant-backup-prune.timer runs); the nodes' roles may not"
+                if first.get("Code") == "AccessDenied"
+                else ""
+            )
+            raise s3.S3Error(
+                f"deleting {first['Key']} failed: {first.get('Code')}: {first.get('Message')}{hint}"
+            )
     return len(ordered)
 
 

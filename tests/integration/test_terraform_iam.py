@@ -1,6 +1,7 @@
-"""The Qdrant nodes' IAM policy as terraform/iam.tf writes it, enforced by moto's IAM: the whole
-backup job (every node's part, the manifest, list, show, prune) runs with nothing more, and
-another cluster's keys are out of reach. moto does not evaluate the s3:prefix condition on
+"""The IAM policies terraform/iam.tf writes, enforced by moto's IAM: each node's role runs its
+backup job (its part, list, show) with nothing more, writes nothing of another node's and deletes
+nothing; the monitoring host's pruning role prunes; another cluster's keys are out of reach.
+moto does not evaluate the s3:prefix condition on
 ListBucket (tests/unit/test_terraform.py checks that condition on the code) and authorises
 DeleteObjects on the bucket, not per key (see node_policy)."""
 
@@ -27,20 +28,23 @@ def one(value):
     return value[0] if isinstance(value, list) and len(value) == 1 else value
 
 
-def node_policy() -> dict:
-    """The S3 statements of data.aws_iam_policy_document.qdrant_backups, references filled in."""
+def policy(document: str, node: str = "") -> dict:
+    """The S3 statements of data.aws_iam_policy_document.<document>, references filled in (a
+    node's document for the node `node`)."""
     with (ROOT / "terraform/iam.tf").open() as handle:
         parsed = hcl2.load(handle)
-    (document,) = [b["aws_iam_policy_document"]["qdrant_backups"] for b in parsed["data"]
-                   if "qdrant_backups" in b.get("aws_iam_policy_document", {})]  # fmt: skip
+    (found,) = [b["aws_iam_policy_document"][document] for b in parsed["data"]
+                if document in b.get("aws_iam_policy_document", {})]  # fmt: skip
 
     def fill(text: str) -> str:
-        return text.replace("${aws_s3_bucket.backup.arn}", f"arn:aws:s3:::{BUCKET}").replace(
-            "${local.backup_key_prefix}", f"{PREFIX}/prod/"
+        return (
+            text.replace("${aws_s3_bucket.backup.arn}", f"arn:aws:s3:::{BUCKET}")
+            .replace("${local.backup_key_prefix}", f"{PREFIX}/prod/")
+            .replace("${each.key}", node)
         )
 
     statements = []
-    for statement in document["statement"]:  # the KMS statement is dynamic: SSE-KMS is not tested here
+    for statement in found["statement"]:  # the KMS statement is dynamic: SSE-KMS is not tested here
         rendered = {"Effect": "Allow", "Action": one(statement["actions"]),
                     "Resource": [fill(r) for r in one(statement["resources"])]}  # fmt: skip
         for condition in statement.get("condition", []):
@@ -50,27 +54,32 @@ def node_policy() -> dict:
                 }
             }
         statements.append(rendered)
-    assert {a for s in statements for a in s["Action"]} >= {"s3:PutObject", "s3:ListBucket"}
-    # AWS authorises a multi-object delete (prune) per key as s3:DeleteObject on each object;
-    # moto checks it against the bucket's ARN instead. This statement stands in for AWS' rule.
-    statements.append(
-        {"Effect": "Allow", "Action": ["s3:DeleteObject"], "Resource": [f"arn:aws:s3:::{BUCKET}"]}
-    )
+    if any("s3:DeleteObject" in s["Action"] for s in statements):
+        # AWS authorises a multi-object delete (prune) per key as s3:DeleteObject on each object;
+        # moto checks it against the bucket's ARN instead. This statement stands in for AWS' rule.
+        statements.append(
+            {"Effect": "Allow", "Action": ["s3:DeleteObject"], "Resource": [f"arn:aws:s3:::{BUCKET}"]}
+        )
     return {"Version": "2012-10-17", "Statement": statements}
+
+
+NODES = ("prod-qdrant-1", "prod-qdrant-2", "prod-qdrant-3")
+ADMIN = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}
 
 
 @pytest.fixture
 def enforcing_s3():
-    # moto lets the first 7 requests through unauthenticated: the set-up below, exactly.
-    server = MotoServer(env={"INITIAL_NO_AUTH_ACTION_COUNT": "7"}).start()
+    users = {node: policy("qdrant_backups", node) for node in NODES}
+    users |= {"pruner": policy("backup_pruning"), "admin": ADMIN}
+    # moto lets the first requests through unauthenticated: the set-up below, exactly.
+    server = MotoServer(env={"INITIAL_NO_AUTH_ACTION_COUNT": str(1 + 3 * len(users))}).start()
     try:
         server.client().create_bucket(Bucket=BUCKET)
         iam = server.client("iam")
         keys = {}
-        for user, policy in (("node", node_policy()), ("admin", {"Version": "2012-10-17", "Statement": [
-                {"Effect": "Allow", "Action": "*", "Resource": "*"}]})):  # fmt: skip
+        for user, document in users.items():
             iam.create_user(UserName=user)
-            iam.put_user_policy(UserName=user, PolicyName="p", PolicyDocument=json.dumps(policy))
+            iam.put_user_policy(UserName=user, PolicyName="p", PolicyDocument=json.dumps(document))
             key = iam.create_access_key(UserName=user)["AccessKey"]
             keys[user] = {
                 "aws_access_key_id": key["AccessKeyId"],
@@ -81,27 +90,28 @@ def enforcing_s3():
         server.stop()
 
 
-def test_the_backup_job_needs_nothing_more_and_reaches_no_other_cluster(
+def test_each_node_writes_only_its_own_part_and_only_the_pruner_deletes(
     enforcing_s3, stub_nodes, tmp_path, capsys
 ):
     server, keys = enforcing_s3
     (tmp_path / "api-key").write_text("stub-secret-key\n")
 
-    def config(node_url: str, index: int) -> str:
-        path = tmp_path / f"backup-{index}.yml"
+    def config(node_url: str, user: str) -> str:
+        path = tmp_path / f"backup-{user}.yml"
         path.write_text(yaml.safe_dump({
             "cluster": "prod",
+            "node": user if user in NODES else None,
             "qdrant": {"url": node_url, "api_key_file": str(tmp_path / "api-key")},
             "s3": {"bucket": BUCKET, "prefix": PREFIX, "endpoint_url": server.endpoint_url,
                    "region": TEST_CREDENTIALS["region_name"], "max_attempts": 1,
-                   "access_key": keys["node"]["aws_access_key_id"],
-                   "secret_key": keys["node"]["aws_secret_access_key"]},
+                   "access_key": keys[user]["aws_access_key_id"],
+                   "secret_key": keys[user]["aws_secret_access_key"]},
             "metrics_dir": str(tmp_path / "textfiles"),
             "retention": {"keep_last": 1, "daily": 0, "weekly": 0, "monthly": 0},
         }))  # fmt: skip
         return str(path)
 
-    configs = [config(node.url, i) for i, node in enumerate(stub_nodes)]
+    configs = [config(node.url, name) for node, name in zip(stub_nodes, NODES, strict=True)]
     for backup_id in (OLD, NEW):
         for path in configs:
             assert main(["backup", "run", "--config", path, "--backup-id", backup_id]) == 0, (
@@ -109,15 +119,35 @@ def test_the_backup_job_needs_nothing_more_and_reaches_no_other_cluster(
             )
     assert main(["backup", "show", NEW, "--config", configs[0]]) == 0, capsys.readouterr().err
     assert main(["backup", "list", "--config", configs[0]]) == 0
-    assert main(["backup", "prune", "--config", configs[0]]) == 0, capsys.readouterr().err
+    capsys.readouterr()
+
+    # A node may not prune (nor delete anything); the monitoring host's pruning role may.
+    assert main(["backup", "prune", "--config", configs[0]]) == 2
+    assert "AccessDenied: Access Denied: only the pruning role may delete" in capsys.readouterr().err
+    pruner = config(stub_nodes[0].url, "pruner")
+    assert main(["backup", "prune", "--config", pruner]) == 0, capsys.readouterr().err
 
     admin = server.client(**keys["admin"])
     listed = admin.list_objects_v2(Bucket=BUCKET, Prefix=f"{PREFIX}/prod/")["Contents"]
     assert {item["Key"].split("/")[2] for item in listed} == {NEW}  # the old set pruned, the new one kept
 
+    set_prefix = f"{PREFIX}/prod/{NEW}/"
     admin.put_object(Bucket=BUCKET, Key=f"{PREFIX}/other/{NEW}/manifest.json", Body=b"{}")
-    node = server.client(**keys["node"])
+    node = server.client(**keys[NODES[0]])
+    node.get_object(Bucket=BUCKET, Key=f"{set_prefix}nodes/{NODES[1]}/part.json")  # reading is allowed
+    node.put_object(Bucket=BUCKET, Key=f"{set_prefix}nodes/{NODES[0]}/extra", Body=b"x")  # its own keys
     for attempt in (
+        # another node's part and snapshots, or a key shared by the set
+        lambda: node.put_object(Bucket=BUCKET, Key=f"{set_prefix}nodes/{NODES[1]}/part.json", Body=b"{}"),
+        lambda: node.put_object(
+            Bucket=BUCKET, Key=f"{set_prefix}nodes/{NODES[1]}/cities/1.snapshot", Body=b"x"
+        ),
+        lambda: node.put_object(Bucket=BUCKET, Key=f"{set_prefix}manifest.json", Body=b"{}"),
+        lambda: node.put_object(Bucket=BUCKET, Key=f"{set_prefix}parts/1001.json", Body=b"{}"),
+        # deleting, even its own objects
+        lambda: node.delete_object(Bucket=BUCKET, Key=f"{set_prefix}nodes/{NODES[0]}/part.json"),
+        lambda: node.delete_object(Bucket=BUCKET, Key=f"{set_prefix}nodes/{NODES[1]}/part.json"),
+        # another cluster, or outside the backups
         lambda: node.get_object(Bucket=BUCKET, Key=f"{PREFIX}/other/{NEW}/manifest.json"),
         lambda: node.put_object(Bucket=BUCKET, Key=f"{PREFIX}/other/{NEW}/x", Body=b"x"),
         lambda: node.delete_object(Bucket=BUCKET, Key=f"{PREFIX}/other/{NEW}/manifest.json"),
@@ -125,3 +155,11 @@ def test_the_backup_job_needs_nothing_more_and_reaches_no_other_cluster(
     ):
         with pytest.raises(botocore.exceptions.ClientError, match="AccessDenied"):
             attempt()
+    # A multi-object delete answers per key (as on AWS): every key refused, every object kept.
+    doomed = [{"Key": item["Key"]} for item in listed]
+    answer = node.delete_objects(Bucket=BUCKET, Delete={"Objects": doomed})
+    assert {e["Code"] for e in answer["Errors"]} == {"AccessDenied"} and not answer.get("Deleted")
+    assert len(admin.list_objects_v2(Bucket=BUCKET, Prefix=set_prefix)["Contents"]) == len(listed) + 1
+    pruning = server.client(**keys["pruner"])
+    with pytest.raises(botocore.exceptions.ClientError, match="AccessDenied"):
+        pruning.put_object(Bucket=BUCKET, Key=f"{set_prefix}nodes/{NODES[0]}/part.json", Body=b"{}")

@@ -312,22 +312,41 @@ def statements(document: str) -> list[dict]:
 
 
 def test_nodes_may_touch_only_their_clusters_prefix_and_the_key():
+    """Each node its own role: read the cluster's backups, write only under its own name in a set
+    (backup format 3), delete nothing. Only the monitoring host (which prunes) deletes."""
     prefix = "${local.backup_key_prefix}"
-    allowed = {"s3:ListBucket", "s3:GetObject", "s3:PutObject", "s3:DeleteObject",
-               "s3:AbortMultipartUpload", "s3:ListMultipartUploadParts",
-               "kms:Encrypt", "kms:Decrypt", "kms:GenerateDataKey"}  # fmt: skip
-    for statement in statements("qdrant_backups"):
-        actions, resources = set(one(statement["actions"])), one(statement["resources"])
-        assert actions <= allowed and "effect" not in statement, statement
-        if actions == {"s3:ListBucket"}:
-            condition = one(statement["condition"])
-            assert one(condition["variable"]) == "s3:prefix" and all(
-                v.startswith(prefix) for v in one(condition["values"])
-            )
-        elif all(a.startswith("s3:") for a in actions):
-            assert resources == [f"${{aws_s3_bucket.backup.arn}}/{prefix}*"]
-        else:
-            assert resources == ["${aws_kms_key.backup[0].arn}"]
+    bucket_keys = f"${{aws_s3_bucket.backup.arn}}/{prefix}*"
+    own_keys = f"{bucket_keys}/nodes/${{each.key}}/*"
+    expected = {
+        "qdrant_backups": {"s3:GetObject": bucket_keys, "s3:PutObject": own_keys,
+                           "s3:AbortMultipartUpload": own_keys, "s3:ListMultipartUploadParts": own_keys},
+        "backup_pruning": {"s3:GetObject": bucket_keys, "s3:DeleteObject": bucket_keys},
+    }  # fmt: skip
+    for document, object_rules in expected.items():
+        granted = {}
+        for statement in statements(document):
+            actions, resources = set(one(statement["actions"])), one(statement["resources"])
+            assert "effect" not in statement, statement  # allow statements only
+            if actions == {"s3:ListBucket"}:
+                condition = one(statement["condition"])
+                assert one(condition["variable"]) == "s3:prefix" and all(
+                    v.startswith(prefix) for v in one(condition["values"])
+                )
+            elif all(a.startswith("s3:") for a in actions):
+                granted.update({action: one(resources) for action in actions})
+            else:
+                assert actions <= {"kms:Encrypt", "kms:Decrypt", "kms:GenerateDataKey"}
+                assert resources == ["${aws_kms_key.backup[0].arn}"]
+        assert granted == object_rules, document
+    # Format 3's node prefix, as qdrant-ops writes it; the node's name is its inventory name.
+    assert Layout("qdrant-backups", "prod").node_part_key("ID", "prod-qdrant-1") == (
+        "qdrant-backups/prod/ID/nodes/prod-qdrant-1/part.json"
+    )
+    assert "qdrant_backup_node_name: \"{{ inventory_hostname }}\"" in (
+        ROOT / "roles/qdrant_backup/defaults/main.yml"
+    ).read_text()
+    assert one(blocks("resource", "aws_iam_role")["qdrant"]["for_each"]) == "${local.nodes}"
+    assert one(blocks("resource", "aws_iam_role")["qdrant"]["name"]) == "${each.key}"
     # The prefix is the one qdrant-ops writes under: <backup_prefix>/<cluster>/
     assert local("backup_key_prefix") == "${var.backup_prefix}/${var.name}/"
     assert Layout("qdrant-backups", "prod").cluster_prefix() == "qdrant-backups/prod/"
@@ -335,9 +354,11 @@ def test_nodes_may_touch_only_their_clusters_prefix_and_the_key():
     assert one(discovery["actions"]) == ["ec2:DescribeInstances"]
     policies = blocks("resource", "aws_iam_role_policy")
     assert {one(p["policy"]) for p in policies.values()} == {
-        "${data.aws_iam_policy_document.qdrant_backups.json}",
+        "${data.aws_iam_policy_document.qdrant_backups[each.key].json}",
         "${data.aws_iam_policy_document.monitoring_discovery.json}",
+        "${data.aws_iam_policy_document.backup_pruning.json}",
     }
+    assert one(policies["monitoring_backup_pruning"]["role"]) == "${aws_iam_role.monitoring.id}"
     attachments = blocks("resource", "aws_iam_role_policy_attachment")
     assert set(attachments) == {"ssm"} and "AmazonSSMManagedInstanceCore" in one(
         attachments["ssm"]["policy_arn"]
