@@ -98,11 +98,10 @@ def _read_secret(path: str, what: str) -> str:
     return value
 
 
-def from_dict(data: dict, path: str = "<config>", overrides: dict | None = None) -> BackupConfig:
+def from_dict(data: dict, path: str = "<config>") -> BackupConfig:
     """Build the config from a mapping (the file, or the module's options)."""
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping at the top level")
-    data = {**data, **{k: v for k, v in (overrides or {}).items() if v not in (None, [], ())}}
     _check_keys(data, None, path)
     qdrant, s3_section, retention = (data.get(k) or {} for k in ("qdrant", "s3", "retention"))
     for name, section in (("qdrant", qdrant), ("s3", s3_section), ("retention", retention)):

@@ -1,4 +1,4 @@
-"""One client for a Qdrant cluster: REST for management, gRPC (qdrant-client) for bulk writes.
+"""One REST client for a Qdrant cluster (bulk writes go over gRPC, encoded by ingest_wire.py).
 
 Any node answers cluster-wide requests, so the client takes a list of node URLs and fails over
 between them. Transient failures (connection refused during a rolling restart, 502/503/504,
@@ -269,19 +269,3 @@ class ClusterClient:
         return self.request("POST", f"/collections/{segment(name)}/points/count", json={"exact": True})[
             "count"
         ]
-
-    # -- gRPC for bulk writes --------------------------------------------------------------------
-    def grpc_client(self, url: str | None = None, grpc_port: int = 6334):
-        """A qdrant-client QdrantClient on gRPC (about 3x faster per thread than REST for writes)."""
-        from qdrant_client import QdrantClient  # noqa: PLC0415 - heavy; only bulk writes need it
-
-        parts = urlsplit(url or self.urls[self._preferred])
-        return QdrantClient(
-            host=parts.hostname,
-            port=parts.port or 6333,
-            grpc_port=grpc_port,
-            prefer_grpc=True,
-            https=parts.scheme == "https",
-            api_key=self._api_key,
-            timeout=int(self.timeout),
-        )

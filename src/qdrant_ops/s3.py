@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import time
-from collections.abc import Callable
 from concurrent.futures import ALL_COMPLETED, FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -104,10 +103,6 @@ class UploadResult:
     parts: int
     seconds: float
 
-    @property
-    def mib_per_second(self) -> float:
-        return self.size / MIB / self.seconds if self.seconds > 0 else 0.0
-
 
 def _read_full(reader: Readable, size: int) -> bytes:
     """Read exactly `size` bytes unless the stream ends (HTTP streams return short reads)."""
@@ -129,7 +124,6 @@ def upload_stream(
     *,
     expected_sha256: str | None = None,
     metadata: dict[str, str] | None = None,
-    on_progress: Callable[[int], None] | None = None,
     size_hint: int | None = None,
 ) -> UploadResult:
     """Stream `reader` to s3://bucket/key. At most `concurrency` parts are in flight, so memory
@@ -163,7 +157,6 @@ def upload_stream(
                 digest=digest,
                 metadata=metadata,
                 expected_sha256=expected_sha256,
-                on_progress=on_progress,
             )
         head = client.head_object(Bucket=bucket, Key=key)
     except QdrantOpsError:  # ours, already clear (S3Error, or the source stream failing)
@@ -194,9 +187,7 @@ def _check_digest(digest, expected: str | None, key: str) -> None:
         )
 
 
-def _multipart(
-    client, settings, part_size, key, reader, *, first, digest, metadata, expected_sha256, on_progress
-):
+def _multipart(client, settings, part_size, key, reader, *, first, digest, metadata, expected_sha256):
     bucket = settings.bucket
     upload_id = client.create_multipart_upload(Bucket=bucket, Key=key, Metadata=metadata)["UploadId"]
     in_flight: dict[Future, int] = {}
@@ -228,8 +219,6 @@ def _multipart(
                 )
                 in_flight[future] = number
                 size += len(chunk)
-                if on_progress:
-                    on_progress(size)
                 number += 1
                 chunk = _read_full(reader, part_size)
                 digest.update(chunk)

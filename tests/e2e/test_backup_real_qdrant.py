@@ -25,7 +25,7 @@ def test_complete_set_with_exact_counts(qdrant_cluster, s3_server, s3_client, s3
         assert manifest["status"] == "complete", manifest["problems"]
         cities = manifest["collections"]["cities"]
         assert cities["points_exact"] == POINTS
-        assert manifest["format"] == 2 and len(manifest["peers"]) == 3
+        assert manifest["format"] == 3 and len(manifest["peers"]) == 3
         assert len(cities["placement"]) == 12  # 6 shards x 2 replicas
         assert sorted(cities["shards"], key=int) == [str(s) for s in range(6)]  # each shard once
         for shard, record in cities["shards"].items():

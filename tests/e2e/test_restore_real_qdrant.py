@@ -75,7 +75,7 @@ def restore_into(cluster: LocalQdrantCluster, settings, s3_client, staging, **op
 def test_the_set_holds_each_shard_once(source):
     _, _, _, manifest = source
     view = manifest["collections"]["vectors"]
-    assert manifest["format"] == 2 and manifest["status"] == "complete"
+    assert manifest["format"] == 3 and manifest["status"] == "complete"
     assert sorted(view["shards"], key=int) == [str(s) for s in range(6)]
     assert view["points_exact"] == POINTS
 
@@ -99,7 +99,7 @@ def test_new_empty_cluster(source, qdrant_binary, tmp_path, size):
 def test_damaged_object_refused_and_cluster_untouched(source, qdrant_binary, tmp_path):
     # Last in the module: it damages the shared set.
     _, settings, s3_client, _ = source
-    corrupt_one_object(s3_client, settings.s3.bucket, suffix="/vectors/shards/")
+    corrupt_one_object(s3_client, settings.s3.bucket, suffix="/vectors/")
     with (
         LocalQdrantCluster(qdrant_binary, tmp_path / "new", size=3, api_key="k3") as new,
         client_of(new) as client,
