@@ -342,9 +342,10 @@ def test_nodes_may_touch_only_their_clusters_prefix_and_the_key():
     assert Layout("qdrant-backups", "prod").node_part_key("ID", "prod-qdrant-1") == (
         "qdrant-backups/prod/ID/nodes/prod-qdrant-1/part.json"
     )
-    assert "qdrant_backup_node_name: \"{{ inventory_hostname }}\"" in (
-        ROOT / "roles/qdrant_backup/defaults/main.yml"
-    ).read_text()
+    assert (
+        'qdrant_backup_node_name: "{{ inventory_hostname }}"'
+        in (ROOT / "roles/qdrant_backup/defaults/main.yml").read_text()
+    )
     assert one(blocks("resource", "aws_iam_role")["qdrant"]["for_each"]) == "${local.nodes}"
     assert one(blocks("resource", "aws_iam_role")["qdrant"]["name"]) == "${each.key}"
     # The prefix is the one qdrant-ops writes under: <backup_prefix>/<cluster>/
