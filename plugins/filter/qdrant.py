@@ -3,12 +3,14 @@ do not read well, or type well, in Jinja)."""
 
 from __future__ import annotations
 
-HEALTHY_STATES = ("Active", "Listener")
+# The one definition of a healthy replica, shared with the CLI and the modules, so a rolling
+# restart and `qdrant-ops cluster status` never disagree (the controller's venv has qdrant_ops).
+from qdrant_ops.cluster import HEALTHY_REPLICA_STATES
 
 
 def qdrant_unhealthy_replicas(results) -> list[str]:
     """From `uri` results of GET /collections/{c}/cluster (a loop's `results`, or one result),
-    one line per collection that answered badly or has a replica not Active/Listener."""
+    one line per collection that answered badly or has a replica not in HEALTHY_REPLICA_STATES."""
     items = results.get("results", [results]) if isinstance(results, dict) else list(results)
     problems = []
     for result in items:
@@ -22,7 +24,7 @@ def qdrant_unhealthy_replicas(results) -> list[str]:
         bad = [
             f"shard {shard} on peer {peer} {state}"
             for shard, peer, state in replicas
-            if state not in HEALTHY_STATES
+            if state not in HEALTHY_REPLICA_STATES
         ]
         if bad:
             problems.append(f"{name}: {', '.join(bad)}")

@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from qdrant_ops.client import ClusterClient, QdrantApiError, segment
+from qdrant_ops.cluster import unhealthy_replicas
 from qdrant_ops.errors import QdrantOpsError
 from qdrant_ops.replicas import METHODS, ReplicationError, cluster_view, wait_settled
 
@@ -164,7 +165,7 @@ def rebalance(
             f"not balanced after the plan, {len(left)} move(s) left: run the rebalance again"
         )
     for collection, placement in placements.items():
-        if any(r["state"] != "Active" for r in placement):
+        if unhealthy_replicas(placement):
             raise RebalanceError(f"{collection}: replicas not Active after the rebalance")
         if any(len(h) < factors[collection] for h in _holders(placement).values()):
             raise RebalanceError(f"{collection}: a shard is below its replication factor")

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from qdrant_ops.client import ClusterClient, QdrantApiError, segment
-from qdrant_ops.cluster import shard_placement
+from qdrant_ops.cluster import HEALTHY_REPLICA_STATES, shard_placement
 from qdrant_ops.errors import QdrantOpsError
 
 # Shard transfer methods Qdrant accepts in replicate_shard / move_shard.
@@ -53,7 +53,7 @@ def plan_replication(
             shards.setdefault(replica["shard_id"], []).append(replica)
         for shard_id, replicas in sorted(shards.items()):
             holders = {r["peer_id"] for r in replicas}
-            active = sorted(r["peer_id"] for r in replicas if r["state"] == "Active")
+            active = sorted(r["peer_id"] for r in replicas if r["state"] in HEALTHY_REPLICA_STATES)
             missing = factors[collection] - len(holders)
             if missing <= 0:
                 continue
@@ -126,7 +126,9 @@ def check_removable(client: ClusterClient, peer_id: int, allow_data_loss: bool =
     only_here = []
     for name, placement in cluster_view(client)[1].items():
         for shard, holders in _shard_holders(placement).items():
-            others_active = any(p != peer_id and state == "Active" for p, state in holders.items())
+            others_active = any(
+                p != peer_id and state in HEALTHY_REPLICA_STATES for p, state in holders.items()
+            )
             if peer_id in holders and not others_active:
                 only_here.append(f"{name} shard {shard}")
     if only_here and not allow_data_loss:
@@ -160,7 +162,7 @@ def wait_settled(client: ClusterClient, collection: str, timeout: float) -> None
     while True:
         view = client.collection_cluster(collection)
         states = {r["state"] for r in shard_placement(view)}
-        if not view.get("shard_transfers") and states <= {"Active"}:
+        if not view.get("shard_transfers") and states <= HEALTHY_REPLICA_STATES:
             return
         if time.monotonic() > deadline:
             raise ReplicationError(

@@ -3,6 +3,8 @@
 import importlib.util
 from pathlib import Path
 
+from qdrant_ops.cluster import unhealthy_replicas
+
 spec = importlib.util.spec_from_file_location(
     "qdrant_filters", Path(__file__).resolve().parents[2] / "plugins/filter/qdrant.py"
 )
@@ -26,10 +28,23 @@ def test_all_active_is_healthy():
     ok = result(
         "a",
         [{"shard_id": 0, "points_count": 5, "state": "Active"}],
-        [{"shard_id": 0, "peer_id": 2, "state": "Listener"}],
+        [{"shard_id": 0, "peer_id": 2, "state": "Active"}],
     )
     assert unhealthy({"results": [ok]}) == []
     assert unhealthy(ok) == []  # one `until` attempt is a single result
+
+
+def test_healthy_means_what_the_library_says():
+    """One definition (qdrant_ops.cluster): a Listener replica serves no reads, so the role's
+    health gate and `qdrant-ops cluster status` both call it unhealthy."""
+    listener = result("a", [{"shard_id": 0, "points_count": 5, "state": "Active"}],
+                      [{"shard_id": 0, "peer_id": 2, "state": "Listener"}])  # fmt: skip
+    assert unhealthy(listener) == ["a: shard 0 on peer 2 Listener"]
+    placement = [
+        {"shard_id": 0, "peer_id": 1, "state": "Active"},
+        {"shard_id": 0, "peer_id": 2, "state": "Listener"},
+    ]
+    assert unhealthy_replicas(placement) == [placement[1]]
 
 
 def test_dead_partial_and_unanswered_are_named():
