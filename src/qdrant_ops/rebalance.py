@@ -15,24 +15,15 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 
-from qdrant_ops.client import ClusterClient, QdrantApiError, segment
+from qdrant_ops.client import ClusterClient, QdrantApiError
 from qdrant_ops.cluster import unhealthy_replicas
 from qdrant_ops.errors import QdrantOpsError
-from qdrant_ops.replicas import METHODS, ReplicationError, cluster_view, wait_settled
+from qdrant_ops.replicas import METHODS, ReplicationError, ShardTransfer, cluster_view, wait_settled
 
 
 class RebalanceError(QdrantOpsError):
     """The plan is impossible or its execution failed; the message says why."""
-
-
-@dataclass(frozen=True)
-class Move:
-    collection: str
-    shard_id: int
-    from_peer: int
-    to_peer: int
 
 
 def _holders(placement: list[dict]) -> dict[int, set[int]]:
@@ -44,14 +35,14 @@ def _holders(placement: list[dict]) -> dict[int, set[int]]:
 
 def plan_moves(
     placements: dict[str, list[dict]], peers: Sequence[int], drain: int | None = None
-) -> list[Move]:
+) -> list[ShardTransfer]:
     """Moves, in order, that empty `drain` (if given) and balance each collection over the others."""
     if drain is not None and drain not in peers:
         raise RebalanceError(f"peer {drain} is not in the cluster (peers: {sorted(peers)})")
     targets = [p for p in peers if p != drain]
     if not targets:
         raise RebalanceError(f"peer {drain} is the last node: there is nowhere to move its shards")
-    moves: list[Move] = []
+    moves: list[ShardTransfer] = []
     for collection in sorted(placements):
         shards = _holders(placements[collection])
         load = Counter({p: 0 for p in targets})
@@ -64,7 +55,7 @@ def plan_moves(
             load[target] += 1
             if source in load:
                 load[source] -= 1
-            moves.append(Move(collection, shard, source, target))
+            moves.append(ShardTransfer(collection, shard, source, target))
 
         for shard in sorted(s for s, holders in shards.items() if drain in holders):
             options = [p for p in targets if p not in shards[shard]]
@@ -86,12 +77,14 @@ def plan_moves(
     return moves
 
 
-def batches(moves: Sequence[Move], incoming_limit: int = 1, outgoing_limit: int = 1) -> list[list[Move]]:
+def batches(
+    moves: Sequence[ShardTransfer], incoming_limit: int = 1, outgoing_limit: int = 1
+) -> list[list[ShardTransfer]]:
     """Group moves, keeping their order per shard, so that in one batch each peer sends at most
     `outgoing_limit` and receives at most `incoming_limit` transfers and each shard moves once."""
     if incoming_limit < 1 or outgoing_limit < 1:
         raise RebalanceError("transfer limits must be at least 1")
-    result: list[list[Move]] = []
+    result: list[list[ShardTransfer]] = []
     last_batch: dict[tuple[str, int], int] = {}
     for move in moves:
         shard = (move.collection, move.shard_id)
@@ -130,7 +123,7 @@ def rebalance(
     timeout: float = 3600.0,
     collections: Sequence[str] | None = None,
     log: Callable[[str], None] = lambda _line: None,
-) -> list[list[Move]]:
+) -> list[list[ShardTransfer]]:
     """Plan from the live placement (of `collections`, default all) and apply it batch by batch;
     returns the batches."""
     if method not in METHODS:
@@ -148,10 +141,8 @@ def rebalance(
         return plan
     for number, batch in enumerate(plan, 1):
         for move in batch:
-            body = {"move_shard": {"shard_id": move.shard_id, "from_peer_id": move.from_peer,
-                                   "to_peer_id": move.to_peer, "method": method}}  # fmt: skip
             try:
-                client.request("POST", f"/collections/{segment(move.collection)}/cluster", json=body)
+                move.start(client, "move_shard", method)
             except QdrantApiError as exc:
                 raise RebalanceError(f"moving {move}: {exc}; run the rebalance again to continue") from exc
             where = f"{move.collection} shard {move.shard_id} {move.from_peer} -> {move.to_peer}"

@@ -27,11 +27,19 @@ class ReplicationError(QdrantOpsError):
 
 
 @dataclass(frozen=True)
-class Replication:
+class ShardTransfer:
+    """One replica copied (replicate_shard) or moved (move_shard) from one peer to another."""
+
     collection: str
     shard_id: int
     from_peer: int
     to_peer: int
+
+    def start(self, client: ClusterClient, operation: str, method: str) -> None:
+        """Ask Qdrant to start it (POST /collections/{c}/cluster); Qdrant runs it in the background."""
+        body = {operation: {"shard_id": self.shard_id, "from_peer_id": self.from_peer,
+                            "to_peer_id": self.to_peer, "method": method}}  # fmt: skip
+        client.request("POST", f"/collections/{segment(self.collection)}/cluster", json=body)
 
 
 def plan_replication(
@@ -39,7 +47,7 @@ def plan_replication(
     factors: dict[str, int],
     peers: Sequence[int],
     prefer: int | None = None,
-) -> list[Replication]:
+) -> list[ShardTransfer]:
     """Pure: one replication per missing replica, from an Active replica to a peer that lacks the
     shard (`prefer` first, else the peer with the fewest replicas). Raises when the peers cannot
     hold the factor."""
@@ -73,7 +81,7 @@ def plan_replication(
                 to_peer = prefer if prefer in candidates else min(candidates, key=lambda p: (load[p], p))
                 candidates.remove(to_peer)
                 load[to_peer] += 1
-                plan.append(Replication(collection, shard_id, active[0], to_peer))
+                plan.append(ShardTransfer(collection, shard_id, active[0], to_peer))
     return plan
 
 
@@ -180,7 +188,7 @@ def repair(
     dry_run: bool = False,
     timeout: float = 3600.0,
     log: Callable[[str], None] = lambda _line: None,
-) -> list[Replication]:
+) -> list[ShardTransfer]:
     """Replicate every shard below its factor; returns what was (or would be) done."""
     peers, placements, factors = cluster_view(client)
     if prefer is not None and prefer not in peers:
@@ -189,10 +197,8 @@ def repair(
     if dry_run:
         return plan
     for item in plan:  # one at a time: every node takes one incoming transfer by default
-        body = {"replicate_shard": {"shard_id": item.shard_id, "from_peer_id": item.from_peer,
-                                    "to_peer_id": item.to_peer, "method": method}}  # fmt: skip
         try:
-            client.request("POST", f"/collections/{segment(item.collection)}/cluster", json=body)
+            item.start(client, "replicate_shard", method)
         except QdrantApiError as exc:
             raise ReplicationError(f"replicating {item}: {exc}") from exc
         log(f"{item.collection} shard {item.shard_id}: peer {item.from_peer} -> {item.to_peer}")

@@ -400,7 +400,7 @@ def verify_restore(client: ClusterClient, manifest: dict, collections: Sequence[
     return problems
 
 
-def unbalanced(client: ClusterClient, collections: Sequence[str]) -> list[rebalance.Move]:
+def unbalanced(client: ClusterClient, collections: Sequence[str]) -> list[rebalance.ShardTransfer]:
     status = client.cluster_status()
     if status.get("status") != "enabled":
         return []

@@ -32,7 +32,7 @@ def clusters(draw):
     return peers, placements
 
 
-def apply(placements: dict, plan: list[list[rebalance.Move]]) -> dict[str, dict[int, set[int]]]:
+def apply(placements: dict, plan: list[list[rebalance.ShardTransfer]]) -> dict[str, dict[int, set[int]]]:
     """Run the plan on a copy, checking every step is valid; returns collection -> shard -> peers."""
     state = {c: {} for c in placements}
     for collection, placement in placements.items():
@@ -94,7 +94,11 @@ def test_a_drain_empties_the_peer_or_refuses_before_any_move(cluster, data):
 
 
 def test_batches_respect_higher_limits_and_keep_a_shards_moves_in_order():
-    moves = [rebalance.Move("c", 0, 1, 2), rebalance.Move("c", 0, 2, 3), rebalance.Move("c", 1, 1, 3)]
+    moves = [
+        rebalance.ShardTransfer("c", 0, 1, 2),
+        rebalance.ShardTransfer("c", 0, 2, 3),
+        rebalance.ShardTransfer("c", 1, 1, 3),
+    ]
     plan = rebalance.batches(moves, incoming_limit=2, outgoing_limit=2)
     assert plan == [[moves[0], moves[2]], [moves[1]]]
 
