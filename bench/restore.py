@@ -3,8 +3,9 @@
 A 3-node cluster (127.77.0.x) holds a collection of N points x 384-d (6 shards, replication factor
 2); it is backed up to S3 (a moto server on loopback). Then, interleaved per round:
   restore:  delete the collection, `qdrant_ops.restore.restore` (download and check every shard
-            snapshot, create the collection, recover each shard once, wait until every replica
-            is Active, verify counts and samples): the collection serves when it returns;
+            snapshot, create the collection, upload each shard's snapshot to every replica with
+            priority no_sync, wait until every replica is Active and the collection green, verify
+            counts and samples): the collection serves when it returns;
   reingest: delete the collection, create it empty with the same config, upload the same points
             from memory with qdrant-client over gRPC (upload_collection, parallel workers: its
             fastest path), and wait until it is green with its index built.
