@@ -18,6 +18,11 @@ group var) and in files (`qdrant-ops collections apply -f spec.yml`):
     strict_mode_config: {enabled: true}
     payload_indexes: {city: keyword, population: {type: integer, range: true}}
 
+Every nested section (vector params, hnsw, optimizers, quantization, strict mode, sparse
+vectors) is checked against qdrant-client's models of the deployed Qdrant's API (pinned to its
+minor version in pyproject.toml), strictly: an unknown or misspelt key, or a value of the wrong
+type, is refused with its path before any request.
+
 Only the keys a spec names are compared: Qdrant fills in defaults for the rest, and a declared
 collection should not fight them. What Qdrant can change in place goes through PATCH; what it
 cannot (vector names, sizes, distance, datatype, shard count, sparse vector names) is refused
@@ -27,6 +32,7 @@ unless the caller asks to recreate the collection, which deletes its points.
 from __future__ import annotations
 
 import copy
+import json
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -88,6 +94,40 @@ def _mapping(value: Any, where: str) -> dict:
     return value
 
 
+# spec section -> the qdrant-client model describing it (qdrant_client.http.models)
+SECTION_MODELS = {
+    "hnsw_config": "HnswConfigDiff",
+    "optimizers_config": "OptimizersConfigDiff",
+    "quantization_config": "QuantizationConfig",
+    "strict_mode_config": "StrictModeConfig",
+}
+
+
+def check_against_model(value: Any, model_name: str, where: str) -> None:
+    """Refuse what Qdrant's API (as qdrant-client models it) would not take, naming the field.
+    Strict JSON validation: no extra keys, "16" is not an integer and "false" not a boolean."""
+    import pydantic  # noqa: PLC0415 - qdrant-client's models are heavy to import; only specs need them
+    from qdrant_client.http import models  # noqa: PLC0415
+
+    try:
+        pydantic.TypeAdapter(getattr(models, model_name)).validate_json(json.dumps(value), strict=True)
+    except pydantic.ValidationError as exc:
+        # A union (quantization) fails once per variant: report the variant that came closest,
+        # and in it an unknown key first (the likeliest cause is a typo).
+        by_variant: dict[str, list[dict]] = {}
+        for error in exc.errors():
+            head = str(error["loc"][0]) if error["loc"] else ""
+            by_variant.setdefault(head if head[:1].isupper() else "", []).append(error)
+        variant, errors = min(by_variant.items(), key=lambda item: len(item[1]))
+        error = sorted(errors, key=lambda e: e["type"] != "extra_forbidden")[0]
+        path = ".".join([where, *(str(p) for p in error["loc"][1 if variant else 0 :])])
+        what = "unknown key" if error["type"] == "extra_forbidden" else error["msg"].lower()
+        raise ConfigError(
+            f"{path}{f' (as {variant})' if variant else ''}: {what}, got {error.get('input')!r}; "
+            f"see {model_name} in Qdrant's API reference for the keys and types"
+        ) from None
+
+
 def _vector_params(params: Any, where: str) -> dict:
     params = dict(_mapping(params, where))
     unknown = set(params) - VECTOR_KEYS
@@ -101,7 +141,9 @@ def _vector_params(params: Any, where: str) -> dict:
     if canonical is None:
         raise ConfigError(f"{where}.distance {distance!r} is unknown; use one of {', '.join(DISTANCES)}")
     params["distance"] = canonical
-    return {k: v for k, v in params.items() if v is not None}
+    params = {k: v for k, v in params.items() if v is not None}
+    check_against_model(params, "VectorParams", where)
+    return params
 
 
 def _payload_index(field_name: str, value: Any) -> dict:
@@ -138,6 +180,8 @@ def validate_spec(spec: dict, peer_count: int | None = None) -> dict:
             sname: dict(_mapping(p, f"sparse_vectors.{sname}"))
             for sname, p in _mapping(spec["sparse_vectors"], "sparse_vectors").items()
         }
+        for sname, params in result["sparse_vectors"].items():
+            check_against_model(params, "SparseVectorParams", f"sparse_vectors.{sname}")
     for key in ("shard_number", "replication_factor", "write_consistency_factor"):
         if spec.get(key) is not None:
             result[key] = _positive_int(spec[key], key)
@@ -158,6 +202,7 @@ def validate_spec(spec: dict, peer_count: int | None = None) -> dict:
     for key in CONFIG_SECTIONS:
         if spec.get(key) is not None:
             result[key] = dict(_mapping(spec[key], key))
+            check_against_model(result[key], SECTION_MODELS[key], key)
     if spec.get("payload_indexes") is not None:
         result["payload_indexes"] = {
             fname: _payload_index(fname, value)

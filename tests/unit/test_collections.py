@@ -35,12 +35,75 @@ CITIES = {
         ({"name": "c", "shards": 3}, "unknown key(s) ['shards']"),
         ({"name": "bad/name"}, "collection name 'bad/name' is invalid"),
         ({"name": "c", "vectors": {"size": 4, "distance": "Dot", "colour": 1}}, "unknown key(s) ['colour']"),
+        # nested sections, against qdrant-client's models of Qdrant 1.18's API
+        ({"name": "c", "hnsw_config": {"ef_contruct": 100}}, "hnsw_config.ef_contruct: unknown key"),
+        (
+            {"name": "c", "optimizers_config": {"indexing_treshold": 1}},
+            "optimizers_config.indexing_treshold: unknown key",
+        ),
+        (
+            {"name": "c", "quantization_config": {"scalr": {"type": "int8"}}},
+            "quantization_config.scalr (as ScalarQuantization): unknown key",
+        ),
+        (
+            {"name": "c", "quantization_config": {"scalar": {"type": "int9"}}},
+            "quantization_config.scalar.type (as ScalarQuantization): input should be 'int8'",
+        ),
+        (
+            {"name": "c", "hnsw_config": {"on_disk": "false"}},
+            "hnsw_config.on_disk: input should be a valid boolean, got 'false'",
+        ),
+        (
+            {"name": "c", "hnsw_config": {"m": "16"}},
+            "hnsw_config.m: input should be a valid integer, got '16'",
+        ),
+        (
+            {"name": "c", "vectors": {"v": {"size": 4, "distance": "Dot", "hnsw_config": {"mm": 1}}}},
+            "vectors.v.hnsw_config.mm: unknown key",
+        ),
+        (
+            {"name": "c", "sparse_vectors": {"kw": {"modifer": "idf"}}},
+            "sparse_vectors.kw.modifer: unknown key",
+        ),
+        (
+            {"name": "c", "strict_mode_config": {"enabled": "yes"}},
+            "strict_mode_config.enabled: input should be a valid boolean",
+        ),
     ],
 )
 def test_bad_input_is_refused_naming_the_field(spec, names):
     with pytest.raises(ConfigError) as caught:
         validate_spec(spec, peer_count=3)
     assert names in str(caught.value)
+
+
+def test_valid_nested_sections_pass():
+    spec = validate_spec({
+        "name": "c", "vectors": {"size": 4, "distance": "Dot", "on_disk": True, "datatype": "float16"},
+        "hnsw_config": {"m": 16, "ef_construct": 128, "on_disk": False},
+        "optimizers_config": {"indexing_threshold": 10000, "default_segment_number": 2},
+        "quantization_config": {"scalar": {"type": "int8", "quantile": 0.99, "always_ram": True}},
+        "strict_mode_config": {"enabled": True, "max_query_limit": 100},
+        "sparse_vectors": {"kw": {"modifier": "idf"}},
+    })  # fmt: skip
+    assert spec["hnsw_config"] == {"m": 16, "ef_construct": 128, "on_disk": False}
+
+
+def test_the_models_describe_the_deployed_qdrants_api():
+    """qdrant-client is pinned to Qdrant's minor version: its models carry exactly the fields of
+    the OpenAPI spec of Qdrant 1.18 (tests/data), so the spec check neither refuses a real key nor
+    lets an unknown one through."""
+    import json  # noqa: PLC0415
+    from pathlib import Path  # noqa: PLC0415
+
+    from qdrant_client.http import models  # noqa: PLC0415
+
+    schemas = json.loads((Path(__file__).parents[1] / "data/qdrant-openapi-1.18.json").read_text())
+    schemas = schemas["components"]["schemas"]
+    names = ["VectorParams", "HnswConfigDiff", "OptimizersConfigDiff", "StrictModeConfig"]
+    names += ["SparseVectorParams", "ScalarQuantization", "ProductQuantization", "BinaryQuantization"]
+    for name in names:
+        assert set(getattr(models, name).model_fields) == set(schemas[name]["properties"]), name
 
 
 def test_distance_is_case_insensitive_and_indexes_normalised():

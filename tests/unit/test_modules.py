@@ -141,6 +141,16 @@ def test_bad_input_fails_with_the_field_named(run_playbook, qdrant_stub):
     assert qdrant_stub.state.collections == {}
 
 
+def test_a_typo_in_a_nested_section_fails_in_check_mode_reading_nothing_but_the_peers(
+    run_playbook, qdrant_stub
+):
+    before = len(qdrant_stub.state.requests)
+    result, report = run_playbook([{**CITIES, "hnsw_config": {"ef_contruct": 100}}], "--check")
+    assert result.returncode != 0
+    assert "hnsw_config.ef_contruct: unknown key" in _items(report)[0]["msg"]
+    assert [r[:2] for r in qdrant_stub.state.requests[before:]] == [("GET", "/cluster")]  # the peer count
+
+
 def test_size_change_fails_without_recreate(run_playbook):
     run_playbook([CITIES])
     result, report = run_playbook([{**CITIES, "vectors": {"size": 16, "distance": "Cosine"}}])
