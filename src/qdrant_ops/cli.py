@@ -37,7 +37,47 @@ from qdrant_ops.client import ClusterClient
 from qdrant_ops.errors import ConfigError, QdrantOpsError
 from qdrant_ops.table import format_table
 
-EXIT_ERROR = 2
+# Exit codes, the same for every command (printed by --help, listed in the README).
+EXIT_OK = 0
+EXIT_ATTENTION = 1  # the command worked and found something to act on: unhealthy, incomplete, drift
+EXIT_ERROR = 2  # the command failed; the last stderr line says what and how to fix it
+EXIT_USAGE = 64  # bad command line (BSD sysexits EX_USAGE)
+EXIT_INTERRUPTED = 130  # Ctrl-C / SIGINT
+EXIT_CODES = """exit codes:
+  0    done; healthy, complete, nothing to change
+  1    done, and something needs attention: a replica unhealthy, a backup set incomplete,
+       a point not found, collections differ from the spec (apply --dry-run --exit-code)
+  2    error: the last line on stderr says what failed and the fix (with --json also on stdout)
+  64   bad command line
+  130  interrupted"""
+
+
+class _Parser(argparse.ArgumentParser):
+    """Usage errors exit 64, not argparse's 2, so scripts can tell them from failures."""
+
+    def error(self, message: str):
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
+
+
+class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Adds "(default: X)" to an option's help unless it says its default already."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if (
+            "default" in text
+            or action.default in (None, False, argparse.SUPPRESS)
+            or not action.option_strings
+        ):
+            return text
+        return f"{text} (default: %(default)s)"
+
+
+class _SubParser(_Parser):
+    def __init__(self, **kwargs):
+        kwargs.setdefault("formatter_class", _HelpFormatter)
+        super().__init__(**kwargs)
 
 
 # -- connection ------------------------------------------------------------------------------------
@@ -197,7 +237,8 @@ def cmd_collections_apply(args: argparse.Namespace) -> int:
         result,
         f"{header}\n" + format_table(rows, ["COLLECTION", "ACTION", "PATCH", "INDEXES"]) + warnings,
     )
-    return 0
+    drift = args.dry_run and any(plan.changed for plan in plans)
+    return EXIT_ATTENTION if drift and args.exit_code else EXIT_OK
 
 
 def cmd_collections_delete(args: argparse.Namespace) -> int:
@@ -205,7 +246,8 @@ def cmd_collections_delete(args: argparse.Namespace) -> int:
         raise ConfigError(f"deleting {args.name!r} removes all its points: add --yes to confirm")
     with make_client(args) as client:
         plan = collections.ensure_collection(client, {"name": args.name}, state="absent")
-    print(f"{args.name}: {'deleted' if plan.changed else 'did not exist'}")
+    result = {"name": args.name, "deleted": plan.changed}
+    _emit(args, result, f"{args.name}: {'deleted' if plan.changed else 'did not exist'}")
     return 0
 
 
@@ -400,7 +442,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
             if exc.report and args.json:
                 print(json.dumps(exc.report, indent=2, sort_keys=True))
             print(f"qdrant-ops: error: {exc}", file=sys.stderr)
-            return 130 if exc.report and exc.report.get("interrupted") else EXIT_ERROR
+            return EXIT_INTERRUPTED if exc.report and exc.report.get("interrupted") else EXIT_ERROR
     if show:
         print(file=sys.stderr)
     text = (
@@ -494,7 +536,7 @@ def _ingest_parser(commands, conn: argparse.ArgumentParser) -> None:
         "what was sent.",
     )  # fmt: skip
     ing.add_argument("source", help="path or s3://bucket/key of a .jsonl, .csv or .parquet file")
-    ing.add_argument("-c", "--collection", required=True)
+    ing.add_argument("-c", "--collection", required=True, help="target collection (must exist)")
     ing.add_argument("--format", choices=ingest_sources.FORMATS, help="default: from the file name")
     ids = ing.add_mutually_exclusive_group()
     ids.add_argument(
@@ -513,7 +555,9 @@ def _ingest_parser(commands, conn: argparse.ArgumentParser) -> None:
         "--payload-field", action="append", metavar="FIELD",
         help="payload field, repeatable (default: the record's payload object, else every other field)",
     )  # fmt: skip
-    ing.add_argument("--batch-size", type=int, default=ingest.DEFAULT_BATCH_SIZE)
+    ing.add_argument(
+        "--batch-size", type=int, default=ingest.DEFAULT_BATCH_SIZE, help="points per gRPC request"
+    )
     ing.add_argument("--workers", type=int, help="parallel gRPC senders (default: number of CPUs)")
     ing.add_argument(
         "--decoders", type=int, help="processes that parse, check and encode (default: number of CPUs)"
@@ -522,8 +566,10 @@ def _ingest_parser(commands, conn: argparse.ArgumentParser) -> None:
         "--in-flight", type=int, default=ingest.DEFAULT_IN_FLIGHT, help="queued batches per sender"
     )
     ing.add_argument("--retries", type=int, default=8, help="per batch, on transient errors")
-    ing.add_argument("--grpc-port", type=int, default=6334)
-    ing.add_argument("--ordering", choices=["weak", "medium", "strong"], default="weak")
+    ing.add_argument("--grpc-port", type=int, default=6334, help="the nodes' gRPC port")
+    ing.add_argument(
+        "--ordering", choices=["weak", "medium", "strong"], default="weak", help="Qdrant's write ordering"
+    )
     ing.add_argument(
         "--dead-letter", metavar="PATH", help="append bad records here (JSONL) instead of stopping"
     )
@@ -538,18 +584,20 @@ def _ingest_parser(commands, conn: argparse.ArgumentParser) -> None:
         "--no-verify", action="store_true", help="skip the final check of counts and sampled ids"
     )
     ing.add_argument("--s3-endpoint-url", help="S3 endpoint for s3:// sources (default: AWS)")
-    ing.add_argument("--s3-region")
+    ing.add_argument("--s3-region", help="region of the s3:// source's bucket")
     ing.set_defaults(handler=cmd_ingest)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="qdrant-ops",
         description="Operate a distributed Qdrant cluster: backups to S3, restore, bulk ingest.",
+        epilog=EXIT_CODES,
+        formatter_class=_HelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     conn = _connection_options()
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_SubParser)
 
     cluster_cmd = commands.add_parser("cluster", help="cluster state").add_subparsers(metavar="ACTION")
     status = cluster_cmd.add_parser(
@@ -570,14 +618,24 @@ def build_parser() -> argparse.ArgumentParser:
     repair.add_argument(
         "--to-peer", type=int, help="put the new replicas on this peer first (the replacement)"
     )
-    repair.add_argument("--method", default="stream_records", choices=list(replicas.METHODS))
+    repair.add_argument(
+        "--method",
+        default="stream_records",
+        choices=list(replicas.METHODS),
+        help="Qdrant's shard transfer method",
+    )
     repair.add_argument("--dry-run", action="store_true", help="print the plan, change nothing")
     repair.set_defaults(handler=cmd_cluster_repair)
     balance = cluster_cmd.add_parser(
         "rebalance", parents=[conn], help="spread shard replicas evenly (or empty one peer with --drain)"
     )
     balance.add_argument("--drain", type=int, metavar="PEER_ID", help="move every replica off this peer")
-    balance.add_argument("--method", default="stream_records", choices=list(replicas.METHODS))
+    balance.add_argument(
+        "--method",
+        default="stream_records",
+        choices=list(replicas.METHODS),
+        help="Qdrant's shard transfer method",
+    )
     balance.add_argument(
         "--incoming-limit", type=int, default=1, help="transfers a peer receives at once (Qdrant: 1)"
     )
@@ -592,7 +650,7 @@ def build_parser() -> argparse.ArgumentParser:
         handler=cmd_collections_list
     )
     show = coll.add_parser("show", parents=[conn], help="one collection as a spec, with shard placement")
-    show.add_argument("name")
+    show.add_argument("name", help="collection name")
     show.set_defaults(handler=cmd_collections_show)
     apply = coll.add_parser("apply", parents=[conn], help="create or change collections from a spec file")
     apply.add_argument("-f", "--file", required=True, help="YAML: a spec, a list, or collections: [...]")
@@ -601,31 +659,36 @@ def build_parser() -> argparse.ArgumentParser:
     )
     apply.add_argument("--prune-indexes", action="store_true", help="drop payload indexes the spec omits")
     apply.add_argument("--dry-run", action="store_true", help="print the plan, change nothing")
+    apply.add_argument(
+        "--exit-code",
+        action="store_true",
+        help="with --dry-run: exit 1 when a collection differs from its spec",
+    )
     apply.set_defaults(handler=cmd_collections_apply)
     delete = coll.add_parser("delete", parents=[conn], help="delete a collection and all its points")
-    delete.add_argument("name")
+    delete.add_argument("name", help="collection name")
     delete.add_argument("--yes", action="store_true", help="confirm the deletion")
     delete.set_defaults(handler=cmd_collections_delete)
 
     pts = commands.add_parser("points", help="single points").add_subparsers(metavar="ACTION")
     get = pts.add_parser("get", parents=[conn], help="print one point as JSON")
-    get.add_argument("collection")
-    get.add_argument("id")
+    get.add_argument("collection", help="collection name")
+    get.add_argument("id", help="point id: an unsigned integer or a UUID")
     get.set_defaults(handler=cmd_points_get)
     upsert = pts.add_parser("upsert", parents=[conn], help="upsert a JSONL file of {id, vector, payload}")
-    upsert.add_argument("collection")
-    upsert.add_argument("-f", "--file", required=True)
-    upsert.add_argument("--batch-size", type=int, default=points.DEFAULT_BATCH)
+    upsert.add_argument("collection", help="collection name")
+    upsert.add_argument("-f", "--file", required=True, help="JSONL file, one point per line")
+    upsert.add_argument("--batch-size", type=int, default=points.DEFAULT_BATCH, help="points per request")
     upsert.set_defaults(handler=cmd_points_upsert)
 
     _ingest_parser(commands, conn)
     data = commands.add_parser("dataset", help="sample data").add_subparsers(metavar="ACTION")
     gen = data.add_parser("generate", help="write a deterministic {id, vector, city, location} dataset")
-    gen.add_argument("--count", type=int, default=1_000_000)
+    gen.add_argument("--count", type=int, default=1_000_000, help="records to write")
     gen.add_argument("--dim", type=int, default=384, help="vector size; 0 for payload-only records")
-    gen.add_argument("--format", choices=dataset.FORMATS, default="parquet")
-    gen.add_argument("--payload", choices=dataset.PAYLOADS, default="city-location")
-    gen.add_argument("--seed", type=int, default=42)
+    gen.add_argument("--format", choices=dataset.FORMATS, default="parquet", help="file format")
+    gen.add_argument("--payload", choices=dataset.PAYLOADS, default="city-location", help="payload shape")
+    gen.add_argument("--seed", type=int, default=42, help="random seed: the same seed writes the same file")
     gen.add_argument("-o", "--output", required=True, help="file to write")
     gen.add_argument("--json", action="store_true", help="machine-readable output")
     gen.set_defaults(handler=cmd_dataset_generate)
@@ -647,9 +710,11 @@ def build_parser() -> argparse.ArgumentParser:
         handler=cmd_backup_list
     )
     show = bak.add_parser("show", parents=[config_opts], help="one set; exit 1 unless complete")
-    show.add_argument("backup_id")
+    show.add_argument("backup_id", help="the set's id (see backup list)")
     show.add_argument(
-        "--no-verify", action="store_true", help="print the stored manifest without checking S3"
+        "--no-verify",
+        action="store_true",
+        help="check each object's size from the bucket listing only, not its sha256 (faster)",
     )
     show.set_defaults(handler=cmd_backup_show)
     prune = bak.add_parser("prune", parents=[config_opts], help="delete sets the retention policy drops")
@@ -659,10 +724,11 @@ def build_parser() -> argparse.ArgumentParser:
     rst = commands.add_parser(
         "restore", parents=[config_opts], help="restore collections from a backup set, verified",
         description="Every snapshot of the set is downloaded into the staging directory and checked against "
-        "the manifest's sha256 before anything changes; then each is uploaded to the node that recovers it "
-        "(priority snapshot). Sets made per shard (format 2) are recovered one shard once, onto a cluster of "
-        "any size, and Qdrant copies each shard to its other replicas; format 1 sets node by node. At the "
-        "end every replica is Active, the placement balanced, and counts and sampled points match.",
+        "the set's sha256 before anything changes; then it is uploaded to the nodes. Sets made per shard "
+        "(formats 2 and 3) go into a cluster of any size: the collection is created from the set, and every "
+        "replica of a shard receives its snapshot (priority no_sync); format 1 sets are recovered node by "
+        "node. At the end every replica is Active, the placement balanced, and counts and sampled points "
+        "match.",
     )  # fmt: skip
     rst.add_argument(
         "--node", action="append", metavar="URL", help="every node of the target cluster, repeatable"
@@ -698,16 +764,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     handler = getattr(args, "handler", None)
     if handler is None:
-        parser.print_help()
-        return EXIT_ERROR
+        parser.print_help(sys.stderr)
+        return EXIT_USAGE
     try:
         return int(handler(args) or 0)
     except QdrantOpsError as exc:
         print(f"qdrant-ops: error: {exc}", file=sys.stderr)
+        if getattr(args, "json", False):  # a JSON consumer reads stdout only
+            print(json.dumps({"error": str(exc), "exit_code": EXIT_ERROR}))
         return EXIT_ERROR
     except KeyboardInterrupt:
         print("qdrant-ops: interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":

@@ -38,9 +38,13 @@ def test_apply_dry_run_then_apply_then_idempotent(cli, tmp_path):
     code, out, _ = cli("collections", "list", "--json")
     assert json.loads(out) == []
 
+    # A drift signal for CI, like terraform plan -detailed-exitcode.
+    assert cli("collections", "apply", "-f", str(spec), "--dry-run", "--exit-code")[0] == 1
+
     assert cli("collections", "apply", "-f", str(spec))[0] == 0
     code, out, _ = cli("collections", "apply", "-f", str(spec), "--json")
     assert [item["action"] for item in json.loads(out)] == ["none", "none"]
+    assert cli("collections", "apply", "-f", str(spec), "--dry-run", "--exit-code")[0] == 0
 
 
 def test_list_show_and_status(cli, tmp_path):
@@ -77,6 +81,10 @@ def test_delete_needs_confirmation(cli, tmp_path):
     code, _, err = cli("collections", "delete", "cities")
     assert code == EXIT_ERROR and "--yes" in err
     assert cli("collections", "delete", "cities", "--yes")[1] == "cities: deleted\n"
+    code, out, err = cli("collections", "delete", "cities", "--yes", "--json")
+    assert code == 0 and json.loads(out) == {"name": "cities", "deleted": False}
+    code, out, err = cli("collections", "delete", "cities", "--json")  # an error, as JSON on stdout
+    assert code == 2 and "add --yes" in json.loads(out)["error"] and "add --yes" in err
 
 
 def test_points_upsert_and_get(cli, tmp_path):
