@@ -2,12 +2,15 @@
 
 The modules are thin: every decision lives in the qdrant_ops library, which the interpreter
 running the module must be able to import (the controller's venv, or the venv the
-qdrant_backup role installs on the nodes).
+qdrant_backup role installs on the nodes). `run_module` is the skeleton every module shares, so a
+module is its argument spec, one call into the library and its result.
 """
 
 from __future__ import annotations
 
+import time
 import traceback
+from collections.abc import Callable
 
 from ansible.module_utils.basic import missing_required_lib
 
@@ -15,12 +18,14 @@ try:
     from qdrant_ops import backup_job
     from qdrant_ops.client import ClusterClient
     from qdrant_ops.errors import QdrantOpsError
+    from qdrant_ops.replicas import METHODS as TRANSFER_METHODS
 
     QDRANT_OPS_IMPORT_ERROR = None
 except ImportError:
     backup_job = None
     ClusterClient = None
     QdrantOpsError = Exception
+    TRANSFER_METHODS = None  # the module fails in require_qdrant_ops before using it
     QDRANT_OPS_IMPORT_ERROR = traceback.format_exc()
 
 CONNECTION_ARGUMENT_SPEC = {
@@ -33,11 +38,7 @@ CONNECTION_ARGUMENT_SPEC = {
 
 # Options of the modules that move or copy shards (qdrant_rebalance, qdrant_replicas).
 TRANSFER_ARGUMENT_SPEC = {
-    "method": {
-        "type": "str",
-        "choices": ["stream_records", "snapshot", "wal_delta"],
-        "default": "stream_records",
-    },
+    "method": {"type": "str", "choices": list(TRANSFER_METHODS or ()) or None, "default": "stream_records"},
     "transfer_timeout": {"type": "float", "default": 3600.0},
 }
 
@@ -63,6 +64,24 @@ def client_from_module(module):
         ca_file=params["ca_cert"],
         timeout=params["timeout"],
     )
+
+
+def run_module(module, body: Callable, *, connect: bool = True) -> None:
+    """Run `body(module, client)` (or `body(module)` without `connect`) and exit with its result
+    dict plus `seconds`: the import guard first, the client closed whatever happens, a library
+    error as fail_json with its message (and the report an error may carry)."""
+    require_qdrant_ops(module)
+    started = time.monotonic()
+    try:
+        if connect:
+            with client_from_module(module) as client:
+                result = body(module, client)
+        else:
+            result = body(module)
+    except QdrantOpsError as exc:
+        report = getattr(exc, "report", None) or {}
+        module.fail_json(**{"seconds": round(time.monotonic() - started, 3), **report, "msg": str(exc)})
+    module.exit_json(**{"seconds": round(time.monotonic() - started, 3), **result})  # the body's own wins
 
 
 # The backup config (the file the qdrant_backup role writes), each key overridable by an option:

@@ -58,6 +58,10 @@ options:
     description: Points per request.
     type: int
     default: 512
+  in_flight:
+    description: Batches queued per sender.
+    type: int
+    default: 2
   workers:
     description: Parallel gRPC senders; default the number of CPUs of the host running the module.
     type: int
@@ -98,6 +102,10 @@ options:
     description: Wait for the collection to turn green after the load.
     type: bool
     default: false
+  verify:
+    description: Check at the end that the collection holds what was sent (exact count, sampled ids).
+    type: bool
+    default: true
   s3_endpoint_url:
     description: S3 endpoint for C(s3://) sources (default AWS; credentials from the usual AWS chain).
     type: str
@@ -169,21 +177,14 @@ verified:
   sample: {"ok": true, "count": 1000000, "expected": 1000000, "missing_sample": []}
 """
 
-import os
-
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.qdrant_common import (
-    CONNECTION_ARGUMENT_SPEC,
-    QdrantOpsError,
-    client_from_module,
-)
+from ansible.module_utils.qdrant_common import CONNECTION_ARGUMENT_SPEC, run_module
 
 try:
-    import uuid
-
     from qdrant_ops import ingest, ingest_sources, s3
+    from qdrant_ops.ingest_wire import ORDERINGS
 except ImportError:
-    ingest = None  # reported by client_from_module
+    ingest, ORDERINGS = None, None  # reported by run_module
 
 
 ARGUMENT_SPEC = {
@@ -198,39 +199,22 @@ ARGUMENT_SPEC = {
     "vector_files": {"type": "dict"},
     "payload_fields": {"type": "list", "elements": "str"},
     "batch_size": {"type": "int", "default": 512},
+    "in_flight": {"type": "int", "default": 2},
     "workers": {"type": "int"},
     "decoders": {"type": "int"},
     "retries": {"type": "int", "default": 8},
     "grpc_port": {"type": "int", "default": 6334},
-    "ordering": {"type": "str", "choices": ["weak", "medium", "strong"], "default": "weak"},
+    "ordering": {"type": "str", "choices": list(ORDERINGS or ()) or None, "default": "weak"},
     "dead_letter": {"type": "path"},
     "checkpoint": {"type": "path"},
     "resume": {"type": "bool", "default": False},
     "defer_indexing": {"type": "bool", "default": False},
     "indexing_threshold": {"type": "int"},
     "wait_green": {"type": "bool", "default": False},
+    "verify": {"type": "bool", "default": True},
     "s3_endpoint_url": {"type": "str"},
     "s3_region": {"type": "str"},
 }
-
-
-def _mapping(params: dict):
-    namespace = ingest_sources.DEFAULT_ID_NAMESPACE
-    if params["id_namespace"]:
-        try:
-            namespace = uuid.UUID(params["id_namespace"])
-        except ValueError:
-            raise ingest_sources.ConfigError(
-                f"id_namespace {params['id_namespace']!r} is not a UUID"
-            ) from None
-    return ingest_sources.Mapping(
-        id_field=params["id_field"],
-        id_from=params["id_from"],
-        id_namespace=namespace,
-        vectors=dict(params["vectors"] or {}),
-        vector_files=dict(params["vector_files"] or {}),
-        payload=tuple(params["payload_fields"]) if params["payload_fields"] is not None else None,
-    )
 
 
 def _check(client, params: dict, mapping, s3_factory) -> dict:
@@ -253,51 +237,31 @@ def _check(client, params: dict, mapping, s3_factory) -> dict:
         source.close()
 
 
-def main() -> None:
-    module = AnsibleModule(
-        argument_spec=ARGUMENT_SPEC,
-        mutually_exclusive=[("id_field", "id_from")],
-        supports_check_mode=True,
-    )
-    client = client_from_module(module)
+def load(module, client) -> dict:
     params = module.params
     settings = s3.S3Settings(bucket="-", endpoint_url=params["s3_endpoint_url"], region=params["s3_region"])
 
     def s3_factory():
         return s3.make_client(settings)
 
-    try:
-        mapping = _mapping(params)
-        if module.check_mode:
-            module.exit_json(
-                changed=True, collection=params["collection"], **_check(client, params, mapping, s3_factory)
-            )
-        options = ingest.IngestOptions(
-            collection=params["collection"],
-            batch_size=params["batch_size"],
-            workers=params["workers"] or os.cpu_count() or 2,
-            decoders=params["decoders"] or os.cpu_count() or 2,
-            retries=params["retries"],
-            timeout=params["timeout"],
-            grpc_port=params["grpc_port"],
-            ordering=params["ordering"],
-            dead_letter=params["dead_letter"],
-            checkpoint=params["checkpoint"],
-            resume=params["resume"],
-            defer_indexing=params["defer_indexing"],
-            indexing_threshold=params["indexing_threshold"],
-            wait_green=params["wait_green"],
-        )
-        report = ingest.ingest(
-            client, params["source"], options, mapping, fmt=params["format"], s3_client_factory=s3_factory
-        )
-    except ingest.IngestError as exc:
-        module.fail_json(msg=str(exc), **(exc.report or {}))
-    except QdrantOpsError as exc:
-        module.fail_json(msg=str(exc))
-    finally:
-        client.close()
-    module.exit_json(changed=report["written"] > 0, **report)
+    options, mapping = ingest.load_plan(params)
+    if module.check_mode:
+        return {
+            "changed": True,
+            "collection": params["collection"],
+            **_check(client, params, mapping, s3_factory),
+        }
+    report = ingest.ingest(
+        client, params["source"], options, mapping, fmt=params["format"], s3_client_factory=s3_factory
+    )
+    return {"changed": report["written"] > 0, **report}
+
+
+def main() -> None:
+    module = AnsibleModule(
+        argument_spec=ARGUMENT_SPEC, mutually_exclusive=[("id_field", "id_from")], supports_check_mode=True
+    )
+    run_module(module, load)
 
 
 if __name__ == "__main__":

@@ -82,8 +82,7 @@ collections:
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.qdrant_common import (
     CONNECTION_ARGUMENT_SPEC,
-    QdrantOpsError,
-    client_from_module,
+    run_module,
 )
 
 try:
@@ -97,14 +96,13 @@ def main() -> None:
         argument_spec={**CONNECTION_ARGUMENT_SPEC, "collections": {"type": "bool", "default": True}},
         supports_check_mode=True,
     )
-    client = client_from_module(module)
-    try:
-        overview = cluster_overview(client, include_collections=module.params["collections"])
-    except QdrantOpsError as exc:
-        module.fail_json(msg=str(exc))
-    finally:
-        client.close()
-    module.exit_json(changed=False, **overview)
+    run_module(
+        module,
+        lambda m, client: {
+            "changed": False,
+            **cluster_overview(client, include_collections=m.params["collections"]),
+        },
+    )
 
 
 if __name__ == "__main__":

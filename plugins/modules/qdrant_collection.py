@@ -143,8 +143,7 @@ diff:
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.qdrant_common import (
     CONNECTION_ARGUMENT_SPEC,
-    QdrantOpsError,
-    client_from_module,
+    run_module,
 )
 
 try:
@@ -172,23 +171,16 @@ ARGUMENT_SPEC = {
 }
 
 
-def main() -> None:
-    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
-    client = client_from_module(module)
+def apply(module, client) -> dict:
     spec = {key: module.params[key] for key in SPEC_KEYS if module.params.get(key) is not None}
-    try:
-        plan = ensure_collection(
-            client,
-            spec,
-            state=module.params["state"],
-            recreate=module.params["recreate"],
-            prune_payload_indexes=module.params["prune_payload_indexes"],
-            check_mode=module.check_mode,
-        )
-    except QdrantOpsError as exc:
-        module.fail_json(msg=str(exc))
-    finally:
-        client.close()
+    plan = ensure_collection(
+        client,
+        spec,
+        state=module.params["state"],
+        recreate=module.params["recreate"],
+        prune_payload_indexes=module.params["prune_payload_indexes"],
+        check_mode=module.check_mode,
+    )
     for warning in plan.warnings:
         module.warn(warning)
     result = {
@@ -200,7 +192,11 @@ def main() -> None:
     }
     if module._diff:
         result["diff"] = {"before": plan.before, "after": plan.after}
-    module.exit_json(**result)
+    return result
+
+
+def main() -> None:
+    run_module(AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True), apply)
 
 
 if __name__ == "__main__":

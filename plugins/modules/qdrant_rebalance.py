@@ -74,8 +74,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.qdrant_common import (
     CONNECTION_ARGUMENT_SPEC,
     TRANSFER_ARGUMENT_SPEC,
-    QdrantOpsError,
-    client_from_module,
+    run_module,
 )
 
 try:
@@ -92,25 +91,22 @@ ARGUMENT_SPEC = {
 }
 
 
-def main() -> None:
-    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
+def balance(module, client) -> dict:
     params = module.params
-    client = client_from_module(module)
-    try:
-        plan = rebalance.rebalance(
-            client, drain=params["drain"], method=params["method"], incoming_limit=params["incoming_limit"],
-            outgoing_limit=params["outgoing_limit"], dry_run=module.check_mode, timeout=params["transfer_timeout"],
-        )  # fmt: skip
-    except QdrantOpsError as exc:
-        module.fail_json(msg=str(exc))
-    finally:
-        client.close()
+    plan = rebalance.rebalance(
+        client, drain=params["drain"], method=params["method"], incoming_limit=params["incoming_limit"],
+        outgoing_limit=params["outgoing_limit"], dry_run=module.check_mode, timeout=params["transfer_timeout"],
+    )  # fmt: skip
     moves = sum(len(batch) for batch in plan)
-    module.exit_json(
-        changed=moves > 0,
-        moves=moves,
-        batches=[[dataclasses.asdict(m) for m in batch] for batch in plan],
-    )
+    return {
+        "changed": moves > 0,
+        "moves": moves,
+        "batches": [[dataclasses.asdict(m) for m in batch] for batch in plan],
+    }
+
+
+def main() -> None:
+    run_module(AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True), balance)
 
 
 if __name__ == "__main__":

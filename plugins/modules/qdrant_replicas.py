@@ -78,8 +78,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.qdrant_common import (
     CONNECTION_ARGUMENT_SPEC,
     TRANSFER_ARGUMENT_SPEC,
-    QdrantOpsError,
-    client_from_module,
+    run_module,
 )
 
 try:
@@ -98,40 +97,22 @@ ARGUMENT_SPEC = {
 }
 
 
-def main() -> None:
-    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
+def repair(module, client) -> dict:
     params = module.params
-    client = client_from_module(module)
-    try:
-        live = {int(pid) for pid in client.cluster_status()["peers"]}  # a removed peer stays removed
-        gone = [peer for peer in params["remove_peers"] if peer in live]
-        for peer in gone:  # every refusal before any removal
-            replicas.check_removable(client, peer, params["allow_data_loss"])
-        if not params["replicate"]:
-            if not module.check_mode:
-                for peer in gone:
-                    replicas.remove_peer(client, peer, allow_data_loss=params["allow_data_loss"])
-            plan = []
-        elif module.check_mode:
-            # The plan as it will be once the dead peers' replicas are dropped.
-            peers, placements, factors = replicas.cluster_view(client)
-            placements = {c: [r for r in p if r["peer_id"] not in gone] for c, p in placements.items()}
-            alive = [p for p in peers if p not in gone]
-            plan = replicas.plan_replication(placements, factors, alive, params["prefer_peer"])
-        else:
-            for peer in gone:
-                replicas.remove_peer(client, peer, allow_data_loss=params["allow_data_loss"])
-            plan = replicas.repair(client, prefer=params["prefer_peer"], method=params["method"],
-                                   timeout=params["transfer_timeout"])  # fmt: skip
-    except QdrantOpsError as exc:
-        module.fail_json(msg=str(exc))
-    finally:
-        client.close()
-    module.exit_json(
-        changed=bool(gone or plan),
-        removed_peers=gone,
-        replications=[dataclasses.asdict(item) for item in plan],
-    )
+    removed, plan = replicas.repair(
+        client, remove=params["remove_peers"], replicate=params["replicate"],
+        allow_data_loss=params["allow_data_loss"], prefer=params["prefer_peer"], method=params["method"],
+        timeout=params["transfer_timeout"], dry_run=module.check_mode,
+    )  # fmt: skip
+    return {
+        "changed": bool(removed or plan),
+        "removed_peers": removed,
+        "replications": [dataclasses.asdict(item) for item in plan],
+    }
+
+
+def main() -> None:
+    run_module(AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True), repair)
 
 
 if __name__ == "__main__":

@@ -108,15 +108,13 @@ seconds:
   type: float
 """
 
-import time
 from pathlib import Path
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.qdrant_common import (
     BACKUP_CONFIG_ARGUMENT_SPEC,
-    QdrantOpsError,
     load_backup_config,
-    require_qdrant_ops,
+    run_module,
 )
 
 try:
@@ -137,32 +135,31 @@ ARGUMENT_SPEC = {
 }
 
 
-def main() -> None:
-    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
-    require_qdrant_ops(module)
+def run_restore(module) -> dict:
     params = module.params
-    started = time.monotonic()
     try:
         peer_map = {int(k): v for k, v in (params["peer_map"] or {}).items()}
     except ValueError:
         module.fail_json(msg=f"peer_map keys must be peer ids (numbers), got {sorted(params['peer_map'])}")
-    try:
-        config = load_backup_config({**params, "collections": None})  # restore selection, not backup's
-        with config.client() as client:
-            report = restore.restore(
-                client, s3.make_client(config.settings.s3), config.settings, params["nodes"],
-                Path(params["staging_dir"]), backup_id=params["backup_id"],
-                collections=params["collections"] or (), peer_map=peer_map or None,
-                overwrite=params["overwrite"], dry_run=module.check_mode, parallel=params["parallel"],
-                timeout=params["wait_timeout"],
-            )  # fmt: skip
-            if not module.check_mode:
-                report["points"] = {name: client.count_points(name) for name in report["collections"]}
-    except QdrantOpsError as exc:
-        module.fail_json(msg=str(exc), seconds=round(time.monotonic() - started, 3))
+    config = load_backup_config({**params, "collections": None})  # restore selection, not backup's
+    with config.client() as client:
+        report = restore.restore(
+            client, s3.make_client(config.settings.s3), config.settings, params["nodes"],
+            Path(params["staging_dir"]), backup_id=params["backup_id"],
+            collections=params["collections"] or (), peer_map=peer_map or None,
+            overwrite=params["overwrite"], dry_run=module.check_mode, parallel=params["parallel"],
+            timeout=params["wait_timeout"],
+        )  # fmt: skip
+        if not module.check_mode:
+            report["points"] = {name: client.count_points(name) for name in report["collections"]}
     report.pop("dry_run")
-    report["seconds"] = round(time.monotonic() - started, 3)
-    module.exit_json(changed=True, **report)
+    return {"changed": True, **report}
+
+
+def main() -> None:
+    run_module(
+        AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True), run_restore, connect=False
+    )
 
 
 if __name__ == "__main__":

@@ -104,15 +104,13 @@ deleted_objects:
   type: int
 """
 
-import time
 from datetime import UTC, datetime
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.qdrant_common import (
     BACKUP_CONFIG_ARGUMENT_SPEC,
-    QdrantOpsError,
     load_backup_config,
-    require_qdrant_ops,
+    run_module,
 )
 
 try:
@@ -173,25 +171,18 @@ def absent(module, config) -> dict:
     }
 
 
+def run_state(module) -> dict:
+    config = load_backup_config(module.params)
+    state = module.params["state"]
+    if state == "present":
+        return present(module, config)
+    if state == "absent":
+        return absent(module, config)
+    return {"changed": False, "sets": backup.list_sets(s3.make_client(config.settings.s3), config.settings)}
+
+
 def main() -> None:
-    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
-    require_qdrant_ops(module)
-    started = time.monotonic()
-    try:
-        config = load_backup_config(module.params)
-        state = module.params["state"]
-        if state == "present":
-            result = present(module, config)
-        elif state == "absent":
-            result = absent(module, config)
-        else:
-            result = {
-                "changed": False,
-                "sets": backup.list_sets(s3.make_client(config.settings.s3), config.settings),
-            }
-    except QdrantOpsError as exc:
-        module.fail_json(msg=str(exc), seconds=round(time.monotonic() - started, 3))
-    module.exit_json(seconds=round(time.monotonic() - started, 3), **result)
+    run_module(AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True), run_state, connect=False)
 
 
 if __name__ == "__main__":

@@ -342,15 +342,11 @@ def cmd_backup_prune(args: argparse.Namespace) -> int:
 def cmd_cluster_repair(args: argparse.Namespace) -> int:
     log = (lambda line: print(line, file=sys.stderr)) if not args.json else (lambda _line: None)
     with make_client(args) as client:
-        # Every refusal happens before any removal.
-        allow = args.allow_data_loss
-        removable = [p for p in args.remove_peer or [] if replicas.check_removable(client, p, allow)]
-        removed = (
-            []
-            if args.dry_run
-            else [p for p in removable if replicas.remove_peer(client, p, allow_data_loss=allow)]
-        )
-        plan = replicas.repair(client, prefer=args.to_peer, method=args.method, dry_run=args.dry_run, log=log)
+        removable, plan = replicas.repair(
+            client, remove=args.remove_peer or (), allow_data_loss=args.allow_data_loss, prefer=args.to_peer,
+            method=args.method, dry_run=args.dry_run, log=log,
+        )  # fmt: skip
+    removed = [] if args.dry_run else removable
     rows = [[r.collection, r.shard_id, r.from_peer, r.to_peer] for r in plan]
     head = "plan (dry run, nothing changed)" if args.dry_run else (
         f"removed peers {removed or 'none'}; every shard at its replication factor, every replica Active"
@@ -406,26 +402,17 @@ def _named(items: list[str] | None, what: str) -> dict[str, str]:
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
-    try:
-        namespace = ingest_sources.uuid.UUID(args.id_namespace) if args.id_namespace else None
-    except ValueError:
-        raise ConfigError(f"--id-namespace {args.id_namespace!r} is not a UUID") from None
-    mapping = ingest_sources.Mapping(
-        id_field=args.id_field,
-        id_from=args.id_from,
-        id_namespace=namespace or ingest_sources.DEFAULT_ID_NAMESPACE,
-        vectors=_named(args.vector, "--vector"),
-        vector_files=_named(args.vector_file, "--vector-file"),
-        payload=tuple(args.payload_field) if args.payload_field else None,
-    )
-    options = ingest.IngestOptions(
-        collection=args.collection, batch_size=args.batch_size, workers=args.workers or os.cpu_count() or 2,
-        decoders=args.decoders or os.cpu_count() or 2,
-        in_flight=args.in_flight, retries=args.retries, timeout=args.timeout, grpc_port=args.grpc_port,
-        ordering=args.ordering, dead_letter=args.dead_letter, checkpoint=args.checkpoint, resume=args.resume,
-        defer_indexing=args.defer_indexing, indexing_threshold=args.indexing_threshold,
-        wait_green=args.wait_green, verify=not args.no_verify,
-    )  # fmt: skip
+    options, mapping = ingest.load_plan({
+        "collection": args.collection, "batch_size": args.batch_size, "workers": args.workers,
+        "decoders": args.decoders, "in_flight": args.in_flight, "retries": args.retries,
+        "timeout": args.timeout, "grpc_port": args.grpc_port, "ordering": args.ordering,
+        "dead_letter": args.dead_letter, "checkpoint": args.checkpoint, "resume": args.resume,
+        "defer_indexing": args.defer_indexing, "indexing_threshold": args.indexing_threshold,
+        "wait_green": args.wait_green, "verify": not args.no_verify,
+        "id_field": args.id_field, "id_from": args.id_from, "id_namespace": args.id_namespace,
+        "vectors": _named(args.vector, "--vector"), "vector_files": _named(args.vector_file, "--vector-file"),
+        "payload_fields": args.payload_field,
+    })  # fmt: skip
     # The bucket comes from the s3:// URL; these settings only build the client.
     settings = s3.S3Settings(bucket="-", endpoint_url=args.s3_endpoint_url, region=args.s3_region)
     show = ingest.print_progress() if sys.stderr.isatty() and not args.json else None

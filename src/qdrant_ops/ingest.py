@@ -24,9 +24,10 @@ import signal
 import sys
 import threading
 import time
+import uuid
 import zlib
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -35,7 +36,7 @@ import numpy as np
 
 from qdrant_ops.client import ClusterClient, segment
 from qdrant_ops.errors import ConfigError, QdrantOpsError
-from qdrant_ops.ingest_sources import Decoder, Mapping, NpyRows, Source, open_source
+from qdrant_ops.ingest_sources import DEFAULT_ID_NAMESPACE, Decoder, Mapping, NpyRows, Source, open_source
 from qdrant_ops.ingest_wire import ORDERINGS
 from qdrant_ops.ingest_workers import Job, SenderSettings, decoder_main, sender_main
 
@@ -103,6 +104,28 @@ class IngestOptions:
                 f"the directory of checkpoint {self.checkpoint} does not exist: create it or choose "
                 "another path"
             )
+
+
+def load_plan(params: dict[str, Any]) -> tuple[IngestOptions, Mapping]:
+    """A load as both front doors (the CLI and qdrant_bulk_ingest) describe it, with the same
+    names: IngestOptions' fields, and the mapping's id_field, id_from, id_namespace (a UUID
+    string), vectors and vector_files ({vector name: field or .npy path}) and payload_fields.
+    A value of None means the default."""
+    given = {name: value for name, value in params.items() if value is not None}
+    options = IngestOptions(**{f.name: given[f.name] for f in fields(IngestOptions) if f.name in given})
+    try:
+        namespace = uuid.UUID(given["id_namespace"]) if "id_namespace" in given else DEFAULT_ID_NAMESPACE
+    except ValueError:
+        raise ConfigError(f"id namespace {given['id_namespace']!r} is not a UUID") from None
+    mapping = Mapping(
+        id_field=given.get("id_field", "id"),
+        id_from=given.get("id_from"),
+        id_namespace=namespace,
+        vectors=dict(given.get("vectors") or {}),
+        vector_files=dict(given.get("vector_files") or {}),
+        payload=tuple(given["payload_fields"]) if "payload_fields" in given else None,
+    )
+    return options, mapping
 
 
 # -- checkpoint ------------------------------------------------------------------------------------------

@@ -183,19 +183,34 @@ def wait_settled(client: ClusterClient, collection: str, timeout: float) -> None
 def repair(
     client: ClusterClient,
     *,
+    remove: Sequence[int] = (),
+    replicate: bool = True,
+    allow_data_loss: bool = False,
     prefer: int | None = None,
     method: str = "stream_records",
     dry_run: bool = False,
     timeout: float = 3600.0,
     log: Callable[[str], None] = lambda _line: None,
-) -> list[ShardTransfer]:
-    """Replicate every shard below its factor; returns what was (or would be) done."""
+) -> tuple[list[int], list[ShardTransfer]]:
+    """Remove the dead peers `remove` (every refusal before any removal; peers already gone are
+    skipped), then replicate every shard below its factor. Returns the peers removed (or that
+    would be) and the replications done (or planned: with `dry_run`, the plan as it will be once
+    those peers' replicas are dropped)."""
+    gone = [peer for peer in dict.fromkeys(remove) if check_removable(client, peer, allow_data_loss)]
     peers, placements, factors = cluster_view(client)
+    peers = [peer for peer in peers if peer not in gone]
+    placements = {name: [r for r in p if r["peer_id"] not in gone] for name, p in placements.items()}
     if prefer is not None and prefer not in peers:
         raise ReplicationError(f"peer {prefer} is not in the cluster (peers: {peers})")
-    plan = plan_replication(placements, factors, peers, prefer)
+    plan = plan_replication(placements, factors, peers, prefer) if replicate else []
     if dry_run:
-        return plan
+        return gone, plan
+    for peer in gone:
+        remove_peer(client, peer, allow_data_loss=allow_data_loss)
+    if not replicate:
+        return gone, []
+    peers, placements, factors = cluster_view(client)
+    plan = plan_replication(placements, factors, peers, prefer)
     for item in plan:  # one at a time: every node takes one incoming transfer by default
         try:
             item.start(client, "replicate_shard", method)
@@ -207,4 +222,4 @@ def repair(
     left = plan_replication(placements, factors, peers)
     if left:
         raise ReplicationError(f"still below the replication factor: {left}")
-    return plan
+    return gone, plan
