@@ -116,6 +116,11 @@ class ClusterClient:
     def __repr__(self) -> str:
         return f"ClusterClient(urls={list(self.urls)!r}, api_key={'***' if self._api_key else None})"
 
+    @property
+    def api_key(self) -> str | None:
+        """For the gRPC senders, which authenticate themselves; never printed (see __repr__)."""
+        return self._api_key
+
     def close(self) -> None:
         self._http.close()
 

@@ -467,12 +467,18 @@ class _Run:
             raise ConfigError(
                 "gRPC cannot skip TLS verification: give the CA with --ca-file instead of --insecure"
             )
+        options = self.options
         settings = SenderSettings(
-            targets,
-            tls,
-            self.client.verify if isinstance(self.client.verify, str) else None,
-            self.client._api_key,
-            self.options,
+            targets=targets,
+            tls=tls,
+            ca_file=self.client.verify if isinstance(self.client.verify, str) else None,
+            api_key=self.client.api_key,
+            collection=options.collection,
+            ordering=options.ordering,
+            timeout=options.timeout,
+            retries=options.retries,
+            backoff=options.backoff,
+            max_backoff=options.max_backoff,
         )
         self.inboxes = [context.Queue(maxsize=self.options.in_flight) for _ in range(self.options.workers)]
         self.outbox = context.Queue()

@@ -17,13 +17,10 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from qdrant_ops import ingest_wire as wire
 from qdrant_ops.ingest_sources import Decoder, RecordError
-
-if TYPE_CHECKING:
-    from qdrant_ops.ingest import IngestOptions
 
 TRANSIENT = frozenset({"UNAVAILABLE", "DEADLINE_EXCEEDED", "RESOURCE_EXHAUSTED", "ABORTED", "INTERNAL"})
 
@@ -77,7 +74,12 @@ class SenderSettings:
     tls: bool
     ca_file: str | None
     api_key: str | None = field(repr=False)
-    options: IngestOptions
+    collection: str
+    ordering: str
+    timeout: float
+    retries: int
+    backoff: float
+    max_backoff: float
 
 
 @dataclass
@@ -99,7 +101,7 @@ class Sender:
         import grpc  # noqa: PLC0415 - only created inside sender processes, after the fork
 
         self._grpc = grpc
-        self.settings, self.options = settings, settings.options
+        self.settings = settings
         self._node = index % len(settings.targets)
         self._metadata = (("api-key", settings.api_key),) if settings.api_key else ()
         self._channel = None
@@ -122,18 +124,18 @@ class Sender:
 
     def send(self, points: Sequence[bytes]) -> int:
         """Send one batch; returns the retries it took. Raises BatchRejected on a permanent error."""
-        body = wire.encode_upsert(self.options.collection, points, ordering=self.options.ordering)
+        body = wire.encode_upsert(self.settings.collection, points, ordering=self.settings.ordering)
         attempt = 0
         while True:
             try:
-                self._upsert(body, timeout=self.options.timeout, metadata=self._metadata)
+                self._upsert(body, timeout=self.settings.timeout, metadata=self._metadata)
                 return attempt
             except self._grpc.RpcError as exc:
                 code = exc.code().name if exc.code() else "UNKNOWN"
-                if not is_transient(code) or attempt >= self.options.retries:
+                if not is_transient(code) or attempt >= self.settings.retries:
                     raise BatchRejected(code, exc.details() or "") from None
                 wait_hint = _retry_after(exc) if code == "RESOURCE_EXHAUSTED" else None
-                time.sleep(retry_delay(attempt, self.options.backoff, self.options.max_backoff, wait_hint))
+                time.sleep(retry_delay(attempt, self.settings.backoff, self.settings.max_backoff, wait_hint))
                 if code == "UNAVAILABLE" and len(self.settings.targets) > 1:
                     self._node = (self._node + 1) % len(self.settings.targets)  # fail over to the next node
                     self._connect()
