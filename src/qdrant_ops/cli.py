@@ -575,17 +575,7 @@ def _ingest_parser(commands, conn: argparse.ArgumentParser) -> None:
     ing.set_defaults(handler=cmd_ingest)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(
-        prog="qdrant-ops",
-        description="Operate a distributed Qdrant cluster: backups to S3, restore, bulk ingest.",
-        epilog=EXIT_CODES,
-        formatter_class=_HelpFormatter,
-    )
-    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    conn = _connection_options()
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_SubParser)
-
+def _cluster_parser(commands, conn: argparse.ArgumentParser) -> None:
     cluster_cmd = commands.add_parser("cluster", help="cluster state").add_subparsers(metavar="ACTION")
     status = cluster_cmd.add_parser(
         "status", parents=[conn], help="peers, leader, collections; exit 1 when a replica is unhealthy"
@@ -632,6 +622,8 @@ def build_parser() -> argparse.ArgumentParser:
     balance.add_argument("--dry-run", action="store_true", help="print the plan as a table, change nothing")
     balance.set_defaults(handler=cmd_cluster_rebalance)
 
+
+def _collections_parser(commands, conn: argparse.ArgumentParser) -> None:
     coll = commands.add_parser("collections", help="collections as code").add_subparsers(metavar="ACTION")
     coll.add_parser("list", parents=[conn], help="collections with exact counts").set_defaults(
         handler=cmd_collections_list
@@ -657,6 +649,8 @@ def build_parser() -> argparse.ArgumentParser:
     delete.add_argument("--yes", action="store_true", help="confirm the deletion")
     delete.set_defaults(handler=cmd_collections_delete)
 
+
+def _points_parser(commands, conn: argparse.ArgumentParser) -> None:
     pts = commands.add_parser("points", help="single points").add_subparsers(metavar="ACTION")
     get = pts.add_parser("get", parents=[conn], help="print one point as JSON")
     get.add_argument("collection", help="collection name")
@@ -668,7 +662,8 @@ def build_parser() -> argparse.ArgumentParser:
     upsert.add_argument("--batch-size", type=int, default=points.DEFAULT_BATCH, help="points per request")
     upsert.set_defaults(handler=cmd_points_upsert)
 
-    _ingest_parser(commands, conn)
+
+def _dataset_parser(commands) -> None:
     data = commands.add_parser("dataset", help="sample data").add_subparsers(metavar="ACTION")
     gen = data.add_parser("generate", help="write a deterministic {id, vector, city, location} dataset")
     gen.add_argument("--count", type=int, default=1_000_000, help="records to write")
@@ -680,11 +675,17 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--json", action="store_true", help="machine-readable output")
     gen.set_defaults(handler=cmd_dataset_generate)
 
+
+def _config_options() -> argparse.ArgumentParser:
     config_opts = argparse.ArgumentParser(add_help=False)
     config_opts.add_argument(
         "--config", default=backup_job.DEFAULT_PATH, help=f"backup config (default {backup_job.DEFAULT_PATH})"
     )
     config_opts.add_argument("--json", action="store_true", help="machine-readable output")
+    return config_opts
+
+
+def _backup_parser(commands, config_opts: argparse.ArgumentParser) -> None:
     bak = commands.add_parser("backup", help="snapshots of every node to S3").add_subparsers(metavar="ACTION")
     run = bak.add_parser("run", parents=[config_opts], help="upload this node's part of a backup set")
     run.add_argument("--backup-id", help="set id for an on-demand run (default: the current schedule slot)")
@@ -708,6 +709,8 @@ def build_parser() -> argparse.ArgumentParser:
     prune.add_argument("--dry-run", action="store_true", help="print the plan, delete nothing")
     prune.set_defaults(handler=cmd_backup_prune)
 
+
+def _restore_parser(commands, config_opts: argparse.ArgumentParser) -> None:
     rst = commands.add_parser(
         "restore", parents=[config_opts], help="restore collections from a backup set, verified",
         description="Every snapshot of the set is downloaded into the staging directory and checked against "
@@ -743,6 +746,27 @@ def build_parser() -> argparse.ArgumentParser:
     )
     rst.add_argument("--wait-timeout", type=float, default=3600.0, help="seconds per recover and health wait")
     rst.set_defaults(handler=cmd_restore)  # fmt: skip
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="qdrant-ops",
+        description="Operate a distributed Qdrant cluster: backups to S3, restore, bulk ingest.",
+        epilog=EXIT_CODES,
+        formatter_class=_HelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    conn = _connection_options()
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_SubParser)
+
+    _cluster_parser(commands, conn)
+    _collections_parser(commands, conn)
+    _points_parser(commands, conn)
+    _ingest_parser(commands, conn)
+    _dataset_parser(commands)
+    config_opts = _config_options()
+    _backup_parser(commands, config_opts)
+    _restore_parser(commands, config_opts)
     return parser
 
 

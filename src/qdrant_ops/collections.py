@@ -347,21 +347,48 @@ def plan_collection(
         plan.immutable_changes.append(
             f"shard_number: {current.get('shard_number')} -> {spec['shard_number']}"
         )
-    if "sparse_vectors" in spec:
-        have_sparse = current.get("sparse_vectors", {})
-        if set(spec["sparse_vectors"]) != set(have_sparse):
-            plan.immutable_changes.append(
-                f"sparse_vectors: declared {sorted(spec['sparse_vectors'])}, "
-                f"the collection has {sorted(have_sparse)}"
-            )
-        else:
-            sparse_patch = {
-                sname: params
-                for sname, params in spec["sparse_vectors"].items()
-                if _differs(params, have_sparse.get(sname))
-            }
-            if sparse_patch:
-                plan.patch["sparse_vectors"] = sparse_patch
+    _plan_sparse_vectors(spec, current, plan)
+    _plan_settings(spec, current, plan)
+    _plan_payload_indexes(spec, current, plan, prune_payload_indexes)
+
+    plan.after = _merged_after(current, spec)
+    if plan.immutable_changes:
+        if not recreate:
+            return plan  # caller raises: see require_applicable
+        plan.action = "recreate"
+        plan.create_body = create_body(spec)
+        plan.indexes_to_create = dict(spec.get("payload_indexes", {}))
+        plan.indexes_to_delete = []
+        plan.patch = {}
+        plan.after = copy.deepcopy(spec)
+        return plan
+    if plan.patch or plan.indexes_to_create or plan.indexes_to_delete:
+        plan.action = "update"
+    return plan
+
+
+def _plan_sparse_vectors(spec: dict, current: dict, plan: Plan) -> None:
+    """Sparse vector names are fixed at creation; their parameters can be patched."""
+    if "sparse_vectors" not in spec:
+        return
+    have_sparse = current.get("sparse_vectors", {})
+    if set(spec["sparse_vectors"]) != set(have_sparse):
+        plan.immutable_changes.append(
+            f"sparse_vectors: declared {sorted(spec['sparse_vectors'])}, "
+            f"the collection has {sorted(have_sparse)}"
+        )
+        return
+    sparse_patch = {
+        sname: params
+        for sname, params in spec["sparse_vectors"].items()
+        if _differs(params, have_sparse.get(sname))
+    }
+    if sparse_patch:
+        plan.patch["sparse_vectors"] = sparse_patch
+
+
+def _plan_settings(spec: dict, current: dict, plan: Plan) -> None:
+    """Collection params and the config sections, patched in place."""
     params_patch = {k: spec[k] for k in PARAMS_KEYS if k in spec and _differs(spec[k], current.get(k))}
     if params_patch:
         plan.patch["params"] = params_patch
@@ -374,6 +401,8 @@ def plan_collection(
         if key in spec and _differs(spec[key], current.get(key)):
             plan.patch[key] = spec[key]
 
+
+def _plan_payload_indexes(spec: dict, current: dict, plan: Plan, prune: bool) -> None:
     declared_indexes = spec.get("payload_indexes", {})
     live_indexes = current.get("payload_indexes", {})
     for fname, index in declared_indexes.items():
@@ -383,23 +412,8 @@ def plan_collection(
             # A payload index is rebuilt in place: drop, then create with the new schema.
             plan.indexes_to_delete.append(fname)
             plan.indexes_to_create[fname] = index
-    if prune_payload_indexes:
+    if prune:
         plan.indexes_to_delete += sorted(set(live_indexes) - set(declared_indexes))
-
-    plan.after = _merged_after(current, spec)
-    if plan.immutable_changes:
-        if not recreate:
-            return plan  # caller raises: see require_applicable
-        plan.action = "recreate"
-        plan.create_body = create_body(spec)
-        plan.indexes_to_create = dict(declared_indexes)
-        plan.indexes_to_delete = []
-        plan.patch = {}
-        plan.after = copy.deepcopy(spec)
-        return plan
-    if plan.patch or plan.indexes_to_create or plan.indexes_to_delete:
-        plan.action = "update"
-    return plan
 
 
 def _merged_after(current: dict, spec: dict) -> dict:

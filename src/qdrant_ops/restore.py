@@ -444,6 +444,59 @@ def _recover_all(
             future.result()
 
 
+def _plan_report(manifest: dict, chosen: list[str], existing: list[str], snapshots: list[Snapshot],
+                 dry_run: bool) -> dict:  # fmt: skip
+    return {
+        "backup_id": manifest["backup_id"],
+        "format": manifest.get("format", 1),
+        "collections": chosen,
+        "replace": sorted(set(chosen) & set(existing)),
+        "plan": [
+            {
+                "collection": s.collection,
+                "shard_id": s.shard_id,
+                "peer_id": s.peer_id,
+                "node": s.node,
+                "bytes": s.size,
+            }
+            for s in snapshots
+        ],
+        "bytes": sum(s.size for s in snapshots),
+        "dry_run": dry_run,
+    }
+
+
+Staged = list[tuple[Snapshot, Path]]  # each snapshot with its downloaded, verified file
+
+
+def _recover_shards(client: ClusterClient, manifest: dict, chosen: list[str], staged: Staged,
+                    nodes: list[str], *, parallel: int, timeout: float, log) -> None:  # fmt: skip
+    """Formats 2 and 3: create each collection from the set, then every replica of a shard
+    receives that shard's snapshot; wait until every replica is Active and the collection serves."""
+    todo = []
+    for name in chosen:
+        _create(client, name, manifest["collections"][name])
+        placement = _wait_everywhere(client, name, nodes, timeout)
+        mine = [(s, f) for s, f in staged if s.collection == name]
+        file_of = {(s.shard_id, s.peer_id): f for s, f in mine}
+        assigned = assign_shards([s for s, _ in mine], placement, _peer_urls(client, nodes, placement))
+        todo += [(a, file_of[(a.shard_id, a.peer_id)]) for a in assigned]
+        log(f"{name}: created with {len(mine)} shard(s); recovering each on every replica")
+    _recover_all(client, todo, parallel, timeout, log)
+    for name in chosen:
+        wait_healthy(client, name, nodes, timeout, trigger=True)
+
+
+def _recover_node_parts(client: ClusterClient, staged: Staged, nodes: list[str], *, timeout: float,
+                        log) -> None:  # fmt: skip
+    """Format 1: each node recovers its own collection snapshots, node by node."""
+    for node in dict.fromkeys(s.node for s, _ in staged):
+        here = [(s, f) for s, f in staged if s.node == node]
+        _recover_all(client, here, 1, timeout, log)
+        for name in dict.fromkeys(s.collection for s, _ in here):
+            wait_healthy(client, name, nodes, timeout)
+
+
 def restore(
     client: ClusterClient,
     s3_client,
@@ -481,24 +534,7 @@ def restore(
         raise RestoreError(
             "a peer map applies to format 1 sets only: shards of this set go where Qdrant places them"
         )
-    report = {
-        "backup_id": manifest["backup_id"],
-        "format": manifest.get("format", 1),
-        "collections": chosen,
-        "replace": sorted(set(chosen) & set(existing)),
-        "plan": [
-            {
-                "collection": s.collection,
-                "shard_id": s.shard_id,
-                "peer_id": s.peer_id,
-                "node": s.node,
-                "bytes": s.size,
-            }
-            for s in snapshots
-        ],
-        "bytes": sum(s.size for s in snapshots),
-        "dry_run": dry_run,
-    }
+    report = _plan_report(manifest, chosen, existing, snapshots, dry_run)
     if dry_run:
         return report
     directory = staging_path(staging_dir, manifest["backup_id"])
@@ -513,27 +549,13 @@ def restore(
         for name in report["replace"]:
             client.request("DELETE", f"/collections/{segment(name)}", params={"wait": "true"})
             log(f"{name}: existing collection deleted (overwrite)")
+        staged = list(zip(snapshots, files, strict=True))
         if sharded:
-            todo = []
-            for name in chosen:
-                _create(client, name, manifest["collections"][name])
-                placement = _wait_everywhere(client, name, nodes, timeout)
-                mine = [(s, f) for s, f in zip(snapshots, files, strict=True) if s.collection == name]
-                file_of = {(s.shard_id, s.peer_id): f for s, f in mine}
-                assigned = assign_shards(
-                    [s for s, _ in mine], placement, _peer_urls(client, nodes, placement)
-                )
-                todo += [(a, file_of[(a.shard_id, a.peer_id)]) for a in assigned]
-                log(f"{name}: created with {len(mine)} shard(s); recovering each on every replica")
-            _recover_all(client, todo, parallel, timeout, log)
-            for name in chosen:
-                wait_healthy(client, name, nodes, timeout, trigger=True)
+            _recover_shards(
+                client, manifest, chosen, staged, nodes, parallel=parallel, timeout=timeout, log=log
+            )
         else:
-            for node in dict.fromkeys(s.node for s in snapshots):  # node by node
-                here = [(s, f) for s, f in zip(snapshots, files, strict=True) if s.node == node]
-                _recover_all(client, here, 1, timeout, log)
-                for name in dict.fromkeys(s.collection for s, _ in here):
-                    wait_healthy(client, name, nodes, timeout)
+            _recover_node_parts(client, staged, nodes, timeout=timeout, log=log)
         timings["recover_seconds"] = round(time.monotonic() - started - timings["download_seconds"], 3)
         if unbalanced(client, chosen):
             log("placement uneven after the restore: moving replicas (rebalance)")
