@@ -372,26 +372,12 @@ def run_node_backup(
         log(f"peer {peer_id}'s part of {backup_id} already succeeded: kept (force replaces it)")
         return _kept_part(client, done, settings, s3_client)
     try:
-        selected = selected_collections(client, settings)
         part["collections"] = {}
-        for collection in selected:
+        for collection in selected_collections(client, settings):
             view = collection_view(client, collection, settings.sample_size)
             part["collections"][collection] = view
-            part["shards"][collection] = {}
-            mine = [shard for shard, source in shard_sources(view["placement"]).items() if source == peer_id]
-            log(f"{collection}: snapshot of shard(s) {mine or 'none'} on peer {peer_id}")
-            for shard in mine:
-                metadata = {"collection": collection, "shard-id": str(shard), "peer-id": str(peer_id),
-                            "backup-id": backup_id}  # fmt: skip
-                key = layout.node_shard_key(backup_id, name, collection, shard)
-                record = snapshot_to_s3(
-                    client, node, settings, s3_client, key=key, metadata=metadata, shard_id=shard
-                )
-                part["shards"][collection][str(shard)] = record
-                log(
-                    f"{collection} shard {shard}: {record['size']} bytes to "
-                    f"s3://{settings.s3.bucket}/{key} in {record['seconds']}s"
-                )
+            part["shards"][collection] = {}  # filled as snapshots land: a failed part says how far it got
+            _snapshot_own_shards(client, node, settings, s3_client, part=part, collection=collection, log=log)
     except Exception as exc:
         part.update(status="failed", error=str(exc), finished=_iso(now()))
         with contextlib.suppress(Exception):  # S3 itself may be what failed; report the cause
@@ -401,6 +387,26 @@ def run_node_backup(
     _put_json(s3_client, settings.s3.bucket, part_key, part)
     part["set_status"] = set_manifest(s3_client, settings, backup_id)["status"]
     return part
+
+
+def _snapshot_own_shards(
+    client: ClusterClient, node: str, settings: BackupSettings, s3_client, *, part: dict, collection: str,
+    log: Callable[[str], None],
+) -> None:  # fmt: skip
+    """Snapshot to S3 the shards of `collection` this peer is the designated source of, recording
+    each in `part`."""
+    peer_id, backup_id = part["peer_id"], part["backup_id"]
+    placement = part["collections"][collection]["placement"]
+    mine = [shard for shard, source in shard_sources(placement).items() if source == peer_id]
+    log(f"{collection}: snapshot of shard(s) {mine or 'none'} on peer {peer_id}")
+    for shard in mine:
+        metadata = {"collection": collection, "shard-id": str(shard), "peer-id": str(peer_id),
+                    "backup-id": backup_id}  # fmt: skip
+        key = settings.layout.node_shard_key(backup_id, part["node"], collection, shard)
+        record = snapshot_to_s3(client, node, settings, s3_client, key=key, metadata=metadata, shard_id=shard)
+        part["shards"][collection][str(shard)] = record
+        log(f"{collection} shard {shard}: {record['size']} bytes to s3://{settings.s3.bucket}/{key} "
+            f"in {record['seconds']}s")  # fmt: skip
 
 
 def finished_part(s3_client, settings: BackupSettings, backup_id: str, peer_id: int) -> dict | None:

@@ -98,6 +98,41 @@ def _read_secret(path: str, what: str) -> str:
     return value
 
 
+def _s3_settings(section: dict) -> S3Settings:
+    return S3Settings(
+        bucket=section.get("bucket") or "",
+        prefix=section.get("prefix", "qdrant-backups"),
+        endpoint_url=section.get("endpoint_url") or None,
+        region=section.get("region") or None,
+        access_key=section.get("access_key") or None,
+        secret_key=section.get("secret_key") or None,
+        part_size=int(section.get("part_size_mib", 8)) * MIB,
+        concurrency=int(section.get("concurrency", 8)),
+        max_attempts=int(section.get("max_attempts", 8)),
+    )
+
+
+def _retention(section: dict) -> Retention:
+    return Retention(
+        keep_last=int(section.get("keep_last", 7)),
+        daily=int(section.get("daily", 7)),
+        weekly=int(section.get("weekly", 4)),
+        monthly=int(section.get("monthly", 6)),
+        incomplete_max_age=parse_duration(section.get("incomplete_max_age", "2d"), "incomplete_max_age"),
+    )
+
+
+def _qdrant_url_and_timeout(section: dict) -> tuple[str, float]:
+    url = section.get("url", "http://127.0.0.1:6333")
+    if not isinstance(url, str):
+        raise ValueError(f"qdrant.url must be one URL such as http://127.0.0.1:6333, got {url!r}")
+    normalise_urls(url)
+    timeout = section.get("timeout", 30)
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 0 < timeout <= 86400:
+        raise ValueError(f"qdrant.timeout must be a number of seconds between 0 and 86400, got {timeout!r}")
+    return url.rstrip("/"), float(timeout)
+
+
 def from_dict(data: dict, path: str = "<config>") -> BackupConfig:
     """Build the config from a mapping (the file, or the module's options)."""
     if not isinstance(data, dict):
@@ -113,59 +148,30 @@ def from_dict(data: dict, path: str = "<config>") -> BackupConfig:
     api_key = qdrant.get("api_key") or None
     if qdrant.get("api_key_file"):
         api_key = _read_secret(qdrant["api_key_file"], "API key")
+    collections = data.get("collections") or []
+    if isinstance(collections, str) or not isinstance(collections, list):
+        raise ConfigError(f"{path}: collections must be a list of names")
     try:
-        s3_settings = S3Settings(
-            bucket=s3_section.get("bucket") or "",
-            prefix=s3_section.get("prefix", "qdrant-backups"),
-            endpoint_url=s3_section.get("endpoint_url") or None,
-            region=s3_section.get("region") or None,
-            access_key=s3_section.get("access_key") or None,
-            secret_key=s3_section.get("secret_key") or None,
-            part_size=int(s3_section.get("part_size_mib", 8)) * MIB,
-            concurrency=int(s3_section.get("concurrency", 8)),
-            max_attempts=int(s3_section.get("max_attempts", 8)),
-        )
-        collections = data.get("collections") or []
-        if isinstance(collections, str) or not isinstance(collections, list):
-            raise ConfigError(f"{path}: collections must be a list of names")
         settings = BackupSettings(
             cluster=str(data["cluster"]),
-            s3=s3_settings,
+            s3=_s3_settings(s3_section),
             collections=tuple(str(c) for c in collections),
             sample_size=int(data.get("sample_size", 32)),
             slot_seconds=parse_duration(data.get("schedule_slot", "1d"), "schedule_slot"),
             node=str(data["node"]) if data.get("node") is not None else None,
         )
-        policy = Retention(
-            keep_last=int(retention.get("keep_last", 7)),
-            daily=int(retention.get("daily", 7)),
-            weekly=int(retention.get("weekly", 4)),
-            monthly=int(retention.get("monthly", 6)),
-            incomplete_max_age=parse_duration(
-                retention.get("incomplete_max_age", "2d"), "incomplete_max_age"
-            ),
-        )
-        url = qdrant.get("url", "http://127.0.0.1:6333")
-        if not isinstance(url, str):
-            raise ConfigError(
-                f"{path}: qdrant.url must be one URL such as http://127.0.0.1:6333, got {url!r}"
-            )
-        normalise_urls(url)
-        timeout = qdrant.get("timeout", 30)
-        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 0 < timeout <= 86400:
-            raise ValueError(
-                f"qdrant.timeout must be a number of seconds between 0 and 86400, got {timeout!r}"
-            )
+        policy = _retention(retention)
+        url, timeout = _qdrant_url_and_timeout(qdrant)
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"{path}: {exc}") from None
     return BackupConfig(
         settings=settings,
         retention=policy,
-        node_url=url.rstrip("/"),
+        node_url=url,
         api_key=api_key,
         ca_file=qdrant.get("ca_file") or None,
         verify=bool(qdrant.get("verify", True)),
-        timeout=float(timeout),
+        timeout=timeout,
         metrics_dir=data.get("metrics_dir") or None,
     )
 
