@@ -140,6 +140,13 @@ class Checkpoint:
         self._written = 0.0
 
     @classmethod
+    def open(cls, options: IngestOptions, source: str) -> Checkpoint:
+        """The run's checkpoint: the earlier run's with `resume`, else a new one (or none)."""
+        if options.resume:
+            return cls.load(options.checkpoint, source, options.collection)
+        return cls(options.checkpoint, source, options.collection)
+
+    @classmethod
     def load(cls, path: str, source: str, collection: str) -> Checkpoint:
         checkpoint = cls(path, source, collection)
         try:
@@ -255,9 +262,12 @@ class _Run:
         options: IngestOptions,
         checkpoint: Checkpoint,
         progress: Callable[[dict], None] | None,
+        dead_letter,
     ) -> None:
         self.client, self.source, self.decoder, self.npy, self.options = client, source, decoder, npy, options
         self.checkpoint, self.progress = checkpoint, progress
+        self.dead_letter = dead_letter  # an open JSONL file, or None: the first bad record stops the load
+        self.abort = None  # the senders' stop event, made with them in run()
         self.stats = {"read": 0, "skipped": 0, "written": 0, "batches": 0, "retries": 0, "failed": 0}
         self.pending: dict[int, list] = {}  # chunk -> [parts left, first, last]
         self.inflight: dict[tuple[int, int], list] = {}  # (chunk, sender) -> ids
@@ -267,9 +277,8 @@ class _Run:
         self.error: str | None = None
         self.stop_signal: str | None = None
         self.exited: set[int] = set()
-        self.dead_letter = None
         self._last_progress = 0.0
-        self._started = time.monotonic()
+        self.started = time.monotonic()
 
     # -- dead letters and messages from senders -------------------------------------------------------
     def distinct_written(self) -> int:
@@ -345,7 +354,7 @@ class _Run:
         if self.progress is None or (not force and now - self._last_progress < 0.5):
             return
         self._last_progress = now
-        elapsed = now - self._started
+        elapsed = now - self.started
         fraction = self.source.progress(self.stats["read"] + self.stats["skipped"])
         self.progress({**self.stats, "seconds": elapsed, "fraction": fraction})
 
@@ -617,104 +626,32 @@ def ingest(
     )
     npy: dict[str, NpyRows] = {}
     try:
-        checkpoint = (
-            Checkpoint.load(options.checkpoint, location, options.collection)
-            if options.resume
-            else Checkpoint(options.checkpoint, location, options.collection)
-        )
+        checkpoint = Checkpoint.open(options, location)
         for name, path in mapping.vector_files.items():
             npy[name] = NpyRows(path, s3_client_factory)
         start_count = client.count_points(options.collection)
-        threshold_before = None
-        if options.defer_indexing:
-            current = info["config"]["optimizer_config"].get("indexing_threshold")
-            # A crashed earlier run left 0 behind: the value to restore is the one it recorded.
-            threshold_before = checkpoint.restore_indexing_threshold or current or DEFAULT_INDEXING_THRESHOLD
-            checkpoint.restore_indexing_threshold = threshold_before
-            checkpoint.save(force=True)
-            _set_indexing_threshold(client, options.collection, 0)
-            log(f"indexing deferred (indexing_threshold 0, was {current})")
-        run = _Run(
-            client=client,
-            source=source,
-            decoder=Decoder(mapping, dims, location),
-            npy=npy,
-            options=options,
-            checkpoint=checkpoint,
-            progress=progress,
-        )
-        previous_handlers = _install_stop_handlers(run)
+        threshold_before = _defer_indexing(client, options, info, checkpoint, log)
+        previous_handlers = None
         try:
             with _dead_letter_file(options.dead_letter) as dead_letter:
-                run.dead_letter = dead_letter
+                run = _Run(
+                    client=client, source=source, decoder=Decoder(mapping, dims, location), npy=npy,
+                    options=options, checkpoint=checkpoint, progress=progress, dead_letter=dead_letter,
+                )  # fmt: skip
+                previous_handlers = _install_stop_handlers(run)
                 run.run()
         finally:
-            _restore_handlers(previous_handlers)
+            if previous_handlers is not None:
+                _restore_handlers(previous_handlers)
             if threshold_before is not None:
                 restored = options.indexing_threshold or threshold_before
                 _set_indexing_threshold(client, options.collection, restored)
                 checkpoint.restore_indexing_threshold = None
                 checkpoint.save(force=True)
                 log(f"indexing_threshold restored to {restored}")
-        seconds = time.monotonic() - run._started
-        report = {
-            "collection": options.collection,
-            "source": location,
-            **run.stats,
-            "seconds": round(seconds, 3),
-            "points_per_second": round(run.stats["written"] / seconds, 1) if seconds > 0 else 0.0,
-            "workers": options.workers,
-            "decoders": options.decoders,
-            "batch_size": options.batch_size,
-            "checkpoint": options.checkpoint,
-            "completed_ranges": checkpoint.ranges,
-            "interrupted": bool(run.stop_signal),
-        }
-        if run.error:
-            hint = (
-                f"; fix it and re-run with --resume --checkpoint {options.checkpoint}"
-                if options.checkpoint
-                else ""
-            )
-            raise IngestError(f"{run.error}{hint}", report)
-        if run.stop_signal:
-            raise IngestError(
-                f"stopped by {run.stop_signal} after the batches in flight; "
-                + (
-                    f"resume with --resume --checkpoint {options.checkpoint}"
-                    if options.checkpoint
-                    else "no checkpoint was kept: re-run from the start (upserts are idempotent)"
-                ),
-                report,
-            )
-        leftover = [
-            f"{rows.location} has {rows.rows - rows.taken} rows more than the source has records"
-            for rows in npy.values()
-            if rows.taken < rows.rows
-        ]
-        if leftover:
-            raise IngestError("; ".join(leftover) + ": vectors and records do not line up", report)
-        if not options.verify:
-            report["verified"] = {"ok": None, "count": None, "expected": None, "missing_sample": []}
-            return report
-        fresh = start_count == 0 and not options.resume
-        distinct = run.distinct_written()
-        check = verify_written(
-            client,
-            options.collection,
-            run.sample,
-            expected=distinct if fresh else None,
-            minimum=distinct,
-            timeout=options.verify_timeout,
-        )
-        report["verified"] = check
-        if not check["ok"]:
-            raise IngestError(
-                f"the collection does not hold what was sent: count {check['count']}, expected "
-                f"{check['expected'] or f'at least {distinct}'}, sampled ids missing "
-                f"{check['missing_sample']}",
-                report,
-            )
+        report = _report(location, options, run, checkpoint)
+        _raise_unless_complete(run, options, npy, report)
+        _verify_load(client, options, run, start_count, report)
         if options.wait_green and not _wait_for(
             lambda: client.collection_info(options.collection)["status"] == "green", 3600, 2.0
         ):
@@ -724,6 +661,88 @@ def ingest(
         source.close()
         for rows in npy.values():
             rows.close()
+
+
+def _defer_indexing(client: ClusterClient, options: IngestOptions, info: dict, checkpoint: Checkpoint,
+                    log: Callable[[str], None]) -> int | None:  # fmt: skip
+    """With defer_indexing, set indexing_threshold 0 for the load; returns the value to restore
+    (recorded in the checkpoint first, so a crashed run's successor restores the right one)."""
+    if not options.defer_indexing:
+        return None
+    current = info["config"]["optimizer_config"].get("indexing_threshold")
+    # A crashed earlier run left 0 behind: the value to restore is the one it recorded.
+    threshold_before = checkpoint.restore_indexing_threshold or current or DEFAULT_INDEXING_THRESHOLD
+    checkpoint.restore_indexing_threshold = threshold_before
+    checkpoint.save(force=True)
+    _set_indexing_threshold(client, options.collection, 0)
+    log(f"indexing deferred (indexing_threshold 0, was {current})")
+    return threshold_before
+
+
+def _report(location: str, options: IngestOptions, run: _Run, checkpoint: Checkpoint) -> dict:
+    seconds = time.monotonic() - run.started
+    return {
+        "collection": options.collection,
+        "source": location,
+        **run.stats,
+        "seconds": round(seconds, 3),
+        "points_per_second": round(run.stats["written"] / seconds, 1) if seconds > 0 else 0.0,
+        "workers": options.workers,
+        "decoders": options.decoders,
+        "batch_size": options.batch_size,
+        "checkpoint": options.checkpoint,
+        "completed_ranges": checkpoint.ranges,
+        "interrupted": bool(run.stop_signal),
+    }
+
+
+def _raise_unless_complete(run: _Run, options: IngestOptions, npy: dict[str, NpyRows], report: dict) -> None:
+    if run.error:
+        hint = (
+            f"; fix it and re-run with --resume --checkpoint {options.checkpoint}"
+            if options.checkpoint
+            else ""
+        )
+        raise IngestError(f"{run.error}{hint}", report)
+    if run.stop_signal:
+        raise IngestError(
+            f"stopped by {run.stop_signal} after the batches in flight; "
+            + (
+                f"resume with --resume --checkpoint {options.checkpoint}"
+                if options.checkpoint
+                else "no checkpoint was kept: re-run from the start (upserts are idempotent)"
+            ),
+            report,
+        )
+    leftover = [
+        f"{rows.location} has {rows.rows - rows.taken} rows more than the source has records"
+        for rows in npy.values()
+        if rows.taken < rows.rows
+    ]
+    if leftover:
+        raise IngestError("; ".join(leftover) + ": vectors and records do not line up", report)
+
+
+def _verify_load(
+    client: ClusterClient, options: IngestOptions, run: _Run, start_count: int, report: dict
+) -> None:
+    """The collection holds what was sent: exact count (for a fresh load), sampled ids present."""
+    if not options.verify:
+        report["verified"] = {"ok": None, "count": None, "expected": None, "missing_sample": []}
+        return
+    fresh = start_count == 0 and not options.resume
+    distinct = run.distinct_written()
+    check = verify_written(
+        client, options.collection, run.sample, expected=distinct if fresh else None, minimum=distinct,
+        timeout=options.verify_timeout,
+    )  # fmt: skip
+    report["verified"] = check
+    if not check["ok"]:
+        raise IngestError(
+            f"the collection does not hold what was sent: count {check['count']}, expected "
+            f"{check['expected'] or f'at least {distinct}'}, sampled ids missing {check['missing_sample']}",
+            report,
+        )
 
 
 @contextlib.contextmanager

@@ -444,6 +444,26 @@ def _recover_all(
             future.result()
 
 
+def _plan(
+    client: ClusterClient, manifest: dict, layout: backup.Layout, chosen: list[str], *, nodes: list[str],
+    peer_map: dict[int, str] | None, overwrite: bool, dry_run: bool,
+) -> tuple[list[Snapshot], dict]:  # fmt: skip
+    """Every check that needs no download, then which snapshot goes where."""
+    existing = client.collection_names()
+    check_restorable(
+        manifest, collections=chosen, existing=existing, target_version=client.version(),
+        overwrite=overwrite, peer_count=client.peer_count() or 1,
+    )  # fmt: skip
+    snapshots = [snap for name in chosen for snap in snapshots_of(manifest, layout, name)]
+    if manifest.get("format", 1) < 2:
+        snapshots = plan_nodes(snapshots, nodes, peer_map)
+    elif peer_map:
+        raise RestoreError(
+            "a peer map applies to format 1 sets only: shards of this set go where Qdrant places them"
+        )
+    return snapshots, _plan_report(manifest, chosen, existing, snapshots, dry_run)
+
+
 def _plan_report(manifest: dict, chosen: list[str], existing: list[str], snapshots: list[Snapshot],
                  dry_run: bool) -> dict:  # fmt: skip
     return {
@@ -467,6 +487,17 @@ def _plan_report(manifest: dict, chosen: list[str], existing: list[str], snapsho
 
 
 Staged = list[tuple[Snapshot, Path]]  # each snapshot with its downloaded, verified file
+
+
+def _download_all(
+    s3_client, settings: s3.S3Settings, snapshots: list[Snapshot], directory: Path, log
+) -> Staged:
+    """Every object downloaded and checked before anything changes."""
+    staged = [(snap, local_file(directory, index)) for index, snap in enumerate(snapshots)]
+    for snap, path in staged:
+        download(s3_client, settings, snap, path)
+        log(f"{snap.label}: {snap.size} bytes downloaded and verified")
+    return staged
 
 
 def _recover_shards(client: ClusterClient, manifest: dict, chosen: list[str], staged: Staged,
@@ -497,6 +528,15 @@ def _recover_node_parts(client: ClusterClient, staged: Staged, nodes: list[str],
             wait_healthy(client, name, nodes, timeout)
 
 
+def _balance_and_verify(
+    client: ClusterClient, manifest: dict, chosen: list[str], timeout: float, log
+) -> list[str]:
+    if unbalanced(client, chosen):
+        log("placement uneven after the restore: moving replicas (rebalance)")
+        rebalance.rebalance(client, collections=chosen, timeout=timeout, log=log)
+    return verify_restore(client, manifest, chosen)
+
+
 def restore(
     client: ClusterClient,
     s3_client,
@@ -513,6 +553,9 @@ def restore(
     timeout: float = 3600.0,
     log: Callable[[str], None] = lambda _line: None,
 ) -> dict:
+    """Restore `collections` (default all) of the set `backup_id` (default the newest complete)
+    into the cluster of `nodes`, staging the downloads under `staging_dir`. Returns the report
+    (the plan only, with `dry_run`); raises RestoreError with nothing changed for every refusal."""
     if not nodes:
         raise ConfigError("no target nodes: give every node's URL")
     if parallel < 1:
@@ -521,46 +564,29 @@ def restore(
     nodes = [n.rstrip("/") for n in nodes]
     manifest = choose_set(s3_client, settings, backup_id)
     chosen = sorted(collections) if collections else sorted(manifest["collections"])
-    existing = client.collection_names()
-    check_restorable(
-        manifest, collections=chosen, existing=existing, target_version=client.version(),
-        overwrite=overwrite, peer_count=client.peer_count() or 1,
+    snapshots, report = _plan(
+        client, manifest, settings.layout, chosen, nodes=nodes, peer_map=peer_map, overwrite=overwrite,
+        dry_run=dry_run,
     )  # fmt: skip
-    snapshots = [snap for name in chosen for snap in snapshots_of(manifest, settings.layout, name)]
-    sharded = manifest.get("format", 1) >= 2
-    if not sharded:
-        snapshots = plan_nodes(snapshots, nodes, peer_map)
-    elif peer_map:
-        raise RestoreError(
-            "a peer map applies to format 1 sets only: shards of this set go where Qdrant places them"
-        )
-    report = _plan_report(manifest, chosen, existing, snapshots, dry_run)
     if dry_run:
         return report
     directory = staging_path(staging_dir, manifest["backup_id"])
     check_free_space(directory, report["bytes"])
     timings: dict[str, float] = {}
     try:
-        files = [local_file(directory, index) for index in range(len(snapshots))]
-        for snap, path in zip(snapshots, files, strict=True):  # every object checked before any change
-            download(s3_client, settings.s3, snap, path)
-            log(f"{snap.label}: {snap.size} bytes downloaded and verified")
+        staged = _download_all(s3_client, settings.s3, snapshots, directory, log)
         timings["download_seconds"] = round(time.monotonic() - started, 3)
         for name in report["replace"]:
             client.request("DELETE", f"/collections/{segment(name)}", params={"wait": "true"})
             log(f"{name}: existing collection deleted (overwrite)")
-        staged = list(zip(snapshots, files, strict=True))
-        if sharded:
+        if manifest.get("format", 1) >= 2:
             _recover_shards(
                 client, manifest, chosen, staged, nodes, parallel=parallel, timeout=timeout, log=log
             )
         else:
             _recover_node_parts(client, staged, nodes, timeout=timeout, log=log)
         timings["recover_seconds"] = round(time.monotonic() - started - timings["download_seconds"], 3)
-        if unbalanced(client, chosen):
-            log("placement uneven after the restore: moving replicas (rebalance)")
-            rebalance.rebalance(client, collections=chosen, timeout=timeout, log=log)
-        problems = verify_restore(client, manifest, chosen)
+        problems = _balance_and_verify(client, manifest, chosen, timeout, log)
     finally:
         shutil.rmtree(directory, ignore_errors=True)
     report.update(problems=problems, seconds=round(time.monotonic() - started, 3), **timings)

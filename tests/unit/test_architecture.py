@@ -40,3 +40,15 @@ def test_no_import_cycle():
 def test_nothing_below_the_front_doors_imports_them():
     graph = module_imports()
     assert [name for name, imported in graph.items() if "cli" in imported] == []
+
+
+def test_no_function_over_60_lines():
+    """Long functions hide their steps: split them (ruff also limits branches and statements)."""
+    long = []
+    for path in sorted(PACKAGE.glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                lines = node.end_lineno - node.lineno + 1
+                if lines > 60:
+                    long.append(f"{path.name}:{node.lineno} {node.name} ({lines} lines)")
+    assert long == []
