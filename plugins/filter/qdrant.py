@@ -5,6 +5,8 @@ from __future__ import annotations
 
 # The one definition of a healthy replica, shared with the CLI and the modules, so a rolling
 # restart and `qdrant-ops cluster status` never disagree (the controller's venv has qdrant_ops).
+from ansible.module_utils.parsing.convert_bool import boolean
+
 from qdrant_ops.cluster import HEALTHY_REPLICA_STATES
 
 
@@ -31,9 +33,17 @@ def qdrant_unhealthy_replicas(results) -> list[str]:
     return problems
 
 
-def qdrant_rest_urls(hosts, hostvars, scheme: str = "http", port: int = 6333) -> list[str]:
-    """REST URLs of inventory hosts as the controller reaches them (ansible_host, else the name)."""
-    return [f"{scheme}://{hostvars[host].get('ansible_host') or host}:{port}" for host in hosts]
+def qdrant_rest_urls(hosts, hostvars) -> list[str]:
+    """REST URLs of inventory hosts as the controller reaches them: ansible_host (else the name),
+    https when the host's qdrant_tls_enabled is true, its qdrant_http_port (default 6333). The
+    one place playbooks get node URLs from."""
+    urls = []
+    for host in hosts:
+        facts = hostvars[host]
+        scheme = "https" if boolean(facts.get("qdrant_tls_enabled", False), strict=False) else "http"
+        port = int(facts.get("qdrant_http_port") or 6333)
+        urls.append(f"{scheme}://{facts.get('ansible_host') or host}:{port}")
+    return urls
 
 
 class FilterModule:

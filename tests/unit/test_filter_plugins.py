@@ -62,3 +62,17 @@ def test_dead_partial_and_unanswered_are_named():
 
 def test_no_collections_is_healthy():
     assert unhealthy({"results": []}) == []
+
+
+def test_rest_urls_follow_each_hosts_tls_and_port():
+    urls = filters.FilterModule().filters()["qdrant_rest_urls"]
+    hostvars = {
+        "q1": {"ansible_host": "10.0.1.10"},
+        "q2": {"ansible_host": "10.0.2.10", "qdrant_tls_enabled": "true", "qdrant_http_port": "7333"},
+        "q3": {"qdrant_tls_enabled": False},
+    }
+    assert urls(["q1", "q2", "q3"], hostvars) == [
+        "http://10.0.1.10:6333",
+        "https://10.0.2.10:7333",
+        "http://q3:6333",
+    ]
