@@ -620,11 +620,19 @@ def _record_problem(
             usable = usable and isinstance(record.get("sha256"), str) and type(record.get("size")) is int
             if not usable:
                 return "a snapshot record lacks a key, size or sha256"
-            own = shard.isascii() and shard.isdigit() and NAME_PATTERN.match(collection)
-            own = own and record["key"] == layout.node_shard_key(backup_id, node, collection, int(shard))
-            if node is not None and not own:
+            own = node is None or _own_key(
+                layout, backup_id, node, collection=collection, shard=shard, key=record["key"]
+            )
+            if not own:
                 return f"object {record['key']!r} is not this node's key for {collection!r} shard {shard!r}"
     return None
+
+
+def _own_key(layout: Layout, backup_id: str, node: str, *, collection: str, shard: str, key: str) -> bool:
+    """Format 3: a node vouches only for objects under its own prefix, at the layout's key."""
+    if not (shard.isascii() and shard.isdigit() and NAME_PATTERN.match(collection)):
+        return False
+    return key == layout.node_shard_key(backup_id, node, collection, int(shard))
 
 
 def _read_parts(
@@ -653,10 +661,11 @@ def _read_parts(
         if problem:
             part = {"status": "invalid", "error": f"{item['Key']} is refused: {problem}"}
         key = part.get("peer_id", peer_id)
+        if key in parts:  # neither claimant lends its content: which one is genuine is unknown
+            error = f"two part records claim peer {key}, {item['Key']} one of them"
+            parts[key] = {**parts[key], "status": "invalid", "error": error}
+            part = {"status": "invalid", "error": error}
         if key is None or key in parts:
-            if key in parts:
-                error = f"two part records claim peer {key}, {item['Key']} one of them"
-                parts[key] = {"status": "invalid", "error": error}
             key, refused = refused, refused - 1
         parts[key] = {"backup_id": backup_id, "cluster": layout.cluster, **part, "peer_id": key}
     return parts
@@ -778,7 +787,7 @@ def delete_set(s3_client, settings: BackupSettings, backup_id: str) -> int:
     bucket = settings.s3.bucket
     prefix = layout.set_prefix(backup_id)
     keys = [item["Key"] for item in _list(s3_client, bucket, prefix)]
-    ordered = sorted(keys, key=lambda k: not (k.endswith(".json")))  # parts (and old manifests) first
+    ordered = sorted(keys, key=lambda k: not k.endswith(".json"))  # parts (and old manifests) first
     for start in range(0, len(ordered), 1000):
         batch = ordered[start : start + 1000]
         try:
@@ -786,7 +795,7 @@ def delete_set(s3_client, settings: BackupSettings, backup_id: str) -> int:
                 Bucket=bucket, Delete={"Objects": [{"Key": k} for k in batch], "Quiet": True}
             )
         except Exception as exc:
-            raise s3.describe_error(exc, "delete from", bucket, layout.set_prefix(backup_id)) from exc
+            raise s3.describe_error(exc, "delete from", bucket, prefix) from exc
         if answer.get("Errors"):
             first = answer["Errors"][0]
             hint = (
