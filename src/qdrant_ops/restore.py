@@ -1,10 +1,13 @@
 """Restore collections from a backup set (docs/qdrant-behaviour.md §3 and §7).
 
-Every snapshot of the chosen collections is first downloaded into a staging directory and checked
-against the manifest's size and sha256; nothing in Qdrant changes before all of them check out.
-Then each snapshot is uploaded to the node that recovers it (`.../snapshots/upload`, with the
-priority said explicitly and the sha256 again so Qdrant checks what it got), so the process needs
-no access to the nodes' disks.
+The set's objects are downloaded one after another into a staging directory, each checked against
+the manifest's size and sha256, and uploaded to the node that recovers it (`.../snapshots/upload`,
+with the priority said explicitly and the sha256 again so Qdrant checks what it got), so the
+process needs no access to the nodes' disks. Into a target that lacks the collections, recoveries
+start as soon as each object has checked out, overlapping the downloads that follow; if any object
+is damaged or any recovery fails, the collections this restore created are deleted again. A
+collection that would be replaced (overwrite) is deleted only after every object of the set has
+checked out, so a damaged set never costs the data it was meant to replace.
 
 Format 2 sets (a snapshot per shard, backup.py): the collection is created from the manifest's
 config, shard count and payload indexes, Qdrant places its replicas, and every replica of a shard
@@ -29,9 +32,10 @@ from __future__ import annotations
 import hashlib
 import re
 import shutil
+import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -426,22 +430,59 @@ def _create(client: ClusterClient, name: str, view: dict) -> None:
     apply_plan(client, plan_collection(spec, None))
 
 
-def _recover_all(
-    client: ClusterClient, todo: list[tuple[Snapshot, Path]], parallel: int, timeout: float, log
-) -> None:
-    """Upload `parallel` snapshots at a time, each node recovering one at a time."""
-    by_node: dict[str, list[tuple[Snapshot, Path]]] = {}
-    for item in todo:
-        by_node.setdefault(item[0].node, []).append(item)
+Files = dict[str, "Future[Path]"]  # object key -> its downloaded, verified local file
 
-    def one_node(items: list[tuple[Snapshot, Path]]) -> None:
-        for snap, path in items:
-            recover(client, snap, path, timeout)
+
+def _start_downloads(
+    pool: ThreadPoolExecutor, s3_client, settings: s3.S3Settings, snapshots: list[Snapshot], *,
+    directory: Path, log,
+) -> Files:  # fmt: skip
+    """Every object downloaded and checked in the background, one at a time in plan order (each
+    with parallel ranged GETs), so recoveries can start on the first while the rest arrive."""
+
+    def fetch(snap: Snapshot, path: Path) -> Path:
+        download(s3_client, settings, snap, path)
+        log(f"{snap.label}: {snap.size} bytes downloaded and verified")
+        return path
+
+    files: Files = {}
+    for snap in snapshots:
+        if snap.key not in files:
+            files[snap.key] = pool.submit(fetch, snap, local_file(directory, len(files)))
+    return files
+
+
+def _recover_all(
+    client: ClusterClient, todo: list[Snapshot], files: Files, *, parallel: int, timeout: float, log
+) -> None:
+    """Each node recovers its snapshots one at a time, in plan order, as soon as each file has
+    arrived; at most `parallel` uploads run at once."""
+    by_node: dict[str, list[Snapshot]] = {}
+    for snap in todo:
+        by_node.setdefault(snap.node, []).append(snap)
+    slots = threading.Semaphore(max(1, parallel))
+    failed = threading.Event()
+
+    def one_node(snaps: list[Snapshot]) -> None:
+        for snap in snaps:
+            try:
+                path = files[snap.key].result()
+                with slots:
+                    if failed.is_set():
+                        return
+                    recover(client, snap, path, timeout)
+            except BaseException:
+                failed.set()
+                for pending in files.values():  # no more downloads: the restore has failed
+                    pending.cancel()
+                raise
             log(f"{snap.label}: recovered on {snap.node}")
 
-    with ThreadPoolExecutor(max_workers=max(1, parallel)) as pool:
-        for future in [pool.submit(one_node, items) for items in by_node.values()]:
-            future.result()
+    with ThreadPoolExecutor(max_workers=len(by_node) or 1) as pool:
+        futures = [pool.submit(one_node, snaps) for snaps in by_node.values()]
+    errors = [f.exception() for f in futures if f.exception() is not None]
+    if errors:  # the first real failure, not a wait that the failure cancelled
+        raise next((e for e in errors if not isinstance(e, CancelledError)), errors[0])
 
 
 def _plan(
@@ -486,46 +527,63 @@ def _plan_report(manifest: dict, chosen: list[str], existing: list[str], snapsho
     }
 
 
-Staged = list[tuple[Snapshot, Path]]  # each snapshot with its downloaded, verified file
-
-
-def _download_all(
-    s3_client, settings: s3.S3Settings, snapshots: list[Snapshot], directory: Path, log
-) -> Staged:
-    """Every object downloaded and checked before anything changes."""
-    staged = [(snap, local_file(directory, index)) for index, snap in enumerate(snapshots)]
-    for snap, path in staged:
-        download(s3_client, settings, snap, path)
-        log(f"{snap.label}: {snap.size} bytes downloaded and verified")
-    return staged
-
-
-def _recover_shards(client: ClusterClient, manifest: dict, chosen: list[str], staged: Staged,
-                    nodes: list[str], *, parallel: int, timeout: float, log) -> None:  # fmt: skip
+def _recover_shards(
+    client: ClusterClient, manifest: dict, chosen: list[str], snapshots: list[Snapshot], *, files: Files,
+    nodes: list[str], parallel: int, timeout: float, log,
+) -> None:  # fmt: skip
     """Formats 2 and 3: create each collection from the set, then every replica of a shard
-    receives that shard's snapshot; wait until every replica is Active and the collection serves."""
-    todo = []
-    for name in chosen:
-        _create(client, name, manifest["collections"][name])
-        placement = _wait_everywhere(client, name, nodes, timeout)
-        mine = [(s, f) for s, f in staged if s.collection == name]
-        file_of = {(s.shard_id, s.peer_id): f for s, f in mine}
-        assigned = assign_shards([s for s, _ in mine], placement, _peer_urls(client, nodes, placement))
-        todo += [(a, file_of[(a.shard_id, a.peer_id)]) for a in assigned]
-        log(f"{name}: created with {len(mine)} shard(s); recovering each on every replica")
-    _recover_all(client, todo, parallel, timeout, log)
+    receives that shard's snapshot as soon as it is downloaded. If a download or a recovery fails,
+    the collections created here are deleted again: nothing half-restored is left serving."""
+    todo, created = [], []
+    try:
+        for name in chosen:
+            _create(client, name, manifest["collections"][name])
+            created.append(name)
+            placement = _wait_everywhere(client, name, nodes, timeout)
+            mine = [s for s in snapshots if s.collection == name]
+            todo += assign_shards(mine, placement, _peer_urls(client, nodes, placement))
+            log(f"{name}: created with {len(mine)} shard(s); recovering each on every replica")
+        _recover_all(client, todo, files, parallel=parallel, timeout=timeout, log=log)
+    except BaseException:
+        for name in created:
+            client.request("DELETE", f"/collections/{segment(name)}", params={"wait": "true"})
+            log(f"{name}: deleted again, the restore failed")
+        raise
+
+
+def _recover_node_parts(client: ClusterClient, snapshots: list[Snapshot], files: Files, nodes: list[str],
+                        *, timeout: float, log) -> None:  # fmt: skip
+    """Format 1: each node recovers its own collection snapshots, node by node."""
+    for node in dict.fromkeys(s.node for s in snapshots):
+        here = [s for s in snapshots if s.node == node]
+        _recover_all(client, here, files, parallel=1, timeout=timeout, log=log)
+        for name in dict.fromkeys(s.collection for s in here):
+            wait_healthy(client, name, nodes, timeout)
+
+
+def _recover(
+    client: ClusterClient, manifest: dict, chosen: list[str], snapshots: list[Snapshot], *, files: Files,
+    replace: list[str], nodes: list[str], parallel: int, timeout: float, log,
+) -> None:  # fmt: skip
+    """Recover every snapshot as its file arrives, until every replica is Active. A collection is
+    replaced, and a format 1 set recovered, only once every object of the set has checked out."""
+    if replace or manifest.get("format", 1) < 2:
+        for pending in files.values():
+            pending.result()
+        _replace(client, replace, log)
+    if manifest.get("format", 1) < 2:
+        _recover_node_parts(client, snapshots, files, nodes, timeout=timeout, log=log)
+        return
+    _recover_shards(client, manifest, chosen, snapshots, files=files, nodes=nodes, parallel=parallel,
+                    timeout=timeout, log=log)  # fmt: skip
     for name in chosen:
         wait_healthy(client, name, nodes, timeout, trigger=True)
 
 
-def _recover_node_parts(client: ClusterClient, staged: Staged, nodes: list[str], *, timeout: float,
-                        log) -> None:  # fmt: skip
-    """Format 1: each node recovers its own collection snapshots, node by node."""
-    for node in dict.fromkeys(s.node for s, _ in staged):
-        here = [(s, f) for s, f in staged if s.node == node]
-        _recover_all(client, here, 1, timeout, log)
-        for name in dict.fromkeys(s.collection for s, _ in here):
-            wait_healthy(client, name, nodes, timeout)
+def _replace(client: ClusterClient, names: list[str], log) -> None:
+    for name in names:
+        client.request("DELETE", f"/collections/{segment(name)}", params={"wait": "true"})
+        log(f"{name}: existing collection deleted (overwrite)")
 
 
 def _balance_and_verify(
@@ -572,24 +630,23 @@ def restore(
         return report
     directory = staging_path(staging_dir, manifest["backup_id"])
     check_free_space(directory, report["bytes"])
-    timings: dict[str, float] = {}
+    downloads = ThreadPoolExecutor(max_workers=1, thread_name_prefix="restore-download")
     try:
-        staged = _download_all(s3_client, settings.s3, snapshots, directory, log)
-        timings["download_seconds"] = round(time.monotonic() - started, 3)
-        for name in report["replace"]:
-            client.request("DELETE", f"/collections/{segment(name)}", params={"wait": "true"})
-            log(f"{name}: existing collection deleted (overwrite)")
-        if manifest.get("format", 1) >= 2:
-            _recover_shards(
-                client, manifest, chosen, staged, nodes, parallel=parallel, timeout=timeout, log=log
-            )
-        else:
-            _recover_node_parts(client, staged, nodes, timeout=timeout, log=log)
-        timings["recover_seconds"] = round(time.monotonic() - started - timings["download_seconds"], 3)
+        files = _start_downloads(downloads, s3_client, settings.s3, snapshots, directory=directory, log=log)
+        downloaded: list[float] = []
+        for pending in files.values():
+            pending.add_done_callback(lambda _f: downloaded.append(time.monotonic() - started))
+        _recover(client, manifest, chosen, snapshots, files=files, replace=report["replace"], nodes=nodes,
+                 parallel=parallel, timeout=timeout, log=log)  # fmt: skip
+        recovered = time.monotonic() - started
         problems = _balance_and_verify(client, manifest, chosen, timeout, log)
     finally:
+        downloads.shutdown(cancel_futures=True)
         shutil.rmtree(directory, ignore_errors=True)
-    report.update(problems=problems, seconds=round(time.monotonic() - started, 3), **timings)
+    report.update(
+        problems=problems, download_seconds=round(max(downloaded, default=0.0), 3),
+        recover_seconds=round(recovered, 3), seconds=round(time.monotonic() - started, 3),
+    )  # fmt: skip
     if problems:
         raise RestoreError(
             f"restore of {manifest['backup_id']} differs from the backup: {'; '.join(problems)}"
