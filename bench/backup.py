@@ -1,4 +1,4 @@
-"""Snapshot upload: qdrant_ops.s3.upload_stream against plain boto3 upload_file (defaults).
+"""Snapshot upload: qdrant_ops.backup.s3.upload_stream against plain boto3 upload_file (defaults).
 
 Both upload the same snapshot-sized file to the same S3 endpoint (a moto server started here on
 127.0.0.1) in the same run; each upload runs in its own child process so its peak RSS is its own.
@@ -25,7 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from qdrant_ops.s3 import MIB, S3Settings, make_client, upload_stream
+from qdrant_ops.backup.s3 import MIB, S3Settings, make_client, upload_stream
 from tests.support.s3 import TEST_CREDENTIALS, MotoServer
 
 BUCKET = "bench-backups"

@@ -1,6 +1,6 @@
 """Bulk ingest: `qdrant-ops ingest` against qdrant-client `upload_points`, same data, same server.
 
-    .venv/bin/python bench/ingest.py [--count 200000] [--dim 384] [--format parquet|jsonl]
+    .venv/bin/python bench/engine.py [--count 200000] [--dim 384] [--format parquet|jsonl]
                                      [--encode-only] [--rounds 2]
 
 Server: a real 3-node Qdrant cluster when QDRANT_BINARY is set (collection with 6 shards);
@@ -31,8 +31,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from qdrant_ops import dataset, ingest, ingest_wire  # noqa: E402
-from qdrant_ops.ingest_sources import Decoder, Mapping, open_source  # noqa: E402
+from qdrant_ops.ingest import dataset, engine, wire  # noqa: E402
+from qdrant_ops.ingest.sources import Decoder, Mapping, open_source  # noqa: E402
 
 COLLECTION = "bench"
 SWEEP = [(parallel, batch) for parallel in (1, 2, 4) for batch in (64, 256, 1024)]
@@ -125,7 +125,7 @@ def encode_only(source: str, count: int) -> dict[str, float]:
 
     rates = {}
     src = open_source(source)
-    decoder = Decoder(ingest.default_mapping(Mapping(), {"": 0}), {}, source)
+    decoder = Decoder(engine.default_mapping(Mapping(), {"": 0}), {}, source)
     dim = None
     started = time.perf_counter()
     batch: list[bytes] = []
@@ -133,12 +133,12 @@ def encode_only(source: str, count: int) -> dict[str, float]:
         if dim is None:
             row = json.loads(raw) if isinstance(raw, bytes) else raw
             dim = len(row["vector"])
-            decoder = Decoder(ingest.default_mapping(Mapping(), {"": dim}), {"": dim}, source)
+            decoder = Decoder(engine.default_mapping(Mapping(), {"": dim}), {"": dim}, source)
         point = decoder.decode(number, raw)
-        batch.append(ingest_wire.encode_point(point.id, ingest_wire.encode_vectors(point.vectors[""]),
-                                              ingest_wire.encode_payload(point.payload)))  # fmt: skip
-        if len(batch) == ingest.DEFAULT_BATCH_SIZE:
-            ingest_wire.encode_upsert(COLLECTION, batch)
+        batch.append(wire.encode_point(point.id, wire.encode_vectors(point.vectors[""]),
+                                              wire.encode_payload(point.payload)))  # fmt: skip
+        if len(batch) == engine.DEFAULT_BATCH_SIZE:
+            wire.encode_upsert(COLLECTION, batch)
             batch = []
     rates["qdrant-ops read+decode+encode"] = count / (time.perf_counter() - started)
     src.close()
@@ -208,7 +208,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2, help="interleaved rounds; best of each is kept")
     parser.add_argument("--encode-only", action="store_true")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 2)
-    parser.add_argument("--batch-size", type=int, default=ingest.DEFAULT_BATCH_SIZE)
+    parser.add_argument("--batch-size", type=int, default=engine.DEFAULT_BATCH_SIZE)
     parser.add_argument("--sweep", action="store_true", help="also sweep our batch size (64 .. 1024)")
     parser.add_argument(
         "--client-knobs", metavar="PARALLEL,BATCH", help="qdrant-client's knobs instead of sweeping them"

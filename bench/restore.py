@@ -2,7 +2,7 @@
 
 A 3-node cluster (127.77.0.x) holds a collection of N points x 384-d (6 shards, replication factor
 2); it is backed up to S3 (a moto server on loopback). Then, interleaved per round:
-  restore:  delete the collection, `qdrant_ops.restore.restore` (download and check every shard
+  restore:  delete the collection, `qdrant_ops.backup.restore.restore` (download and check every shard
             snapshot, create the collection, upload each shard's snapshot to every replica with
             priority no_sync, wait until every replica is Active and the collection green, verify
             counts and samples): the collection serves when it returns;
@@ -29,10 +29,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np
 from qdrant_client import QdrantClient
 
-from qdrant_ops import restore
+from qdrant_ops.backup import restore
+from qdrant_ops.backup.s3 import make_client
 from qdrant_ops.client import ClusterClient
-from qdrant_ops.collections import ensure_collection
-from qdrant_ops.s3 import make_client
+from qdrant_ops.cluster.collections import ensure_collection
 from tests.support.e2e_data import backup_every_node, backup_settings
 from tests.support.qdrant_cluster import LocalQdrantCluster
 from tests.support.s3 import MotoServer

@@ -7,7 +7,7 @@ from __future__ import annotations
 # restart and `qdrant-ops cluster status` never disagree (the controller's venv has qdrant_ops).
 from ansible.module_utils.parsing.convert_bool import boolean
 
-from qdrant_ops.cluster import HEALTHY_REPLICA_STATES
+from qdrant_ops.cluster.health import HEALTHY_REPLICA_STATES
 
 
 def qdrant_unhealthy_replicas(results) -> list[str]:

@@ -15,10 +15,10 @@ from collections.abc import Callable
 from ansible.module_utils.basic import missing_required_lib
 
 try:
-    from qdrant_ops import backup_job
+    from qdrant_ops.backup import job
     from qdrant_ops.client import ClusterClient
+    from qdrant_ops.cluster.replicas import METHODS as TRANSFER_METHODS
     from qdrant_ops.errors import QdrantOpsError
-    from qdrant_ops.replicas import METHODS as TRANSFER_METHODS
 
     QDRANT_OPS_IMPORT_ERROR = None
 except ImportError:
@@ -126,7 +126,7 @@ BACKUP_CONFIG_ARGUMENT_SPEC = {
 
 def load_backup_config(params: dict):
     """The config file's settings with the options given taking precedence."""
-    data = backup_job.read_file(params["config_file"]) if params["config_file"] else {}
+    data = job.read_file(params["config_file"]) if params["config_file"] else {}
     for option, (section, key) in BACKUP_CONFIG_KEYS.items():
         if params.get(option) is None:
             continue
@@ -134,4 +134,4 @@ def load_backup_config(params: dict):
             data[key] = params[option]
         else:
             data[section] = {**(data.get(section) or {}), key: params[option]}
-    return backup_job.from_dict(data, params["config_file"] or "module options")
+    return job.from_dict(data, params["config_file"] or "module options")

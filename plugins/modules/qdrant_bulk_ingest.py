@@ -181,8 +181,9 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.qdrant_common import CONNECTION_ARGUMENT_SPEC, run_module
 
 try:
-    from qdrant_ops import ingest, ingest_sources, s3
-    from qdrant_ops.ingest_wire import ORDERINGS
+    from qdrant_ops.backup import s3
+    from qdrant_ops.ingest import engine, sources
+    from qdrant_ops.ingest.wire import ORDERINGS
 except ImportError:
     ingest, ORDERINGS = None, None  # reported by run_module
 
@@ -219,7 +220,7 @@ ARGUMENT_SPEC = {
 
 def _check(client, params: dict, mapping, s3_factory) -> dict:
     """Check mode: the collection, source, mapping and first record, nothing sent."""
-    _info, dims, mapping, source = ingest.prepare(
+    _info, dims, mapping, source = engine.prepare(
         client,
         params["collection"],
         params["source"],
@@ -228,7 +229,7 @@ def _check(client, params: dict, mapping, s3_factory) -> dict:
         s3_client_factory=s3_factory,
     )
     try:
-        decoder = ingest_sources.Decoder(mapping, dims, source.location)
+        decoder = sources.Decoder(mapping, dims, source.location)
         first = next(source.rows(), None)
         if first is not None and not mapping.vector_files:
             decoder.decode(*first)
@@ -244,14 +245,14 @@ def load(module, client) -> dict:
     def s3_factory():
         return s3.make_client(settings)
 
-    options, mapping = ingest.load_plan(params)
+    options, mapping = engine.load_plan(params)
     if module.check_mode:
         return {
             "changed": True,
             "collection": params["collection"],
             **_check(client, params, mapping, s3_factory),
         }
-    report = ingest.ingest(
+    report = engine.ingest(
         client, params["source"], options, mapping, fmt=params["format"], s3_client_factory=s3_factory
     )
     return {"changed": report["written"] > 0, **report}

@@ -86,7 +86,7 @@ from ansible.module_utils.qdrant_common import (
 )
 
 try:
-    from qdrant_ops.cluster import cluster_overview
+    from qdrant_ops.cluster.health import cluster_overview
 except ImportError:
     cluster_overview = None  # reported by client_from_module
 

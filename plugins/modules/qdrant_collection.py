@@ -147,7 +147,7 @@ from ansible.module_utils.qdrant_common import (
 )
 
 try:
-    from qdrant_ops.collections import SPEC_KEYS, ensure_collection
+    from qdrant_ops.cluster.collections import SPEC_KEYS, ensure_collection
 except ImportError:
     SPEC_KEYS, ensure_collection = set(), None  # reported by client_from_module
 

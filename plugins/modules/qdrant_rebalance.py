@@ -78,7 +78,7 @@ from ansible.module_utils.qdrant_common import (
 )
 
 try:
-    from qdrant_ops import rebalance
+    from qdrant_ops.cluster import rebalance
 except ImportError:
     rebalance = None  # reported by client_from_module
 

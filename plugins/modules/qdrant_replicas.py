@@ -82,7 +82,7 @@ from ansible.module_utils.qdrant_common import (
 )
 
 try:
-    from qdrant_ops import replicas
+    from qdrant_ops.cluster import replicas
 except ImportError:
     replicas = None  # reported by client_from_module
 

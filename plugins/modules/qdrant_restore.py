@@ -118,7 +118,7 @@ from ansible.module_utils.qdrant_common import (
 )
 
 try:
-    from qdrant_ops import restore, s3
+    from qdrant_ops.backup import restore, s3
 except ImportError:
     restore = None  # reported by require_qdrant_ops
 

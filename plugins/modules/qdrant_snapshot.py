@@ -114,7 +114,7 @@ from ansible.module_utils.qdrant_common import (
 )
 
 try:
-    from qdrant_ops import backup, backup_job, s3
+    from qdrant_ops.backup import catalog, job, model, node_part, retention, s3
 except ImportError:
     backup = None  # reported by require_qdrant_ops
 
@@ -130,22 +130,22 @@ ARGUMENT_SPEC = {
 def present(module, config) -> dict:
     settings = config.settings
     s3_client = s3.make_client(settings.s3)
-    backup.check_bucket(s3_client, settings.s3.bucket, settings.layout.cluster_prefix())
-    backup_id = module.params["backup_id"] or backup.slot_id(datetime.now(UTC), settings.slot_seconds)
-    backup.check_name(backup_id, "backup id")
+    node_part.check_bucket(s3_client, settings.s3.bucket, settings.layout.cluster_prefix())
+    backup_id = module.params["backup_id"] or model.slot_id(datetime.now(UTC), settings.slot_seconds)
+    model.check_name(backup_id, "backup id")
     if module.check_mode:
         with config.client() as client:
-            peer_id, _ = backup.node_identity(client, config.node_url)
+            peer_id, _ = node_part.node_identity(client, config.node_url)
             done = (
                 None
                 if module.params["force"]
-                else backup.finished_part(s3_client, settings, backup_id, peer_id)
+                else node_part.finished_part(s3_client, settings, backup_id, peer_id)
             )
             wanted = set(settings.collections) or set(client.collection_names())
         kept = done is not None and wanted <= set(done.get("shards") or done.get("snapshots") or {})
         return {"changed": not kept, "backup_id": backup_id, "peer_id": peer_id,
                 "would_snapshot": [] if kept else sorted(wanted)}  # fmt: skip
-    part = backup_job.run_backup(config, backup_id, force=module.params["force"])
+    part = job.run_backup(config, backup_id, force=module.params["force"])
     return {
         "changed": not part.get("skipped"),
         "backup_id": backup_id,
@@ -159,15 +159,15 @@ def absent(module, config) -> dict:
     backup_id = module.params["backup_id"]
     if not backup_id:
         module.fail_json(msg="state=absent needs backup_id: the set to delete (see state=list)")
-    backup.check_name(backup_id, "backup id")
+    model.check_name(backup_id, "backup id")
     s3_client = s3.make_client(config.settings.s3)
-    exists = any(s["backup_id"] == backup_id for s in backup.list_sets(s3_client, config.settings))
+    exists = any(s["backup_id"] == backup_id for s in catalog.list_sets(s3_client, config.settings))
     if not exists or module.check_mode:
         return {"changed": exists, "backup_id": backup_id, "deleted_objects": 0}
     return {
         "changed": True,
         "backup_id": backup_id,
-        "deleted_objects": backup.delete_set(s3_client, config.settings, backup_id),
+        "deleted_objects": retention.delete_set(s3_client, config.settings, backup_id),
     }
 
 
@@ -178,7 +178,7 @@ def run_state(module) -> dict:
         return present(module, config)
     if state == "absent":
         return absent(module, config)
-    return {"changed": False, "sets": backup.list_sets(s3.make_client(config.settings.s3), config.settings)}
+    return {"changed": False, "sets": catalog.list_sets(s3.make_client(config.settings.s3), config.settings)}
 
 
 def main() -> None:

@@ -18,23 +18,12 @@ from pathlib import Path
 
 import yaml
 
-from qdrant_ops import (
-    __version__,
-    backup,
-    backup_job,
-    cluster,
-    collections,
-    dataset,
-    ingest,
-    ingest_sources,
-    points,
-    rebalance,
-    replicas,
-    restore,
-    s3,
-)
+from qdrant_ops import __version__
+from qdrant_ops.backup import catalog, job, node_part, restore, s3
 from qdrant_ops.client import ClusterClient
+from qdrant_ops.cluster import collections, health, points, rebalance, replicas
 from qdrant_ops.errors import ConfigError, QdrantOpsError
+from qdrant_ops.ingest import dataset, engine, sources
 from qdrant_ops.table import format_table
 
 # Exit codes, the same for every command (printed by --help, listed in the README).
@@ -106,7 +95,7 @@ def _emit(args: argparse.Namespace, data, table: str) -> None:
 # -- cluster -----------------------------------------------------------------------------------------
 def cmd_cluster_status(args: argparse.Namespace) -> int:
     with make_client(args) as client:
-        overview = cluster.cluster_overview(client)
+        overview = health.cluster_overview(client)
     lines = [f"Qdrant {overview['version']}, cluster mode {'on' if overview['cluster_enabled'] else 'off'}"]
     if overview["cluster_enabled"]:
         lines.append(
@@ -150,7 +139,7 @@ def _collections_table(items: list[dict]) -> str:
 # -- collections ---------------------------------------------------------------------------------------
 def cmd_collections_list(args: argparse.Namespace) -> int:
     with make_client(args) as client:
-        items = [cluster.collection_overview(client, name) for name in client.collection_names()]
+        items = [health.collection_overview(client, name) for name in client.collection_names()]
     _emit(args, items, _collections_table(items))
     return 0
 
@@ -160,7 +149,7 @@ def cmd_collections_show(args: argparse.Namespace) -> int:
         info = client.collection_info(args.name)
         if info is None:
             raise ConfigError(f"collection {args.name!r} does not exist (see: qdrant-ops collections list)")
-        overview = cluster.collection_overview(client, args.name)
+        overview = health.collection_overview(client, args.name)
     spec = collections.describe(info, args.name)
     placement = format_table(
         [[r["shard_id"], r["peer_id"], r["state"]] for r in overview["replicas"]], ["SHARD", "PEER", "STATE"]
@@ -275,17 +264,17 @@ def cmd_points_upsert(args: argparse.Namespace) -> int:
 
 # -- backup --------------------------------------------------------------------------------------------
 def cmd_backup_run(args: argparse.Namespace) -> int:
-    config = backup_job.load(args.config)
+    config = job.load(args.config)
     if args.collection:
         settings = dataclasses.replace(config.settings, collections=tuple(args.collection))
         config = dataclasses.replace(config, settings=settings)
     log = (lambda line: print(line, file=sys.stderr)) if not args.json else (lambda _line: None)
-    part = backup_job.run_backup(config, args.backup_id, log=log, force=args.force)
+    part = job.run_backup(config, args.backup_id, log=log, force=args.force)
     if part.get("skipped"):
         _emit(args, part, f"backup {part['backup_id']}: peer {part['peer_id']}'s part already succeeded, "
               f"kept (--force replaces it); set is {part['set_status']}")  # fmt: skip
         return 0
-    total = backup.part_bytes(part)
+    total = node_part.part_bytes(part)
     _emit(
         args,
         part,
@@ -297,8 +286,8 @@ def cmd_backup_run(args: argparse.Namespace) -> int:
 
 
 def cmd_backup_list(args: argparse.Namespace) -> int:
-    config = backup_job.load(args.config)
-    sets = backup.list_sets(s3.make_client(config.settings.s3), config.settings)
+    config = job.load(args.config)
+    sets = catalog.list_sets(s3.make_client(config.settings.s3), config.settings)
     rows = [
         [s["backup_id"], s["time"], s["status"], s["peers"], len(s["collections"]), s["bytes"]] for s in sets
     ]
@@ -307,13 +296,13 @@ def cmd_backup_list(args: argparse.Namespace) -> int:
 
 
 def cmd_backup_show(args: argparse.Namespace) -> int:
-    config = backup_job.load(args.config)
-    manifest = backup.set_manifest(
+    config = job.load(args.config)
+    manifest = catalog.set_manifest(
         s3.make_client(config.settings.s3), config.settings, args.backup_id, verify=not args.no_verify
     )
     rows = []
     for name, view in sorted(manifest["collections"].items()):
-        records = backup.manifest_records(manifest, name)
+        records = catalog.manifest_records(manifest, name)
         rows.append([name, view["points_exact"], len(records), sum(r["size"] for r in records)])
     text = (
         f"backup {manifest['backup_id']} of {manifest['cluster']}: {manifest['status']}, "
@@ -327,8 +316,8 @@ def cmd_backup_show(args: argparse.Namespace) -> int:
 
 
 def cmd_backup_prune(args: argparse.Namespace) -> int:
-    config = backup_job.load(args.config)
-    plan = backup_job.run_prune(config, dry_run=args.dry_run)
+    config = job.load(args.config)
+    plan = job.run_prune(config, dry_run=args.dry_run)
     rows = [
         [p["backup_id"], p["status"], "keep" if p["keep"] else "delete", "; ".join(p["reasons"])]
         for p in plan
@@ -402,7 +391,7 @@ def _named(items: list[str] | None, what: str) -> dict[str, str]:
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
-    options, mapping = ingest.load_plan({
+    options, mapping = engine.load_plan({
         "collection": args.collection, "batch_size": args.batch_size, "workers": args.workers,
         "decoders": args.decoders, "in_flight": args.in_flight, "retries": args.retries,
         "timeout": args.timeout, "grpc_port": args.grpc_port, "ordering": args.ordering,
@@ -415,15 +404,15 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     })  # fmt: skip
     # The bucket comes from the s3:// URL; these settings only build the client.
     settings = s3.S3Settings(bucket="-", endpoint_url=args.s3_endpoint_url, region=args.s3_region)
-    show = ingest.print_progress() if sys.stderr.isatty() and not args.json else None
+    show = engine.print_progress() if sys.stderr.isatty() and not args.json else None
     log = (lambda line: print(line, file=sys.stderr)) if not args.json else (lambda _line: None)
     with make_client(args) as client:
         try:
-            report = ingest.ingest(
+            report = engine.ingest(
                 client, args.source, options, mapping, fmt=args.format,
                 s3_client_factory=lambda: s3.make_client(settings), progress=show, log=log,
             )  # fmt: skip
-        except ingest.IngestError as exc:
+        except engine.IngestError as exc:
             if show:
                 print(file=sys.stderr)
             if exc.report and args.json:
@@ -463,7 +452,7 @@ def _pair(text: str, what: str) -> tuple[str, str]:
 
 
 def cmd_restore(args: argparse.Namespace) -> int:
-    config = backup_job.load(args.config)
+    config = job.load(args.config)
     if not args.node:
         raise ConfigError("give every node of the target cluster as --node URL (repeatable)")
     for url in args.node:
@@ -524,7 +513,7 @@ def _ingest_parser(commands, conn: argparse.ArgumentParser) -> None:
     )  # fmt: skip
     ing.add_argument("source", help="path or s3://bucket/key of a .jsonl, .csv or .parquet file")
     ing.add_argument("-c", "--collection", required=True, help="target collection (must exist)")
-    ing.add_argument("--format", choices=ingest_sources.FORMATS, help="default: from the file name")
+    ing.add_argument("--format", choices=sources.FORMATS, help="default: from the file name")
     ids = ing.add_mutually_exclusive_group()
     ids.add_argument(
         "--id-field", default="id", help="field holding an unsigned integer or UUID (default id)"
@@ -543,14 +532,14 @@ def _ingest_parser(commands, conn: argparse.ArgumentParser) -> None:
         help="payload field, repeatable (default: the record's payload object, else every other field)",
     )  # fmt: skip
     ing.add_argument(
-        "--batch-size", type=int, default=ingest.DEFAULT_BATCH_SIZE, help="points per gRPC request"
+        "--batch-size", type=int, default=engine.DEFAULT_BATCH_SIZE, help="points per gRPC request"
     )
     ing.add_argument("--workers", type=int, help="parallel gRPC senders (default: number of CPUs)")
     ing.add_argument(
         "--decoders", type=int, help="processes that parse, check and encode (default: number of CPUs)"
     )
     ing.add_argument(
-        "--in-flight", type=int, default=ingest.DEFAULT_IN_FLIGHT, help="queued batches per sender"
+        "--in-flight", type=int, default=engine.DEFAULT_IN_FLIGHT, help="queued batches per sender"
     )
     ing.add_argument("--retries", type=int, default=8, help="per batch, on transient errors")
     ing.add_argument("--grpc-port", type=int, default=6334, help="the nodes' gRPC port")
@@ -679,7 +668,7 @@ def _dataset_parser(commands) -> None:
 def _config_options() -> argparse.ArgumentParser:
     config_opts = argparse.ArgumentParser(add_help=False)
     config_opts.add_argument(
-        "--config", default=backup_job.DEFAULT_PATH, help=f"backup config (default {backup_job.DEFAULT_PATH})"
+        "--config", default=job.DEFAULT_PATH, help=f"backup config (default {job.DEFAULT_PATH})"
     )
     config_opts.add_argument("--json", action="store_true", help="machine-readable output")
     return config_opts

@@ -1,4 +1,4 @@
-"""One REST client for a Qdrant cluster (bulk writes go over gRPC, encoded by ingest_wire.py).
+"""One REST client for a Qdrant cluster (bulk writes go over gRPC, encoded by ingest/wire.py).
 
 Any node answers cluster-wide requests, so the client takes a list of node URLs and fails over
 between them. Transient failures (connection refused during a rolling restart, 502/503/504,

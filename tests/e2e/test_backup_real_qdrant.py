@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from qdrant_ops import backup
+from qdrant_ops.backup import catalog
 from qdrant_ops.client import ClusterClient
 from tests.support.e2e_data import backup_every_node, backup_settings, fill_cities
 
@@ -21,7 +21,7 @@ def test_complete_set_with_exact_counts(qdrant_cluster, s3_server, s3_client, s3
         part = backup_every_node(client, qdrant_cluster.urls, settings, s3_client, "20261124T000000Z")
         assert part["set_status"] == "complete"
 
-        manifest = backup.set_manifest(s3_client, settings, "20261124T000000Z")
+        manifest = catalog.set_manifest(s3_client, settings, "20261124T000000Z")
         assert manifest["status"] == "complete", manifest["problems"]
         cities = manifest["collections"]["cities"]
         assert cities["points_exact"] == POINTS

@@ -3,10 +3,10 @@
 import pytest
 
 from qdrant_ops.client import ClusterClient
-from qdrant_ops.cluster import cluster_overview
-from qdrant_ops.collections import ensure_collection
+from qdrant_ops.cluster.collections import ensure_collection
+from qdrant_ops.cluster.health import cluster_overview
+from qdrant_ops.cluster.points import get_point, upsert_file
 from qdrant_ops.errors import ConfigError
-from qdrant_ops.points import get_point, upsert_file
 
 pytestmark = pytest.mark.qdrant
 

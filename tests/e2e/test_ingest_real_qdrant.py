@@ -13,8 +13,9 @@ import time
 
 import pytest
 
-from qdrant_ops import collections, dataset
 from qdrant_ops.client import ClusterClient
+from qdrant_ops.cluster import collections
+from qdrant_ops.ingest import dataset
 
 pytestmark = pytest.mark.qdrant
 POINTS = 100_000
@@ -111,6 +112,6 @@ def test_a_node_restarted_mid_load_loses_nothing_with_replication_factor_2(loade
 
 
 def _replicas(client: ClusterClient) -> list[dict]:
-    from qdrant_ops.cluster import shard_placement  # noqa: PLC0415
+    from qdrant_ops.cluster.health import shard_placement  # noqa: PLC0415
 
     return shard_placement(client.collection_cluster("cities"))

@@ -96,7 +96,7 @@ def timed(phases: dict, name: str):
 
 
 def all_active(client: ClusterClient) -> bool:
-    from qdrant_ops.cluster import shard_placement  # noqa: PLC0415
+    from qdrant_ops.cluster.health import shard_placement  # noqa: PLC0415
 
     return all(
         r["state"] == "Active"

@@ -11,9 +11,9 @@ from collections import Counter
 
 import pytest
 
-from qdrant_ops import rebalance
 from qdrant_ops.client import ClusterClient, QdrantOpsError
-from qdrant_ops.cluster import shard_placement
+from qdrant_ops.cluster import rebalance
+from qdrant_ops.cluster.health import shard_placement
 from tests.support import rolling_writer
 from tests.support.e2e_data import fill_cities
 from tests.support.qdrant_cluster import ADDRESS_PREFIX

@@ -8,9 +8,9 @@ import dataclasses
 
 import pytest
 
-from qdrant_ops import replicas
 from qdrant_ops.client import ClusterClient
-from qdrant_ops.cluster import shard_placement
+from qdrant_ops.cluster import replicas
+from qdrant_ops.cluster.health import shard_placement
 from tests.support.e2e_data import fill_cities
 
 pytestmark = pytest.mark.qdrant

@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from qdrant_ops import backup, restore
+from qdrant_ops.backup import catalog, restore
 from qdrant_ops.client import ClusterClient
 from tests.support.backup_fixtures import corrupt_one_object
 from tests.support.e2e_data import (
@@ -48,7 +48,7 @@ def source(qdrant_binary, tmp_path_factory, s3_server):
             fill_vectors(client, cluster, POINTS)
             started = time.monotonic()
             backup_every_node(client, cluster.urls, settings, s3_client, BACKUP_ID)
-            manifest = backup.set_manifest(s3_client, settings, BACKUP_ID)
+            manifest = catalog.set_manifest(s3_client, settings, BACKUP_ID)
             print(
                 f"\nbackup of {POINTS} x 384: {manifest['bytes']} bytes in {time.monotonic() - started:.1f}s"
             )

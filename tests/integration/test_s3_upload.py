@@ -7,7 +7,15 @@ import threading
 
 import pytest
 
-from qdrant_ops.s3 import MAX_PARTS, MIB, S3Error, S3Settings, make_client, part_size_for, upload_stream
+from qdrant_ops.backup.s3 import (
+    MAX_PARTS,
+    MIB,
+    S3Error,
+    S3Settings,
+    make_client,
+    part_size_for,
+    upload_stream,
+)
 from tests.support.s3 import TEST_CREDENTIALS
 
 

@@ -10,11 +10,11 @@ from collections import Counter
 import numpy as np
 from qdrant_client import QdrantClient
 
-from qdrant_ops import backup
+from qdrant_ops.backup import model, node_part
+from qdrant_ops.backup.s3 import S3Settings
 from qdrant_ops.client import ClusterClient
-from qdrant_ops.cluster import shard_placement
-from qdrant_ops.collections import ensure_collection
-from qdrant_ops.s3 import S3Settings
+from qdrant_ops.cluster.collections import ensure_collection
+from qdrant_ops.cluster.health import shard_placement
 from tests.support.s3 import TEST_CREDENTIALS
 
 CITIES = {"name": "cities", "vectors": {"size": 8, "distance": "Cosine"}, "shard_number": 6,
@@ -32,8 +32,8 @@ def fill_cities(client: ClusterClient, points: int, seed: int = 7) -> None:
         client.request("PUT", "/collections/cities/points", params={"wait": "true"}, json={"points": batch})
 
 
-def backup_settings(s3_server, bucket: str, cluster: str = "e2e") -> backup.BackupSettings:
-    return backup.BackupSettings(
+def backup_settings(s3_server, bucket: str, cluster: str = "e2e") -> model.BackupSettings:
+    return model.BackupSettings(
         cluster=cluster,
         s3=S3Settings(
             bucket=bucket,
@@ -49,7 +49,7 @@ def backup_every_node(client, urls, settings, s3_client, backup_id: str) -> dict
     """What each node's timer does, one node after the other; returns the last part."""
     part = {}
     for url in urls:
-        part = backup.run_node_backup(client, url, settings, s3_client, backup_id=backup_id)
+        part = node_part.run_node_backup(client, url, settings, s3_client, backup_id=backup_id)
         assert part["status"] == "ok"
     return part
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from qdrant_ops import metrics
+from qdrant_ops.backup import metrics
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 PROMQL_WORDS = {"and", "or", "unless", "by", "without", "on", "ignoring", "group_left", "group_right", "bool",

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 from qdrant_ops.client import ClusterClient, QdrantOpsError, segment
-from qdrant_ops.collections import ensure_collection
+from qdrant_ops.cluster.collections import ensure_collection
 
 BATCH = 50
 

@@ -13,7 +13,7 @@ import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from qdrant_ops import backup, metrics
+from qdrant_ops.backup import metrics, model, node_part
 from qdrant_ops.cli import EXIT_ERROR, main
 from tests.support.s3 import TEST_CREDENTIALS, MotoServer, free_port
 
@@ -101,7 +101,7 @@ def test_three_nodes_make_one_complete_verified_set(
     assert cities["config"]["params"]["shard_number"] == 6
     assert {r["peer_id"] for r in cities["placement"]} == {1000, 1001, 1002}
     assert [p["id"] for p in cities["sample"]] == list(range(10))
-    expected = backup.point_fingerprint({"id": 3, "payload": {"city": "c3"}, "vector": [3, 0.5, 0.25, 1]})
+    expected = node_part.point_fingerprint({"id": 3, "payload": {"city": "c3"}, "vector": [3, 0.5, 0.25, 1]})
     assert cities["sample"][3] == expected
     assert manifest["format"] == 3 and "nodes" not in cities
     assert sorted(cities["shards"], key=int) == [str(shard) for shard in range(6)]
@@ -174,7 +174,7 @@ def test_selected_collections_and_the_schedule_slot(stub_nodes, write_config, cl
     code, out, _ = cli("backup", "run", "--config", config, "--collection", "places", "--json")
     part = json.loads(out)
     assert code == 0 and list(part["shards"]) == ["places"]
-    assert part["backup_id"] == backup.slot_id(backup._parse_iso(part["started"]), 86400)
+    assert part["backup_id"] == model.slot_id(model.parse_iso_time(part["started"]), 86400)
     assert part["backup_id"].endswith("T000000Z")
     code, _, err = cli("backup", "run", "--config", config, "--collection", "nope")
     assert code == EXIT_ERROR and "collections not found: nope; existing: cities, places" in err

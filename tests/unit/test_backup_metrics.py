@@ -10,7 +10,7 @@ import subprocess
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from qdrant_ops import metrics
+from qdrant_ops.backup import metrics
 
 
 def samples(path) -> dict[str, tuple[dict, float]]:

@@ -9,8 +9,8 @@ import json
 import pytest
 import yaml
 
-from qdrant_ops import backup
-from qdrant_ops.backup_job import from_dict
+from qdrant_ops.backup import catalog
+from qdrant_ops.backup.job import from_dict
 from tests.support.playbook import ROOT, run_playbook
 
 S3_SECRET = "s3-secret-for-the-playbook-test"
@@ -54,7 +54,7 @@ def test_on_demand_set_of_every_node(run, s3_client):
     result = play()
     assert result.returncode == 0, result.stdout[-3000:]
     assert "is complete: 2 collection(s), 3 peers" in result.stdout
-    sets = backup.list_sets(s3_client, settings)
+    sets = catalog.list_sets(s3_client, settings)
     assert len(sets) == 1 and sets[0]["status"] == "complete" and sets[0]["peers"] == 3
 
 
@@ -65,7 +65,7 @@ def test_one_failing_node_fails_the_run_and_leaves_an_incomplete_set(run, stub_n
     assert result.returncode != 0
     assert "the node's disk is full" in result.stdout
     assert "backup 20261124T120000Z is incomplete: peer 1001: failed" in result.stdout
-    manifest = backup.set_manifest(s3_client, settings, "20261124T120000Z")
+    manifest = catalog.set_manifest(s3_client, settings, "20261124T120000Z")
     assert manifest["status"] == "incomplete"
 
     stub_nodes[1].state.snapshot_create_error = None  # fixed: the re-run redoes only that node
@@ -81,4 +81,4 @@ def test_one_failing_node_fails_the_run_and_leaves_an_incomplete_set(run, stub_n
         for node, before in zip(stub_nodes, requests_before, strict=True)
     ]
     assert created == [0, 3, 0]  # peer 1001's shards only: cities 1 and 4, places 1
-    assert backup.set_manifest(s3_client, settings, "20261124T120000Z")["status"] == "complete"
+    assert catalog.set_manifest(s3_client, settings, "20261124T120000Z")["status"] == "complete"

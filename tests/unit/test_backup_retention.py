@@ -8,10 +8,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from qdrant_ops import backup
-from qdrant_ops.backup import Retention, plan_prune
+from qdrant_ops.backup import catalog, model, retention
+from qdrant_ops.backup.retention import Retention, plan_prune
+from qdrant_ops.backup.s3 import S3Settings
 from qdrant_ops.errors import ConfigError
-from qdrant_ops.s3 import S3Settings
 from tests.support.s3 import TEST_CREDENTIALS
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
@@ -23,7 +23,7 @@ def daily_sets(days: int, status: str = "complete") -> list[dict]:
     for age in range(days):
         moment = (NOW - timedelta(days=age)).replace(hour=0)
         sets.append(
-            {"backup_id": moment.strftime(backup.ID_FORMAT), "time": backup._iso(moment), "status": status}
+            {"backup_id": moment.strftime(model.ID_FORMAT), "time": model.iso_time(moment), "status": status}
         )
     return sets
 
@@ -84,7 +84,7 @@ def put_set(s3_client, bucket: str, backup_id: str, status: str) -> None:
 
 
 def test_prune_dry_run_deletes_nothing_then_prune_deletes_whole_sets(s3_server, s3_client, s3_bucket):
-    settings = backup.BackupSettings(
+    settings = model.BackupSettings(
         cluster="prod",
         s3=S3Settings(bucket=s3_bucket, endpoint_url=s3_server.endpoint_url, region="us-east-1",
                       access_key=TEST_CREDENTIALS["aws_access_key_id"],
@@ -92,18 +92,18 @@ def test_prune_dry_run_deletes_nothing_then_prune_deletes_whole_sets(s3_server, 
     )  # fmt: skip
     for item in daily_sets(6):
         put_set(s3_client, s3_bucket, item["backup_id"], "complete")
-    old_incomplete = (NOW - timedelta(days=10)).replace(hour=0).strftime(backup.ID_FORMAT)
+    old_incomplete = (NOW - timedelta(days=10)).replace(hour=0).strftime(model.ID_FORMAT)
     put_set(s3_client, s3_bucket, old_incomplete, "incomplete")
     s3_client.put_object(
         Bucket=s3_bucket, Key="qdrant-backups/other/20200101T000000Z/manifest.json", Body=b"{}"
     )
     policy = Retention(keep_last=2, daily=0, weekly=0, monthly=0)
 
-    plan = backup.prune(s3_client, settings, policy, dry_run=True, now=NOW)
+    plan = retention.prune(s3_client, settings, policy, dry_run=True, now=NOW)
     assert [p["keep"] for p in plan] == [True, True, False, False, False, False, False]
     assert len(s3_client.list_objects_v2(Bucket=s3_bucket)["Contents"]) == 7 * 3 + 1
 
-    plan = backup.prune(s3_client, settings, policy, dry_run=False, now=NOW)
+    plan = retention.prune(s3_client, settings, policy, dry_run=False, now=NOW)
     assert [p.get("deleted_objects") for p in plan] == [None, None, 3, 3, 3, 3, 3]
     remaining = sorted(o["Key"] for o in s3_client.list_objects_v2(Bucket=s3_bucket)["Contents"])
     assert [k for k in remaining if "/prod/" in k][::3] == [
@@ -111,7 +111,7 @@ def test_prune_dry_run_deletes_nothing_then_prune_deletes_whole_sets(s3_server, 
         "qdrant-backups/prod/20261124T000000Z/cities/1000.snapshot",
     ]
     assert "qdrant-backups/other/20200101T000000Z/manifest.json" in remaining  # another cluster's sets
-    assert [s["backup_id"] for s in backup.list_sets(s3_client, settings)] == [
+    assert [s["backup_id"] for s in catalog.list_sets(s3_client, settings)] == [
         "20261124T000000Z",
         "20261123T000000Z",
     ]

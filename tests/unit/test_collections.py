@@ -2,7 +2,7 @@
 
 import pytest
 
-from qdrant_ops.collections import ensure_collection, plan_collection, validate_spec
+from qdrant_ops.cluster.collections import ensure_collection, plan_collection, validate_spec
 from qdrant_ops.errors import ConfigError
 
 CITIES = {

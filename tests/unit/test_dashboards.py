@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from qdrant_ops import metrics
+from qdrant_ops.backup import metrics
 from tests.support.promql import exported_names, metric_names_in
 
 ROOT = Path(__file__).resolve().parents[2]

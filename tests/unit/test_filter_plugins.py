@@ -3,7 +3,7 @@
 import importlib.util
 from pathlib import Path
 
-from qdrant_ops.cluster import unhealthy_replicas
+from qdrant_ops.cluster.health import unhealthy_replicas
 
 spec = importlib.util.spec_from_file_location(
     "qdrant_filters", Path(__file__).resolve().parents[2] / "plugins/filter/qdrant.py"
@@ -35,7 +35,7 @@ def test_all_active_is_healthy():
 
 
 def test_healthy_means_what_the_library_says():
-    """One definition (qdrant_ops.cluster): a Listener replica serves no reads, so the role's
+    """One definition (qdrant_ops.cluster.health): a Listener replica serves no reads, so the role's
     health gate and `qdrant-ops cluster status` both call it unhealthy."""
     listener = result("a", [{"shard_id": 0, "points_count": 5, "state": "Active"}],
                       [{"shard_id": 0, "peer_id": 2, "state": "Listener"}])  # fmt: skip

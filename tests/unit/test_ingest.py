@@ -21,8 +21,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from qdrant_ops import dataset, ingest, ingest_workers
-from qdrant_ops.ingest_sources import DEFAULT_ID_NAMESPACE
+from qdrant_ops.ingest import dataset, engine, workers
+from qdrant_ops.ingest.sources import DEFAULT_ID_NAMESPACE
 from tests.support.qdrant_grpc_stub import GrpcStub
 from tests.support.s3 import TEST_CREDENTIALS
 
@@ -125,11 +125,11 @@ def test_records_with_the_same_id_keep_their_order(stub, tmp_path):
 
 
 def test_route_sends_one_id_to_one_sender_and_spreads_ids():
-    assert ingest.route(12, 4) == ingest.route(12, 4) == 0
-    assert ingest.route("0b5e6d2c-9a71-4d3b-8f65-2f5c9f3f8e11", 3) == ingest.route(
+    assert engine.route(12, 4) == engine.route(12, 4) == 0
+    assert engine.route("0b5e6d2c-9a71-4d3b-8f65-2f5c9f3f8e11", 3) == engine.route(
         "0b5e6d2c-9a71-4d3b-8f65-2f5c9f3f8e11", 3
     )
-    spread = {ingest.route(str(uuid.uuid5(DEFAULT_ID_NAMESPACE, str(i))), 4) for i in range(100)}
+    spread = {engine.route(str(uuid.uuid5(DEFAULT_ID_NAMESPACE, str(i))), 4) for i in range(100)}
     assert spread == {0, 1, 2, 3}
 
 
@@ -248,7 +248,7 @@ def test_s3_sources_stream_with_ranged_reads(stub, tmp_path, s3_server, s3_clien
 
 def test_progress_line_shows_rate_percent_and_eta():
     out = io.StringIO()
-    ingest.print_progress(out)({"written": 50_000, "seconds": 10.0, "fraction": 0.25, "retries": 2})
+    engine.print_progress(out)({"written": 50_000, "seconds": 10.0, "fraction": 0.25, "retries": 2})
     line = out.getvalue()
     assert line.startswith("\r") and "50,000 points" in line and "5,000/s" in line
     assert "25.0%" in line and "ETA 0m30s" in line and "retries 2" in line
@@ -268,14 +268,10 @@ def test_transient_errors_are_retried_and_retry_after_is_honoured(stub, tmp_path
 
 
 def test_retry_classification():
-    assert all(
-        ingest_workers.is_transient(c) for c in ("UNAVAILABLE", "DEADLINE_EXCEEDED", "RESOURCE_EXHAUSTED")
-    )
-    assert not any(
-        ingest_workers.is_transient(c) for c in ("INVALID_ARGUMENT", "NOT_FOUND", "PERMISSION_DENIED")
-    )
-    assert ingest_workers.retry_delay(0, 0.5, 30, retry_after=4) >= 4
-    assert all(ingest_workers.retry_delay(10, 0.5, 30) <= 30 for _ in range(50))
+    assert all(workers.is_transient(c) for c in ("UNAVAILABLE", "DEADLINE_EXCEEDED", "RESOURCE_EXHAUSTED"))
+    assert not any(workers.is_transient(c) for c in ("INVALID_ARGUMENT", "NOT_FOUND", "PERMISSION_DENIED"))
+    assert workers.retry_delay(0, 0.5, 30, retry_after=4) >= 4
+    assert all(workers.retry_delay(10, 0.5, 30) <= 30 for _ in range(50))
 
 
 def test_retries_are_bounded(stub, tmp_path):
@@ -464,14 +460,14 @@ def test_a_killed_load_leaves_no_process_behind_and_resumes(stub, tmp_path):
 
 
 def test_checkpoint_ranges_merge_and_refuse_another_source(tmp_path):
-    checkpoint = ingest.Checkpoint(str(tmp_path / "ck.json"), "a.jsonl", "cities")
+    checkpoint = engine.Checkpoint(str(tmp_path / "ck.json"), "a.jsonl", "cities")
     for first, last in [(1, 10), (21, 30), (11, 20), (40, 45)]:
         checkpoint.add(first, last)
     assert checkpoint.ranges == [[1, 30], [40, 45]]
     assert checkpoint.done(30) and not checkpoint.done(31) and checkpoint.completed_records() == 36
     checkpoint.save(force=True)
-    with pytest.raises(ingest.ConfigError, match=r"belongs to a.jsonl -> cities, not b.jsonl -> cities"):
-        ingest.Checkpoint.load(str(tmp_path / "ck.json"), "b.jsonl", "cities")
+    with pytest.raises(engine.ConfigError, match=r"belongs to a.jsonl -> cities, not b.jsonl -> cities"):
+        engine.Checkpoint.load(str(tmp_path / "ck.json"), "b.jsonl", "cities")
 
 
 def test_deferred_indexing_is_restored_after_the_load_and_after_a_failure(stub, tmp_path):

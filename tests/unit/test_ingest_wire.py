@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from qdrant_client import grpc as pb
 from qdrant_client.conversions.conversion import GrpcToRest, RestToGrpc
 
-from qdrant_ops import ingest_wire as wire
+from qdrant_ops.ingest import wire
 
 
 def decode(points: list[bytes], **kwargs) -> pb.UpsertPoints:

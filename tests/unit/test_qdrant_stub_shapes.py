@@ -9,8 +9,10 @@ from pathlib import Path
 import pytest
 from openapi_schema_validator import OAS30Validator
 
-from qdrant_ops import backup, cluster, collections, ingest, points, restore
-from qdrant_ops.s3 import S3Settings
+from qdrant_ops.backup import catalog, model, node_part, restore
+from qdrant_ops.backup.s3 import S3Settings
+from qdrant_ops.cluster import collections, health, points
+from qdrant_ops.ingest import engine
 from tests.support.s3 import TEST_CREDENTIALS
 
 SPEC = json.loads((Path(__file__).resolve().parents[1] / "data/qdrant-openapi-1.18.json").read_text())
@@ -85,13 +87,13 @@ def served(qdrant_stub, stub_client, tmp_path, s3_server, s3_client, s3_bucket):
     changed = {**spec, "hnsw_config": {"m": 8}, "replication_factor": 3, "payload_indexes": {"city": "text"}}
     collections.ensure_collection(stub_client, changed)
     collections.ensure_collection(stub_client, {"name": "places", "payload_indexes": {"location": "geo"}})
-    cluster.cluster_overview(stub_client)
+    health.cluster_overview(stub_client)
     records = tmp_path / "places.jsonl"
     records.write_text('{"id": 1, "payload": {"city": "Oslo", "location": {"lat": 59.9, "lon": 10.7}}}\n')
     points.upsert_file(stub_client, "places", records)
     points.get_point(stub_client, "places", 1)
-    ingest.verify_written(stub_client, "places", [1, 2], expected=1, minimum=1, timeout=0)
-    settings = backup.BackupSettings(
+    engine.verify_written(stub_client, "places", [1, 2], expected=1, minimum=1, timeout=0)
+    settings = model.BackupSettings(
         cluster="shapes",
         s3=S3Settings(
             bucket=s3_bucket,
@@ -101,8 +103,8 @@ def served(qdrant_stub, stub_client, tmp_path, s3_server, s3_client, s3_bucket):
             region=TEST_CREDENTIALS["region_name"],
         ),
     )
-    backup.run_node_backup(stub_client, qdrant_stub.url, settings, s3_client, backup_id="shapes")
-    manifest = backup.set_manifest(s3_client, settings, "shapes")
+    node_part.run_node_backup(stub_client, qdrant_stub.url, settings, s3_client, backup_id="shapes")
+    manifest = catalog.set_manifest(s3_client, settings, "shapes")
     for shard_id in (0, None):  # a shard snapshot, then the same file as a whole-collection upload
         snap = restore.snapshots_of(manifest, settings.layout, "cities")[0]
         local = tmp_path / f"upload-{shard_id}.snapshot"

@@ -12,8 +12,8 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from qdrant_ops import rebalance
 from qdrant_ops.cli import EXIT_ERROR, main
+from qdrant_ops.cluster import rebalance
 from tests.support.playbook import run_playbook, task_results
 
 

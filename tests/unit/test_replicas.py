@@ -9,8 +9,8 @@ import json
 import pytest
 import yaml
 
-from qdrant_ops import replicas
 from qdrant_ops.cli import EXIT_ERROR, main
+from qdrant_ops.cluster import replicas
 from tests.support.playbook import run_playbook, task_results
 
 

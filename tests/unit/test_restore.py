@@ -16,9 +16,9 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from qdrant_ops import backup, restore
+from qdrant_ops.backup import model, node_part, restore, s3
+from qdrant_ops.backup.s3 import S3Settings
 from qdrant_ops.cli import EXIT_ERROR, main
-from qdrant_ops.s3 import S3Settings
 from tests.support.backup_fixtures import corrupt_one_object
 from tests.support.s3 import TEST_CREDENTIALS
 
@@ -115,31 +115,31 @@ def test_existing_collections_are_replaced_only_with_overwrite(cluster, capsys, 
     assert len(deletes) == 1
 
 
-def write_format1_set(nodes, settings: backup.BackupSettings, s3_client, backup_id: str = BACKUP_ID) -> None:
+def write_format1_set(nodes, settings: model.BackupSettings, s3_client, backup_id: str = BACKUP_ID) -> None:
     """A set as qdrant-ops wrote it before shard snapshots: a collection snapshot per node."""
     layout = settings.layout
     from qdrant_ops.client import ClusterClient  # noqa: PLC0415
 
     for node in nodes:
         with ClusterClient([node.url], API_KEY) as client:
-            peer_id, peers = backup.node_identity(client, node.url)
+            peer_id, peers = node_part.node_identity(client, node.url)
             part = {"format": 1, "backup_id": backup_id, "cluster": settings.cluster, "node": node.url,
                     "peer_id": peer_id, "peers": peers, "qdrant_version": client.version(), "status": "ok",
                     "started": "2026-11-24T00:00:00Z", "finished": "2026-11-24T00:01:00Z",
                     "collections": {}, "snapshots": {}}  # fmt: skip
             for name in ("cities", "places"):
-                part["collections"][name] = backup.collection_view(client, name, 32)
+                part["collections"][name] = node_part.collection_view(client, name, 32)
                 key = layout.snapshot_key(backup_id, name, peer_id)
                 meta = {"collection": name, "peer-id": str(peer_id), "backup-id": backup_id}
-                part["snapshots"][name] = backup.snapshot_to_s3(
+                part["snapshots"][name] = node_part.snapshot_to_s3(
                     client, node.url, settings, s3_client, key=key, metadata=meta
                 )
-        backup._put_json(s3_client, settings.s3.bucket, layout.part_key(backup_id, peer_id), part)
+        s3.put_json(s3_client, settings.s3.bucket, layout.part_key(backup_id, peer_id), part)
 
 
 def test_a_format_1_set_is_restored_node_by_node(cluster, capsys, tmp_path, s3_client, s3_bucket, s3_server):
     nodes, configs, original = cluster
-    settings = backup.BackupSettings(
+    settings = model.BackupSettings(
         "prod",
         S3Settings(bucket=s3_bucket, prefix="qdrant-backups", endpoint_url=s3_server.endpoint_url,
                    region=TEST_CREDENTIALS["region_name"], access_key=TEST_CREDENTIALS["aws_access_key_id"],
@@ -284,7 +284,7 @@ def test_a_restore_that_comes_out_different_fails_and_says_how(cluster, capsys, 
 
 
 # -- planning (pure) ---------------------------------------------------------------------------------
-LAYOUT = backup.Layout("qdrant-backups", "prod")
+LAYOUT = model.Layout("qdrant-backups", "prod")
 
 
 def shard_manifest(**record_changes) -> dict:

@@ -16,7 +16,7 @@ from pathlib import Path
 import hcl2
 import pytest
 
-from qdrant_ops.backup import Layout
+from qdrant_ops.backup.model import Layout
 
 ROOT = Path(__file__).resolve().parents[2]
 TF = ROOT / "terraform"

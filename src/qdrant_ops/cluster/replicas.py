@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from qdrant_ops.client import ClusterClient, QdrantApiError, segment
-from qdrant_ops.cluster import HEALTHY_REPLICA_STATES, shard_placement
+from qdrant_ops.cluster.health import HEALTHY_REPLICA_STATES, shard_placement
 from qdrant_ops.errors import QdrantOpsError
 
 # Shard transfer methods Qdrant accepts in replicate_shard / move_shard.

@@ -1,4 +1,4 @@
-"""The worker processes of the bulk ingester (qdrant_ops.ingest runs them).
+"""The worker processes of the bulk ingester (qdrant_ops.ingest.engine runs them).
 
 Decoders parse, check and encode blocks of raw records; senders send encoded batches over their
 own gRPC channel, retrying transient failures. Both are forked from the parent, ignore Ctrl-C /
@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from qdrant_ops import ingest_wire as wire
-from qdrant_ops.ingest_sources import Decoder, RecordError
+from qdrant_ops.ingest import wire
+from qdrant_ops.ingest.sources import Decoder, RecordError
 
 TRANSIENT = frozenset({"UNAVAILABLE", "DEADLINE_EXCEEDED", "RESOURCE_EXHAUSTED", "ABORTED", "INTERNAL"})
 

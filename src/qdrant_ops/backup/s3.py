@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import time
 from concurrent.futures import ALL_COMPLETED, FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
@@ -234,3 +235,39 @@ def _multipart(client, settings, part_size, key, reader, *, first, digest, metad
             client.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id)
         raise
     return size, len(done)
+
+
+def put_json(s3_client, bucket: str, key: str, value: dict) -> None:
+    try:
+        s3_client.put_object(
+            Bucket=bucket,
+            Key=key,
+            Body=json.dumps(value, indent=1, sort_keys=True).encode(),
+            ContentType="application/json",
+        )
+    except Exception as exc:
+        raise describe_error(exc, "write", bucket, key) from exc
+
+
+def get_json(s3_client, bucket: str, key: str) -> dict | None:
+    try:
+        body = s3_client.get_object(Bucket=bucket, Key=key)["Body"].read()
+    except botocore.exceptions.ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+            return None
+        raise describe_error(exc, "read", bucket, key) from exc
+    try:
+        value = json.loads(body)
+    except ValueError:
+        value = None
+    if not isinstance(value, dict):
+        raise S3Error(f"s3://{bucket}/{key} is not a JSON object: the object is damaged")
+    return value
+
+
+def list_objects(s3_client, bucket: str, prefix: str) -> list[dict]:
+    try:
+        pages = s3_client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+        return [item for page in pages for item in page.get("Contents", [])]
+    except Exception as exc:
+        raise describe_error(exc, "list", bucket, prefix) from exc

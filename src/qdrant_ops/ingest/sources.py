@@ -22,8 +22,8 @@ from typing import Any, BinaryIO
 import numpy as np
 import orjson
 
+from qdrant_ops.cluster.points import parse_point_id
 from qdrant_ops.errors import ConfigError, QdrantOpsError
-from qdrant_ops.points import parse_point_id
 
 FORMATS = ("jsonl", "csv", "parquet")
 # UUIDv5 namespace for ids derived from a key field; fixed so every run derives the same ids.

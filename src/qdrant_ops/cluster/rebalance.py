@@ -17,9 +17,9 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 
 from qdrant_ops.client import ClusterClient, QdrantApiError
-from qdrant_ops.cluster import unhealthy_replicas
+from qdrant_ops.cluster.health import unhealthy_replicas
+from qdrant_ops.cluster.replicas import METHODS, ReplicationError, ShardTransfer, cluster_view, wait_settled
 from qdrant_ops.errors import QdrantOpsError
-from qdrant_ops.replicas import METHODS, ReplicationError, ShardTransfer, cluster_view, wait_settled
 
 
 class RebalanceError(QdrantOpsError):

@@ -9,7 +9,7 @@ is damaged or any recovery fails, the collections this restore created are delet
 collection that would be replaced (overwrite) is deleted only after every object of the set has
 checked out, so a damaged set never costs the data it was meant to replace.
 
-Format 2 sets (a snapshot per shard, backup.py): the collection is created from the manifest's
+Format 2 sets (a snapshot per shard, backup/node_part.py): the collection is created from the manifest's
 config, shard count and payload indexes, Qdrant places its replicas, and every replica of a shard
 receives that shard's snapshot with priority `no_sync`: each activates its own copy and none is
 marked Dead, so Qdrant starts no transfer and no recovery ever meets a transfer of the same shard.
@@ -41,13 +41,14 @@ from pathlib import Path
 
 from boto3.s3.transfer import TransferConfig
 
-from qdrant_ops import backup, rebalance, s3
+from qdrant_ops.backup import catalog, model, node_part, s3
 from qdrant_ops.client import ClusterClient, QdrantApiError, segment
-from qdrant_ops.cluster import shard_placement, unhealthy_replicas
-from qdrant_ops.collections import NAME_PATTERN as COLLECTION_NAME
-from qdrant_ops.collections import apply_plan, describe, plan_collection
+from qdrant_ops.cluster import rebalance
+from qdrant_ops.cluster.collections import NAME_PATTERN as COLLECTION_NAME
+from qdrant_ops.cluster.collections import apply_plan, describe, plan_collection
+from qdrant_ops.cluster.health import shard_placement, unhealthy_replicas
+from qdrant_ops.cluster.points import get_point
 from qdrant_ops.errors import ConfigError, QdrantOpsError
-from qdrant_ops.points import get_point
 
 RESTORE_DIR = "qdrant-ops-restore"  # under the staging directory, one folder per backup id
 PRIORITY = "snapshot"  # format 1: each node's part wins over what the cluster holds
@@ -89,18 +90,18 @@ def minor(version: str | None) -> str:
 
 
 # -- choosing and checking the set -------------------------------------------------------------------
-def choose_set(s3_client, settings: backup.BackupSettings, backup_id: str | None = None) -> dict:
+def choose_set(s3_client, settings: model.BackupSettings, backup_id: str | None = None) -> dict:
     """The set to restore, rebuilt from its parts and the objects now in S3 (default: the newest
     complete one). Refuses an incomplete set."""
     if backup_id is None:
-        complete = [s for s in backup.list_sets(s3_client, settings) if s["status"] == "complete"]
+        complete = [s for s in catalog.list_sets(s3_client, settings) if s["status"] == "complete"]
         if not complete:
             raise RestoreError(
                 f"no complete backup of cluster {settings.cluster} in s3://{settings.s3.bucket}/"
                 f"{settings.layout.cluster_prefix()}: see `qdrant-ops backup list`"
             )
         backup_id = complete[0]["backup_id"]
-    manifest = backup.set_manifest(s3_client, settings, backup_id, verify=True)
+    manifest = catalog.set_manifest(s3_client, settings, backup_id, verify=True)
     if manifest["status"] != "complete":
         raise RestoreError(
             f"backup {backup_id} is incomplete ({'; '.join(manifest['problems'])}): nothing was restored; "
@@ -125,7 +126,7 @@ def _id(text) -> int:
     return int(text) if isinstance(text, str) and text.isascii() and text.isdigit() else -1
 
 
-def snapshots_of(manifest: dict, layout: backup.Layout, name: str) -> list[Snapshot]:
+def snapshots_of(manifest: dict, layout: model.Layout, name: str) -> list[Snapshot]:
     """The collection's objects, each checked against the set's layout: names and keys read from S3
     are not trusted to build local paths or requests."""
     if not isinstance(name, str) or not COLLECTION_NAME.fullmatch(name) or name in (".", ".."):
@@ -146,7 +147,7 @@ def snapshots_of(manifest: dict, layout: backup.Layout, name: str) -> list[Snaps
             expected = layout.snapshot_key(manifest["backup_id"], name, peer)
         elif node is None:
             expected = layout.shard_key(manifest["backup_id"], name, shard_id, peer)
-        elif isinstance(node, str) and backup.NAME_PATTERN.fullmatch(node):
+        elif isinstance(node, str) and model.NAME_PATTERN.fullmatch(node):
             expected = layout.node_shard_key(manifest["backup_id"], node, name, shard_id)
         else:
             raise RestoreError(
@@ -269,7 +270,7 @@ def _sha256_file(path: Path) -> str:
 
 
 def staging_path(staging_dir: Path, backup_id: str) -> Path:
-    backup.check_name(backup_id, "backup id")
+    model.check_name(backup_id, "backup id")
     return Path(staging_dir) / RESTORE_DIR / backup_id
 
 
@@ -318,7 +319,7 @@ def download(s3_client, settings: s3.S3Settings, snap: Snapshot, path: Path) -> 
 
 
 def recover(client: ClusterClient, snap: Snapshot, path: Path, timeout: float) -> None:
-    endpoint = backup.snapshots_path(snap.collection, snap.shard_id) + "/upload"
+    endpoint = node_part.snapshots_path(snap.collection, snap.shard_id) + "/upload"
     priority = PRIORITY if snap.shard_id is None else SHARD_PRIORITY
     params = {"wait": "true", "priority": priority, "checksum": snap.sha256}
     try:
@@ -399,7 +400,7 @@ def verify_restore(client: ClusterClient, manifest: dict, collections: Sequence[
             point = get_point(client, name, sample["id"])
             if point is None:
                 problems.append(f"{name}: sampled point {sample['id']} is missing")
-            elif backup.point_fingerprint(point) != sample:
+            elif node_part.point_fingerprint(point) != sample:
                 problems.append(f"{name}: point {sample['id']} differs in payload or vector")
     return problems
 
@@ -486,7 +487,7 @@ def _recover_all(
 
 
 def _plan(
-    client: ClusterClient, manifest: dict, layout: backup.Layout, chosen: list[str], *, nodes: list[str],
+    client: ClusterClient, manifest: dict, layout: model.Layout, chosen: list[str], *, nodes: list[str],
     peer_map: dict[int, str] | None, overwrite: bool, dry_run: bool,
 ) -> tuple[list[Snapshot], dict]:  # fmt: skip
     """Every check that needs no download, then which snapshot goes where."""
@@ -598,7 +599,7 @@ def _balance_and_verify(
 def restore(
     client: ClusterClient,
     s3_client,
-    settings: backup.BackupSettings,
+    settings: model.BackupSettings,
     nodes: Sequence[str],
     staging_dir: Path,
     *,

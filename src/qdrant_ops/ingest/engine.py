@@ -36,9 +36,9 @@ import numpy as np
 
 from qdrant_ops.client import ClusterClient, segment
 from qdrant_ops.errors import ConfigError, QdrantOpsError
-from qdrant_ops.ingest_sources import DEFAULT_ID_NAMESPACE, Decoder, Mapping, NpyRows, Source, open_source
-from qdrant_ops.ingest_wire import ORDERINGS
-from qdrant_ops.ingest_workers import Job, SenderSettings, decoder_main, sender_main
+from qdrant_ops.ingest.sources import DEFAULT_ID_NAMESPACE, Decoder, Mapping, NpyRows, Source, open_source
+from qdrant_ops.ingest.wire import ORDERINGS
+from qdrant_ops.ingest.workers import Job, SenderSettings, decoder_main, sender_main
 
 # bench/ingest.py sweep (sink server, 384-d): 256 and 512 within noise of each other and ~1.5x
 # faster than qdrant-client's default 64; 512 keeps a batch near 0.8 MiB on the wire.

@@ -26,11 +26,12 @@ from pathlib import Path
 
 import yaml
 
-from qdrant_ops import backup, metrics
-from qdrant_ops.backup import BackupSettings, Retention, parse_duration
+from qdrant_ops.backup import metrics, node_part, retention
+from qdrant_ops.backup.model import BackupSettings, parse_duration
+from qdrant_ops.backup.retention import Retention
+from qdrant_ops.backup.s3 import MIB, S3Settings, make_client
 from qdrant_ops.client import ClusterClient, normalise_urls
 from qdrant_ops.errors import ConfigError
-from qdrant_ops.s3 import MIB, S3Settings, make_client
 
 DEFAULT_PATH = "/etc/qdrant-ops/backup.yml"
 SECTIONS = {
@@ -239,7 +240,7 @@ def run_backup(
     started = time.time()
     try:
         with config.client() as client:
-            part = backup.run_node_backup(
+            part = node_part.run_node_backup(
                 client,
                 config.node_url,
                 config.settings,
@@ -251,14 +252,14 @@ def run_backup(
     except BaseException as exc:
         _record_failure(config, "backup", started, exc)
         raise
-    _record(config, "backup", started, True, 0 if part.get("skipped") else backup.part_bytes(part))
+    _record(config, "backup", started, True, 0 if part.get("skipped") else node_part.part_bytes(part))
     return part
 
 
 def run_prune(config: BackupConfig, dry_run: bool) -> list[dict]:
     started = time.time()
     try:
-        plan = backup.prune(
+        plan = retention.prune(
             make_client(config.settings.s3),
             config.settings,
             config.retention,

@@ -1,0 +1,271 @@
+"""The sets in the bucket: each set's manifest built from its part records (never from anything a
+node stored as a summary), every record and object checked, and the list of sets newest first."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+
+import botocore.exceptions
+
+from qdrant_ops.backup import s3
+from qdrant_ops.backup.model import (
+    MANIFEST_FORMAT,
+    NAME_PATTERN,
+    BackupError,
+    BackupSettings,
+    Layout,
+    check_name,
+    id_time,
+    iso_time,
+    parse_iso_time,
+)
+from qdrant_ops.errors import ConfigError
+
+
+# -- the set's manifest -----------------------------------------------------------------------------
+def _object_problem(s3_client, bucket: str, record: dict) -> str | None:
+    try:
+        head = s3_client.head_object(Bucket=bucket, Key=record["key"])
+    except botocore.exceptions.ClientError:
+        return f"{record['key']} is missing"
+    if head["ContentLength"] != record["size"]:
+        return f"{record['key']} holds {head['ContentLength']} bytes, the part says {record['size']}"
+    if head.get("Metadata", {}).get("sha256", record["sha256"]) != record["sha256"]:
+        return f"{record['key']} has sha256 {head['Metadata']['sha256']}, the part says {record['sha256']}"
+    return None
+
+
+def _shard_records(name: str, view: dict, ok: dict[int, dict], problems: list[str], check) -> dict:
+    """Format 2: one snapshot of every shard of the collection, from whichever peer made it."""
+    expected = sorted({replica["shard_id"] for replica in view["placement"]})
+    shards: dict[str, dict] = {}
+    for shard in expected:
+        made = [(pid, part["shards"].get(name, {}).get(str(shard))) for pid, part in ok.items()]
+        made = [(pid, record) for pid, record in made if record]
+        if not made:
+            problems.append(f"{name} shard {shard}: no snapshot (no Active replica, or its peer failed)")
+            continue
+        pid, record = min(made, key=lambda item: item[0])  # two sources after a placement change
+        problem = check(record)
+        if problem:
+            problems.append(problem)
+        shards[str(shard)] = {"peer_id": pid, **{k: record[k] for k in ("key", "size", "sha256")}}
+        if "node" in ok[pid]:  # format 3: the key lies under the node's own prefix
+            shards[str(shard)]["node"] = ok[pid]["node"]
+    return shards
+
+
+def _node_records(name: str, ok: dict[int, dict], problems: list[str], check) -> dict:
+    """Format 1: one collection snapshot from every peer."""
+    nodes: dict[str, dict] = {}
+    for pid, part in ok.items():
+        record = part["snapshots"].get(name)
+        if record is None:
+            problems.append(f"peer {pid} has no snapshot of {name}")
+            continue
+        problem = check(record)
+        if problem:
+            problems.append(problem)
+        nodes[str(pid)] = {k: record[k] for k in ("key", "size", "sha256")}
+    return nodes
+
+
+def manifest_records(manifest: dict, name: str) -> list[dict]:
+    """The snapshot objects of one collection in a set of either format."""
+    view = manifest["collections"][name]
+    return list((view.get("shards") or view.get("nodes") or {}).values())
+
+
+def build_manifest(parts: dict[int, dict], object_problem: Callable[[dict], str | None]) -> dict:
+    """The set as its parts describe it. Complete only when every peer the nodes saw has a part
+    that succeeded, every collection's snapshots are there, and their objects check out."""
+    ok = {pid: part for pid, part in sorted(parts.items()) if part.get("status") == "ok"}
+    reference = next(iter(ok.values()), None) or next(iter(parts.values()))
+    peers = reference.get("peers", [])
+    problems = []
+    for peer in peers:
+        if peer["id"] not in parts:
+            problems.append(f"peer {peer['id']} ({peer['uri']}): no part uploaded")
+    for pid, part in sorted(parts.items()):
+        if part.get("status") != "ok":
+            who = f"peer {pid}" if pid >= 0 else "a part record"
+            problems.append(f"{who}: {part.get('status')}: {part.get('error', '')}".rstrip(": "))
+    formats = sorted({part.get("format", 1) for part in ok.values()}) or [MANIFEST_FORMAT]
+    if len(formats) > 1:
+        problems.append(f"parts of different formats {formats}: run the backup again with a new id")
+    set_format = formats[-1]
+    collections: dict[str, dict] = {}
+    for name, view in (reference.get("collections") or {}).items():
+        if set_format >= 2:
+            collections[name] = {**view, "shards": _shard_records(name, view, ok, problems, object_problem)}
+        else:
+            collections[name] = {**view, "nodes": _node_records(name, ok, problems, object_problem)}
+    versions = sorted({part.get("qdrant_version") for part in parts.values() if part.get("qdrant_version")})
+    if len(versions) > 1:
+        problems.append(f"nodes run different Qdrant versions: {', '.join(versions)}")
+    started = [part["started"] for part in parts.values() if part.get("started")]
+    finished = [part["finished"] for part in parts.values() if part.get("finished")]
+    manifest = {
+        "format": set_format,
+        "backup_id": reference["backup_id"],
+        "cluster": reference["cluster"],
+        "status": "complete" if not problems else "incomplete",
+        "problems": problems,
+        "qdrant_version": versions[0] if versions else None,
+        "peers": peers,
+        "collections": collections,
+        "started": min(started) if started else None,
+        "finished": max(finished) if finished else None,
+    }
+    manifest["bytes"] = sum(r["size"] for name in collections for r in manifest_records(manifest, name))
+    return manifest
+
+
+LEGACY_PART = re.compile(r"^parts/(\d{1,20})\.json$")  # formats 1 and 2
+NODE_PART = re.compile(r"^nodes/([^/]+)/part\.json$")  # format 3
+
+
+def _record_problem(
+    part: dict, layout: Layout, backup_id: str, node: str | None, peer_id: int | None
+) -> str | None:
+    """Why a part record read from S3 cannot be used, or None. Records are untrusted input: a node
+    may only vouch for its own keys, so a record must name the set, node and peer its key says."""
+    pid = part.get("peer_id")
+    if isinstance(pid, bool) or not isinstance(pid, int) or not 0 <= pid < 2**64:
+        return f"peer id {pid!r} is not an unsigned 64-bit integer"
+    if part.get("format", 1) not in ((3,) if node is not None else (1, 2)):
+        return f"format {part.get('format', 1)!r} does not belong under this key"
+    if part.get("backup_id") != backup_id:
+        return f"it names backup {part.get('backup_id')!r}, not {backup_id}"
+    if node is not None and part.get("node") != node:
+        return f"it names node {part.get('node')!r}, not {node!r}"
+    if peer_id is not None and pid != peer_id:
+        return f"it names peer {pid}, not {peer_id}"
+    if part.get("status") != "ok":
+        return None
+    groups = part.get("shards")
+    if node is None and "snapshots" in part:  # format 1: one record per collection
+        snapshots = part["snapshots"]
+        groups = {c: {"0": r} for c, r in snapshots.items()} if isinstance(snapshots, dict) else None
+    if not isinstance(groups, dict) or not all(isinstance(g, dict) for g in groups.values()):
+        return "its snapshot records are not a mapping per collection"
+    for collection, records in groups.items():
+        for shard, record in records.items():
+            usable = isinstance(record, dict) and isinstance(record.get("key"), str)
+            usable = usable and isinstance(record.get("sha256"), str) and type(record.get("size")) is int
+            if not usable:
+                return "a snapshot record lacks a key, size or sha256"
+            own = node is None or _own_key(
+                layout, backup_id, node, collection=collection, shard=shard, key=record["key"]
+            )
+            if not own:
+                return f"object {record['key']!r} is not this node's key for {collection!r} shard {shard!r}"
+    return None
+
+
+def _own_key(layout: Layout, backup_id: str, node: str, *, collection: str, shard: str, key: str) -> bool:
+    """Format 3: a node vouches only for objects under its own prefix, at the layout's key."""
+    if not (shard.isascii() and shard.isdigit() and NAME_PATTERN.match(collection)):
+        return False
+    return key == layout.node_shard_key(backup_id, node, collection, int(shard))
+
+
+def _read_parts(
+    s3_client, bucket: str, layout: Layout, backup_id: str, listed: list[dict]
+) -> dict[int, dict]:
+    """The set's part records by peer id, from the set's listing (either layout). A record that
+    cannot be read, names another set, node or peer than its key, or claims a peer another
+    record claims too, counts as a failed part: it never lends its content to the set."""
+    prefix = layout.set_prefix(backup_id)
+    parts: dict[int, dict] = {}
+    refused = -1  # refused records without a usable peer id get negative keys, still reported
+    for item in sorted(listed, key=lambda entry: entry["Key"]):
+        relative = item["Key"][len(prefix) :]
+        legacy, per_node = LEGACY_PART.match(relative), NODE_PART.match(relative)
+        if not (legacy or per_node) or (per_node and not NAME_PATTERN.match(per_node.group(1))):
+            continue
+        node, peer_id = (per_node.group(1), None) if per_node else (None, int(legacy.group(1)))
+        try:
+            part = s3.get_json(s3_client, bucket, item["Key"])
+        except BackupError as exc:
+            part = {"status": "unreadable", "error": str(exc)}
+        if part is None:
+            continue
+        readable = part.get("status") != "unreadable"
+        problem = readable and _record_problem(part, layout, backup_id, node, peer_id)
+        if problem:
+            part = {"status": "invalid", "error": f"{item['Key']} is refused: {problem}"}
+        key = part.get("peer_id", peer_id)
+        if key in parts:  # neither claimant lends its content: which one is genuine is unknown
+            error = f"two part records claim peer {key}, {item['Key']} one of them"
+            parts[key] = {**parts[key], "status": "invalid", "error": error}
+            part = {"status": "invalid", "error": error}
+        if key is None or key in parts:
+            key, refused = refused, refused - 1
+        parts[key] = {"backup_id": backup_id, "cluster": layout.cluster, **part, "peer_id": key}
+    return parts
+
+
+def _listed_problem(listed: list[dict]) -> Callable[[dict], str | None]:
+    """Check a snapshot record against a listing: present, and of the recorded size."""
+    sizes = {item["Key"]: item["Size"] for item in listed}
+
+    def problem(record: dict) -> str | None:
+        if record["key"] not in sizes:
+            return f"{record['key']} is missing"
+        if sizes[record["key"]] != record["size"]:
+            return f"{record['key']} holds {sizes[record['key']]} bytes, the part says {record['size']}"
+        return None
+
+    return problem
+
+
+def set_manifest(s3_client, settings: BackupSettings, backup_id: str, verify: bool = True) -> dict:
+    """The set as its part records and the objects now in S3 describe it; with `verify` each
+    object's size and recorded sha256 are read from S3, else its size from the listing."""
+    bucket, layout = settings.s3.bucket, settings.layout
+    check_name(backup_id, "backup id")
+    listed = s3.list_objects(s3_client, bucket, layout.set_prefix(backup_id))
+    parts = _read_parts(s3_client, bucket, layout, backup_id, listed)
+    if not parts:
+        raise ConfigError(
+            f"no backup {backup_id!r} for cluster {settings.cluster} in s3://{bucket}/"
+            f"{layout.cluster_prefix()}: see `qdrant-ops backup list`"
+        )
+    check = (lambda record: _object_problem(s3_client, bucket, record)) if verify else _listed_problem(listed)
+    return build_manifest(parts, check)
+
+
+# -- listing and retention --------------------------------------------------------------------------
+def list_sets(s3_client, settings: BackupSettings) -> list[dict]:
+    """Every set of the cluster, newest first, each built from its part records and checked
+    against the listing (sizes; `backup show` and restores also check sha256)."""
+    layout = settings.layout
+    grouped: dict[str, list[dict]] = {}
+    for item in s3.list_objects(s3_client, settings.s3.bucket, layout.cluster_prefix()):
+        backup_id = item["Key"][len(layout.cluster_prefix()) :].split("/", 1)[0]
+        grouped.setdefault(backup_id, []).append(item)
+    sets = []
+    for backup_id, items in grouped.items():
+        manifest = None
+        if NAME_PATTERN.match(backup_id):
+            parts = _read_parts(s3_client, settings.s3.bucket, layout, backup_id, items)
+            manifest = build_manifest(parts, _listed_problem(items)) if parts else None
+        uploaded = min(item["LastModified"] for item in items)
+        when = id_time(backup_id) or (
+            parse_iso_time(manifest["started"]) if manifest and manifest["started"] else uploaded
+        )
+        sets.append(
+            {
+                "backup_id": backup_id,
+                "time": iso_time(when),
+                "status": manifest["status"] if manifest else "incomplete",
+                "collections": sorted(manifest["collections"]) if manifest else [],
+                "peers": len(manifest["peers"]) if manifest else 0,
+                "bytes": sum(item["Size"] for item in items),
+                "objects": len(items),
+                "problems": manifest["problems"] if manifest else ["no part record: no node wrote its part"],
+            }
+        )
+    return sorted(sets, key=lambda s: (s["time"], s["backup_id"]), reverse=True)
