@@ -83,6 +83,10 @@ lint: $(STAMP) ## ruff and ansible-lint (production profile)
 pytest: $(STAMP) deps image ## the pytest suite (unit, integration, e2e)
 	$(BIN)/pytest $(PYTEST_ARGS)
 
+.PHONY: unit
+unit: $(STAMP) ## the pure tests (tests/unit): under a minute, no apt, Docker, moto or child processes
+	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
+
 .PHONY: molecule
 molecule: $(STAMP) image collections wheelhouse ## every molecule scenario under molecule/
 	@mkdir -p .cache

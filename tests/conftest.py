@@ -112,3 +112,29 @@ def stub_nodes():
         share_cluster(servers)
         populate_demo(servers[0].state)
         yield servers
+
+
+@pytest.fixture
+def grown(qdrant_stub, monkeypatch):
+    """Six shards, factor 2, placed on three peers; a fourth peer has just joined."""
+    monkeypatch.setenv("QDRANT_URL", qdrant_stub.url)
+    monkeypatch.setenv("QDRANT_API_KEY", "stub-secret-key")
+    state = qdrant_stub.state
+    state.create(
+        "cities", {"vectors": {"size": 4, "distance": "Cosine"}, "shard_number": 6, "replication_factor": 2}
+    )
+    state.replicas("cities")
+    state.peer_ids.append(1003)
+    return qdrant_stub
+
+
+@pytest.fixture
+def replacement_joined(qdrant_stub, monkeypatch):
+    """`cities` (6 shards, factor 2) placed over three peers, and a replacement peer just joined."""
+    monkeypatch.setenv("QDRANT_URL", qdrant_stub.url)
+    monkeypatch.setenv("QDRANT_API_KEY", "stub-secret-key")
+    qdrant_stub.state.create("cities", {"vectors": {"size": 4, "distance": "Cosine"}, "shard_number": 6,
+                                        "replication_factor": 2})  # fmt: skip
+    qdrant_stub.state.replicas("cities")  # placed over the three original peers
+    qdrant_stub.state.peer_ids.append(1003)  # the replacement joined
+    return qdrant_stub

@@ -2,7 +2,7 @@
 backup job (its part, list, show) with nothing more, writes nothing of another node's and deletes
 nothing; the monitoring host's pruning role prunes; another cluster's keys are out of reach.
 moto does not evaluate the s3:prefix condition on
-ListBucket (tests/unit/test_terraform.py checks that condition on the code) and authorises
+ListBucket (tests/integration/test_terraform.py checks that condition on the code) and authorises
 DeleteObjects on the bucket, not per key (see node_policy)."""
 
 from __future__ import annotations

@@ -16,8 +16,10 @@ import subprocess
 import sys
 import time
 from contextlib import ExitStack
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from qdrant_ops.backup import model
 from tests.support.qdrant_stub import QdrantStubServer, populate_demo, share_cluster
 from tests.support.s3 import MotoServer
 
@@ -82,6 +84,20 @@ def corrupt_one_object(s3_client, bucket: str, suffix: str = "/cities/0.snapshot
     damaged = body[:-1] + bytes([body[-1] ^ 1])  # same size, same recorded sha256 metadata
     s3_client.put_object(Bucket=bucket, Key=key, Body=damaged, Metadata=head["Metadata"])
     return key
+
+
+NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
+
+
+def daily_sets(days: int, status: str = "complete") -> list[dict]:
+    """One set per day at midnight, newest first, as list_sets returns them."""
+    sets = []
+    for age in range(days):
+        moment = (NOW - timedelta(days=age)).replace(hour=0)
+        sets.append(
+            {"backup_id": moment.strftime(model.ID_FORMAT), "time": model.iso_time(moment), "status": status}
+        )
+    return sets
 
 
 if __name__ == "__main__":

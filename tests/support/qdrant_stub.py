@@ -2,7 +2,7 @@
 
 It is not Qdrant and is never used where a real Qdrant is meant (QDRANT_BINARY tests, the lab).
 Request and response shapes follow the official spec (tests/data/qdrant-openapi-1.18.json, a copy
-of tests/data/qdrant-openapi-1.18.json); tests/unit/test_qdrant_stub_shapes.py validates every
+of tests/data/qdrant-openapi-1.18.json); tests/integration/test_qdrant_stub_shapes.py validates every
 response it serves against that spec. Defaults mirror Qdrant 1.18 (docs/qdrant-behaviour.md §2).
 """
 

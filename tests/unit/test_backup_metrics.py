@@ -1,11 +1,9 @@
-"""The textfile the backup and prune jobs leave for node_exporter: valid for promtool, replaced
-whole, keeping the last success and the failure count across runs."""
+"""The textfile the backup and prune jobs leave for node_exporter: replaced whole, keeping the last
+success and the failure count across runs (promtool's check: tests/integration)."""
 
 from __future__ import annotations
 
-import shutil
 import stat
-import subprocess
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
@@ -57,14 +55,3 @@ def test_a_damaged_previous_file_is_replaced(tmp_path):
     (tmp_path / "qdrant_ops_prune.prom").write_text("this is { not metrics\n")
     path = metrics.write_run_metrics(tmp_path, "prune", "prod", success=False, finished=5.0, duration=1)
     assert samples(path)["qdrant_ops_prune_failures_total"][1] == 1
-
-
-@pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool missing: run `make deps`")
-def test_promtool_accepts_the_file(tmp_path):
-    path = metrics.write_run_metrics(
-        tmp_path, "backup", "prod", success=True, finished=1000.0, duration=2, uploaded_bytes=1
-    )
-    result = subprocess.run(
-        ["promtool", "check", "metrics"], input=path.read_text(), capture_output=True, text=True
-    )
-    assert result.returncode == 0, result.stdout + result.stderr

@@ -1,24 +1,8 @@
 import argparse
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
-from qdrant_ops import __version__
 from qdrant_ops.cli import EXIT_USAGE, build_parser, main
-
-CLI = Path(sys.executable).with_name("qdrant-ops")
-
-
-def test_console_script_prints_version():
-    result = subprocess.run([str(CLI), "--version"], capture_output=True, text=True, check=True)
-    assert result.stdout.strip() == f"qdrant-ops {__version__}"
-
-
-def test_help_names_the_tool():
-    result = subprocess.run([str(CLI), "--help"], capture_output=True, text=True, check=True)
-    assert result.stdout.startswith("usage: qdrant-ops")
 
 
 def test_no_command_prints_help_and_fails(capsys):

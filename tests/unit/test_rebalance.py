@@ -1,6 +1,7 @@
 """Rebalance and drain planning, property-based over many placements (hypothesis), and the
-execution through `qdrant-ops cluster rebalance` and the qdrant_rebalance module against the REST
-stub. With a real Qdrant (grow 3 -> 4 under a writer, drain back): tests/e2e/test_rebalance_real_qdrant.py."""
+execution through `qdrant-ops cluster rebalance` against the REST stub (the module run by
+ansible-playbook: tests/integration/test_rebalance.py). With a real Qdrant (grow 3 -> 4 under a
+writer, drain back): tests/e2e/test_rebalance_real_qdrant.py."""
 
 from __future__ import annotations
 
@@ -8,13 +9,11 @@ import json
 from collections import Counter
 
 import pytest
-import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from qdrant_ops.cli import EXIT_ERROR, main
 from qdrant_ops.cluster import rebalance
-from tests.support.playbook import run_playbook, task_results
 
 
 @st.composite
@@ -113,18 +112,6 @@ def test_bad_drains_are_refused(peers, drain, message):
 
 
 # -- execution against the stub ----------------------------------------------------------------------
-@pytest.fixture
-def grown(qdrant_stub, monkeypatch):
-    """Six shards, factor 2, placed on three peers; a fourth peer has just joined."""
-    monkeypatch.setenv("QDRANT_URL", qdrant_stub.url)
-    monkeypatch.setenv("QDRANT_API_KEY", "stub-secret-key")
-    state = qdrant_stub.state
-    state.create(
-        "cities", {"vectors": {"size": 4, "distance": "Cosine"}, "shard_number": 6, "replication_factor": 2}
-    )
-    state.replicas("cities")
-    state.peer_ids.append(1003)
-    return qdrant_stub
 
 
 def loads(stub) -> Counter:
@@ -154,22 +141,3 @@ def test_cli_drain_and_its_refusal(grown, capsys):
     grown.state.peer_ids.remove(1003)
     assert main(["cluster", "rebalance", "--drain", "1001"]) == EXIT_ERROR  # factor 2 on 2 peers
     assert "only 1 peers would remain" in capsys.readouterr().err
-
-
-def test_module_changed_and_check_mode(grown, tmp_path):
-    playbook = tmp_path / "rebalance.yml"
-    playbook.write_text(yaml.safe_dump([{
-        "hosts": "localhost", "gather_facts": False,
-        "tasks": [{"qdrant_rebalance": {"url": [grown.url], "api_key": "stub-secret-key"}}],
-    }]))  # fmt: skip
-
-    def run(*flags):
-        python = "ansible_python_interpreter={{ ansible_playbook_python }}"
-        result, report = run_playbook(playbook, "-i", "localhost,", "-c", "local", *flags, "-e", python)
-        assert result.returncode == 0, result.stdout[-3000:]
-        return task_results(report)["localhost"]
-
-    checked = run("--check")
-    assert checked["changed"] and checked["moves"] == 3 and grown.state.replications == []
-    assert run()["moves"] == 3
-    assert not run()["changed"]

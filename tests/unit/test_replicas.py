@@ -7,11 +7,9 @@ from __future__ import annotations
 import json
 
 import pytest
-import yaml
 
 from qdrant_ops.cli import EXIT_ERROR, main
 from qdrant_ops.cluster import replicas
-from tests.support.playbook import run_playbook, task_results
 
 
 def spread(shards: int, factor: int, peers: list[int]) -> list[dict]:
@@ -49,14 +47,7 @@ def test_plan_refusals(placement, factor, peers, message):
 
 
 @pytest.fixture
-def cli(qdrant_stub, monkeypatch, capsys):
-    monkeypatch.setenv("QDRANT_URL", qdrant_stub.url)
-    monkeypatch.setenv("QDRANT_API_KEY", "stub-secret-key")
-    qdrant_stub.state.create("cities", {"vectors": {"size": 4, "distance": "Cosine"}, "shard_number": 6,
-                                        "replication_factor": 2})  # fmt: skip
-    qdrant_stub.state.replicas("cities")  # placed over the three original peers
-    qdrant_stub.state.peer_ids.append(1003)  # the replacement joined
-
+def cli(replacement_joined, capsys):
     def run(*argv):
         code = main(list(argv))
         out, err = capsys.readouterr()
@@ -115,32 +106,3 @@ def test_repair_refuses_to_drop_the_only_replica_unless_allowed(cli, qdrant_stub
     code, out, err = cli("cluster", "repair", "--remove-peer", "1002", "--allow-data-loss", "--json")
     assert code == 0, err
     assert json.loads(out)["removed_peers"] == [1002] and 1002 not in qdrant_stub.state.peer_ids
-
-
-# -- the qdrant_replicas module (replace_node.yml's steps) against the stub -----------------------------
-def run_module(tmp_path, qdrant_stub, *flags: str, **options) -> dict:
-    playbook = tmp_path / "replicas.yml"
-    playbook.write_text(yaml.safe_dump([{
-        "hosts": "localhost", "gather_facts": False,
-        "tasks": [{"qdrant_replicas": {"url": [qdrant_stub.url], "api_key": "stub-secret-key", **options}}],
-    }]))  # fmt: skip
-    python = "ansible_python_interpreter={{ ansible_playbook_python }}"
-    result, report = run_playbook(playbook, "-i", "localhost,", "-c", "local", *flags, "-e", python)
-    assert result.returncode == 0, result.stdout[-3000:]
-    return task_results(report)["localhost"]
-
-
-def test_module_removes_then_refills_with_accurate_changed_and_check_mode(cli, qdrant_stub, tmp_path):
-    planned = run_module(tmp_path, qdrant_stub, "--check", remove_peers=[1002], prefer_peer=1003)
-    assert planned["changed"] and len(planned["replications"]) == 4 and 1002 in qdrant_stub.state.peer_ids
-
-    removed = run_module(tmp_path, qdrant_stub, remove_peers=[1002], replicate=False)
-    assert removed["changed"] and removed["removed_peers"] == [1002] and removed["replications"] == []
-    assert qdrant_stub.state.replications == []  # only removed: the replicas wait for the new node
-
-    refilled = run_module(tmp_path, qdrant_stub, remove_peers=[1002], prefer_peer=1003)
-    assert refilled["changed"] and refilled["removed_peers"] == []
-    assert {r["to_peer"] for r in refilled["replications"]} == {1003} and len(refilled["replications"]) == 4
-
-    again = run_module(tmp_path, qdrant_stub, remove_peers=[1002], prefer_peer=1003)
-    assert not again["changed"]

@@ -1,6 +1,6 @@
 """Prometheus textfile metrics for the backup and prune jobs, read by node_exporter's textfile
 collector. The names are defined here once; files/alerts/backup.rules.yml uses the same names and
-tests/unit/test_alert_rules.py checks that they agree.
+tests/integration/test_alert_rules.py checks that they agree.
 
 A run reads the previous file first, so the last success time and the failure counter survive a
 failed run. The file is replaced atomically (prometheus_client writes a temp file and renames it),

@@ -1,0 +1,29 @@
+"""The qdrant_rebalance module run by ansible-playbook against the REST stub (planning and the
+CLI: tests/unit/test_rebalance.py)."""
+
+from __future__ import annotations
+
+import yaml
+
+from tests.support.playbook import run_playbook, task_results
+
+# -- execution against the stub ----------------------------------------------------------------------
+
+
+def test_module_changed_and_check_mode(grown, tmp_path):
+    playbook = tmp_path / "rebalance.yml"
+    playbook.write_text(yaml.safe_dump([{
+        "hosts": "localhost", "gather_facts": False,
+        "tasks": [{"qdrant_rebalance": {"url": [grown.url], "api_key": "stub-secret-key"}}],
+    }]))  # fmt: skip
+
+    def run(*flags):
+        python = "ansible_python_interpreter={{ ansible_playbook_python }}"
+        result, report = run_playbook(playbook, "-i", "localhost,", "-c", "local", *flags, "-e", python)
+        assert result.returncode == 0, result.stdout[-3000:]
+        return task_results(report)["localhost"]
+
+    checked = run("--check")
+    assert checked["changed"] and checked["moves"] == 3 and grown.state.replications == []
+    assert run()["moves"] == 3
+    assert not run()["changed"]

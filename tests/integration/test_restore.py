@@ -1,0 +1,283 @@
+"""Restore from a backup set, through the CLI, against three stub nodes that share one cluster state
+(the stub's snapshots carry their points, so a recover really brings them back) and a moto S3
+endpoint: per-shard (format 3) restores, a format 1 set node by node, each refusal with nothing
+changed, a dry run, and a restore that comes out different (the pure planning: tests/unit). The
+same procedure against a real Qdrant cluster is in tests/e2e/test_restore_real_qdrant.py."""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections import Counter
+from itertools import pairwise
+
+import pytest
+import yaml
+
+from qdrant_ops.backup import model, node_part, s3
+from qdrant_ops.backup.s3 import S3Settings
+from qdrant_ops.cli import EXIT_ERROR, main
+from tests.support.backup_fixtures import corrupt_one_object
+from tests.support.s3 import TEST_CREDENTIALS
+
+API_KEY = "stub-secret-key"
+
+
+BACKUP_ID = "20261124T000000Z"
+
+
+@pytest.fixture
+def cluster(stub_nodes, tmp_path, s3_server, s3_bucket):
+    """Three stub nodes with a backup config each; the original points of the demo collections."""
+    (tmp_path / "api-key").write_text(API_KEY)
+    configs = []
+    for index, node in enumerate(stub_nodes):
+        config = tmp_path / f"backup-{index}.yml"
+        config.write_text(yaml.safe_dump({
+            "cluster": "prod",
+            "qdrant": {"url": node.url, "api_key_file": str(tmp_path / "api-key")},
+            "s3": {"bucket": s3_bucket, "prefix": "qdrant-backups", "endpoint_url": s3_server.endpoint_url,
+                   "region": TEST_CREDENTIALS["region_name"], "max_attempts": 1,
+                   "access_key": TEST_CREDENTIALS["aws_access_key_id"],
+                   "secret_key": TEST_CREDENTIALS["aws_secret_access_key"]},
+            "metrics_dir": str(tmp_path / "textfiles"),
+        }))  # fmt: skip
+        configs.append(str(config))
+    original = copy.deepcopy(stub_nodes[0].state.points)
+    return stub_nodes, configs, original
+
+
+def backup_all(configs, backup_id=BACKUP_ID, count=None):
+    for config in configs[:count]:
+        assert main(["backup", "run", "--config", config, "--backup-id", backup_id]) == 0
+
+
+def drop_everything(nodes) -> None:
+    nodes[0].state.collections.clear()  # shared by the three stub nodes
+    nodes[0].state.points.clear()
+    nodes[0].state.placement.clear()
+
+
+def staged_files(tmp_path) -> list:
+    return sorted((tmp_path / "staging").rglob("*.snapshot*"))
+
+
+def run_restore(capsys, tmp_path, nodes, configs, *extra) -> tuple[int, str, str]:
+    capsys.readouterr()  # what the backups printed
+    node_args = [arg for node in nodes for arg in ("--node", node.url)]
+    code = main(
+        ["restore", "--config", configs[0], *node_args, "--staging-dir", str(tmp_path / "staging"), *extra]
+    )
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def recovered(nodes) -> Counter:
+    return Counter(
+        (name, shard, priority) for node in nodes for name, shard, priority in node.state.recovered
+    )
+
+
+def test_every_collection_deleted_then_restored_shard_by_shard(cluster, capsys, tmp_path):
+    nodes, configs, original = cluster
+    backup_all(configs)
+    drop_everything(nodes)
+
+    code, out, err = run_restore(capsys, tmp_path, nodes, configs, "--json")
+
+    assert code == 0, err
+    report = json.loads(out)
+    assert report["backup_id"] == BACKUP_ID and report["problems"] == [] and report["format"] == 3
+    assert nodes[0].state.points == original
+    # every replica of every shard recovered once (the demo collections have one replica), no_sync
+    expected = {("cities", s, "no_sync") for s in range(6)} | {("places", s, "no_sync") for s in range(3)}
+    assert recovered(nodes) == Counter(expected)
+    assert all(node.state.recovered for node in nodes)
+    info = nodes[1].state.info("cities")
+    assert info["config"]["params"]["shard_number"] == 6  # created from the manifest's config
+    assert staged_files(tmp_path) == []  # cleaned up
+    assert API_KEY not in out + err
+
+
+def test_existing_collections_are_replaced_only_with_overwrite(cluster, capsys, tmp_path):
+    nodes, configs, original = cluster
+    backup_all(configs)
+    nodes[0].state.points["cities"][0]["payload"] = {"city": "changed after the backup"}
+    code, _, err = run_restore(capsys, tmp_path, nodes, configs)
+    assert code == EXIT_ERROR and "already exist on the target: pass overwrite" in err
+    assert not recovered(nodes)
+    code, _, err = run_restore(capsys, tmp_path, nodes, configs, "--overwrite", "--collection", "cities")
+    assert code == 0, err
+    assert nodes[0].state.points["cities"] == original["cities"]
+    deletes = [
+        r for n in nodes for r in n.state.requests if r[0] == "DELETE" and r[1] == "/collections/cities"
+    ]
+    assert len(deletes) == 1
+
+
+def write_format1_set(nodes, settings: model.BackupSettings, s3_client, backup_id: str = BACKUP_ID) -> None:
+    """A set as qdrant-ops wrote it before shard snapshots: a collection snapshot per node."""
+    layout = settings.layout
+    from qdrant_ops.client import ClusterClient  # noqa: PLC0415
+
+    for node in nodes:
+        with ClusterClient([node.url], API_KEY) as client:
+            peer_id, peers = node_part.node_identity(client, node.url)
+            part = {"format": 1, "backup_id": backup_id, "cluster": settings.cluster, "node": node.url,
+                    "peer_id": peer_id, "peers": peers, "qdrant_version": client.version(), "status": "ok",
+                    "started": "2026-11-24T00:00:00Z", "finished": "2026-11-24T00:01:00Z",
+                    "collections": {}, "snapshots": {}}  # fmt: skip
+            for name in ("cities", "places"):
+                part["collections"][name] = node_part.collection_view(client, name, 32)
+                key = layout.snapshot_key(backup_id, name, peer_id)
+                meta = {"collection": name, "peer-id": str(peer_id), "backup-id": backup_id}
+                part["snapshots"][name] = node_part.snapshot_to_s3(
+                    client, node.url, settings, s3_client, key=key, metadata=meta
+                )
+        s3.put_json(s3_client, settings.s3.bucket, layout.part_key(backup_id, peer_id), part)
+
+
+def test_a_format_1_set_is_restored_node_by_node(cluster, capsys, tmp_path, s3_client, s3_bucket, s3_server):
+    nodes, configs, original = cluster
+    settings = model.BackupSettings(
+        "prod",
+        S3Settings(bucket=s3_bucket, prefix="qdrant-backups", endpoint_url=s3_server.endpoint_url,
+                   region=TEST_CREDENTIALS["region_name"], access_key=TEST_CREDENTIALS["aws_access_key_id"],
+                   secret_key=TEST_CREDENTIALS["aws_secret_access_key"]),
+    )  # fmt: skip
+    write_format1_set(nodes, settings, s3_client)
+    drop_everything(nodes)
+
+    code, out, err = run_restore(capsys, tmp_path, nodes, configs, "--json")
+
+    assert code == 0, err
+    assert json.loads(out)["format"] == 1
+    assert nodes[0].state.points == original
+    for node in nodes:  # its own part of each collection, explicit priority
+        assert {(name, priority) for name, _, priority in node.state.recovered} == {
+            ("cities", "snapshot"),
+            ("places", "snapshot"),
+        }
+    order = [node.state.recover_order for node in nodes]  # node by node
+    assert all(max(before) < min(after) for before, after in pairwise(order)), order
+
+
+def tamper_part(s3_client, bucket, change) -> None:
+    key = f"qdrant-backups/prod/{BACKUP_ID}/nodes/peer-1000/part.json"
+    part = json.loads(s3_client.get_object(Bucket=bucket, Key=key)["Body"].read())
+    change(part)
+    s3_client.put_object(Bucket=bucket, Key=key, Body=json.dumps(part).encode())
+
+
+REFUSALS = {
+    "incomplete set": ("is incomplete", []),
+    "other minor version": ("restore only into the same minor version", []),
+    "peer map on a shard set": (
+        "a peer map applies to format 1 sets only",
+        ["--map", "1000=http://127.0.0.1:1"],
+    ),
+    "unknown collection": ("has no collection nope", ["--collection", "nope"]),
+    "key outside the layout": ("is not this node's key", []),
+    "bad parallel": ("--parallel must be at least 1", ["--parallel", "0"]),
+}
+
+
+@pytest.mark.parametrize("case", list(REFUSALS))
+def test_refusals_change_nothing(case, cluster, capsys, tmp_path, s3_client, s3_bucket):
+    nodes, configs, _ = cluster
+    message, extra = REFUSALS[case]
+    backup_all(configs, count=2 if case == "incomplete set" else None)
+    drop_everything(nodes)
+    if case == "other minor version":
+        for node in nodes:
+            node.state.version = "1.19.0"
+    elif case == "key outside the layout":
+
+        def elsewhere(part):  # shard 0 names shard 3's object, size and sha256: all else checks out
+            part["shards"]["cities"]["0"] = dict(part["shards"]["cities"]["3"])
+
+        tamper_part(s3_client, s3_bucket, elsewhere)
+    before = [len(node.state.requests) for node in nodes]
+
+    code, _, err = run_restore(
+        capsys,
+        tmp_path,
+        nodes,
+        configs,
+        *extra,
+        *(["--backup-id", BACKUP_ID] if case in ("incomplete set", "key outside the layout") else []),
+    )
+
+    assert code == EXIT_ERROR and message in err, err
+    assert "Traceback" not in err
+    assert not recovered(nodes) and nodes[0].state.collections == {}
+    for node, count in zip(nodes, before, strict=True):
+        changes = [r for r in node.state.requests[count:] if r[0] in ("PUT", "POST", "PATCH", "DELETE")]
+        assert changes == [], changes
+    assert staged_files(tmp_path) == []  # downloads removed
+
+
+def test_a_damaged_object_found_mid_restore_leaves_nothing_behind(
+    cluster, capsys, tmp_path, s3_client, s3_bucket
+):
+    """Into a target without the collections, recoveries start while later objects download; the
+    last object of the plan is damaged, so some shards are already recovered when it is found."""
+    nodes, configs, _ = cluster
+    backup_all(configs)
+    drop_everything(nodes)
+    corrupt_one_object(s3_client, s3_bucket, suffix="/places/2.snapshot")
+
+    code, _, err = run_restore(capsys, tmp_path, nodes, configs)
+
+    assert code == EXIT_ERROR and "checksum mismatch for s3://" in err and "Traceback" not in err
+    assert recovered(nodes)  # work had started: the pipeline is real
+    assert nodes[0].state.collections == {}  # and was undone: no half-restored collection serves
+    assert "cities: deleted again, the restore failed" in err
+    assert staged_files(tmp_path) == []
+
+
+def test_a_damaged_object_never_touches_the_collection_it_would_replace(
+    cluster, capsys, tmp_path, s3_client, s3_bucket
+):
+    nodes, configs, original = cluster
+    backup_all(configs)
+    corrupt_one_object(s3_client, s3_bucket, suffix="/places/2.snapshot")
+    before = [len(node.state.requests) for node in nodes]
+
+    code, _, err = run_restore(capsys, tmp_path, nodes, configs, "--overwrite")
+
+    assert code == EXIT_ERROR and "checksum mismatch for s3://" in err
+    assert nodes[0].state.points == original and not recovered(nodes)
+    for node, count in zip(nodes, before, strict=True):
+        changes = [r for r in node.state.requests[count:] if r[0] in ("PUT", "POST", "PATCH", "DELETE")]
+        assert changes == [], changes
+    assert staged_files(tmp_path) == []
+
+
+def test_the_old_node_form_is_refused_with_the_new_one(cluster, capsys, tmp_path):
+    nodes, configs, _ = cluster
+    code = main(["restore", "--config", configs[0], "--node", f"{nodes[0].url}=/var/lib/qdrant/snapshots"])
+    assert code == EXIT_ERROR and "--node takes a URL only" in capsys.readouterr().err
+
+
+def test_dry_run_checks_and_prints_the_plan(cluster, capsys, tmp_path):
+    nodes, configs, _ = cluster
+    backup_all(configs)
+    drop_everything(nodes)
+    code, out, _ = run_restore(capsys, tmp_path, nodes, configs, "--dry-run")
+    assert code == 0 and "dry run, nothing changed" in out and "format 3" in out
+    assert out.count("cities") == 6 and out.count("places") == 3  # one row a shard
+    assert not recovered(nodes) and nodes[0].state.collections == {}
+    assert staged_files(tmp_path) == []
+
+
+def test_a_restore_that_comes_out_different_fails_and_says_how(cluster, capsys, tmp_path):
+    nodes, configs, _ = cluster
+    backup_all(configs)
+    drop_everything(nodes)
+    for node in nodes:
+        node.state.recover_loses_points = 1  # each shard's recover drops its last point
+    code, _, err = run_restore(capsys, tmp_path, nodes, configs)
+    assert code == EXIT_ERROR
+    assert "differs from the backup: cities: 4 points, the backup has 10" in err
+    assert "sampled point 9 is missing" in err
