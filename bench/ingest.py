@@ -1,6 +1,6 @@
 """Bulk ingest: `qdrant-ops ingest` against qdrant-client `upload_points`, same data, same server.
 
-    .venv/bin/python bench/engine.py [--count 200000] [--dim 384] [--format parquet|jsonl]
+    .venv/bin/python bench/ingest.py [--count 200000] [--dim 384] [--format parquet|jsonl]
                                      [--encode-only] [--rounds 2]
 
 Server: a real 3-node Qdrant cluster when QDRANT_BINARY is set (collection with 6 shards);

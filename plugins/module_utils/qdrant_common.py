@@ -22,7 +22,7 @@ try:
 
     QDRANT_OPS_IMPORT_ERROR = None
 except ImportError:
-    backup_job = None
+    job = None
     ClusterClient = None
     QdrantOpsError = Exception
     TRANSFER_METHODS = None  # the module fails in require_qdrant_ops before using it
@@ -85,49 +85,35 @@ def run_module(module, body: Callable, *, connect: bool = True) -> None:
 
 
 # The backup config (the file the qdrant_backup role writes), each key overridable by an option:
-# option -> (config file section, key). Used by qdrant_snapshot and qdrant_restore.
-BACKUP_CONFIG_KEYS = {
-    "cluster": (None, "cluster"),
-    "node": (None, "node"),
-    "collections": (None, "collections"),
-    "url": ("qdrant", "url"),
-    "api_key": ("qdrant", "api_key"),
-    "ca_cert": ("qdrant", "ca_file"),
-    "validate_certs": ("qdrant", "verify"),
-    "timeout": ("qdrant", "timeout"),
-    "s3_bucket": ("s3", "bucket"),
-    "s3_prefix": ("s3", "prefix"),
-    "s3_region": ("s3", "region"),
-    "s3_endpoint_url": ("s3", "endpoint_url"),
-    "s3_access_key": ("s3", "access_key"),
-    "s3_secret_key": ("s3", "secret_key"),
-    "part_size_mib": ("s3", "part_size_mib"),
-    "concurrency": ("s3", "concurrency"),
+# option -> (config file section, key, argument spec). Used by qdrant_snapshot and qdrant_restore.
+BACKUP_CONFIG_OPTIONS = {
+    "cluster": (None, "cluster", {"type": "str"}),
+    "node": (None, "node", {"type": "str"}),
+    "collections": (None, "collections", {"type": "list", "elements": "str"}),
+    "url": ("qdrant", "url", {"type": "str"}),
+    "api_key": ("qdrant", "api_key", {"type": "str", "no_log": True}),
+    "ca_cert": ("qdrant", "ca_file", {"type": "path"}),
+    "validate_certs": ("qdrant", "verify", {"type": "bool"}),
+    "timeout": ("qdrant", "timeout", {"type": "float"}),
+    "s3_bucket": ("s3", "bucket", {"type": "str"}),
+    "s3_prefix": ("s3", "prefix", {"type": "str"}),
+    "s3_region": ("s3", "region", {"type": "str"}),
+    "s3_endpoint_url": ("s3", "endpoint_url", {"type": "str"}),
+    "s3_access_key": ("s3", "access_key", {"type": "str", "no_log": True}),
+    "s3_secret_key": ("s3", "secret_key", {"type": "str", "no_log": True}),
+    "part_size_mib": ("s3", "part_size_mib", {"type": "int"}),
+    "concurrency": ("s3", "concurrency", {"type": "int"}),
 }
 BACKUP_CONFIG_ARGUMENT_SPEC = {
     "config_file": {"type": "path"},
-    "cluster": {"type": "str"},
-    "node": {"type": "str"},
-    "url": {"type": "str"},
-    "api_key": {"type": "str", "no_log": True},
-    "ca_cert": {"type": "path"},
-    "validate_certs": {"type": "bool"},
-    "timeout": {"type": "float"},
-    "s3_bucket": {"type": "str"},
-    "s3_prefix": {"type": "str"},
-    "s3_region": {"type": "str"},
-    "s3_endpoint_url": {"type": "str"},
-    "s3_access_key": {"type": "str", "no_log": True},
-    "s3_secret_key": {"type": "str", "no_log": True},
-    "part_size_mib": {"type": "int"},
-    "concurrency": {"type": "int"},
+    **{option: spec for option, (_, _, spec) in BACKUP_CONFIG_OPTIONS.items()},
 }
 
 
 def load_backup_config(params: dict):
     """The config file's settings with the options given taking precedence."""
     data = job.read_file(params["config_file"]) if params["config_file"] else {}
-    for option, (section, key) in BACKUP_CONFIG_KEYS.items():
+    for option, (section, key, _) in BACKUP_CONFIG_OPTIONS.items():
         if params.get(option) is None:
             continue
         if section is None:

@@ -185,7 +185,7 @@ try:
     from qdrant_ops.ingest import engine, sources
     from qdrant_ops.ingest.wire import ORDERINGS
 except ImportError:
-    ingest, ORDERINGS = None, None  # reported by run_module
+    ORDERINGS = None  # the rest is reported by run_module before any use
 
 
 ARGUMENT_SPEC = {

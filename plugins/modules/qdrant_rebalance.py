@@ -22,11 +22,6 @@ options:
   drain:
     description: Peer id to empty before it leaves the cluster.
     type: int
-  method:
-    description: Shard transfer method.
-    type: str
-    choices: [stream_records, snapshot, wal_delta]
-    default: stream_records
   incoming_limit:
     description: Transfers a peer receives at once (Qdrant's incoming_shard_transfers_limit).
     type: int
@@ -35,11 +30,7 @@ options:
     description: Transfers a peer sends at once (Qdrant's outgoing_shard_transfers_limit).
     type: int
     default: 1
-  transfer_timeout:
-    description: Seconds allowed for each batch of transfers.
-    type: float
-    default: 3600
-extends_documentation_fragment: [qdrant_connection]
+extends_documentation_fragment: [qdrant_connection, qdrant_transfer]
 author: qdrant-ops team
 """
 
@@ -77,11 +68,6 @@ from ansible.module_utils.qdrant_common import (
     run_module,
 )
 
-try:
-    from qdrant_ops.cluster import rebalance
-except ImportError:
-    rebalance = None  # reported by client_from_module
-
 ARGUMENT_SPEC = {
     **CONNECTION_ARGUMENT_SPEC,
     "drain": {"type": "int"},
@@ -92,6 +78,8 @@ ARGUMENT_SPEC = {
 
 
 def balance(module, client) -> dict:
+    from qdrant_ops.cluster import rebalance  # here: a missing library is reported by run_module
+
     params = module.params
     plan = rebalance.rebalance(
         client, drain=params["drain"], method=params["method"], incoming_limit=params["incoming_limit"],

@@ -37,16 +37,7 @@ options:
   prefer_peer:
     description: Put new replicas on this peer first (the replacement node).
     type: int
-  method:
-    description: Shard transfer method.
-    type: str
-    choices: [stream_records, snapshot, wal_delta]
-    default: stream_records
-  transfer_timeout:
-    description: Seconds allowed for each transfer to finish.
-    type: float
-    default: 3600
-extends_documentation_fragment: [qdrant_connection]
+extends_documentation_fragment: [qdrant_connection, qdrant_transfer]
 author: qdrant-ops team
 """
 
@@ -81,12 +72,6 @@ from ansible.module_utils.qdrant_common import (
     run_module,
 )
 
-try:
-    from qdrant_ops.cluster import replicas
-except ImportError:
-    replicas = None  # reported by client_from_module
-
-
 ARGUMENT_SPEC = {
     **CONNECTION_ARGUMENT_SPEC,
     "remove_peers": {"type": "list", "elements": "int", "default": []},
@@ -98,6 +83,8 @@ ARGUMENT_SPEC = {
 
 
 def repair(module, client) -> dict:
+    from qdrant_ops.cluster import replicas  # here: a missing library is reported by run_module
+
     params = module.params
     removed, plan = replicas.repair(
         client, remove=params["remove_peers"], replicate=params["replicate"],

@@ -117,14 +117,8 @@ from ansible.module_utils.qdrant_common import (
     run_module,
 )
 
-try:
-    from qdrant_ops.backup import restore, s3
-except ImportError:
-    restore = None  # reported by require_qdrant_ops
-
 ARGUMENT_SPEC = {
     "backup_id": {"type": "str"},
-    "collections": {"type": "list", "elements": "str"},
     "nodes": {"type": "list", "elements": "str", "required": True},
     "peer_map": {"type": "dict"},
     "overwrite": {"type": "bool", "default": False},
@@ -136,6 +130,8 @@ ARGUMENT_SPEC = {
 
 
 def run_restore(module) -> dict:
+    from qdrant_ops.backup import restore, s3  # here: a missing library is reported by run_module
+
     params = module.params
     try:
         peer_map = {int(k): v for k, v in (params["peer_map"] or {}).items()}

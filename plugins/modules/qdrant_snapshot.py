@@ -104,6 +104,7 @@ deleted_objects:
   type: int
 """
 
+import contextlib
 from datetime import UTC, datetime
 
 from ansible.module_utils.basic import AnsibleModule
@@ -113,16 +114,13 @@ from ansible.module_utils.qdrant_common import (
     run_module,
 )
 
-try:
+with contextlib.suppress(ImportError):  # reported by run_module before any of these is used
     from qdrant_ops.backup import catalog, job, model, node_part, retention, s3
-except ImportError:
-    backup = None  # reported by require_qdrant_ops
 
 ARGUMENT_SPEC = {
     "state": {"type": "str", "choices": ["present", "list", "absent"], "default": "present"},
     "backup_id": {"type": "str"},
     "force": {"type": "bool", "default": False},
-    "collections": {"type": "list", "elements": "str"},
     **BACKUP_CONFIG_ARGUMENT_SPEC,
 }
 

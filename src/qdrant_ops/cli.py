@@ -13,7 +13,7 @@ import json
 import os
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import yaml
@@ -390,6 +390,24 @@ def _named(items: list[str] | None, what: str) -> dict[str, str]:
     return result
 
 
+def print_progress(stream=sys.stderr) -> Callable[[dict], None]:
+    """A one-line progress display (points, points/s, percent, ETA) for a terminal."""
+
+    def show(state: dict) -> None:
+        rate = state["written"] / state["seconds"] if state["seconds"] > 0 else 0.0
+        fraction = state.get("fraction")
+        eta = ""
+        if fraction and 0 < fraction < 1:
+            left = state["seconds"] * (1 - fraction) / fraction
+            eta = f"  {fraction:6.1%}  ETA {int(left // 60)}m{int(left % 60):02d}s"
+        stream.write(
+            f"\r{state['written']:>12,} points  {rate:>10,.0f}/s{eta}  retries {state['retries']}   "
+        )
+        stream.flush()
+
+    return show
+
+
 def cmd_ingest(args: argparse.Namespace) -> int:
     options, mapping = engine.load_plan({
         "collection": args.collection, "batch_size": args.batch_size, "workers": args.workers,
@@ -404,7 +422,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     })  # fmt: skip
     # The bucket comes from the s3:// URL; these settings only build the client.
     settings = s3.S3Settings(bucket="-", endpoint_url=args.s3_endpoint_url, region=args.s3_region)
-    show = engine.print_progress() if sys.stderr.isatty() and not args.json else None
+    show = print_progress() if sys.stderr.isatty() and not args.json else None
     log = (lambda line: print(line, file=sys.stderr)) if not args.json else (lambda _line: None)
     with make_client(args) as client:
         try:
@@ -498,10 +516,14 @@ def _connection_options() -> argparse.ArgumentParser:
     )
     group.add_argument("--api-key-file", help="file holding the API key (default: $QDRANT_API_KEY)")
     group.add_argument("--ca-file", help="CA bundle to verify the nodes' TLS certificates")
-    group.add_argument("--insecure", action="store_true", help="do not verify TLS certificates")
+    _flag(group, "--insecure", "do not verify TLS certificates")
     group.add_argument("--timeout", type=float, default=30.0, help="seconds per request (default 30)")
-    common.add_argument("--json", action="store_true", help="machine-readable output")
+    _flag(common, "--json", "machine-readable output")
     return common
+
+
+def _flag(parser: argparse.ArgumentParser, name: str, help: str) -> None:
+    parser.add_argument(name, action="store_true", help=help)
 
 
 def _ingest_parser(commands, conn: argparse.ArgumentParser) -> None:
@@ -550,15 +572,13 @@ def _ingest_parser(commands, conn: argparse.ArgumentParser) -> None:
         "--dead-letter", metavar="PATH", help="append bad records here (JSONL) instead of stopping"
     )
     ing.add_argument("--checkpoint", metavar="PATH", help="record completed ranges here")
-    ing.add_argument("--resume", action="store_true", help="skip the ranges the checkpoint holds")
-    ing.add_argument("--defer-indexing", action="store_true", help="indexing_threshold 0 during the load")
+    _flag(ing, "--resume", "skip the ranges the checkpoint holds")
+    _flag(ing, "--defer-indexing", "indexing_threshold 0 during the load")
     ing.add_argument(
         "--indexing-threshold", type=int, help="value after a deferred load (default: the previous)"
     )
-    ing.add_argument("--wait-green", action="store_true", help="wait for the collection to turn green")
-    ing.add_argument(
-        "--no-verify", action="store_true", help="skip the final check of counts and sampled ids"
-    )
+    _flag(ing, "--wait-green", "wait for the collection to turn green")
+    _flag(ing, "--no-verify", "skip the final check of counts and sampled ids")
     ing.add_argument("--s3-endpoint-url", help="S3 endpoint for s3:// sources (default: AWS)")
     ing.add_argument("--s3-region", help="region of the s3:// source's bucket")
     ing.set_defaults(handler=cmd_ingest)
@@ -576,10 +596,10 @@ def _cluster_parser(commands, conn: argparse.ArgumentParser) -> None:
     repair.add_argument(
         "--remove-peer", type=int, action="append", help="dead peer to remove (force), repeatable"
     )
-    repair.add_argument(
+    _flag(
+        repair,
         "--allow-data-loss",
-        action="store_true",
-        help="remove a dead peer even if it holds the only Active replica of a shard (that data is lost)",
+        "remove a dead peer even if it holds the only Active replica of a shard (that data is lost)",
     )
     repair.add_argument(
         "--to-peer", type=int, help="put the new replicas on this peer first (the replacement)"
@@ -590,7 +610,7 @@ def _cluster_parser(commands, conn: argparse.ArgumentParser) -> None:
         choices=list(replicas.METHODS),
         help="Qdrant's shard transfer method",
     )
-    repair.add_argument("--dry-run", action="store_true", help="print the plan, change nothing")
+    _flag(repair, "--dry-run", "print the plan, change nothing")
     repair.set_defaults(handler=cmd_cluster_repair)
     balance = cluster_cmd.add_parser(
         "rebalance", parents=[conn], help="spread shard replicas evenly (or empty one peer with --drain)"
@@ -608,7 +628,7 @@ def _cluster_parser(commands, conn: argparse.ArgumentParser) -> None:
     balance.add_argument(
         "--outgoing-limit", type=int, default=1, help="transfers a peer sends at once (Qdrant: 1)"
     )
-    balance.add_argument("--dry-run", action="store_true", help="print the plan as a table, change nothing")
+    _flag(balance, "--dry-run", "print the plan as a table, change nothing")
     balance.set_defaults(handler=cmd_cluster_rebalance)
 
 
@@ -622,20 +642,14 @@ def _collections_parser(commands, conn: argparse.ArgumentParser) -> None:
     show.set_defaults(handler=cmd_collections_show)
     apply = coll.add_parser("apply", parents=[conn], help="create or change collections from a spec file")
     apply.add_argument("-f", "--file", required=True, help="YAML: a spec, a list, or collections: [...]")
-    apply.add_argument(
-        "--recreate", action="store_true", help="allow delete+create for unchangeable settings"
-    )
-    apply.add_argument("--prune-indexes", action="store_true", help="drop payload indexes the spec omits")
-    apply.add_argument("--dry-run", action="store_true", help="print the plan, change nothing")
-    apply.add_argument(
-        "--exit-code",
-        action="store_true",
-        help="with --dry-run: exit 1 when a collection differs from its spec",
-    )
+    _flag(apply, "--recreate", "allow delete+create for unchangeable settings")
+    _flag(apply, "--prune-indexes", "drop payload indexes the spec omits")
+    _flag(apply, "--dry-run", "print the plan, change nothing")
+    _flag(apply, "--exit-code", "with --dry-run: exit 1 when a collection differs from its spec")
     apply.set_defaults(handler=cmd_collections_apply)
     delete = coll.add_parser("delete", parents=[conn], help="delete a collection and all its points")
     delete.add_argument("name", help="collection name")
-    delete.add_argument("--yes", action="store_true", help="confirm the deletion")
+    _flag(delete, "--yes", "confirm the deletion")
     delete.set_defaults(handler=cmd_collections_delete)
 
 
@@ -661,7 +675,7 @@ def _dataset_parser(commands) -> None:
     gen.add_argument("--payload", choices=dataset.PAYLOADS, default="city-location", help="payload shape")
     gen.add_argument("--seed", type=int, default=42, help="random seed: the same seed writes the same file")
     gen.add_argument("-o", "--output", required=True, help="file to write")
-    gen.add_argument("--json", action="store_true", help="machine-readable output")
+    _flag(gen, "--json", "machine-readable output")
     gen.set_defaults(handler=cmd_dataset_generate)
 
 
@@ -670,7 +684,7 @@ def _config_options() -> argparse.ArgumentParser:
     config_opts.add_argument(
         "--config", default=job.DEFAULT_PATH, help=f"backup config (default {job.DEFAULT_PATH})"
     )
-    config_opts.add_argument("--json", action="store_true", help="machine-readable output")
+    _flag(config_opts, "--json", "machine-readable output")
     return config_opts
 
 
@@ -679,23 +693,19 @@ def _backup_parser(commands, config_opts: argparse.ArgumentParser) -> None:
     run = bak.add_parser("run", parents=[config_opts], help="upload this node's part of a backup set")
     run.add_argument("--backup-id", help="set id for an on-demand run (default: the current schedule slot)")
     run.add_argument("--collection", action="append", help="only this collection, repeatable")
-    run.add_argument(
-        "--force", action="store_true", help="replace this node's part of the set even if it succeeded"
-    )
+    _flag(run, "--force", "replace this node's part of the set even if it succeeded")
     run.set_defaults(handler=cmd_backup_run)
     bak.add_parser("list", parents=[config_opts], help="backup sets, newest first").set_defaults(
         handler=cmd_backup_list
     )
     show = bak.add_parser("show", parents=[config_opts], help="one set; exit 1 unless complete")
     show.add_argument("backup_id", help="the set's id (see backup list)")
-    show.add_argument(
-        "--no-verify",
-        action="store_true",
-        help="check each object's size from the bucket listing only, not its sha256 (faster)",
+    _flag(
+        show, "--no-verify", "check each object's size from the bucket listing only, not its sha256 (faster)"
     )
     show.set_defaults(handler=cmd_backup_show)
     prune = bak.add_parser("prune", parents=[config_opts], help="delete sets the retention policy drops")
-    prune.add_argument("--dry-run", action="store_true", help="print the plan, delete nothing")
+    _flag(prune, "--dry-run", "print the plan, delete nothing")
     prune.set_defaults(handler=cmd_backup_prune)
 
 
@@ -726,10 +736,8 @@ def _restore_parser(commands, config_opts: argparse.ArgumentParser) -> None:
         metavar="PEER_ID=URL",
         help="format 1 sets: restore this peer's part on this node (default: in order)",
     )
-    rst.add_argument("--overwrite", action="store_true", help="replace collections that already exist")
-    rst.add_argument(
-        "--dry-run", action="store_true", help="check everything and print the plan, change nothing"
-    )
+    _flag(rst, "--overwrite", "replace collections that already exist")
+    _flag(rst, "--dry-run", "check everything and print the plan, change nothing")
     rst.add_argument(
         "--parallel", type=int, default=2, help="snapshots recovered at once, one per node (default 2)"
     )

@@ -49,6 +49,7 @@ from qdrant_ops.cluster.collections import apply_plan, describe, plan_collection
 from qdrant_ops.cluster.health import shard_placement, unhealthy_replicas
 from qdrant_ops.cluster.points import get_point
 from qdrant_ops.errors import ConfigError, QdrantOpsError
+from qdrant_ops.polling import wait_until
 
 RESTORE_DIR = "qdrant-ops-restore"  # under the staging directory, one folder per backup id
 PRIORITY = "snapshot"  # format 1: each node's part wins over what the cluster holds
@@ -340,37 +341,49 @@ def trigger_optimizers(client: ClusterClient, collection: str) -> None:
     client.request("PATCH", f"/collections/{segment(collection)}", json={"optimizers_config": {}})
 
 
+def _not_healthy(client: ClusterClient, collection: str, nodes: Sequence[str]) -> tuple[str | None, bool]:
+    """What keeps the collection from serving settled (None when nothing does), and whether it is
+    settled but grey (its optimizers not started)."""
+    info = client.collection_info(collection) or {}
+    bad, transfers = [], []
+    for node in nodes:
+        try:
+            view = client.collection_cluster(collection, node=node)
+        except QdrantApiError as exc:
+            bad.append(f"{node}: {exc.status}")
+            continue
+        bad += unhealthy_replicas(shard_placement(view))
+        transfers += view.get("shard_transfers") or []
+    settled = not bad and not transfers
+    if settled and info.get("status") in SERVING:
+        return None, False
+    missing = f"status {info.get('status')}, replicas not Active: {bad}, transfers: {len(transfers)}"
+    return missing, settled and info.get("status") == "grey"
+
+
 def wait_healthy(
     client: ClusterClient, collection: str, nodes: Sequence[str], timeout: float, *, trigger: bool = False
 ) -> None:
     """Serving (green, or yellow while optimizing), no shard transfer running, and no replica other
     than Active in any node's view. With `trigger`, a settled collection that is still grey gets its
     optimizers started (after the transfers: a replica rebuilt by a transfer starts untriggered)."""
-    deadline = time.monotonic() + timeout
     triggered_at = -1e9
-    while True:
-        info = client.collection_info(collection) or {}
-        bad, transfers = [], []
-        for node in nodes:
-            try:
-                view = client.collection_cluster(collection, node=node)
-            except QdrantApiError as exc:
-                bad.append(f"{node}: {exc.status}")
-                continue
-            bad += unhealthy_replicas(shard_placement(view))
-            transfers += view.get("shard_transfers") or []
-        settled = not bad and not transfers
-        if settled and info.get("status") in SERVING:
-            return
-        if settled and trigger and info.get("status") == "grey" and time.monotonic() - triggered_at > 30:
+
+    def missing() -> str | None:
+        nonlocal triggered_at
+        what, grey = _not_healthy(client, collection, nodes)
+        if grey and trigger and time.monotonic() - triggered_at > 30:
             trigger_optimizers(client, collection)
             triggered_at = time.monotonic()
-        if time.monotonic() > deadline:
-            raise RestoreError(
-                f"{collection} did not become healthy within {timeout:.0f}s: status {info.get('status')}, "
-                f"replicas not Active: {bad}, transfers: {len(transfers)}; see `qdrant-ops cluster status`"
-            )
-        time.sleep(0.25)
+        return what
+
+    wait_until(
+        missing, timeout=timeout, interval=0.25,
+        error=lambda what: RestoreError(
+            f"{collection} did not become healthy within {timeout:.0f}s: {what}; "
+            "see `qdrant-ops cluster status`"
+        ),
+    )  # fmt: skip
 
 
 def _wait_everywhere(

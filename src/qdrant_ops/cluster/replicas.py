@@ -8,7 +8,6 @@ its factor.
 
 from __future__ import annotations
 
-import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -17,6 +16,7 @@ from urllib.parse import urlsplit
 from qdrant_ops.client import ClusterClient, QdrantApiError, segment
 from qdrant_ops.cluster.health import HEALTHY_REPLICA_STATES, shard_placement
 from qdrant_ops.errors import QdrantOpsError
+from qdrant_ops.polling import wait_until
 
 # Shard transfer methods Qdrant accepts in replicate_shard / move_shard.
 METHODS = ("stream_records", "snapshot", "wal_delta")
@@ -164,20 +164,23 @@ def _shard_holders(placement: list[dict]) -> dict[int, dict[int, str]]:
     return holders
 
 
+def unsettled(client: ClusterClient, collection: str) -> str | None:
+    """The transfers running and replica states, unless none is running and every replica serves."""
+    view = client.collection_cluster(collection)
+    states = {r["state"] for r in shard_placement(view)}
+    if not view.get("shard_transfers") and states <= HEALTHY_REPLICA_STATES:
+        return None
+    return f"{view.get('shard_transfers')}, states {sorted(states)}"
+
+
 def wait_settled(client: ClusterClient, collection: str, timeout: float) -> None:
     """Until the collection has no shard transfer running and every replica is Active."""
-    deadline = time.monotonic() + timeout
-    while True:
-        view = client.collection_cluster(collection)
-        states = {r["state"] for r in shard_placement(view)}
-        if not view.get("shard_transfers") and states <= HEALTHY_REPLICA_STATES:
-            return
-        if time.monotonic() > deadline:
-            raise ReplicationError(
-                f"{collection}: transfers still running or replicas not Active after {timeout:.0f}s: "
-                f"{view.get('shard_transfers')}, states {sorted(states)}"
-            )
-        time.sleep(1)
+    wait_until(
+        lambda: unsettled(client, collection), timeout=timeout, interval=1,
+        error=lambda missing: ReplicationError(
+            f"{collection}: transfers still running or replicas not Active after {timeout:.0f}s: {missing}"
+        ),
+    )  # fmt: skip
 
 
 def repair(

@@ -17,11 +17,8 @@ from __future__ import annotations
 
 import contextlib
 import json
-import multiprocessing
 import os
-import queue
 import signal
-import sys
 import threading
 import time
 import uuid
@@ -36,9 +33,19 @@ import numpy as np
 
 from qdrant_ops.client import ClusterClient, segment
 from qdrant_ops.errors import ConfigError, QdrantOpsError
+from qdrant_ops.ingest.checkpoint import Checkpoint
+from qdrant_ops.ingest.messages import (
+    BAD,
+    BatchDone,
+    BatchFailed,
+    BatchSkipped,
+    DecodedBlock,
+    SenderMessage,
+)  # fmt: skip
+from qdrant_ops.ingest.pool import WorkerPool
 from qdrant_ops.ingest.sources import DEFAULT_ID_NAMESPACE, Decoder, Mapping, NpyRows, Source, open_source
 from qdrant_ops.ingest.wire import ORDERINGS
-from qdrant_ops.ingest.workers import Job, SenderSettings, decoder_main, sender_main
+from qdrant_ops.ingest.workers import Job, SenderSettings
 
 # bench/ingest.py sweep (sink server, 384-d): 256 and 512 within noise of each other and ~1.5x
 # faster than qdrant-client's default 64; 512 keeps a batch near 0.8 MiB on the wire.
@@ -46,7 +53,6 @@ DEFAULT_BATCH_SIZE = 512
 DEFAULT_IN_FLIGHT = 2  # queued batches per sender, beyond the one it is sending
 DECODE_BLOCK = 256  # records per decoder job; 2 jobs per decoder are outstanding at most
 SAMPLE_IDS = 4096  # ids kept for the final existence check
-CHECKPOINT_EVERY = 1.0  # seconds between checkpoint writes
 # A gRPC batch of 10,000 384-d points is ~16 MB; more gains nothing and holds memory per sender.
 MAX_BATCH_SIZE = 10_000
 DEFAULT_INDEXING_THRESHOLD = 10000  # Qdrant 1.18's default (docs/qdrant-behaviour.md §2)
@@ -128,73 +134,6 @@ def load_plan(params: dict[str, Any]) -> tuple[IngestOptions, Mapping]:
     return options, mapping
 
 
-# -- checkpoint ------------------------------------------------------------------------------------------
-class Checkpoint:
-    """Completed record ranges (inclusive, 1-based) of one source into one collection."""
-
-    def __init__(self, path: str | None, source: str, collection: str) -> None:
-        self.path = Path(path) if path else None
-        self.source, self.collection = source, collection
-        self.ranges: list[list[int]] = []
-        self.restore_indexing_threshold: int | None = None
-        self._written = 0.0
-
-    @classmethod
-    def open(cls, options: IngestOptions, source: str) -> Checkpoint:
-        """The run's checkpoint: the earlier run's with `resume`, else a new one (or none)."""
-        if options.resume:
-            return cls.load(options.checkpoint, source, options.collection)
-        return cls(options.checkpoint, source, options.collection)
-
-    @classmethod
-    def load(cls, path: str, source: str, collection: str) -> Checkpoint:
-        checkpoint = cls(path, source, collection)
-        try:
-            data = json.loads(Path(path).read_text())
-        except FileNotFoundError:
-            raise ConfigError(f"no checkpoint at {path} to resume from: run without --resume") from None
-        except (OSError, ValueError) as exc:
-            raise ConfigError(f"checkpoint {path} is unreadable ({exc}): remove it and start over") from None
-        if (data.get("source"), data.get("collection")) != (source, collection):
-            raise ConfigError(
-                f"checkpoint {path} belongs to {data.get('source')} -> {data.get('collection')}, not "
-                f"{source} -> {collection}: pass the right --checkpoint"
-            )
-        checkpoint.ranges = [list(r) for r in data.get("completed", [])]
-        checkpoint.restore_indexing_threshold = data.get("restore_indexing_threshold")
-        return checkpoint
-
-    def add(self, first: int, last: int) -> None:
-        merged: list[list[int]] = []
-        for start, end in sorted([*self.ranges, [first, last]]):
-            if merged and start <= merged[-1][1] + 1:
-                merged[-1][1] = max(merged[-1][1], end)
-            else:
-                merged.append([start, end])
-        self.ranges = merged
-
-    def done(self, number: int) -> bool:
-        return any(start <= number <= end for start, end in self.ranges)
-
-    def completed_records(self) -> int:
-        return sum(end - start + 1 for start, end in self.ranges)
-
-    def save(self, force: bool = False) -> None:
-        if self.path is None or (not force and time.monotonic() - self._written < CHECKPOINT_EVERY):
-            return
-        data = {
-            "source": self.source,
-            "collection": self.collection,
-            "completed": self.ranges,
-            "restore_indexing_threshold": self.restore_indexing_threshold,
-            "updated": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        }
-        temporary = self.path.with_name(self.path.name + ".tmp")
-        temporary.write_text(json.dumps(data))
-        os.replace(temporary, self.path)  # atomic: a crash leaves the old or the new file
-        self._written = time.monotonic()
-
-
 # -- the run ---------------------------------------------------------------------------------------------
 def collection_vectors(info: dict) -> dict[str, int]:
     """Dense vectors of a collection: {"": size} for the unnamed one, {name: size} when named."""
@@ -246,12 +185,25 @@ def route(point_id: int | str, workers: int) -> int:
     return zlib.crc32(point_id.encode()) % workers
 
 
-def _grpc_targets(client: ClusterClient, port: int) -> tuple[tuple[str, ...], bool]:
+def _sender_settings(client: ClusterClient, options: IngestOptions) -> SenderSettings:
     parts = [urlsplit(url) for url in client.urls]
-    return tuple(f"{p.hostname}:{port}" for p in parts), parts[0].scheme == "https"
+    tls = parts[0].scheme == "https"
+    if tls and client.verify is False:
+        raise ConfigError(
+            "gRPC cannot skip TLS verification: give the CA with --ca-file instead of --insecure"
+        )
+    return SenderSettings(
+        targets=tuple(f"{p.hostname}:{options.grpc_port}" for p in parts), tls=tls,
+        ca_file=client.verify if isinstance(client.verify, str) else None, api_key=client.api_key,
+        collection=options.collection, ordering=options.ordering, timeout=options.timeout,
+        retries=options.retries, backoff=options.backoff, max_backoff=options.max_backoff,
+    )  # fmt: skip
 
 
 class _Run:
+    """One load: reads the source in blocks, has the worker pool decode and send them, and keeps
+    the account: stats, the chunks in flight, the checkpoint, dead letters, the ids written."""
+
     def __init__(
         self,
         *,
@@ -264,19 +216,22 @@ class _Run:
         progress: Callable[[dict], None] | None,
         dead_letter,
     ) -> None:
-        self.client, self.source, self.decoder, self.npy, self.options = client, source, decoder, npy, options
+        self.source, self.npy, self.options = source, npy, options
         self.checkpoint, self.progress = checkpoint, progress
         self.dead_letter = dead_letter  # an open JSONL file, or None: the first bad record stops the load
-        self.abort = None  # the senders' stop event, made with them in run()
+        self.pool = WorkerPool(
+            settings=_sender_settings(client, options), senders=options.workers, in_flight=options.in_flight,
+            decoder=decoder, decoders=options.decoders, keep_going=dead_letter is not None,
+        )  # fmt: skip
         self.stats = {"read": 0, "skipped": 0, "written": 0, "batches": 0, "retries": 0, "failed": 0}
         self.pending: dict[int, list] = {}  # chunk -> [parts left, first, last]
         self.inflight: dict[tuple[int, int], list] = {}  # (chunk, sender) -> ids
+        self.decoded: dict[int, DecodedBlock] = {}  # blocks that arrived ahead of their turn
         # The written ids as 64-bit keys, 8 bytes each: distinct ids of a 10M-point load in 80 MB.
         self.written_hashes: list[np.ndarray] = []
         self.sample: list = []
         self.error: str | None = None
         self.stop_signal: str | None = None
-        self.exited: set[int] = set()
         self._last_progress = 0.0
         self.started = time.monotonic()
 
@@ -295,59 +250,47 @@ class _Run:
         self.dead_letter.flush()
         self.stats["failed"] += 1
 
-    def _handle(self, message: tuple) -> None:
-        kind, index = message[0], message[1]
-        if kind == "exit":
-            self.exited.add(index)
+    def _fail(self, error: str) -> None:
+        self.error = self.error or error
+        self.pool.abort.set()
+
+    def _handle(self, message: SenderMessage) -> None:
+        if isinstance(message, BatchFailed):
+            self._fail(message.error)
             return
-        if kind == "failed":
-            _, _, chunk, text, _code = message
-            self.error = self.error or text
-            self.abort.set()
-            return
-        chunk = message[2]
-        ids = self.inflight.pop((chunk, index), [])
-        if kind == "done":
-            _, _, _, count, retries, rejected = message
-            rejected_ids = set()
-            for number, point_id, problem in rejected:
-                if self.dead_letter is None:
-                    self.error = (
-                        self.error or f"{self.source.location}: record {number}: Qdrant refused it: {problem}"
-                    )
-                    self.abort.set()
-                else:
-                    self._reject(number, f"Qdrant refused it: {problem}", point_id=point_id)
-                rejected_ids.add(point_id)
-            self.stats["written"] += count - len(rejected)
-            self.stats["batches"] += 1
-            self.stats["retries"] += retries
-            written = [point_id for point_id in ids if point_id not in rejected_ids]
-            self.written_hashes.append(
-                np.fromiter(map(_id_key, written), dtype=np.uint64, count=len(written))
-            )
-            if ids and len(self.sample) < SAMPLE_IDS:
-                self.sample.append(ids[-1])
-            if not rejected or self.dead_letter is not None:
-                left = self.pending[chunk]
-                left[0] -= 1
-                if left[0] == 0:
-                    del self.pending[chunk]
-                    self.checkpoint.add(left[1], left[2])
-                    self.checkpoint.save()
+        if isinstance(message, BatchSkipped):
+            self.inflight.pop((message.chunk, message.sender), None)
+        elif isinstance(message, BatchDone):
+            self._done(message)
         self._report_progress()
 
-    def _drain(self, block: float = 0.0) -> None:
-        try:
-            message = self.outbox.get(timeout=block) if block else self.outbox.get_nowait()
-        except queue.Empty:
-            return
-        self._handle(message)
-        while True:
-            try:
-                self._handle(self.outbox.get_nowait())
-            except queue.Empty:
-                return
+    def _done(self, message: BatchDone) -> None:
+        ids = self.inflight.pop((message.chunk, message.sender), [])
+        for record in message.rejected:
+            problem = f"Qdrant refused it: {record.problem}"
+            if self.dead_letter is None:
+                self._fail(f"{self.source.location}: record {record.number}: {problem}")
+            else:
+                self._reject(record.number, problem, point_id=record.point_id)
+        rejected_ids = {record.point_id for record in message.rejected}
+        self.stats["written"] += message.count - len(message.rejected)
+        self.stats["batches"] += 1
+        self.stats["retries"] += message.retries
+        written = [point_id for point_id in ids if point_id not in rejected_ids]
+        self.written_hashes.append(np.fromiter(map(_id_key, written), dtype=np.uint64, count=len(written)))
+        if ids and len(self.sample) < SAMPLE_IDS:
+            self.sample.append(ids[-1])
+        if not message.rejected or self.dead_letter is not None:
+            left = self.pending[message.chunk]
+            left[0] -= 1
+            if left[0] == 0:
+                del self.pending[message.chunk]
+                self.checkpoint.add(left[1], left[2])
+                self.checkpoint.save()
+
+    def _drain(self, wait: float = 0.0) -> None:
+        for message in self.pool.messages(wait):
+            self._handle(message)
 
     def _report_progress(self, force: bool = False) -> None:
         now = time.monotonic()
@@ -358,23 +301,6 @@ class _Run:
         fraction = self.source.progress(self.stats["read"] + self.stats["skipped"])
         self.progress({**self.stats, "seconds": elapsed, "fraction": fraction})
 
-    def _put(self, index: int, job: Job | None) -> None:
-        while index not in self.exited:
-            try:
-                self.inboxes[index].put(job, timeout=0.1)
-                return
-            except queue.Full:
-                self._drain()
-                self._check_senders()
-
-    def _check_senders(self) -> None:
-        for index, process in enumerate(self.processes):
-            # Exit code 0 comes after the "exit" message is flushed: it is read by the next drain.
-            if process.exitcode not in (None, 0) and index not in self.exited:
-                self.exited.add(index)
-                self.error = self.error or f"sender {index} died (exit code {process.exitcode})"
-                self.abort.set()
-
     # -- reading and dispatch -------------------------------------------------------------------------
     def _dispatch(self, chunk: int, first: int, last: int, parts: list[Job]) -> None:
         jobs = [(index, job) for index, job in enumerate(parts) if job.points]
@@ -384,7 +310,7 @@ class _Run:
         self.pending[chunk] = [len(jobs), first, last]
         for index, job in jobs:
             self.inflight[(chunk, index)] = job.ids
-            self._put(index, job)
+            self.pool.send(index, job, while_full=self._drain)
 
     def _blocks(self):
         """(block number, rows) of records not yet complete, DECODE_BLOCK at a time, in order."""
@@ -405,28 +331,23 @@ class _Run:
             yield block, rows
 
     def _decoded(self, block: int) -> list[tuple]:
-        """Wait for one block's outcomes, keeping the senders' messages flowing meanwhile."""
+        """Wait for one block's rows, keeping the senders' messages flowing meanwhile."""
         while block not in self.decoded:
-            try:
-                number, outcomes = self.decode_outbox.get(timeout=0.1)
-                self.decoded[number] = outcomes
-            except queue.Empty:
-                dead = [i for i, process in enumerate(self.decoders) if process.exitcode is not None]
-                if dead:
-                    self.error = (
-                        self.error or f"decoder {dead[0]} died (exit code {self.decoders[dead[0]].exitcode})"
-                    )
-                    return []
+            arrived = self.pool.decoded(timeout=0.1)
+            if arrived is not None:
+                self.decoded[arrived.block] = arrived
+                if arrived.block == -1:  # a decoder died
+                    break
             self._drain()
-        outcomes = self.decoded.pop(block)
-        if isinstance(outcomes, Exception):
-            self.error = self.error or f"decoding failed: {type(outcomes).__name__}: {outcomes}"
+        result = self.decoded.pop(block if block in self.decoded else -1)
+        if result.error:
+            self.error = self.error or result.error
             return []
-        return outcomes
+        return result.rows
 
     def _read(self) -> None:
         workers, per_chunk = self.options.workers, self.options.batch_size * self.options.workers
-        outstanding = 2 * len(self.decoders)
+        outstanding = 2 * self.pool.decoders
         blocks = self._blocks()
         submitted = processed = 0
         exhausted = False
@@ -438,14 +359,14 @@ class _Run:
                 if item is None:
                     exhausted = True
                 else:
-                    self.decode_inboxes[item[0] % len(self.decoders)].put(item)
+                    self.pool.decode(*item)
                     submitted += 1
             if processed == submitted:
                 break
             for outcome in self._decoded(processed):
                 kind, number = outcome[0], outcome[1]
                 self.stats["read"] += 1
-                if kind == "bad":
+                if kind == BAD:
                     _, _, problem, raw = outcome
                     if self.dead_letter is None:
                         self.error = f"{self.source.location}: record {number}: {problem}"
@@ -470,63 +391,12 @@ class _Run:
             self._dispatch(chunk, first, cursor, parts)
 
     def run(self) -> None:
-        context = multiprocessing.get_context("fork")  # spawn would re-run an Ansible module's __main__
-        targets, tls = _grpc_targets(self.client, self.options.grpc_port)
-        if tls and self.client.verify is False:
-            raise ConfigError(
-                "gRPC cannot skip TLS verification: give the CA with --ca-file instead of --insecure"
-            )
-        options = self.options
-        settings = SenderSettings(
-            targets=targets,
-            tls=tls,
-            ca_file=self.client.verify if isinstance(self.client.verify, str) else None,
-            api_key=self.client.api_key,
-            collection=options.collection,
-            ordering=options.ordering,
-            timeout=options.timeout,
-            retries=options.retries,
-            backoff=options.backoff,
-            max_backoff=options.max_backoff,
-        )
-        self.inboxes = [context.Queue(maxsize=self.options.in_flight) for _ in range(self.options.workers)]
-        self.outbox = context.Queue()
-        self.abort = context.Event()
-        self.processes = [
-            context.Process(
-                target=sender_main, args=(settings, i, inbox, self.outbox, self.abort), daemon=True
-            )
-            for i, inbox in enumerate(self.inboxes)
-        ]
-        self.decode_inboxes = [context.Queue() for _ in range(self.options.decoders)]
-        self.decode_outbox = context.Queue()
-        self.decoded: dict[int, Any] = {}
-        keep_going = self.dead_letter is not None
-        self.decoders = [
-            context.Process(
-                target=decoder_main, args=(self.decoder, keep_going, inbox, self.decode_outbox), daemon=True
-            )
-            for inbox in self.decode_inboxes
-        ]
-        for process in [*self.processes, *self.decoders]:
-            process.start()
+        self.pool.start()
         try:
             self._read()
         finally:
-            for inbox in self.decode_inboxes:
-                inbox.put(None)
-            # Senders finish the batches already queued (the batches in flight), then exit.
-            for index in range(len(self.processes)):
-                if index not in self.exited:
-                    self._put(index, None)
             deadline = time.monotonic() + self.options.timeout * (self.options.retries + 2)
-            while len(self.exited) < len(self.processes) and time.monotonic() < deadline:
-                self._drain(block=0.2)
-                self._check_senders()
-            for process in [*self.processes, *self.decoders]:
-                process.join(timeout=5)
-                if process.is_alive():
-                    process.kill()
+            self.pool.close(deadline, on_messages=lambda messages: [self._handle(m) for m in messages])
             self.checkpoint.save(force=True)
             self._report_progress(force=True)
 
@@ -626,7 +496,7 @@ def ingest(
     )
     npy: dict[str, NpyRows] = {}
     try:
-        checkpoint = Checkpoint.open(options, location)
+        checkpoint = Checkpoint.open(options.checkpoint, location, options.collection, resume=options.resume)
         for name, path in mapping.vector_files.items():
             npy[name] = NpyRows(path, s3_client_factory)
         start_count = client.count_points(options.collection)
@@ -771,21 +641,3 @@ def _install_stop_handlers(run: _Run) -> dict | None:
 def _restore_handlers(previous: dict | None) -> None:
     for sig, handler in (previous or {}).items():
         signal.signal(sig, handler)
-
-
-def print_progress(stream=sys.stderr) -> Callable[[dict], None]:
-    """A one-line progress display (points, points/s, percent, ETA) for a terminal."""
-
-    def show(state: dict) -> None:
-        rate = state["written"] / state["seconds"] if state["seconds"] > 0 else 0.0
-        fraction = state.get("fraction")
-        eta = ""
-        if fraction and 0 < fraction < 1:
-            left = state["seconds"] * (1 - fraction) / fraction
-            eta = f"  {fraction:6.1%}  ETA {int(left // 60)}m{int(left % 60):02d}s"
-        stream.write(
-            f"\r{state['written']:>12,} points  {rate:>10,.0f}/s{eta}  retries {state['retries']}   "
-        )
-        stream.flush()
-
-    return show

@@ -20,6 +20,16 @@ from pathlib import Path
 from typing import Any
 
 from qdrant_ops.ingest import wire
+from qdrant_ops.ingest.messages import (
+    BAD,
+    OK,
+    BatchDone,
+    BatchFailed,
+    BatchSkipped,
+    DecodedBlock,
+    RejectedRecord,
+    SenderExited,
+)  # fmt: skip
 from qdrant_ops.ingest.sources import Decoder, RecordError
 
 TRANSIENT = frozenset({"UNAVAILABLE", "DEADLINE_EXCEEDED", "RESOURCE_EXHAUSTED", "ABORTED", "INTERNAL"})
@@ -141,7 +151,7 @@ class Sender:
                     self._connect()
                 attempt += 1
 
-    def send_job(self, job: Job) -> tuple[int, list[tuple[int, Any, str]]]:
+    def send_job(self, job: Job) -> tuple[int, list[RejectedRecord]]:
         """(retries, rejected records). A rejected batch is split in halves until the record Qdrant
         refuses is found, so the error can name it (or it goes to the dead-letter file)."""
         try:
@@ -149,7 +159,7 @@ class Sender:
         except BatchRejected as exc:
             if len(job.points) == 1 or exc.code not in ("INVALID_ARGUMENT", "FAILED_PRECONDITION"):
                 if len(job.points) == 1:
-                    return 0, [(job.numbers[0], job.ids[0], str(exc))]
+                    return 0, [RejectedRecord(job.numbers[0], job.ids[0], str(exc))]
                 raise
         half = len(job.points) // 2
         retries, rejected = 0, []
@@ -166,28 +176,28 @@ def sender_main(settings: SenderSettings, index: int, inbox, outbox, abort) -> N
     try:
         sender = Sender(settings, index)
     except Exception as exc:
-        outbox.put(("failed", index, -1, f"sender {index} could not start: {exc}", None))
-        outbox.put(("exit", index))
+        outbox.put(BatchFailed(index, -1, f"sender {index} could not start: {exc}", None))
+        outbox.put(SenderExited(index))
         return
     for job in _jobs(inbox, outbox):
         if abort.is_set():
-            outbox.put(("skipped", index, job.chunk))
+            outbox.put(BatchSkipped(index, job.chunk))
             continue
         try:
             retries, rejected = sender.send_job(job)
         except BatchRejected as exc:
             where = f"records {job.numbers[0]}..{job.numbers[-1]}"
-            outbox.put(("failed", index, job.chunk, f"Qdrant refused {where}: {exc}", exc.code))
+            outbox.put(BatchFailed(index, job.chunk, f"Qdrant refused {where}: {exc}", exc.code))
             continue
         except Exception as exc:  # keep the parent informed whatever happens
-            outbox.put(("failed", index, job.chunk, f"sender {index}: {type(exc).__name__}: {exc}", None))
+            outbox.put(BatchFailed(index, job.chunk, f"sender {index}: {type(exc).__name__}: {exc}", None))
             continue
-        outbox.put(("done", index, job.chunk, len(job.points), retries, rejected))
-    outbox.put(("exit", index))
+        outbox.put(BatchDone(index, job.chunk, len(job.points), retries, rejected))
+    outbox.put(SenderExited(index))
 
 
 def decode_block(decoder: Decoder, rows: list, keep_going: bool) -> list[tuple]:
-    """Each row as ("ok", number, id, encoded point) or ("bad", number, problem, raw), in order;
+    """Each row as (OK, number, id, encoded point) or (BAD, number, problem, raw), in order;
     without `keep_going` the first bad row ends the block."""
     outcomes = []
     for number, raw, side in rows:
@@ -196,17 +206,17 @@ def decode_block(decoder: Decoder, rows: list, keep_going: bool) -> list[tuple]:
             vectors = wire.encode_vectors(wire_vectors(point.vectors))
             outcomes.append(
                 (
-                    "ok",
+                    OK,
                     number,
                     point.id,
                     wire.encode_point(point.id, vectors, wire.encode_payload(point.payload)),
                 )
             )
         except RecordError as exc:
-            outcomes.append(("bad", number, exc.problem, raw))
+            outcomes.append((BAD, number, exc.problem, raw))
         except ValueError as exc:  # the encoder refuses a payload value JSON cannot hold
-            outcomes.append(("bad", number, f"payload {exc}", raw))
-        if outcomes[-1][0] == "bad" and not keep_going:
+            outcomes.append((BAD, number, f"payload {exc}", raw))
+        if outcomes[-1][0] == BAD and not keep_going:
             break
     return outcomes
 
@@ -215,9 +225,9 @@ def decoder_main(decoder: Decoder, keep_going: bool, inbox, outbox) -> None:
     _ignore_stop_signals()
     for block, rows in _jobs(inbox, outbox):
         try:
-            outbox.put((block, decode_block(decoder, rows, keep_going)))
+            outbox.put(DecodedBlock(block, decode_block(decoder, rows, keep_going)))
         except Exception as exc:  # never leave the parent waiting for this block
-            outbox.put((block, exc))
+            outbox.put(DecodedBlock(block, [], f"decoding failed: {type(exc).__name__}: {exc}"))
 
 
 def wire_vectors(vectors: dict):
