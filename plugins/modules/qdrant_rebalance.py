@@ -13,8 +13,9 @@ description:
     never lowers a shard's replica count, never puts two replicas of a shard on one peer, and keeps each
     peer within its incoming and outgoing transfer limits per batch; applies it batch by batch, waiting
     for each transfer, and checks at the end that every replica is Active and the balance holds.
-  - With O(drain), every replica on that peer is moved to the others first (then it can be removed);
-    refused when the others cannot hold a shard at its replica count.
+  - With O(drain) (or O(drain_url)), every replica on that peer is moved to the others first; refused when
+    the others cannot hold a shard at its replica count. With O(remove_drained), the emptied peer is then
+    removed from the cluster without force (Qdrant drops nothing: the peer holds no replica).
   - The plan is recomputed on every run, so an interrupted run is finished by running it again; a
     balanced cluster reports no change. Check mode returns the plan.
   - Runs with an interpreter that can import the C(qdrant_ops) package.
@@ -22,6 +23,13 @@ options:
   drain:
     description: Peer id to empty before it leaves the cluster.
     type: int
+  drain_url:
+    description: REST URL of the node to empty, instead of its peer id in O(drain).
+    type: str
+  remove_drained:
+    description: Remove the drained peer from the cluster once it holds no replica.
+    type: bool
+    default: false
   incoming_limit:
     description: Transfers a peer receives at once (Qdrant's incoming_shard_transfers_limit).
     type: int
@@ -57,6 +65,14 @@ moves:
   description: Number of moves.
   returned: always
   type: int
+drained_peer:
+  description: Peer id of the drained node.
+  returned: with drain or drain_url
+  type: int
+removed_peer:
+  description: Whether the drained peer was (in check mode, would be) removed; false when it was already gone.
+  returned: with remove_drained
+  type: bool
 """
 
 import dataclasses
@@ -71,6 +87,8 @@ from ansible.module_utils.qdrant_common import (
 ARGUMENT_SPEC = {
     **CONNECTION_ARGUMENT_SPEC,
     "drain": {"type": "int"},
+    "drain_url": {"type": "str"},
+    "remove_drained": {"type": "bool", "default": False},
     "incoming_limit": {"type": "int", "default": 1},
     "outgoing_limit": {"type": "int", "default": 1},
     **TRANSFER_ARGUMENT_SPEC,
@@ -81,20 +99,27 @@ def balance(module, client) -> dict:
     from qdrant_ops.cluster import rebalance  # here: a missing library is reported by run_module
 
     params = module.params
-    plan = rebalance.rebalance(
-        client, drain=params["drain"], method=params["method"], incoming_limit=params["incoming_limit"],
-        outgoing_limit=params["outgoing_limit"], dry_run=module.check_mode, timeout=params["transfer_timeout"],
-    )  # fmt: skip
+    drain = rebalance.peer_of(client, params["drain_url"]) if params["drain_url"] else params["drain"]
+    options = {"method": params["method"], "incoming_limit": params["incoming_limit"],
+               "outgoing_limit": params["outgoing_limit"], "timeout": params["transfer_timeout"]}  # fmt: skip
+    result = {} if drain is None else {"drained_peer": drain}
+    if params["remove_drained"]:
+        plan, result["removed_peer"] = rebalance.drain_and_remove(
+            client, drain, dry_run=module.check_mode, **options
+        )
+    else:
+        plan = rebalance.rebalance(client, drain=drain, dry_run=module.check_mode, **options)
     moves = sum(len(batch) for batch in plan)
-    return {
-        "changed": moves > 0,
-        "moves": moves,
-        "batches": [[dataclasses.asdict(m) for m in batch] for batch in plan],
-    }
+    result.update(moves=moves, batches=[[dataclasses.asdict(m) for m in batch] for batch in plan])
+    return {"changed": moves > 0 or bool(result.get("removed_peer")), **result}
 
 
 def main() -> None:
-    run_module(AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True), balance)
+    module = AnsibleModule(
+        argument_spec=ARGUMENT_SPEC, supports_check_mode=True, mutually_exclusive=[("drain", "drain_url")],
+        required_if=[("remove_drained", True, ("drain", "drain_url"), True)],
+    )  # fmt: skip
+    run_module(module, balance)
 
 
 if __name__ == "__main__":

@@ -41,6 +41,10 @@ EXIT_CODES = """exit codes:
   130  interrupted"""
 
 
+class UsageError(QdrantOpsError):
+    """Options that do not go together: exit EXIT_USAGE, like argparse's own refusals."""
+
+
 class _Parser(argparse.ArgumentParser):
     """Usage errors exit 64, not argparse's 2, so scripts can tell them from failures."""
 
@@ -351,12 +355,17 @@ def cmd_cluster_repair(args: argparse.Namespace) -> int:
 
 
 def cmd_cluster_rebalance(args: argparse.Namespace) -> int:
+    if args.remove and args.drain is None:
+        raise UsageError("--remove needs --drain PEER_ID: the peer to empty, then remove")
     log = (lambda line: print(line, file=sys.stderr)) if not args.json else (lambda _line: None)
+    options = {"method": args.method, "incoming_limit": args.incoming_limit,
+               "outgoing_limit": args.outgoing_limit, "dry_run": args.dry_run, "log": log}  # fmt: skip
+    removed = None
     with make_client(args) as client:
-        plan = rebalance.rebalance(
-            client, drain=args.drain, method=args.method, incoming_limit=args.incoming_limit,
-            outgoing_limit=args.outgoing_limit, dry_run=args.dry_run, log=log,
-        )  # fmt: skip
+        if args.remove:
+            plan, removed = rebalance.drain_and_remove(client, args.drain, **options)
+        else:
+            plan = rebalance.rebalance(client, drain=args.drain, **options)
     rows = [
         [n, m.collection, m.shard_id, m.from_peer, m.to_peer]
         for n, batch in enumerate(plan, 1)
@@ -371,7 +380,12 @@ def cmd_cluster_rebalance(args: argparse.Namespace) -> int:
             if rows
             else f"{what}: balanced"
         )
+    if removed is not None:
+        head += f"; peer {args.drain} {'removed' if removed else 'was not in the cluster'}"
+        head += " (planned)" if args.dry_run and removed else ""
     data = {"dry_run": args.dry_run, "batches": [[dataclasses.asdict(m) for m in batch] for batch in plan]}
+    if removed is not None:
+        data["removed_peer"] = removed
     _emit(args, data, head + "\n\n" + format_table(rows, ["BATCH", "COLLECTION", "SHARD", "FROM", "TO"]))
     return 0
 
@@ -616,6 +630,7 @@ def _cluster_parser(commands, conn: argparse.ArgumentParser) -> None:
         "rebalance", parents=[conn], help="spread shard replicas evenly (or empty one peer with --drain)"
     )
     balance.add_argument("--drain", type=int, metavar="PEER_ID", help="move every replica off this peer")
+    _flag(balance, "--remove", "with --drain: then remove the emptied peer from the cluster (no force)")
     balance.add_argument(
         "--method",
         default="stream_records",
@@ -776,6 +791,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     try:
         return int(handler(args) or 0)
+    except UsageError as exc:
+        print(f"qdrant-ops: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     except QdrantOpsError as exc:
         print(f"qdrant-ops: error: {exc}", file=sys.stderr)
         if getattr(args, "json", False):  # a JSON consumer reads stdout only

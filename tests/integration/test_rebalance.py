@@ -27,3 +27,26 @@ def test_module_changed_and_check_mode(grown, tmp_path):
     assert checked["changed"] and checked["moves"] == 3 and grown.state.replications == []
     assert run()["moves"] == 3
     assert not run()["changed"]
+
+
+def test_module_drains_then_removes_the_peer(grown, tmp_path):
+    playbook = tmp_path / "drain.yml"
+    task = {"url": [grown.url], "api_key": "stub-secret-key", "drain": 1002, "remove_drained": True}
+    playbook.write_text(yaml.safe_dump([{"hosts": "localhost", "gather_facts": False,
+                                         "tasks": [{"qdrant_rebalance": task}]}]))  # fmt: skip
+
+    def run(*flags):
+        python = "ansible_python_interpreter={{ ansible_playbook_python }}"
+        result, report = run_playbook(playbook, "-i", "localhost,", "-c", "local", *flags, "-e", python)
+        assert result.returncode == 0, result.stdout[-3000:]
+        return task_results(report)["localhost"]
+
+    checked = run("--check")
+    assert checked["changed"] and checked["removed_peer"] and checked["drained_peer"] == 1002
+    assert 1002 in grown.state.peer_ids and grown.state.replications == []
+    done = run()
+    assert done["changed"] and done["removed_peer"] and done["moves"] > 0
+    assert 1002 not in grown.state.peer_ids
+    assert all(r["peer_id"] != 1002 for r in grown.state.replicas("cities"))
+    again = run()  # the peer is gone and nothing is left to move
+    assert not again["changed"] and again["removed_peer"] is False

@@ -233,7 +233,7 @@ ROUTES: list[tuple[str, re.Pattern]] = [
 ]
 
 
-def handle(state: StubState, method: str, path: str, body: Any) -> tuple[int, Any]:
+def handle(state: StubState, method: str, path: str, body: Any, query: dict | None = None) -> tuple[int, Any]:
     """Route one request; returns (HTTP status, JSON body)."""
     for route_method, pattern in ROUTES:
         match = pattern.match(path)
@@ -253,7 +253,7 @@ def handle(state: StubState, method: str, path: str, body: Any) -> tuple[int, An
     if path == "/cluster":
         return 200, _ok(state.cluster())
     if path.startswith("/cluster/peer/"):
-        return _remove_peer(state, int(args["peer"]))
+        return _remove_peer(state, int(args["peer"]), force=(query or {}).get("force") == "true")
     if method == "POST" and path.endswith("/cluster"):
         return _cluster_operation(state, name, body)
     if path == "/collections":
@@ -366,10 +366,13 @@ def _snapshots(
     return 200, data
 
 
-def _remove_peer(state: StubState, peer: int) -> tuple[int, Any]:
-    """DELETE /cluster/peer/{id}?force=true: the peer and its replicas go (docs/qdrant-behaviour.md §1)."""
+def _remove_peer(state: StubState, peer: int, *, force: bool) -> tuple[int, Any]:
+    """DELETE /cluster/peer/{id}: the peer goes, and with force its replicas; without force Qdrant
+    refuses while it holds any (src/actix/api/cluster_api.rs, docs/qdrant-behaviour.md §1)."""
     if peer not in state.peer_ids:
         return 404, _error(f"Not found: Peer {peer} doesn't exist")
+    if not force and any(r["peer_id"] == peer for name in state.collections for r in state.replicas(name)):
+        return 400, _error(f"Bad request: Cannot remove peer {peer} as there are shards on it")
     for name in state.collections:
         state.placement[name] = [r for r in state.replicas(name) if r["peer_id"] != peer]
     state.peer_ids.remove(peer)
@@ -473,7 +476,8 @@ class _Handler(BaseHTTPRequestHandler):
             elif self.api_key and self.headers.get("api-key") != self.api_key and split.path != "/":
                 status, payload = 401, _error("Must provide an API key or an Authorization bearer token")
             else:
-                status, payload = handle(self.state, self.command, split.path, body)
+                query = {k: v[0] for k, v in parse_qs(split.query).items()}
+                status, payload = handle(self.state, self.command, split.path, body, query)
             self.state.requests.append(
                 (self.command, split.path, parse_qs(split.query), body, status, payload)
             )

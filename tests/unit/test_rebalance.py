@@ -12,7 +12,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from qdrant_ops.cli import EXIT_ERROR, main
+from qdrant_ops.cli import EXIT_ERROR, EXIT_USAGE, main
+from qdrant_ops.client import ClusterClient
 from qdrant_ops.cluster import rebalance
 
 
@@ -141,3 +142,26 @@ def test_cli_drain_and_its_refusal(grown, capsys):
     grown.state.peer_ids.remove(1003)
     assert main(["cluster", "rebalance", "--drain", "1001"]) == EXIT_ERROR  # factor 2 on 2 peers
     assert "only 1 peers would remain" in capsys.readouterr().err
+
+
+def test_a_drained_peer_is_removed_without_force_and_one_that_holds_shards_is_refused(grown):
+    with ClusterClient([grown.url], "stub-secret-key") as client:
+        assert rebalance.peer_of(client, grown.url) == 1000
+        with pytest.raises(rebalance.RebalanceError, match="still holds replicas of cities: drain it first"):
+            rebalance.remove_drained(client, 1002)
+        assert 1002 in grown.state.peer_ids  # nothing removed
+        assert rebalance.remove_drained(client, 1003, dry_run=True) and 1003 in grown.state.peer_ids
+        assert rebalance.remove_drained(client, 1003) and 1003 not in grown.state.peer_ids
+        assert not rebalance.remove_drained(client, 1003)  # already gone
+    deletes = [r for r in grown.state.requests if r[0] == "DELETE"]
+    assert [(path, query) for _, path, query, *_ in deletes] == [("/cluster/peer/1003", {"timeout": ["60"]})]
+
+
+def test_cli_drain_then_remove_and_its_usage_error(grown, capsys):
+    assert main(["cluster", "rebalance", "--remove"]) == EXIT_USAGE
+    assert "--remove needs --drain PEER_ID" in capsys.readouterr().err
+    assert main(["cluster", "rebalance", "--drain", "1002", "--remove", "--dry-run", "--json"]) == 0
+    planned = json.loads(capsys.readouterr().out)
+    assert planned["removed_peer"] and planned["batches"] and 1002 in grown.state.peer_ids
+    assert main(["cluster", "rebalance", "--drain", "1002", "--remove"]) == 0
+    assert "peer 1002 removed" in capsys.readouterr().out and 1002 not in grown.state.peer_ids

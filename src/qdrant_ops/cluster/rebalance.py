@@ -161,3 +161,40 @@ def rebalance(
         if any(len(h) < factors[collection] for h in _holders(placement).values()):
             raise RebalanceError(f"{collection}: a shard is below its replication factor")
     return plan
+
+
+def peer_of(client: ClusterClient, url: str) -> int:
+    """The peer id the node at `url` answers as (a node to drain is alive by definition)."""
+    status = client.cluster_status(node=url.rstrip("/"))
+    if status.get("status") != "enabled":
+        raise RebalanceError(f"{url} runs without cluster mode: there is no peer to drain")
+    return int(status["peer_id"])
+
+
+def remove_drained(client: ClusterClient, peer_id: int, *, dry_run: bool = False) -> bool:
+    """Remove a drained peer from the cluster, without force: it must hold no replica, so nothing
+    is dropped (Qdrant also refuses otherwise). False when it is already gone."""
+    peers, placements, _ = cluster_view(client)
+    if peer_id not in peers:
+        return False
+    held = sorted(name for name, on in placements.items() if any(r["peer_id"] == peer_id for r in on))
+    if held:
+        raise RebalanceError(
+            f"peer {peer_id} still holds replicas of {', '.join(held)}: drain it first (nothing was removed)"
+        )
+    if not dry_run:
+        client.request("DELETE", f"/cluster/peer/{peer_id}", params={"timeout": 60})
+    return True
+
+
+def drain_and_remove(
+    client: ClusterClient, peer_id: int, *, dry_run: bool = False, **options
+) -> tuple[list[list[ShardTransfer]], bool]:
+    """Move every replica off the peer, then remove it (without force); returns the batches and
+    whether the peer was (with `dry_run`: would be) removed. A peer already gone is done: ([], False)."""
+    if peer_id not in {int(p) for p in client.cluster_status()["peers"]}:
+        return [], False
+    plan = rebalance(client, drain=peer_id, dry_run=dry_run, **options)
+    if dry_run and plan:  # the moves are only planned: afterwards the peer would be empty
+        return plan, True
+    return plan, remove_drained(client, peer_id, dry_run=dry_run)
