@@ -15,7 +15,7 @@ description:
     for each transfer, and checks at the end that every replica is Active and the balance holds.
   - With O(drain) (or O(drain_url)), every replica on that peer is moved to the others first; refused when
     the others cannot hold a shard at its replica count. With O(remove_drained), the emptied peer is then
-    removed from the cluster without force (Qdrant drops nothing: the peer holds no replica).
+    removed from the cluster without force (Qdrant drops nothing, the peer holds no replica).
   - The plan is recomputed on every run, so an interrupted run is finished by running it again; a
     balanced cluster reports no change. Check mode returns the plan.
   - Runs with an interpreter that can import the C(qdrant_ops) package.

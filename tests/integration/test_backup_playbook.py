@@ -7,33 +7,20 @@ from __future__ import annotations
 import json
 
 import pytest
-import yaml
 
 from qdrant_ops.backup import catalog
 from qdrant_ops.backup.job import from_dict
-from tests.support.playbook import ROOT, run_playbook
+from tests.support.playbook import backup_inventory, run_playbook
 
 S3_SECRET = "s3-secret-for-the-playbook-test"
 
 
 @pytest.fixture
 def run(stub_nodes, s3_server, s3_bucket, tmp_path):
-    (tmp_path / "install").mkdir()
-    (tmp_path / "install/venv").symlink_to(ROOT / ".venv")
     s3 = {"bucket": s3_bucket, "endpoint_url": s3_server.endpoint_url, "region": "us-east-1",
           "access_key": "testing", "secret_key": S3_SECRET, "max_attempts": 1}  # fmt: skip
-    hosts = {}
-    for i, node in enumerate(stub_nodes):
-        config_dir = tmp_path / f"etc{i}"
-        config_dir.mkdir()
-        qdrant = {"url": node.url, "api_key": "stub-secret-key"}
-        config = {"cluster": "prod", "qdrant": qdrant, "s3": s3}
-        (config_dir / "backup.yml").write_text(yaml.safe_dump(config))
-        hosts[f"q{i}"] = {"ansible_connection": "local", "qdrant_backup_config_dir": str(config_dir)}
-    (tmp_path / "hosts.yml").write_text(yaml.safe_dump({"all": {"children": {"qdrant": {"hosts": hosts}}}}))
+    overrides = json.dumps(backup_inventory(tmp_path, stub_nodes, s3))
     settings = from_dict({"cluster": "prod", "s3": s3}).settings
-
-    overrides = json.dumps({"qdrant_backup_install_dir": str(tmp_path / "install"), "ansible_become": False})
 
     def play(*extra: str):
         result, _ = run_playbook(

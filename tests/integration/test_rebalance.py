@@ -3,25 +3,16 @@ CLI: tests/unit/test_rebalance.py)."""
 
 from __future__ import annotations
 
-import yaml
-
-from tests.support.playbook import run_playbook, task_results
+from tests.support.playbook import run_module_task
 
 # -- execution against the stub ----------------------------------------------------------------------
 
 
 def test_module_changed_and_check_mode(grown, tmp_path):
-    playbook = tmp_path / "rebalance.yml"
-    playbook.write_text(yaml.safe_dump([{
-        "hosts": "localhost", "gather_facts": False,
-        "tasks": [{"qdrant_rebalance": {"url": [grown.url], "api_key": "stub-secret-key"}}],
-    }]))  # fmt: skip
+    task = {"url": [grown.url], "api_key": "stub-secret-key"}
 
     def run(*flags):
-        python = "ansible_python_interpreter={{ ansible_playbook_python }}"
-        result, report = run_playbook(playbook, "-i", "localhost,", "-c", "local", *flags, "-e", python)
-        assert result.returncode == 0, result.stdout[-3000:]
-        return task_results(report)["localhost"]
+        return run_module_task(tmp_path, "qdrant_rebalance", task, *flags)
 
     checked = run("--check")
     assert checked["changed"] and checked["moves"] == 3 and grown.state.replications == []
@@ -30,16 +21,10 @@ def test_module_changed_and_check_mode(grown, tmp_path):
 
 
 def test_module_drains_then_removes_the_peer(grown, tmp_path):
-    playbook = tmp_path / "drain.yml"
     task = {"url": [grown.url], "api_key": "stub-secret-key", "drain": 1002, "remove_drained": True}
-    playbook.write_text(yaml.safe_dump([{"hosts": "localhost", "gather_facts": False,
-                                         "tasks": [{"qdrant_rebalance": task}]}]))  # fmt: skip
 
     def run(*flags):
-        python = "ansible_python_interpreter={{ ansible_playbook_python }}"
-        result, report = run_playbook(playbook, "-i", "localhost,", "-c", "local", *flags, "-e", python)
-        assert result.returncode == 0, result.stdout[-3000:]
-        return task_results(report)["localhost"]
+        return run_module_task(tmp_path, "qdrant_rebalance", task, *flags)
 
     checked = run("--check")
     assert checked["changed"] and checked["removed_peer"] and checked["drained_peer"] == 1002

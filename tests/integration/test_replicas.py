@@ -3,22 +3,13 @@ are accurate (the plan and the CLI: tests/unit/test_replicas.py)."""
 
 from __future__ import annotations
 
-import yaml
-
-from tests.support.playbook import run_playbook, task_results
+from tests.support.playbook import run_module_task
 
 
 # -- the qdrant_replicas module (replace_node.yml's steps) against the stub -----------------------------
 def run_module(tmp_path, qdrant_stub, *flags: str, **options) -> dict:
-    playbook = tmp_path / "replicas.yml"
-    playbook.write_text(yaml.safe_dump([{
-        "hosts": "localhost", "gather_facts": False,
-        "tasks": [{"qdrant_replicas": {"url": [qdrant_stub.url], "api_key": "stub-secret-key", **options}}],
-    }]))  # fmt: skip
-    python = "ansible_python_interpreter={{ ansible_playbook_python }}"
-    result, report = run_playbook(playbook, "-i", "localhost,", "-c", "local", *flags, "-e", python)
-    assert result.returncode == 0, result.stdout[-3000:]
-    return task_results(report)["localhost"]
+    options = {"url": [qdrant_stub.url], "api_key": "stub-secret-key", **options}
+    return run_module_task(tmp_path, "qdrant_replicas", options, *flags)
 
 
 def test_module_removes_then_refills_with_accurate_changed_and_check_mode(

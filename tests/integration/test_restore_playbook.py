@@ -10,11 +10,10 @@ import json
 from collections import Counter
 
 import pytest
-import yaml
 
 from qdrant_ops.cli import main
 from tests.support.backup_fixtures import corrupt_one_object
-from tests.support.playbook import ROOT, run_playbook
+from tests.support.playbook import backup_inventory, run_playbook
 
 BACKUP_ID = "20261124T000000Z"
 
@@ -23,24 +22,16 @@ S3_SECRET = "s3-secret-for-the-restore-playbook"
 
 @pytest.fixture
 def cluster(stub_nodes, s3_server, s3_bucket, tmp_path):
-    (tmp_path / "install").mkdir()
-    (tmp_path / "install/venv").symlink_to(ROOT / ".venv")
     s3 = {"bucket": s3_bucket, "endpoint_url": s3_server.endpoint_url, "region": "us-east-1",
           "access_key": "testing", "secret_key": S3_SECRET, "max_attempts": 1}  # fmt: skip
-    hosts = {}
-    for i, node in enumerate(stub_nodes):
-        config_dir = tmp_path / f"etc{i}"
-        config_dir.mkdir()
-        config = {"cluster": "prod", "qdrant": {"url": node.url, "api_key": "stub-secret-key"}, "s3": s3}
-        (config_dir / "backup.yml").write_text(yaml.safe_dump(config))
-        assert (
-            main(["backup", "run", "--config", str(config_dir / "backup.yml"), "--backup-id", BACKUP_ID]) == 0
-        )
-        hosts[f"q{i}"] = {"ansible_connection": "local", "qdrant_backup_config_dir": str(config_dir),
-                          "qdrant_snapshots_path": str(tmp_path / f"snapshots{i}")}  # fmt: skip
-    (tmp_path / "hosts.yml").write_text(yaml.safe_dump({"all": {"children": {"qdrant": {"hosts": hosts}}}}))
-    overrides = json.dumps({"qdrant_backup_install_dir": str(tmp_path / "install"), "ansible_become": False,
-                            "restore_nodes": [node.url for node in stub_nodes]})  # fmt: skip
+    snapshots = {"qdrant_snapshots_path": str(tmp_path / "snapshots{}")}
+    inventory = backup_inventory(
+        tmp_path, stub_nodes, s3, lambda i: {k: v.format(i) for k, v in snapshots.items()}
+    )
+    for i in range(len(stub_nodes)):
+        config = tmp_path / f"etc{i}/backup.yml"
+        assert main(["backup", "run", "--config", str(config), "--backup-id", BACKUP_ID]) == 0
+    overrides = json.dumps({**inventory, "restore_nodes": [node.url for node in stub_nodes]})
     original = copy.deepcopy(stub_nodes[0].state.points)
     stub_nodes[0].state.collections.clear()  # shared by the three stub nodes
     stub_nodes[0].state.points.clear()
