@@ -277,9 +277,11 @@ def handle(state: StubState, method: str, path: str, body: Any, query: dict | No
         if point is None:
             return 404, _error(f"Not found: No point with id {raw} found")
         return 200, _ok(point)
-    if path.endswith("/points") and method == "POST":  # retrieve by ids
+    if path.endswith("/points") and method == "POST":  # retrieve by ids; payload by default, vectors if asked
         found = [state.points[name][i] for i in body["ids"] if i in state.points[name]]
-        return 200, _ok([{"id": p["id"], "payload": None, "vector": None} for p in found])
+        with_payload, with_vector = body.get("with_payload", True), body.get("with_vector", False)
+        return 200, _ok([{"id": p["id"], "payload": p["payload"] if with_payload else None,
+                          "vector": p["vector"] if with_vector else None} for p in found])  # fmt: skip
     if path.endswith("/points"):
         for point in body["points"]:
             state.points[name][point["id"]] = {

@@ -47,7 +47,7 @@ from qdrant_ops.cluster import rebalance
 from qdrant_ops.cluster.collections import NAME_PATTERN as COLLECTION_NAME
 from qdrant_ops.cluster.collections import apply_plan, describe, plan_collection
 from qdrant_ops.cluster.health import shard_placement, unhealthy_replicas
-from qdrant_ops.cluster.points import get_point
+from qdrant_ops.cluster.points import get_points
 from qdrant_ops.errors import ConfigError, QdrantOpsError
 from qdrant_ops.polling import wait_until
 
@@ -409,8 +409,9 @@ def verify_restore(client: ClusterClient, manifest: dict, collections: Sequence[
         count = client.count_points(name)
         if count != expected["points_exact"]:
             problems.append(f"{name}: {count} points, the backup has {expected['points_exact']}")
+        points = get_points(client, name, [sample["id"] for sample in expected["sample"]])
         for sample in expected["sample"]:
-            point = get_point(client, name, sample["id"])
+            point = points.get(sample["id"])
             if point is None:
                 problems.append(f"{name}: sampled point {sample['id']} is missing")
             elif node_part.point_fingerprint(point) != sample:
