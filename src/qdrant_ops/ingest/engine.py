@@ -289,7 +289,10 @@ class _Run:
                 self.checkpoint.save()
 
     def _drain(self, wait: float = 0.0) -> None:
-        for message in self.pool.messages(wait):
+        self._handle_all(self.pool.messages(wait))
+
+    def _handle_all(self, messages: list[SenderMessage]) -> None:
+        for message in messages:
             self._handle(message)
 
     def _report_progress(self, force: bool = False) -> None:
@@ -396,7 +399,7 @@ class _Run:
             self._read()
         finally:
             deadline = time.monotonic() + self.options.timeout * (self.options.retries + 2)
-            self.pool.close(deadline, on_messages=lambda messages: [self._handle(m) for m in messages])
+            self.pool.close(deadline, on_messages=self._handle_all)
             self.checkpoint.save(force=True)
             self._report_progress(force=True)
 
