@@ -2,15 +2,19 @@
 
 A 3-node cluster (127.77.0.x) holds a collection of N points x 384-d (6 shards, replication factor
 2); it is backed up to S3 (a moto server on loopback). Then, interleaved per round:
-  restore:  delete the collection, `qdrant_ops.backup.restore.restore` (download and check every shard
-            snapshot, create the collection, upload each shard's snapshot to every replica with
-            priority no_sync, wait until every replica is Active and the collection green, verify
-            counts and samples): the collection serves when it returns;
+  restore:  delete the collection, `qdrant_ops.backup.restore.restore` (create the collection, every
+            replica recovers its shard's snapshot with priority no_sync, fetched from S3 by the node
+            through a presigned URL and checked against the sha256; wait until every replica is
+            Active and the collection green, verify counts and samples): the collection serves when
+            it returns;
+  restore (fetch_by restorer): the same, but this host downloads and checks every snapshot first
+            and uploads it to each replica (the path of an overwrite);
   reingest: delete the collection, create it empty with the same config, upload the same points
             from memory with qdrant-client over gRPC (upload_collection, parallel workers: its
             fastest path), and wait until it is green with its index built.
-Prints both times, restore / reingest (target <= 0.5) and restore / download of the set from S3
-(target <= 2; the download measured on its own each round, with the restore's download step).
+Prints the times, restore / reingest (target <= 0.5) and restore / download of the set from S3
+(target <= 2; the download measured on its own each round, with the restore's download step), for
+both ways of fetching.
 
     QDRANT_BINARY=/path/to/qdrant .venv/bin/python bench/restore.py [--points 1000000] [--rounds 2]
 """
@@ -71,10 +75,11 @@ def reingest(client: ClusterClient, cluster: LocalQdrantCluster, vectors: np.nda
     return time.monotonic() - started
 
 
-def restore_once(client, cluster, s3_client, settings, *, count: int, staging: Path) -> dict:
+def restore_once(client, cluster, s3_client, settings, *, count: int, staging: Path, fetch_by: str) -> dict:
     client.request("DELETE", "/collections/bench", params={"wait": "true"})
-    report = restore.restore(client, s3_client, settings, cluster.urls, staging)
+    report = restore.restore(client, s3_client, settings, cluster.urls, staging, fetch_by=fetch_by)
     assert report["problems"] == [] and client.count_points("bench") == count
+    assert report["fetch_by"] == fetch_by
     return report
 
 
@@ -120,12 +125,14 @@ def main() -> None:
                 backup_every_node(
                     client, cluster.urls, settings, make_client(settings.s3), "20261124T000000Z"
                 )
-                times: dict[str, list[float]] = {"restore": [], "reingest": [], "download": []}
-                for _ in range(args.rounds):  # interleaved, so drift on a shared machine hits both
-                    report = restore_once(
-                        client, cluster, s3_client, settings, count=args.points, staging=Path(tmp)
-                    )
-                    times["restore"].append(report["seconds"])
+                times: dict[str, list[float]] = {
+                    "restore": [], "restorer": [], "reingest": [], "download": []
+                }  # fmt: skip
+                for _ in range(args.rounds):  # interleaved, so drift on a shared machine hits all
+                    for name, fetch_by in (("restore", "nodes"), ("restorer", "restorer")):
+                        report = restore_once(client, cluster, s3_client, settings, count=args.points,
+                                              staging=Path(tmp), fetch_by=fetch_by)  # fmt: skip
+                        times[name].append(report["seconds"])
                     times["download"].append(download_set(s3_client, settings, Path(tmp)))
                     times["reingest"].append(reingest(client, cluster, vectors, args.workers))
                 set_bytes = report["bytes"]
@@ -135,7 +142,8 @@ def main() -> None:
     best = {name: min(values) for name, values in times.items()}
     print(f"points {args.points} x {DIM}-d, 6 shards, replication factor 2, 3 nodes; best of {args.rounds}")
     print(f"set in S3: {set_bytes / 2**20:.0f} MiB (one snapshot per shard)")
-    print(f"restore_seconds  {best['restore']:8.2f}  (until every replica is Active, verified)")
+    print(f"restore_seconds  {best['restore']:8.2f}  (until every replica is Active, verified; nodes fetch)")
+    print(f"restore_restorer_seconds {best['restorer']:8.2f}  (the same, this host downloads and uploads)")
     print(f"download_seconds {best['download']:8.2f}  (the set from S3, checked)")
     print(
         f"reingest_seconds {best['reingest']:8.2f}  "
@@ -143,6 +151,8 @@ def main() -> None:
     )
     print(f"restore_seconds / reingest_seconds = {best['restore'] / best['reingest']:.3f}  (target <= 0.5)")
     print(f"restore_seconds / download_seconds = {best['restore'] / best['download']:.3f}  (target <= 2)")
+    print(f"restore_restorer_seconds / download_seconds = {best['restorer'] / best['download']:.3f}")
+    print(f"restore_seconds / restore_restorer_seconds = {best['restore'] / best['restorer']:.3f}")
 
 
 if __name__ == "__main__":

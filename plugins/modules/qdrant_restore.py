@@ -14,12 +14,16 @@ description:
     incomplete set, a part record whose object keys or checksums do not fit the set's layout, a Qdrant
     minor version other than the set's, collections that exist without O(overwrite), and a target with
     fewer peers than a collection's replication factor.
-  - Downloads every snapshot into O(staging_dir) and checks each against the manifest's size and sha256
-    before anything changes (and refuses when the directory lacks the space); then uploads each to the
-    node that recovers it, with priority C(snapshot) and the sha256.
-  - Sets made per shard (format 2) restore into a cluster of any size; the collection is created from the
-    manifest, every shard recovered once and copied to its other replicas by Qdrant. Format 1 sets
-    (a collection snapshot per node) restore node by node, optionally with O(peer_map).
+  - Sets made per shard (formats 2 and 3) restore into a cluster of any size; the collection is created
+    from the manifest and every replica of a shard recovers the shard's snapshot (priority C(no_sync)).
+    With O(fetch_by=nodes) each node downloads its snapshots from S3 through short-lived presigned URLs
+    and Qdrant checks each sha256 before it recovers anything; the nodes must reach S3.
+  - To replace existing collections (O(overwrite)), for format 1 sets, and with O(fetch_by=restorer),
+    this host downloads every snapshot into O(staging_dir) and checks each against the manifest's size and
+    sha256 (refusing when the directory lacks the space), then uploads each to the node that recovers it;
+    a collection is replaced only after the whole set has checked out.
+  - Format 1 sets (a collection snapshot per node) restore node by node with priority C(snapshot),
+    optionally with O(peer_map).
   - Ends when every replica is Active, the placement is balanced, and exact counts and sampled points
     match the manifest; the staging files are removed whatever happens.
   - In check mode the plan is returned and nothing is downloaded or changed.
@@ -46,9 +50,15 @@ options:
     type: bool
     default: false
   staging_dir:
-    description: Directory on this host for the downloaded snapshots (needs free space for the set).
+    description: Directory on this host for the downloaded snapshots when this host fetches them (needs
+      free space for the set).
     type: path
     required: true
+  fetch_by:
+    description: Who downloads the snapshots from S3, see the description.
+    type: str
+    choices: [nodes, restorer]
+    default: nodes
   parallel:
     description: Snapshots recovered at once (at most one per node).
     type: int
@@ -99,7 +109,15 @@ points:
   returned: when not in check mode
   type: dict
 download_seconds:
-  description: Seconds to download and check every snapshot.
+  description: Seconds to download and check every snapshot on this host (0 when the nodes fetched them).
+  returned: when not in check mode
+  type: float
+fetch_by:
+  description: Who downloaded the snapshots (restorer whenever collections are replaced or the set is format 1).
+  returned: always
+  type: str
+recover_seconds:
+  description: Seconds until every snapshot was recovered.
   returned: when not in check mode
   type: float
 seconds:
@@ -124,6 +142,7 @@ ARGUMENT_SPEC = {
     "overwrite": {"type": "bool", "default": False},
     "staging_dir": {"type": "path", "required": True},
     "parallel": {"type": "int", "default": 2},
+    "fetch_by": {"type": "str", "choices": ["nodes", "restorer"], "default": "nodes"},
     "wait_timeout": {"type": "float", "default": 3600.0},
     **BACKUP_CONFIG_ARGUMENT_SPEC,
 }
@@ -144,6 +163,7 @@ def run_restore(module) -> dict:
             Path(params["staging_dir"]), backup_id=params["backup_id"],
             collections=params["collections"] or (), peer_map=peer_map or None,
             overwrite=params["overwrite"], dry_run=module.check_mode, parallel=params["parallel"],
+            fetch_by=params["fetch_by"],
             timeout=params["wait_timeout"],
         )  # fmt: skip
         if not module.check_mode:

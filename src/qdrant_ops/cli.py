@@ -509,7 +509,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
             Path(args.staging_dir or tempfile.gettempdir()),
             backup_id=args.backup_id, collections=args.collection or (), peer_map=peer_map or None,
             overwrite=args.overwrite, dry_run=args.dry_run, parallel=args.parallel,
-            timeout=args.wait_timeout, log=log,
+            fetch_by=args.fetch_by, timeout=args.wait_timeout, log=log,
         )  # fmt: skip
     rows = [[p["collection"], "" if p["shard_id"] is None else p["shard_id"], p["peer_id"],
              p["node"] or "(placed by Qdrant)", p["bytes"]] for p in report["plan"]]  # fmt: skip
@@ -727,12 +727,12 @@ def _backup_parser(commands, config_opts: argparse.ArgumentParser) -> None:
 def _restore_parser(commands, config_opts: argparse.ArgumentParser) -> None:
     rst = commands.add_parser(
         "restore", parents=[config_opts], help="restore collections from a backup set, verified",
-        description="Every snapshot of the set is downloaded into the staging directory and checked against "
-        "the set's sha256 before anything changes; then it is uploaded to the nodes. Sets made per shard "
-        "(formats 2 and 3) go into a cluster of any size: the collection is created from the set, and every "
-        "replica of a shard receives its snapshot (priority no_sync); format 1 sets are recovered node by "
-        "node. At the end every replica is Active, the placement balanced, and counts and sampled points "
-        "match.",
+        description="Sets made per shard (formats 2 and 3) go into a cluster of any size: the collection is "
+        "created from the set, and every replica of a shard recovers its snapshot (priority no_sync), "
+        "fetched by the node itself from a short-lived presigned S3 URL and checked against the set's sha256 "
+        "before it is recovered. To replace existing collections (--overwrite), and for format 1 sets, "
+        "every snapshot is first downloaded into the staging directory and checked, then uploaded. At the "
+        "end every replica is Active, the placement balanced, and counts and sampled points match.",
     )  # fmt: skip
     rst.add_argument(
         "--node", action="append", metavar="URL", help="every node of the target cluster, repeatable"
@@ -740,8 +740,15 @@ def _restore_parser(commands, config_opts: argparse.ArgumentParser) -> None:
     rst.add_argument(
         "--staging-dir",
         metavar="DIR",
-        help="where the snapshots are downloaded and checked first (default: the temp directory); "
-        "needs free space for the set",
+        help="where this host downloads and checks the snapshots when it fetches them (default: the "
+        "temp directory); needs free space for the set",
+    )
+    rst.add_argument(
+        "--fetch-by",
+        choices=restore.FETCH_BY,
+        default="nodes",
+        help="who downloads the snapshots from S3: the nodes (presigned URLs; they must reach S3) or this "
+        "host, which uploads them (default nodes; --overwrite and format 1 sets always use this host)",
     )
     rst.add_argument("--backup-id", help="set to restore (default: the newest complete one)")
     rst.add_argument("--collection", action="append", help="only this collection, repeatable")

@@ -1,7 +1,8 @@
 """Restore with a real Qdrant (QDRANT_BINARY) from a set in S3 (moto server), at a size where shard
 recoveries and the transfers they start take long enough to race: 200,000 points x 384-d, 6
 shards, replication factor 2. One backup of a 3-node cluster, restored into (a) the same cluster
-after its collection was deleted, (b) a new empty 3-node cluster, (c) a new 4-node cluster; each
+after its collection was deleted, and over it (overwrite: downloaded and checked here first), (b) a
+new empty 3-node cluster, (c) a new 4-node cluster, the nodes fetching from S3 themselves; each
 compared point by point with the source (every id, payload and vector) and its placement checked
 (every replica Active, replicas per peer within one). A damaged object is refused with the
 cluster untouched."""
@@ -84,7 +85,15 @@ def test_a_same_cluster_after_deleting_the_collection(source, tmp_path):
     cluster, settings, s3_client, _ = source
     with client_of(cluster) as client:
         client.request("DELETE", "/collections/vectors", params={"wait": "true"})
-    restore_into(cluster, settings, s3_client, tmp_path)
+    report = restore_into(cluster, settings, s3_client, tmp_path)
+    assert report["fetch_by"] == "nodes"  # each node fetched its shards through presigned URLs
+
+
+def test_a_same_cluster_over_the_existing_collection(source, tmp_path):
+    """overwrite: this host downloads and checks the whole set before the collection is deleted."""
+    cluster, settings, s3_client, _ = source
+    report = restore_into(cluster, settings, s3_client, tmp_path, overwrite=True)
+    assert report["fetch_by"] == "restorer" and report["replace"] == ["vectors"]
 
 
 @pytest.mark.parametrize("size", [3, 4], ids=["b-new-3-nodes", "c-new-4-nodes"])

@@ -78,16 +78,34 @@ def recovered(nodes) -> Counter:
     )
 
 
-def test_every_collection_deleted_then_restored_shard_by_shard(cluster, capsys, tmp_path):
+def recover_requests(nodes) -> list[tuple]:
+    """(kind, body) of every recover the nodes received: 'url' (PUT .../recover) or 'upload'."""
+    return [
+        ("url" if path.endswith("/recover") else "upload", body)
+        for node in nodes
+        for method, path, _, body, *_ in node.state.requests
+        if path.endswith(("/snapshots/recover", "/snapshots/upload"))
+    ]
+
+
+@pytest.mark.parametrize("fetch_by", ["nodes", "restorer"])
+def test_every_collection_deleted_then_restored_shard_by_shard(fetch_by, cluster, capsys, tmp_path):
     nodes, configs, original = cluster
     backup_all(configs)
     drop_everything(nodes)
 
-    code, out, err = run_restore(capsys, tmp_path, nodes, configs, "--json")
+    code, out, err = run_restore(capsys, tmp_path, nodes, configs, "--json", "--fetch-by", fetch_by)
 
     assert code == 0, err
     report = json.loads(out)
     assert report["backup_id"] == BACKUP_ID and report["problems"] == [] and report["format"] == 3
+    assert report["fetch_by"] == fetch_by
+    kinds = Counter(kind for kind, _ in recover_requests(nodes))
+    assert kinds == Counter({"url" if fetch_by == "nodes" else "upload": 9})
+    if fetch_by == "nodes":  # each node fetched a presigned URL itself, and was given the sha256
+        for _, body in recover_requests(nodes):
+            assert "X-Amz-Signature=" in body["location"] and len(body["checksum"]) == 64
+        assert report["download_seconds"] == 0 and not (tmp_path / "staging").exists()
     assert nodes[0].state.points == original
     # every replica of every shard recovered once (the demo collections have one replica), no_sync
     expected = {("cities", s, "no_sync") for s in range(6)} | {("places", s, "no_sync") for s in range(3)}
@@ -108,6 +126,10 @@ def test_existing_collections_are_replaced_only_with_overwrite(cluster, capsys, 
     assert not recovered(nodes)
     code, _, err = run_restore(capsys, tmp_path, nodes, configs, "--overwrite", "--collection", "cities")
     assert code == 0, err
+    # the set is checked here before the delete, so this host downloads and uploads it
+    assert "downloaded and checked here first" in err and {k for k, _ in recover_requests(nodes)} == {
+        "upload"
+    }
     assert nodes[0].state.points["cities"] == original["cities"]
     deletes = [
         r for n in nodes for r in n.state.requests if r[0] == "DELETE" and r[1] == "/collections/cities"
@@ -217,19 +239,25 @@ def test_refusals_change_nothing(case, cluster, capsys, tmp_path, s3_client, s3_
     assert staged_files(tmp_path) == []  # downloads removed
 
 
+@pytest.mark.parametrize(
+    ("fetch_by", "found_by"),
+    [("restorer", "checksum mismatch for s3://"), ("nodes", "places shard 2 on http://127.0.0.1")],
+)
 def test_a_damaged_object_found_mid_restore_leaves_nothing_behind(
-    cluster, capsys, tmp_path, s3_client, s3_bucket
+    fetch_by, found_by, cluster, capsys, tmp_path, s3_client, s3_bucket
 ):
-    """Into a target without the collections, recoveries start while later objects download; the
-    last object of the plan is damaged, so some shards are already recovered when it is found."""
+    """Into a target without the collections, recoveries start while later objects download (or
+    while other nodes fetch theirs); the last object of the plan is damaged, so some shards are
+    already recovered when it is found (by this host, or by the node's checksum check)."""
     nodes, configs, _ = cluster
     backup_all(configs)
     drop_everything(nodes)
     corrupt_one_object(s3_client, s3_bucket, suffix="/places/2.snapshot")
 
-    code, _, err = run_restore(capsys, tmp_path, nodes, configs)
+    code, _, err = run_restore(capsys, tmp_path, nodes, configs, "--fetch-by", fetch_by)
 
-    assert code == EXIT_ERROR and "checksum mismatch for s3://" in err and "Traceback" not in err
+    assert code == EXIT_ERROR and found_by in err and "Traceback" not in err
+    assert "checksum mismatch" in err.lower()
     assert recovered(nodes)  # work had started: the pipeline is real
     assert nodes[0].state.collections == {}  # and was undone: no half-restored collection serves
     assert "cities: deleted again, the restore failed" in err
@@ -252,6 +280,21 @@ def test_a_damaged_object_never_touches_the_collection_it_would_replace(
         changes = [r for r in node.state.requests[count:] if r[0] in ("PUT", "POST", "PATCH", "DELETE")]
         assert changes == [], changes
     assert staged_files(tmp_path) == []
+
+
+def test_nodes_that_cannot_reach_s3_fail_clearly_without_showing_the_signature(cluster, capsys, tmp_path):
+    nodes, configs, _ = cluster
+    backup_all(configs)
+    drop_everything(nodes)
+    for node in nodes:
+        node.state.s3_unreachable = True
+
+    code, _, err = run_restore(capsys, tmp_path, nodes, configs)
+
+    assert code == EXIT_ERROR and "Connection refused" in err and "fetch_by restorer" in err
+    assert "(presigned query hidden)" in err  # Qdrant's message names the URL: its signature is cut
+    assert "X-Amz-" not in err and TEST_CREDENTIALS["aws_access_key_id"] not in err
+    assert nodes[0].state.collections == {}  # the collections created for the restore are gone again
 
 
 def test_the_old_node_form_is_refused_with_the_new_one(cluster, capsys, tmp_path):

@@ -1,7 +1,7 @@
 """playbooks/restore.yml over three stub nodes of one cluster (local connection, the project venv
 standing in for the nodes' /opt/qdrant-ops/venv) and moto: check mode plans and changes nothing, a
-restore after every collection was deleted recovers each shard once, and a damaged object is
-refused before anything changes."""
+restore after every collection was deleted recovers each shard once, and a damaged object leaves
+nothing restored, whether a node or this host fetched it."""
 
 from __future__ import annotations
 
@@ -73,15 +73,20 @@ def test_restore_every_collection_each_shard_once(cluster, stub_nodes, tmp_path)
     assert list((tmp_path / "snapshots0").rglob("*.snapshot")) == []  # the first node staged, then cleaned
 
 
-def test_a_damaged_object_is_refused_before_anything_changes(
-    cluster, stub_nodes, s3_client, s3_bucket, tmp_path
+@pytest.mark.parametrize(
+    ("fetch_by", "found_by"),
+    [("nodes", "Snapshot checksum mismatch"), ("restorer", "checksum mismatch for s3://")],
+)
+def test_a_damaged_object_leaves_nothing_restored(
+    fetch_by, found_by, cluster, stub_nodes, s3_client, s3_bucket, tmp_path
 ):
+    """Found by the node that fetched it (Qdrant's checksum check) or by this host's download."""
     play, _ = cluster
     corrupt_one_object(s3_client, s3_bucket)
-    result = play()
+    result = play("-e", f"restore_fetch_by={fetch_by}")
     assert result.returncode != 0
-    assert "checksum mismatch for s3://" in result.stdout and "nothing was restored" in result.stdout
-    assert not recovered(stub_nodes) and stub_nodes[0].state.collections == {}
+    assert found_by in result.stdout and "nothing was restored" in result.stdout
+    assert stub_nodes[0].state.collections == {}
     assert list(tmp_path.rglob("*.snapshot")) == []
 
 

@@ -16,6 +16,7 @@ import json
 import os
 import re
 import threading
+import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -71,6 +72,7 @@ class StubState:
         self.recover_order: list[int] = []  # when each recover happened, across all stub nodes
         self.version = VERSION
         self.recover_loses_points = 0  # drop this many points on recover (a restore gone wrong)
+        self.s3_unreachable = False  # recovers from http(s) locations cannot connect
         # (method, path, query, request body, status, response body) of every request served
         self.requests: list[tuple] = []
         self.fail_next: list[int] = []  # HTTP statuses to return for the next requests
@@ -220,6 +222,7 @@ ROUTES: list[tuple[str, re.Pattern]] = [
         ("GET", r"/collections/(?P<c>[^/]+)/shards/(?P<shard>\d+)/snapshots"),
         ("POST", r"/collections/(?P<c>[^/]+)/shards/(?P<shard>\d+)/snapshots"),
         ("POST", r"/collections/(?P<c>[^/]+)/shards/(?P<shard>\d+)/snapshots/upload"),
+        ("PUT", r"/collections/(?P<c>[^/]+)/shards/(?P<shard>\d+)/snapshots/recover"),
         ("GET", r"/collections/(?P<c>[^/]+)/shards/(?P<shard>\d+)/snapshots/(?P<s>[^/]+)"),
         ("DELETE", r"/collections/(?P<c>[^/]+)/shards/(?P<shard>\d+)/snapshots/(?P<s>[^/]+)"),
         ("POST", r"/collections/(?P<c>[^/]+)/snapshots/upload"),
@@ -261,6 +264,11 @@ def handle(state: StubState, method: str, path: str, body: Any, query: dict | No
     if path.endswith("/cluster"):
         return 200, _ok(state.collection_cluster(name))
     if path.endswith("/snapshots/upload"):
+        return _recover_shard_upload(state, name, int(args["shard"]), body)
+    if path.endswith("/snapshots/recover"):
+        if "snapshot" not in body:
+            return 500, _error(f"Service internal error: Failed to download tar from {body['location']}: "
+                               f"{body.get('fetch_error')}")  # fmt: skip
         return _recover_shard_upload(state, name, int(args["shard"]), body)
     if "/shards/" in path:
         return _snapshots(state, method, name, args.get("s"), int(args["shard"]))
@@ -437,6 +445,16 @@ def _recover_shard_upload(state: StubState, name: str, shard: int, body: dict) -
     return 200, _ok(True)
 
 
+def _fetch_location(body: dict) -> dict:
+    """A recover from an http(s) location: the node downloads it itself, as Qdrant does
+    (lib/storage/src/content_manager/snapshots/download.rs); the bytes join the body."""
+    try:
+        with urllib.request.urlopen(body["location"], timeout=30) as response:
+            return {**body, "snapshot": response.read()}
+    except (OSError, ValueError) as exc:
+        return {**body, "fetch_error": str(exc)}
+
+
 def _multipart_file(raw: bytes, content_type: str) -> bytes:
     boundary = content_type.split("boundary=", 1)[1].strip('"').encode()
     for part in raw.split(b"--" + boundary):
@@ -472,6 +490,11 @@ class _Handler(BaseHTTPRequestHandler):
             body = {**query, "snapshot": _multipart_file(raw, content_type)}
         else:
             body = json.loads(raw) if raw else None
+        if split.path.endswith("/snapshots/recover") and isinstance(body, dict):
+            if self.state.s3_unreachable:
+                body = {**body, "fetch_error": "error sending request: Connection refused (os error 111)"}
+            else:  # before the lock: a node serves others while it downloads
+                body = _fetch_location(body)
         with self.state.lock:
             if self.state.fail_next:
                 status, payload = self.state.fail_next.pop(0), _error("stub: injected failure")

@@ -154,3 +154,21 @@ def test_hostile_records_are_refused_or_follow_the_layout(tmp_path_factory, coll
         assert isinstance(snap.size, int) and snap.size >= 0 and len(snap.sha256) == 64
         path = restore.local_file(directory, index).resolve()
         assert path.parent == directory.resolve()
+
+
+def test_a_presigned_url_in_an_error_loses_its_query_and_nothing_else():
+    url = (
+        "https://qdrant-backups.s3.eu-west-1.amazonaws.com/qdrant-backups/prod/x/cities/3.snapshot"
+        "?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=AKIAEXAMPLE%2F20261130%2Feu-west-1%2Fs3"
+        "&X-Amz-Date=20261130T101010Z&X-Amz-Expires=900&X-Amz-SignedHeaders=host"
+        "&X-Amz-Security-Token=FwoGZXIvYXdzE&X-Amz-Signature=0123abcd"
+    )
+    text = restore.hide_presigned(
+        f'Service internal error: Failed to download tar from {url}: status - 403 "x"'
+    )
+    assert text == (
+        "Service internal error: Failed to download tar from https://qdrant-backups.s3.eu-west-1.amazonaws.com"
+        '/qdrant-backups/prod/x/cities/3.snapshot?(presigned query hidden): status - 403 "x"'
+    )
+    plain = "GET /collections/c?wait=true on http://10.0.1.10:6333 failed"  # no presigned query: untouched
+    assert restore.hide_presigned(plain) == plain

@@ -1,13 +1,20 @@
 """Restore collections from a backup set (docs/qdrant-behaviour.md §3 and §7).
 
-The set's objects are downloaded one after another into a staging directory, each checked against
-the manifest's size and sha256, and uploaded to the node that recovers it (`.../snapshots/upload`,
-with the priority said explicitly and the sha256 again so Qdrant checks what it got), so the
-process needs no access to the nodes' disks. Into a target that lacks the collections, recoveries
-start as soon as each object has checked out, overlapping the downloads that follow; if any object
-is damaged or any recovery fails, the collections this restore created are deleted again. A
-collection that would be replaced (overwrite) is deleted only after every object of the set has
-checked out, so a damaged set never costs the data it was meant to replace.
+Two ways for a snapshot to reach the node that recovers it:
+- `fetch_by="nodes"` (the default where it applies: per-shard sets into collections that do not
+  exist yet): each node gets a short-lived presigned GET URL of its object and the sha256 (`PUT
+  .../shards/{s}/snapshots/recover`); Qdrant streams the download straight into unpacking, hashes
+  it on the way and refuses a mismatch before anything is recovered. Nothing passes through this
+  host, nothing is staged on its disk; the nodes need to reach S3 (the Terraform VPC has an S3
+  endpoint) and `service.enable_snapshot_url_recovery` left on.
+- `fetch_by="restorer"`: the objects are downloaded one after another into a staging directory,
+  each checked against the manifest's size and sha256, and uploaded to the node that recovers it
+  (`.../snapshots/upload`, with the sha256 again so Qdrant checks what it got). Always used for a
+  collection that would be replaced (overwrite): it is deleted only after every object of the set
+  has checked out, so a damaged set never costs the data it was meant to replace. Format 1 sets too.
+Into a target that lacks the collections, recoveries start at once (nodes) or as soon as each object
+has checked out (restorer); if any object is damaged or any recovery fails, the collections this
+restore created are deleted again.
 
 Format 2 sets (a snapshot per shard, backup/node_part.py): the collection is created from the manifest's
 config, shard count and payload indexes, Qdrant places its replicas, and every replica of a shard
@@ -15,8 +22,9 @@ receives that shard's snapshot with priority `no_sync`: each activates its own c
 marked Dead, so Qdrant starts no transfer and no recovery ever meets a transfer of the same shard.
 Measured at 200k x 384 (6 shards, RF 2, 3 nodes): 7.5-9.3 s, against 13.4-14.2 s for recovering
 each shard once with priority `snapshot` and letting Qdrant copy it to the other replica. It costs
-replication-factor times the set's bytes leaving the restoring host. Works into a cluster of any
-size; a bounded number of nodes receive uploads at once, each one at a time.
+replication-factor times the set's bytes read from S3 (fetch_by nodes) or sent from the restoring
+host (restorer). Works into a cluster of any size; a bounded number of nodes recover at once, each
+one shard at a time.
 
 Format 1 sets (a collection snapshot per node) are recovered node by node with priority
 `snapshot`, each source peer's part on its own target node.
@@ -58,6 +66,11 @@ PRIORITY = "snapshot"  # format 1: each node's part wins over what the cluster h
 SHARD_PRIORITY = "no_sync"
 SHA256_PATTERN = re.compile(r"^[0-9a-f]{64}$")
 FREE_SPACE_MARGIN = 1.05
+FETCH_BY = ("nodes", "restorer")
+# A node starts its GET as soon as it is asked; the URL only has to live until then. Its query (the
+# values percent-encoded, so no ':' or space inside) is cut from every message.
+PRESIGNED_URL_SECONDS = 900
+_PRESIGNED_QUERY = re.compile(r"(https?://[^\s\"'?]+)\?[^\s\"']*(?:X-Amz-|Signature=)[^\s\"':]*")
 
 
 class RestoreError(QdrantOpsError):
@@ -319,14 +332,38 @@ def download(s3_client, settings: s3.S3Settings, snap: Snapshot, path: Path) -> 
     partial.replace(path)
 
 
-def recover(client: ClusterClient, snap: Snapshot, path: Path, timeout: float) -> None:
-    endpoint = node_part.snapshots_path(snap.collection, snap.shard_id) + "/upload"
+def presigned_url(s3_client, settings: s3.S3Settings, snap: Snapshot) -> str:
+    return s3_client.generate_presigned_url(
+        "get_object", Params={"Bucket": settings.bucket, "Key": snap.key}, ExpiresIn=PRESIGNED_URL_SECONDS
+    )
+
+
+def hide_presigned(text: str) -> str:
+    """The text with every presigned URL's query (its signature and credential) left out."""
+    return _PRESIGNED_QUERY.sub(r"\1?(presigned query hidden)", text)
+
+
+def recover(client: ClusterClient, snap: Snapshot, source: Path | str, timeout: float) -> None:
+    """Recover one snapshot on its node, from a verified local file (uploaded) or from a URL the
+    node downloads itself; either way Qdrant checks the sha256 before it recovers anything."""
+    endpoint = node_part.snapshots_path(snap.collection, snap.shard_id)
     priority = PRIORITY if snap.shard_id is None else SHARD_PRIORITY
-    params = {"wait": "true", "priority": priority, "checksum": snap.sha256}
     try:
-        client.upload(endpoint, snap.node, path, params=params, timeout=timeout)
+        if isinstance(source, Path):
+            params = {"wait": "true", "priority": priority, "checksum": snap.sha256}
+            client.upload(endpoint + "/upload", snap.node, source, params=params, timeout=timeout)
+        else:
+            body = {"location": source, "priority": priority, "checksum": snap.sha256}
+            client.request("PUT", endpoint + "/recover", params={"wait": "true"}, json=body,
+                           node=snap.node, timeout=timeout)  # fmt: skip
     except QdrantOpsError as exc:
-        raise RestoreError(f"recovering {snap.label} on {snap.node} failed: {exc}") from exc
+        hint = "" if isinstance(source, Path) else (
+            " (the node fetches the object from S3 itself: if it cannot reach S3, restore with "
+            "fetch_by restorer)"
+        )  # fmt: skip
+        raise RestoreError(
+            f"recovering {snap.label} on {snap.node} failed: {hide_presigned(str(exc))}{hint}"
+        ) from exc
 
 
 # -- waiting and checking ------------------------------------------------------------------------------
@@ -448,6 +485,27 @@ def _create(client: ClusterClient, name: str, view: dict) -> None:
 Files = dict[str, "Future[Path]"]  # object key -> its downloaded, verified local file
 
 
+@dataclass
+class Sources:
+    """Where each snapshot comes from: with `fetch_by` restorer the staged file, downloaded and
+    checked in the background (`files`); with nodes a presigned URL made when it is needed."""
+
+    files: Files
+    url_for: Callable[[Snapshot], str] | None = None
+
+    def locate(self, snap: Snapshot) -> Path | str:
+        return self.url_for(snap) if self.url_for else self.files[snap.key].result()
+
+    def wait_all(self) -> None:
+        """Until every object has checked out (raises for the first that did not)."""
+        for pending in self.files.values():
+            pending.result()
+
+    def cancel(self) -> None:
+        for pending in self.files.values():
+            pending.cancel()
+
+
 def _start_downloads(
     pool: ThreadPoolExecutor, s3_client, settings: s3.S3Settings, snapshots: list[Snapshot], *,
     directory: Path, log,
@@ -468,10 +526,10 @@ def _start_downloads(
 
 
 def _recover_all(
-    client: ClusterClient, todo: list[Snapshot], files: Files, *, parallel: int, timeout: float, log
+    client: ClusterClient, todo: list[Snapshot], sources: Sources, *, parallel: int, timeout: float, log
 ) -> None:
-    """Each node recovers its snapshots one at a time, in plan order, as soon as each file has
-    arrived; at most `parallel` uploads run at once."""
+    """Each node recovers its snapshots one at a time, in plan order, as soon as each one's source
+    is ready; at most `parallel` recoveries run at once."""
     by_node: dict[str, list[Snapshot]] = {}
     for snap in todo:
         by_node.setdefault(snap.node, []).append(snap)
@@ -481,15 +539,14 @@ def _recover_all(
     def one_node(snaps: list[Snapshot]) -> None:
         for snap in snaps:
             try:
-                path = files[snap.key].result()
+                source = sources.locate(snap)
                 with slots:
                     if failed.is_set():
                         return
-                    recover(client, snap, path, timeout)
+                    recover(client, snap, source, timeout)
             except BaseException:
                 failed.set()
-                for pending in files.values():  # no more downloads: the restore has failed
-                    pending.cancel()
+                sources.cancel()  # no more downloads: the restore has failed
                 raise
             log(f"{snap.label}: recovered on {snap.node}")
 
@@ -543,11 +600,11 @@ def _plan_report(manifest: dict, chosen: list[str], existing: list[str], snapsho
 
 
 def _recover_shards(
-    client: ClusterClient, manifest: dict, chosen: list[str], snapshots: list[Snapshot], *, files: Files,
-    nodes: list[str], parallel: int, timeout: float, log,
+    client: ClusterClient, manifest: dict, chosen: list[str], snapshots: list[Snapshot], *,
+    sources: Sources, nodes: list[str], parallel: int, timeout: float, log,
 ) -> None:  # fmt: skip
     """Formats 2 and 3: create each collection from the set, then every replica of a shard
-    receives that shard's snapshot as soon as it is downloaded. If a download or a recovery fails,
+    receives that shard's snapshot as soon as its source is ready. If a download or a recovery fails,
     the collections created here are deleted again: nothing half-restored is left serving."""
     todo, created = [], []
     try:
@@ -558,38 +615,42 @@ def _recover_shards(
             mine = [s for s in snapshots if s.collection == name]
             todo += assign_shards(mine, placement, _peer_urls(client, nodes, placement))
             log(f"{name}: created with {len(mine)} shard(s); recovering each on every replica")
-        _recover_all(client, todo, files, parallel=parallel, timeout=timeout, log=log)
-    except BaseException:
+        _recover_all(client, todo, sources, parallel=parallel, timeout=timeout, log=log)
+    except BaseException as exc:
         for name in created:
             client.request("DELETE", f"/collections/{segment(name)}", params={"wait": "true"})
             log(f"{name}: deleted again, the restore failed")
+        if created and isinstance(exc, QdrantOpsError):
+            raise RestoreError(
+                f"{exc}; the collections this restore created ({', '.join(created)}) were deleted again: "
+                "nothing was restored"
+            ) from exc
         raise
 
 
-def _recover_node_parts(client: ClusterClient, snapshots: list[Snapshot], files: Files, nodes: list[str],
-                        *, timeout: float, log) -> None:  # fmt: skip
+def _recover_node_parts(client: ClusterClient, snapshots: list[Snapshot], sources: Sources,
+                        nodes: list[str], *, timeout: float, log) -> None:  # fmt: skip
     """Format 1: each node recovers its own collection snapshots, node by node."""
     for node in dict.fromkeys(s.node for s in snapshots):
         here = [s for s in snapshots if s.node == node]
-        _recover_all(client, here, files, parallel=1, timeout=timeout, log=log)
+        _recover_all(client, here, sources, parallel=1, timeout=timeout, log=log)
         for name in dict.fromkeys(s.collection for s in here):
             wait_healthy(client, name, nodes, timeout)
 
 
 def _recover(
-    client: ClusterClient, manifest: dict, chosen: list[str], snapshots: list[Snapshot], *, files: Files,
-    replace: list[str], nodes: list[str], parallel: int, timeout: float, log,
+    client: ClusterClient, manifest: dict, chosen: list[str], snapshots: list[Snapshot], *,
+    sources: Sources, replace: list[str], nodes: list[str], parallel: int, timeout: float, log,
 ) -> None:  # fmt: skip
-    """Recover every snapshot as its file arrives, until every replica is Active. A collection is
-    replaced, and a format 1 set recovered, only once every object of the set has checked out."""
+    """Recover every snapshot as its source is ready, until every replica is Active. A collection
+    is replaced, and a format 1 set recovered, only once every object of the set has checked out."""
     if replace or manifest.get("format", 1) < 2:
-        for pending in files.values():
-            pending.result()
+        sources.wait_all()
         _replace(client, replace, log)
     if manifest.get("format", 1) < 2:
-        _recover_node_parts(client, snapshots, files, nodes, timeout=timeout, log=log)
+        _recover_node_parts(client, snapshots, sources, nodes, timeout=timeout, log=log)
         return
-    _recover_shards(client, manifest, chosen, snapshots, files=files, nodes=nodes, parallel=parallel,
+    _recover_shards(client, manifest, chosen, snapshots, sources=sources, nodes=nodes, parallel=parallel,
                     timeout=timeout, log=log)  # fmt: skip
     for name in chosen:
         wait_healthy(client, name, nodes, timeout, trigger=True)
@@ -623,16 +684,20 @@ def restore(
     overwrite: bool = False,
     dry_run: bool = False,
     parallel: int = 2,
+    fetch_by: str = "nodes",
     timeout: float = 3600.0,
     log: Callable[[str], None] = lambda _line: None,
 ) -> dict:
     """Restore `collections` (default all) of the set `backup_id` (default the newest complete)
-    into the cluster of `nodes`, staging the downloads under `staging_dir`. Returns the report
+    into the cluster of `nodes`; the nodes fetch the objects from S3 themselves, or this host
+    downloads them under `staging_dir` (`fetch_by`, see the module's docstring). Returns the report
     (the plan only, with `dry_run`); raises RestoreError with nothing changed for every refusal."""
     if not nodes:
         raise ConfigError("no target nodes: give every node's URL")
     if parallel < 1:
         raise ConfigError(f"parallel must be at least 1, got {parallel}")
+    if fetch_by not in FETCH_BY:
+        raise ConfigError(f"fetch_by must be one of {', '.join(FETCH_BY)}, got {fetch_by!r}")
     started = time.monotonic()
     nodes = [n.rstrip("/") for n in nodes]
     manifest = choose_set(s3_client, settings, backup_id)
@@ -641,17 +706,26 @@ def restore(
         client, manifest, settings.layout, chosen, nodes=nodes, peer_map=peer_map, overwrite=overwrite,
         dry_run=dry_run,
     )  # fmt: skip
+    # Replacing needs the whole set checked before the delete, so this host downloads it.
+    report["fetch_by"] = "restorer" if report["replace"] or report["format"] < 2 else fetch_by
+    if report["fetch_by"] != fetch_by:
+        log("the set is downloaded and checked here first (it replaces collections, or it is format 1)")
     if dry_run:
         return report
     directory = staging_path(staging_dir, manifest["backup_id"])
-    check_free_space(directory, report["bytes"])
     downloads = ThreadPoolExecutor(max_workers=1, thread_name_prefix="restore-download")
+    downloaded: list[float] = []
     try:
-        files = _start_downloads(downloads, s3_client, settings.s3, snapshots, directory=directory, log=log)
-        downloaded: list[float] = []
-        for pending in files.values():
+        if report["fetch_by"] == "nodes":
+            sources = Sources({}, lambda snap: presigned_url(s3_client, settings.s3, snap))
+        else:
+            check_free_space(directory, report["bytes"])
+            sources = Sources(
+                _start_downloads(downloads, s3_client, settings.s3, snapshots, directory=directory, log=log)
+            )
+        for pending in sources.files.values():
             pending.add_done_callback(lambda _f: downloaded.append(time.monotonic() - started))
-        _recover(client, manifest, chosen, snapshots, files=files, replace=report["replace"], nodes=nodes,
+        _recover(client, manifest, chosen, snapshots, sources=sources, replace=report["replace"], nodes=nodes,
                  parallel=parallel, timeout=timeout, log=log)  # fmt: skip
         recovered = time.monotonic() - started
         problems = _balance_and_verify(client, manifest, chosen, timeout, log)

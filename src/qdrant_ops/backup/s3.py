@@ -61,6 +61,8 @@ class S3Settings:
 def make_client(settings: S3Settings):
     config = botocore.config.Config(
         retries={"max_attempts": settings.max_attempts, "mode": "standard"},
+        # SigV4 everywhere: botocore would presign with SigV2 otherwise, which newer regions refuse.
+        signature_version="s3v4",
         max_pool_connections=settings.concurrency + 2,
         connect_timeout=10,
         read_timeout=120,
