@@ -525,6 +525,34 @@ def _start_downloads(
     return files
 
 
+def _check_options(nodes: Sequence[str], parallel: int, fetch_by: str) -> None:
+    if not nodes:
+        raise ConfigError("no target nodes: give every node's URL")
+    if parallel < 1:
+        raise ConfigError(f"parallel must be at least 1, got {parallel}")
+    if fetch_by not in FETCH_BY:
+        raise ConfigError(f"fetch_by must be one of {', '.join(FETCH_BY)}, got {fetch_by!r}")
+
+
+def _fetcher(report: dict, fetch_by: str, log) -> str:
+    """Replacing needs the whole set checked before the delete, so this host downloads it."""
+    if report["replace"] or report["format"] < 2:
+        if fetch_by != "restorer":
+            log("the set is downloaded and checked here first (it replaces collections, or it is format 1)")
+        return "restorer"
+    return fetch_by
+
+
+def _sources(
+    report: dict, downloads: ThreadPoolExecutor, s3_client, settings: s3.S3Settings,
+    snapshots: list[Snapshot], *, directory: Path, log,
+) -> Sources:  # fmt: skip
+    if report["fetch_by"] == "nodes":
+        return Sources({}, lambda snap: presigned_url(s3_client, settings, snap))
+    check_free_space(directory, report["bytes"])
+    return Sources(_start_downloads(downloads, s3_client, settings, snapshots, directory=directory, log=log))
+
+
 def _recover_all(
     client: ClusterClient, todo: list[Snapshot], sources: Sources, *, parallel: int, timeout: float, log
 ) -> None:
@@ -692,12 +720,7 @@ def restore(
     into the cluster of `nodes`; the nodes fetch the objects from S3 themselves, or this host
     downloads them under `staging_dir` (`fetch_by`, see the module's docstring). Returns the report
     (the plan only, with `dry_run`); raises RestoreError with nothing changed for every refusal."""
-    if not nodes:
-        raise ConfigError("no target nodes: give every node's URL")
-    if parallel < 1:
-        raise ConfigError(f"parallel must be at least 1, got {parallel}")
-    if fetch_by not in FETCH_BY:
-        raise ConfigError(f"fetch_by must be one of {', '.join(FETCH_BY)}, got {fetch_by!r}")
+    _check_options(nodes, parallel, fetch_by)
     started = time.monotonic()
     nodes = [n.rstrip("/") for n in nodes]
     manifest = choose_set(s3_client, settings, backup_id)
@@ -706,23 +729,14 @@ def restore(
         client, manifest, settings.layout, chosen, nodes=nodes, peer_map=peer_map, overwrite=overwrite,
         dry_run=dry_run,
     )  # fmt: skip
-    # Replacing needs the whole set checked before the delete, so this host downloads it.
-    report["fetch_by"] = "restorer" if report["replace"] or report["format"] < 2 else fetch_by
-    if report["fetch_by"] != fetch_by:
-        log("the set is downloaded and checked here first (it replaces collections, or it is format 1)")
+    report["fetch_by"] = _fetcher(report, fetch_by, log)
     if dry_run:
         return report
     directory = staging_path(staging_dir, manifest["backup_id"])
     downloads = ThreadPoolExecutor(max_workers=1, thread_name_prefix="restore-download")
     downloaded: list[float] = []
     try:
-        if report["fetch_by"] == "nodes":
-            sources = Sources({}, lambda snap: presigned_url(s3_client, settings.s3, snap))
-        else:
-            check_free_space(directory, report["bytes"])
-            sources = Sources(
-                _start_downloads(downloads, s3_client, settings.s3, snapshots, directory=directory, log=log)
-            )
+        sources = _sources(report, downloads, s3_client, settings.s3, snapshots, directory=directory, log=log)
         for pending in sources.files.values():
             pending.add_done_callback(lambda _f: downloaded.append(time.monotonic() - started))
         _recover(client, manifest, chosen, snapshots, sources=sources, replace=report["replace"], nodes=nodes,

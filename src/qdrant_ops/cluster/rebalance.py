@@ -17,8 +17,10 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 
 from qdrant_ops.client import ClusterClient, QdrantApiError
+from qdrant_ops.cluster import zones
 from qdrant_ops.cluster.health import unhealthy_replicas
 from qdrant_ops.cluster.replicas import METHODS, ReplicationError, ShardTransfer, cluster_view, wait_settled
+from qdrant_ops.cluster.zones import Zones
 from qdrant_ops.errors import QdrantOpsError
 
 
@@ -33,10 +35,82 @@ def _holders(placement: list[dict]) -> dict[int, set[int]]:
     return shards
 
 
+class _Placement:
+    """One collection's placement while moves are planned on it."""
+
+    def __init__(self, collection: str, shards: dict[int, set[int]], targets: list[int], zones: Zones):
+        self.collection, self.shards, self.targets, self.zones = collection, shards, targets, zones
+        self.load = Counter({p: 0 for p in targets})
+        self.load.update(p for holders in shards.values() for p in holders if p in self.load)
+        self.moves: list[ShardTransfer] = []
+
+    def move(self, shard: int, source: int, target: int) -> None:
+        self.shards[shard] = (self.shards[shard] - {source}) | {target}
+        self.load[target] += 1
+        if source in self.load:
+            self.load[source] -= 1
+        self.moves.append(ShardTransfer(self.collection, shard, source, target))
+
+    def even_after(self, shard: int, source: int, target: int) -> bool:
+        holders = (self.shards[shard] - {source}) | {target}
+        return zones.spread_is_even(holders, self.targets, self.zones)
+
+    def drain(self, peer: int) -> None:
+        """Every replica off `peer`: each to the least crowded zone, then the least loaded peer."""
+        for shard in sorted(s for s, holders in self.shards.items() if peer in holders):
+            options = [p for p in self.targets if p not in self.shards[shard]]
+            if not options:
+                raise RebalanceError(
+                    f"{self.collection} shard {shard} has {len(self.shards[shard])} replicas but only "
+                    f"{len(self.targets)} peers would remain: add a node first, or lower the collection's "
+                    "replication_factor"
+                )
+            crowding = zones.zone_counts(self.shards[shard] - {peer}, self.zones)
+            self.move(shard, peer, min(options, key=lambda p: (crowding[zones.zone_of(self.zones, p)],
+                                                               self.load[p], p)))  # fmt: skip
+
+    def spread_zones(self) -> None:
+        """Move replicas out of crowded zones until every shard's spread is even; each move takes
+        one replica from the fullest zone to an emptier one, so this ends."""
+        for shard in sorted(self.shards):
+            while not zones.spread_is_even(self.shards[shard], self.targets, self.zones):
+                holders = self.shards[shard]
+                crowding = zones.zone_counts(holders, self.zones)
+                fullest = max(crowding.values())
+                source = max((p for p in holders if crowding[zones.zone_of(self.zones, p)] == fullest),
+                             key=lambda p: (self.load[p], -p))  # fmt: skip
+                options = [p for p in self.targets if p not in holders
+                           and crowding[zones.zone_of(self.zones, p)] <= fullest - 2]  # fmt: skip
+                self.move(shard, source, min(options, key=lambda p: (crowding[zones.zone_of(self.zones, p)],
+                                                                     self.load[p], p)))  # fmt: skip
+
+    def balance(self) -> None:
+        """From the most to the least loaded peers while they differ by two or more, moving only
+        replicas whose shard stays evenly spread over the zones (each move narrows the loads)."""
+        while move := self._balancing_move():
+            self.move(*move)
+
+    def _balancing_move(self) -> tuple[int, int, int] | None:
+        for heavy in sorted(self.targets, key=lambda p: (-self.load[p], p)):
+            for light in sorted(self.targets, key=lambda p: (self.load[p], p)):
+                if self.load[heavy] - self.load[light] < 2:
+                    break
+                for shard in sorted(self.shards):
+                    holders = self.shards[shard]
+                    if heavy in holders and light not in holders and self.even_after(shard, heavy, light):
+                        return shard, heavy, light
+        return None
+
+
 def plan_moves(
-    placements: dict[str, list[dict]], peers: Sequence[int], drain: int | None = None
+    placements: dict[str, list[dict]],
+    peers: Sequence[int],
+    drain: int | None = None,
+    zones: Zones | None = None,
 ) -> list[ShardTransfer]:
-    """Moves, in order, that empty `drain` (if given) and balance each collection over the others."""
+    """Moves, in order, that empty `drain` (if given), spread every shard's replicas over the zones
+    (`zones`: peer -> zone; a peer without one is a zone of its own) and balance each collection over
+    the other peers as far as the zone rule allows (cluster/zones.py)."""
     if drain is not None and drain not in peers:
         raise RebalanceError(f"peer {drain} is not in the cluster (peers: {sorted(peers)})")
     targets = [p for p in peers if p != drain]
@@ -44,36 +118,12 @@ def plan_moves(
         raise RebalanceError(f"peer {drain} is the last node: there is nowhere to move its shards")
     moves: list[ShardTransfer] = []
     for collection in sorted(placements):
-        shards = _holders(placements[collection])
-        load = Counter({p: 0 for p in targets})
-        load.update(p for holders in shards.values() for p in holders if p in load)
-
-        def move(
-            shard: int, source: int, target: int, *, shards=shards, load=load, collection=collection
-        ) -> None:
-            shards[shard] = (shards[shard] - {source}) | {target}
-            load[target] += 1
-            if source in load:
-                load[source] -= 1
-            moves.append(ShardTransfer(collection, shard, source, target))
-
-        for shard in sorted(s for s, holders in shards.items() if drain in holders):
-            options = [p for p in targets if p not in shards[shard]]
-            if not options:
-                raise RebalanceError(
-                    f"{collection} shard {shard} has {len(shards[shard])} replicas but only {len(targets)} "
-                    "peers would remain: add a node first, or lower the collection's replication_factor"
-                )
-            move(shard, drain, min(options, key=lambda p: (load[p], p)))
-        while max(load.values()) - min(load.values()) > 1:
-            heavy = max(targets, key=lambda p: (load[p], -p))
-            light = min(targets, key=lambda p: (load[p], p))
-            # heavy holds more shards than light, so one of them is not on light
-            move(
-                min(s for s, holders in shards.items() if heavy in holders and light not in holders),
-                heavy,
-                light,
-            )
+        plan = _Placement(collection, _holders(placements[collection]), targets, zones or {})
+        if drain is not None:
+            plan.drain(drain)
+        plan.spread_zones()
+        plan.balance()
+        moves += plan.moves
     return moves
 
 

@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 
 from qdrant_ops.client import ClusterClient, QdrantApiError, segment
 from qdrant_ops.cluster.health import HEALTHY_REPLICA_STATES, shard_placement
+from qdrant_ops.cluster.zones import Zones, zone_counts, zone_of
 from qdrant_ops.errors import QdrantOpsError
 from qdrant_ops.polling import wait_until
 
@@ -47,10 +48,13 @@ def plan_replication(
     factors: dict[str, int],
     peers: Sequence[int],
     prefer: int | None = None,
+    zones: Zones | None = None,
 ) -> list[ShardTransfer]:
     """Pure: one replication per missing replica, from an Active replica to a peer that lacks the
-    shard (`prefer` first, else the peer with the fewest replicas). Raises when the peers cannot
-    hold the factor."""
+    shard: in the zone holding the fewest of its replicas (cluster/zones.py), there `prefer` if it
+    is one of them, else the peer with the fewest replicas. Raises when the peers cannot hold the
+    factor."""
+    zones = zones or {}
     load = Counter({peer: 0 for peer in peers})
     for placement in placements.values():
         load.update(r["peer_id"] for r in placement if r["peer_id"] in load)
@@ -78,8 +82,12 @@ def plan_replication(
                     "replication_factor"
                 )
             for _ in range(missing):
-                to_peer = prefer if prefer in candidates else min(candidates, key=lambda p: (load[p], p))
+                crowding = zone_counts(holders, zones)
+                to_peer = min(
+                    candidates, key=lambda p: (crowding[zone_of(zones, p)], p != prefer, load[p], p)
+                )
                 candidates.remove(to_peer)
+                holders.add(to_peer)
                 load[to_peer] += 1
                 plan.append(ShardTransfer(collection, shard_id, active[0], to_peer))
     return plan
