@@ -21,7 +21,7 @@ import yaml
 from qdrant_ops import __version__
 from qdrant_ops.backup import catalog, job, node_part, restore, s3
 from qdrant_ops.client import ClusterClient
-from qdrant_ops.cluster import collections, health, points, rebalance, replicas
+from qdrant_ops.cluster import collections, health, points, rebalance, replicas, zones
 from qdrant_ops.errors import ConfigError, QdrantOpsError
 from qdrant_ops.ingest import dataset, engine, sources
 from qdrant_ops.table import format_table
@@ -97,9 +97,40 @@ def _emit(args: argparse.Namespace, data, table: str) -> None:
 
 
 # -- cluster -----------------------------------------------------------------------------------------
+def read_zones(args: argparse.Namespace, client: ClusterClient) -> dict[int, str]:
+    """--zones-file (a mapping of peer id or node URL to zone) and --zone PEER_OR_URL=ZONE, resolved
+    to peer ids; empty when neither is given (every peer a zone of its own)."""
+    spec: dict[str, str] = {}
+    if args.zones_file:
+        try:
+            data = yaml.safe_load(Path(args.zones_file).read_text())
+        except (OSError, yaml.YAMLError) as exc:
+            raise ConfigError(f"cannot read the zones file {args.zones_file}: {exc}") from None
+        if not isinstance(data, dict):
+            raise ConfigError(f"{args.zones_file}: expected a mapping of peer id or node URL to zone")
+        spec.update({str(k): v for k, v in data.items()})
+    for item in args.zone or []:
+        key, sep, zone = item.rpartition("=")  # a URL may hold '=', a zone name does not
+        if not sep or not key or not zone:
+            raise ConfigError(f"--zone must look like PEER_OR_URL=ZONE, got {item!r}")
+        if spec.setdefault(key, zone) != zone:
+            raise ConfigError(f"{key} is given two zones: {spec[key]} and {zone}")
+    return zones.resolve(client, spec)
+
+
+def _zone_lines(overview: dict) -> list[str]:
+    shared = overview.get("shared_zones") or {}
+    fix = "(run `cluster rebalance` with the same zones)"
+    lines = [
+        f"WARNING: replicas share a zone, avoidably: {entry} {fix}" for entry in shared.get("avoidable", [])
+    ]
+    lines += [f"note: more replicas than zones: {entry}" for entry in shared.get("too_few_zones", [])]
+    return lines
+
+
 def cmd_cluster_status(args: argparse.Namespace) -> int:
     with make_client(args) as client:
-        overview = health.cluster_overview(client)
+        overview = health.cluster_overview(client, zones=read_zones(args, client))
     lines = [f"Qdrant {overview['version']}, cluster mode {'on' if overview['cluster_enabled'] else 'off'}"]
     if overview["cluster_enabled"]:
         lines.append(
@@ -109,13 +140,19 @@ def cmd_cluster_status(args: argparse.Namespace) -> int:
         lines.append(
             format_table(
                 [
-                    [p["id"], p["uri"], "leader" if p["id"] == overview["leader"] else ""]
+                    [
+                        p["id"],
+                        p["uri"],
+                        p.get("zone") or "-",
+                        "leader" if p["id"] == overview["leader"] else "",
+                    ]
                     for p in overview["peers"]
                 ],
-                ["PEER", "URI", "ROLE"],
+                ["PEER", "URI", "ZONE", "ROLE"],
             )
         )
     lines.append(_collections_table(overview["collections"]))
+    lines += _zone_lines(overview)
     _emit(args, overview, "\n\n".join(lines))
     unhealthy = any(c["unhealthy_replicas"] for c in overview["collections"])
     return 1 if unhealthy or (overview["cluster_enabled"] and overview["leader"] is None) else 0
@@ -335,9 +372,11 @@ def cmd_backup_prune(args: argparse.Namespace) -> int:
 def cmd_cluster_repair(args: argparse.Namespace) -> int:
     log = (lambda line: print(line, file=sys.stderr)) if not args.json else (lambda _line: None)
     with make_client(args) as client:
+        peer_zones = read_zones(args, client)
+        log(zones.describe([int(p) for p in client.cluster_status()["peers"]], peer_zones))
         removable, plan = replicas.repair(
             client, remove=args.remove_peer or (), allow_data_loss=args.allow_data_loss, prefer=args.to_peer,
-            method=args.method, dry_run=args.dry_run, log=log,
+            method=args.method, dry_run=args.dry_run, zones=peer_zones, log=log,
         )  # fmt: skip
     removed = [] if args.dry_run else removable
     rows = [[r.collection, r.shard_id, r.from_peer, r.to_peer] for r in plan]
@@ -362,6 +401,8 @@ def cmd_cluster_rebalance(args: argparse.Namespace) -> int:
                "outgoing_limit": args.outgoing_limit, "dry_run": args.dry_run, "log": log}  # fmt: skip
     removed = None
     with make_client(args) as client:
+        options["zones"] = read_zones(args, client)
+        log(zones.describe([int(p) for p in client.cluster_status()["peers"]], options["zones"]))
         if args.remove:
             plan, removed = rebalance.drain_and_remove(client, args.drain, **options)
         else:
@@ -598,10 +639,27 @@ def _ingest_parser(commands, conn: argparse.ArgumentParser) -> None:
     ing.set_defaults(handler=cmd_ingest)
 
 
+def _zone_options() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    group = common.add_argument_group(
+        "availability zones", "peers without a zone count as zones of their own (placement by counts only)"
+    )
+    group.add_argument(
+        "--zone", action="append", metavar="PEER_OR_URL=ZONE", help="a peer's zone, repeatable"
+    )
+    group.add_argument(
+        "--zones-file", metavar="FILE", help="YAML/JSON mapping of peer id or node URL to zone"
+    )
+    return common
+
+
 def _cluster_parser(commands, conn: argparse.ArgumentParser) -> None:
     cluster_cmd = commands.add_parser("cluster", help="cluster state").add_subparsers(metavar="ACTION")
+    conn = argparse.ArgumentParser(add_help=False, parents=[conn, _zone_options()])
     status = cluster_cmd.add_parser(
-        "status", parents=[conn], help="peers, leader, collections; exit 1 when a replica is unhealthy"
+        "status",
+        parents=[conn],
+        help="peers, leader, collections, replicas sharing a zone; exit 1 when a replica is unhealthy",
     )
     status.set_defaults(handler=cmd_cluster_status)
     repair = cluster_cmd.add_parser(

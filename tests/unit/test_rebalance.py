@@ -165,3 +165,40 @@ def test_cli_drain_then_remove_and_its_usage_error(grown, capsys):
     assert planned["removed_peer"] and planned["batches"] and 1002 in grown.state.peer_ids
     assert main(["cluster", "rebalance", "--drain", "1002", "--remove"]) == 0
     assert "peer 1002 removed" in capsys.readouterr().out and 1002 not in grown.state.peer_ids
+
+
+def test_cli_zones_status_warns_then_rebalance_spreads_the_replicas(grown, capsys, tmp_path):
+    """Peers 1000 and 1001 in zone a, 1002 and 1003 in b: shards 0 and 3 start with both replicas
+    in zone a. The zones come as a file (peer ids) and as --zone with the node's URL."""
+    zones_file = tmp_path / "zones.yml"
+    zones_file.write_text("1001: a\n1002: b\n1003: b\n")
+    zone_args = ["--zones-file", str(zones_file), "--zone", f"{grown.url}=a"]  # the stub answers as 1000
+    assert main(["cluster", "status", *zone_args]) == 0
+    out = capsys.readouterr().out
+    assert out.count("WARNING: replicas share a zone, avoidably") == 2
+    assert "cities shard 0: 2 in a" in out and "cities shard 3: 2 in a" in out
+    assert main(["cluster", "rebalance", *zone_args]) == 0
+    assert "zones: a (2), b (2)" in capsys.readouterr().err
+    holders: dict[int, set[int]] = {}
+    for replica in grown.state.replicas("cities"):
+        holders.setdefault(replica["shard_id"], set()).add(replica["peer_id"])
+    zone = {1000: "a", 1001: "a", 1002: "b", 1003: "b"}
+    assert all({zone[p] for p in peers} == {"a", "b"} for peers in holders.values())
+    assert sorted(loads(grown).values()) == [3, 3, 3, 3]
+    assert main(["cluster", "status", *zone_args]) == 0
+    assert "WARNING" not in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("zone_args", "message"),
+    [
+        (["--zone", "1000"], "--zone must look like PEER_OR_URL=ZONE"),
+        (["--zone", "4242=a"], "zone for peer 4242: no such peer in the cluster"),
+        (["--zone", "http://127.0.0.1:9=a"], "no Qdrant node answers there; give its peer id instead"),
+        (["--zone", "1000=a", "--zone", "1000=b"], "1000 is given two zones: a and b"),
+        (["--zones-file", "/nonexistent/zones.yml"], "cannot read the zones file"),
+    ],
+)
+def test_cli_bad_zones_are_refused_before_any_move(grown, capsys, zone_args, message):
+    assert main(["cluster", "rebalance", *zone_args]) == EXIT_ERROR
+    assert message in capsys.readouterr().err and grown.state.replications == []

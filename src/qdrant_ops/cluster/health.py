@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from qdrant_ops.client import ClusterClient
+from qdrant_ops.cluster.zones import Zones, shared_zones
 
 # Replica states in which a replica serves reads and writes (docs/qdrant-behaviour.md §4).
 HEALTHY_REPLICA_STATES = frozenset({"Active"})
@@ -42,7 +43,11 @@ def collection_overview(client: ClusterClient, name: str) -> dict:
     }
 
 
-def cluster_overview(client: ClusterClient, include_collections: bool = True) -> dict:
+def cluster_overview(
+    client: ClusterClient, include_collections: bool = True, zones: Zones | None = None
+) -> dict:
+    """Version, raft state, peers (with their zone), collections with counts and placement, and
+    the shards whose replicas share a zone (`shared_zones`: avoidable, and too few zones)."""
     status = client.cluster_status()
     overview: dict = {"version": client.version(), "cluster_enabled": status.get("status") == "enabled"}
     if overview["cluster_enabled"]:
@@ -61,4 +66,14 @@ def cluster_overview(client: ClusterClient, include_collections: bool = True) ->
         )
     if include_collections:
         overview["collections"] = [collection_overview(client, name) for name in client.collection_names()]
+    if include_collections and overview["cluster_enabled"]:
+        zones = zones or {}
+        for peer in overview["peers"]:
+            peer["zone"] = zones.get(peer["id"])
+        avoidable, too_few = shared_zones(
+            {c["name"]: c["replicas"] for c in overview["collections"]},
+            [p["id"] for p in overview["peers"]],
+            zones,
+        )
+        overview["shared_zones"] = {"avoidable": avoidable, "too_few_zones": too_few}
     return overview

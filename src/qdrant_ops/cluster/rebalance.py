@@ -172,10 +172,11 @@ def rebalance(
     dry_run: bool = False,
     timeout: float = 3600.0,
     collections: Sequence[str] | None = None,
+    zones: Zones | None = None,
     log: Callable[[str], None] = lambda _line: None,
 ) -> list[list[ShardTransfer]]:
     """Plan from the live placement (of `collections`, default all) and apply it batch by batch;
-    returns the batches."""
+    returns the batches. `zones` (peer -> zone) as in plan_moves."""
     if method not in METHODS:
         raise RebalanceError(f"unknown transfer method {method!r}: use one of {', '.join(METHODS)}")
 
@@ -186,7 +187,7 @@ def rebalance(
         return peers, placements, factors
 
     peers, placements, factors = view()
-    plan = batches(plan_moves(placements, peers, drain), incoming_limit, outgoing_limit)
+    plan = batches(plan_moves(placements, peers, drain, zones), incoming_limit, outgoing_limit)
     if dry_run:
         return plan
     for number, batch in enumerate(plan, 1):
@@ -200,7 +201,7 @@ def rebalance(
         _wait_transfers(client, {m.collection for m in batch}, timeout)
     # Re-read everything checked below: collections may have been created or dropped meanwhile.
     peers, placements, factors = view()
-    left = plan_moves(placements, peers, drain)
+    left = plan_moves(placements, peers, drain, zones)
     if left:
         raise RebalanceError(
             f"not balanced after the plan, {len(left)} move(s) left: run the rebalance again"

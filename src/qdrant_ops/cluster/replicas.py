@@ -201,6 +201,7 @@ def repair(
     method: str = "stream_records",
     dry_run: bool = False,
     timeout: float = 3600.0,
+    zones: Zones | None = None,
     log: Callable[[str], None] = lambda _line: None,
 ) -> tuple[list[int], list[ShardTransfer]]:
     """Remove the dead peers `remove` (every refusal before any removal; peers already gone are
@@ -213,7 +214,7 @@ def repair(
     placements = {name: [r for r in p if r["peer_id"] not in gone] for name, p in placements.items()}
     if prefer is not None and prefer not in peers:
         raise ReplicationError(f"peer {prefer} is not in the cluster (peers: {peers})")
-    plan = plan_replication(placements, factors, peers, prefer) if replicate else []
+    plan = plan_replication(placements, factors, peers, prefer, zones) if replicate else []
     if dry_run:
         return gone, plan
     for peer in gone:
@@ -221,7 +222,7 @@ def repair(
     if not replicate:
         return gone, []
     peers, placements, factors = cluster_view(client)
-    plan = plan_replication(placements, factors, peers, prefer)
+    plan = plan_replication(placements, factors, peers, prefer, zones)
     for item in plan:  # one at a time: every node takes one incoming transfer by default
         try:
             item.start(client, "replicate_shard", method)
@@ -230,7 +231,7 @@ def repair(
         log(f"{item.collection} shard {item.shard_id}: peer {item.from_peer} -> {item.to_peer}")
         wait_settled(client, item.collection, timeout)
     _, placements, factors = cluster_view(client)
-    left = plan_replication(placements, factors, peers)
+    left = plan_replication(placements, factors, peers, zones=zones)
     if left:
         raise ReplicationError(f"still below the replication factor: {left}")
     return gone, plan

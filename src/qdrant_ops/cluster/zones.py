@@ -15,6 +15,9 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Mapping
 
+from qdrant_ops.client import ClusterClient
+from qdrant_ops.errors import ConfigError
+
 Zones = Mapping[int, str]  # peer id -> zone name
 
 
@@ -53,3 +56,41 @@ def shared_zones(
             entry = f"{collection} shard {shard}: {crowded}"
             (unavoidable if spread_is_even(holders, peers, zones) else avoidable).append(entry)
     return avoidable, unavoidable
+
+
+def resolve(client: ClusterClient, spec: Mapping[str, str]) -> dict[int, str]:
+    """Zones given per peer id or per node URL (as the inventory knows the nodes), as peer -> zone.
+    A URL is asked which peer it is; a peer id must be in the cluster."""
+    peers = {int(p) for p in client.cluster_status().get("peers", {})}
+    resolved: dict[int, str] = {}
+    for raw_key, raw_zone in spec.items():
+        key, zone = str(raw_key).strip(), str(raw_zone or "").strip()
+        if not zone:
+            raise ConfigError(f"the zone of {key!r} is empty: give a zone name, or leave the peer out")
+        peer = _peer(client, peers, key)
+        if resolved.get(peer, zone) != zone:
+            raise ConfigError(f"peer {peer} is given two zones: {resolved[peer]} and {zone}")
+        resolved[peer] = zone
+    return resolved
+
+
+def _peer(client: ClusterClient, peers: set[int], key: str) -> int:
+    if key.isdigit():
+        if int(key) not in peers:
+            raise ConfigError(f"zone for peer {key}: no such peer in the cluster (peers: {sorted(peers)})")
+        return int(key)
+    found = client.probe_peer_id(key)
+    if found is None:
+        raise ConfigError(f"zone for {key}: no Qdrant node answers there; give its peer id instead")
+    return found
+
+
+def describe(peers: Iterable[int], zones: Zones) -> str:
+    """One line for a plan: how the peers fall into zones."""
+    peers = sorted(peers)
+    named = zone_counts((p for p in peers if p in zones), zones)
+    alone = [p for p in peers if p not in zones]
+    text = ", ".join(f"{zone} ({count})" for zone, count in sorted(named.items())) or "none given"
+    if alone:
+        text += f"; without a zone, each a zone of its own: peers {', '.join(map(str, alone))}"
+    return f"zones: {text}"
