@@ -46,6 +46,17 @@ def qdrant_rest_urls(hosts, hostvars) -> list[str]:
     return urls
 
 
+def qdrant_node_zones(hosts, hostvars) -> dict[str, str]:
+    """Each host's qdrant_zone (Terraform writes the availability zone) keyed by its REST URL, for
+    the modules' `zones` option; hosts without one are left out (each a zone of its own)."""
+    return {
+        url: str(hostvars[host]["qdrant_zone"])
+        for host, url in zip(hosts, qdrant_rest_urls(hosts, hostvars), strict=True)
+        if hostvars[host].get("qdrant_zone")
+    }
+
+
 class FilterModule:
     def filters(self):
-        return {"qdrant_unhealthy_replicas": qdrant_unhealthy_replicas, "qdrant_rest_urls": qdrant_rest_urls}
+        return {"qdrant_unhealthy_replicas": qdrant_unhealthy_replicas, "qdrant_rest_urls": qdrant_rest_urls,
+                "qdrant_node_zones": qdrant_node_zones}  # fmt: skip

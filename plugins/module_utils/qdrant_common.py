@@ -37,6 +37,8 @@ CONNECTION_ARGUMENT_SPEC = {
 }
 
 # Options of the modules that move or copy shards (qdrant_rebalance, qdrant_replicas).
+ZONES_ARGUMENT_SPEC = {"zones": {"type": "dict", "default": {}}}
+
 TRANSFER_ARGUMENT_SPEC = {
     "method": {"type": "str", "choices": list(TRANSFER_METHODS or ()) or None, "default": "stream_records"},
     "transfer_timeout": {"type": "float", "default": 3600.0},

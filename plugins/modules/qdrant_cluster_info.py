@@ -16,7 +16,7 @@ options:
     description: Include collections with exact counts and shard placement.
     type: bool
     default: true
-extends_documentation_fragment: [qdrant_connection]
+extends_documentation_fragment: [qdrant_connection, qdrant_zones]
 author: qdrant-ops team
 """
 
@@ -77,30 +77,45 @@ collections:
       replication_factor: 2
       replicas: [{"shard_id": 0, "peer_id": 381894127, "state": "Active"}]
       unhealthy_replicas: []
+shared_zones:
+  description: Shards whose replicas share a zone, C(avoidable) (a rebalance with the same zones spreads them) and
+    C(too_few_zones) (as even as the zones allow); each entry names the collection, shard and zones.
+  returned: when cluster_enabled and collections=true
+  type: dict
 """
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.qdrant_common import (
     CONNECTION_ARGUMENT_SPEC,
+    ZONES_ARGUMENT_SPEC,
     run_module,
 )
 
 try:
+    from qdrant_ops.cluster import zones
     from qdrant_ops.cluster.health import cluster_overview
 except ImportError:
-    cluster_overview = None  # reported by client_from_module
+    cluster_overview = zones = None  # reported by client_from_module
 
 
 def main() -> None:
     module = AnsibleModule(
-        argument_spec={**CONNECTION_ARGUMENT_SPEC, "collections": {"type": "bool", "default": True}},
+        argument_spec={
+            **CONNECTION_ARGUMENT_SPEC,
+            **ZONES_ARGUMENT_SPEC,
+            "collections": {"type": "bool", "default": True},
+        },
         supports_check_mode=True,
     )
     run_module(
         module,
         lambda m, client: {
             "changed": False,
-            **cluster_overview(client, include_collections=m.params["collections"]),
+            **cluster_overview(
+                client,
+                include_collections=m.params["collections"],
+                zones=zones.resolve(client, m.params["zones"], skip_silent=True),
+            ),
         },
     )
 

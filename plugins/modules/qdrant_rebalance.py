@@ -9,7 +9,8 @@ module: qdrant_rebalance
 short_description: Spread Qdrant shard replicas evenly over the peers, or move every replica off one peer
 description:
   - Plans from the live placement of every collection (C(GET /collections/{c}/cluster)) a list of
-    C(move_shard) batches that leaves each collection's replicas per peer differing by at most one,
+    C(move_shard) batches that spreads every shard's replicas over the O(zones) and leaves each collection's
+    replicas per peer differing by at most one (as far as the zones allow),
     never lowers a shard's replica count, never puts two replicas of a shard on one peer, and keeps each
     peer within its incoming and outgoing transfer limits per batch; applies it batch by batch, waiting
     for each transfer, and checks at the end that every replica is Active and the balance holds.
@@ -38,7 +39,7 @@ options:
     description: Transfers a peer sends at once (Qdrant's outgoing_shard_transfers_limit).
     type: int
     default: 1
-extends_documentation_fragment: [qdrant_connection, qdrant_transfer]
+extends_documentation_fragment: [qdrant_connection, qdrant_transfer, qdrant_zones]
 author: qdrant-ops team
 """
 
@@ -81,6 +82,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.qdrant_common import (
     CONNECTION_ARGUMENT_SPEC,
     TRANSFER_ARGUMENT_SPEC,
+    ZONES_ARGUMENT_SPEC,
     run_module,
 )
 
@@ -92,16 +94,18 @@ ARGUMENT_SPEC = {
     "incoming_limit": {"type": "int", "default": 1},
     "outgoing_limit": {"type": "int", "default": 1},
     **TRANSFER_ARGUMENT_SPEC,
+    **ZONES_ARGUMENT_SPEC,
 }
 
 
 def balance(module, client) -> dict:
-    from qdrant_ops.cluster import rebalance  # here: a missing library is reported by run_module
+    from qdrant_ops.cluster import rebalance, zones  # here: a missing library is reported by run_module
 
     params = module.params
     drain = rebalance.peer_of(client, params["drain_url"]) if params["drain_url"] else params["drain"]
     options = {"method": params["method"], "incoming_limit": params["incoming_limit"],
-               "outgoing_limit": params["outgoing_limit"], "timeout": params["transfer_timeout"]}  # fmt: skip
+               "outgoing_limit": params["outgoing_limit"], "timeout": params["transfer_timeout"],
+               "zones": zones.resolve(client, params["zones"])}  # fmt: skip
     result = {} if drain is None else {"drained_peer": drain}
     if params["remove_drained"]:
         plan, result["removed_peer"] = rebalance.drain_and_remove(

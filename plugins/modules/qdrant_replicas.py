@@ -37,7 +37,7 @@ options:
   prefer_peer:
     description: Put new replicas on this peer first (the replacement node).
     type: int
-extends_documentation_fragment: [qdrant_connection, qdrant_transfer]
+extends_documentation_fragment: [qdrant_connection, qdrant_transfer, qdrant_zones]
 author: qdrant-ops team
 """
 
@@ -69,6 +69,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.qdrant_common import (
     CONNECTION_ARGUMENT_SPEC,
     TRANSFER_ARGUMENT_SPEC,
+    ZONES_ARGUMENT_SPEC,
     run_module,
 )
 
@@ -79,17 +80,19 @@ ARGUMENT_SPEC = {
     "allow_data_loss": {"type": "bool", "default": False},
     "prefer_peer": {"type": "int"},
     **TRANSFER_ARGUMENT_SPEC,
+    **ZONES_ARGUMENT_SPEC,
 }
 
 
 def repair(module, client) -> dict:
-    from qdrant_ops.cluster import replicas  # here: a missing library is reported by run_module
+    from qdrant_ops.cluster import replicas, zones  # here: a missing library is reported by run_module
 
     params = module.params
     removed, plan = replicas.repair(
         client, remove=params["remove_peers"], replicate=params["replicate"],
         allow_data_loss=params["allow_data_loss"], prefer=params["prefer_peer"], method=params["method"],
         timeout=params["transfer_timeout"], dry_run=module.check_mode,
+        zones=zones.resolve(client, params["zones"], skip_silent=True),  # the dead node does not answer
     )  # fmt: skip
     return {
         "changed": bool(removed or plan),

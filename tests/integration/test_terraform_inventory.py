@@ -121,8 +121,11 @@ def test_the_dynamic_inventory_groups_the_clusters_hosts_by_role(ec2, inventory)
     assert "other-qdrant-1" not in listed["_meta"]["hostvars"]  # another cluster's node
     for name, instance in instances.items():
         if name.startswith("prod-"):
-            host = listed["_meta"]["hostvars"][name]["ansible_host"]
+            hostvars = listed["_meta"]["hostvars"][name]
+            host = hostvars["ansible_host"]
             assert host.get("__ansible_unsafe", host) == instance["PrivateIpAddress"]  # JSON marks it unsafe
+            zone = hostvars["qdrant_zone"]  # replica placement across zones reads it
+            assert zone.get("__ansible_unsafe", zone) == instance["Placement"]["AvailabilityZone"]
 
 
 def test_the_group_vars_give_each_node_its_data_volume_and_the_backup_bucket(ec2, inventory, tmp_path):

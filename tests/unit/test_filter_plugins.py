@@ -76,3 +76,17 @@ def test_rest_urls_follow_each_hosts_tls_and_port():
         "https://10.0.2.10:7333",
         "http://q3:6333",
     ]
+
+
+def test_node_zones_are_keyed_by_the_same_urls_and_skip_hosts_without_a_zone():
+    zones = filters.FilterModule().filters()["qdrant_node_zones"]
+    hostvars = {
+        "q1": {"ansible_host": "10.0.1.10", "qdrant_zone": "eu-west-1a"},
+        "q2": {"ansible_host": "10.0.2.10", "qdrant_tls_enabled": True, "qdrant_zone": "eu-west-1b"},
+        "q3": {"ansible_host": "10.0.3.10", "qdrant_zone": ""},
+        "q4": {"ansible_host": "10.0.4.10"},
+    }
+    assert zones(["q1", "q2", "q3", "q4"], hostvars) == {
+        "http://10.0.1.10:6333": "eu-west-1a",
+        "https://10.0.2.10:6333": "eu-west-1b",
+    }

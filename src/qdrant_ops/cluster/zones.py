@@ -58,29 +58,32 @@ def shared_zones(
     return avoidable, unavoidable
 
 
-def resolve(client: ClusterClient, spec: Mapping[str, str]) -> dict[int, str]:
+def resolve(client: ClusterClient, spec: Mapping[str, str], *, skip_silent: bool = False) -> dict[int, str]:
     """Zones given per peer id or per node URL (as the inventory knows the nodes), as peer -> zone.
-    A URL is asked which peer it is; a peer id must be in the cluster."""
+    A URL is asked which peer it is (with `skip_silent`, one that does not answer is left out: a
+    dead node's zone does not matter to a repair or a status); a peer id must be in the cluster."""
     peers = {int(p) for p in client.cluster_status().get("peers", {})}
     resolved: dict[int, str] = {}
     for raw_key, raw_zone in spec.items():
         key, zone = str(raw_key).strip(), str(raw_zone or "").strip()
         if not zone:
             raise ConfigError(f"the zone of {key!r} is empty: give a zone name, or leave the peer out")
-        peer = _peer(client, peers, key)
+        peer = _peer(client, peers, key, skip_silent)
+        if peer is None:
+            continue
         if resolved.get(peer, zone) != zone:
             raise ConfigError(f"peer {peer} is given two zones: {resolved[peer]} and {zone}")
         resolved[peer] = zone
     return resolved
 
 
-def _peer(client: ClusterClient, peers: set[int], key: str) -> int:
+def _peer(client: ClusterClient, peers: set[int], key: str, skip_silent: bool) -> int | None:
     if key.isdigit():
         if int(key) not in peers:
             raise ConfigError(f"zone for peer {key}: no such peer in the cluster (peers: {sorted(peers)})")
         return int(key)
     found = client.probe_peer_id(key)
-    if found is None:
+    if found is None and not skip_silent:
         raise ConfigError(f"zone for {key}: no Qdrant node answers there; give its peer id instead")
     return found
 
