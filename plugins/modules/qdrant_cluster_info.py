@@ -98,15 +98,15 @@ except ImportError:
     cluster_overview = zones = None  # reported by client_from_module
 
 
+ARGUMENT_SPEC = {
+    **CONNECTION_ARGUMENT_SPEC,
+    **ZONES_ARGUMENT_SPEC,
+    "collections": {"type": "bool", "default": True},
+}
+
+
 def main() -> None:
-    module = AnsibleModule(
-        argument_spec={
-            **CONNECTION_ARGUMENT_SPEC,
-            **ZONES_ARGUMENT_SPEC,
-            "collections": {"type": "bool", "default": True},
-        },
-        supports_check_mode=True,
-    )
+    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
     run_module(
         module,
         lambda m, client: {

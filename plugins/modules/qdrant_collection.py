@@ -77,9 +77,15 @@ options:
     description: Allow deleting and recreating the collection (losing its points) to change what cannot change in place.
     type: bool
     default: false
+  fix_zones:
+    description:
+      - After creating the collection, move replicas that share an availability zone needlessly (Qdrant
+        places by counts only), with the rebalance planner and O(zones). Nothing happens without zones.
+    type: bool
+    default: true
 notes:
   - Supports check mode and diff mode.
-extends_documentation_fragment: [qdrant_connection]
+extends_documentation_fragment: [qdrant_connection, qdrant_zones]
 author: qdrant-ops team
 """
 
@@ -113,6 +119,10 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+zone_moves:
+  description: Replicas moved after the creation so that no shard's replicas share a zone needlessly.
+  returned: always
+  type: int
 action:
   description: What was done (or would be, in check mode).
   returned: always
@@ -143,13 +153,15 @@ diff:
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.qdrant_common import (
     CONNECTION_ARGUMENT_SPEC,
+    ZONES_ARGUMENT_SPEC,
     run_module,
 )
 
 try:
+    from qdrant_ops.cluster import rebalance, zones
     from qdrant_ops.cluster.collections import SPEC_KEYS, ensure_collection
 except ImportError:
-    SPEC_KEYS, ensure_collection = set(), None  # reported by client_from_module
+    SPEC_KEYS, ensure_collection, rebalance, zones = set(), None, None, None  # reported by client_from_module
 
 ARGUMENT_SPEC = {
     **CONNECTION_ARGUMENT_SPEC,
@@ -168,6 +180,8 @@ ARGUMENT_SPEC = {
     "payload_indexes": {"type": "dict"},
     "prune_payload_indexes": {"type": "bool", "default": False},
     "recreate": {"type": "bool", "default": False},
+    "fix_zones": {"type": "bool", "default": True},
+    **ZONES_ARGUMENT_SPEC,
 }
 
 
@@ -183,12 +197,18 @@ def apply(module, client) -> dict:
     )
     for warning in plan.warnings:
         module.warn(warning)
+    moved = []
+    if plan.action in ("create", "recreate") and module.params["fix_zones"] and not module.check_mode:
+        moved = rebalance.spread_over_zones(
+            client, [plan.name], zones.resolve(client, module.params["zones"])
+        )
     result = {
         "changed": plan.changed,
         "action": plan.action,
         "patch": plan.patch,
         "indexes_created": sorted(plan.indexes_to_create),
         "indexes_deleted": plan.indexes_to_delete,
+        "zone_moves": sum(map(len, moved)),
     }
     if module._diff:
         result["diff"] = {"before": plan.before, "after": plan.after}

@@ -236,10 +236,14 @@ def cmd_collections_apply(args: argparse.Namespace) -> int:
         ]
         for plan in plans:
             collections.require_applicable(plan)
+        moved = []
         if not args.dry_run:
             for plan in plans:
                 if plan.changed:
                     collections.apply_plan(client, plan)
+            created = [p.name for p in plans if p.action in ("create", "recreate")]
+            if not args.no_zone_fix:
+                moved = rebalance.spread_over_zones(client, created, read_zones(args, client))
     rows = [
         [
             p.name,
@@ -261,6 +265,8 @@ def cmd_collections_apply(args: argparse.Namespace) -> int:
         for p in plans
     ]
     header = "plan (dry run, nothing changed)" if args.dry_run else "applied"
+    if not args.dry_run and moved:
+        header += f"; {sum(map(len, moved))} replica(s) moved so no shard's replicas share a zone needlessly"
     warnings = "".join(f"\nwarning: {p.name}: {w}" for p in plans for w in p.warnings)
     _emit(
         args,
@@ -713,12 +719,19 @@ def _collections_parser(commands, conn: argparse.ArgumentParser) -> None:
     show = coll.add_parser("show", parents=[conn], help="one collection as a spec, with shard placement")
     show.add_argument("name", help="collection name")
     show.set_defaults(handler=cmd_collections_show)
-    apply = coll.add_parser("apply", parents=[conn], help="create or change collections from a spec file")
+    apply = coll.add_parser(
+        "apply", parents=[conn, _zone_options()], help="create or change collections from a spec file"
+    )
     apply.add_argument("-f", "--file", required=True, help="YAML: a spec, a list, or collections: [...]")
     _flag(apply, "--recreate", "allow delete+create for unchangeable settings")
     _flag(apply, "--prune-indexes", "drop payload indexes the spec omits")
     _flag(apply, "--dry-run", "print the plan, change nothing")
     _flag(apply, "--exit-code", "with --dry-run: exit 1 when a collection differs from its spec")
+    _flag(
+        apply,
+        "--no-zone-fix",
+        "leave a created collection's replicas where Qdrant put them, even sharing a zone",
+    )
     apply.set_defaults(handler=cmd_collections_apply)
     delete = coll.add_parser("delete", parents=[conn], help="delete a collection and all its points")
     delete.add_argument("name", help="collection name")

@@ -59,10 +59,7 @@ def _documentation(module_name: str) -> dict:
 def test_documentation_matches_argument_spec(module_name):
     _load("ansible.module_utils.qdrant_common", ROOT / "plugins/module_utils/qdrant_common.py")
     module = _load(f"_module_{module_name}", ROOT / "plugins/modules" / f"{module_name}.py")
-    argument_spec = getattr(module, "ARGUMENT_SPEC", None) or {
-        **module.CONNECTION_ARGUMENT_SPEC,
-        "collections": {"type": "bool", "default": True},
-    }
+    argument_spec = module.ARGUMENT_SPEC
     options = _documentation(module_name)["options"]
     assert set(options) == set(argument_spec)
     for name, arg in argument_spec.items():

@@ -155,3 +155,23 @@ def test_bad_input_is_one_line_naming_the_fix(case, cli, tmp_path, qdrant_stub):
         method in ("PUT", "POST") and path.endswith("/points")
         for method, path, *_ in qdrant_stub.state.requests
     )
+
+
+@pytest.mark.parametrize("fix", [True, False])
+def test_apply_moves_a_new_collections_replicas_out_of_a_shared_zone(qdrant_stub, cli, tmp_path, fix):
+    """Four peers in zones a, a, b, b; the stub places shard s on peers s and s+1, so shards 0 and 2
+    start with both replicas in one zone."""
+    qdrant_stub.state.peer_ids.append(1003)
+    spec = tmp_path / "collections.yml"
+    spec.write_text(
+        "name: spread\nvectors: {size: 4, distance: Cosine}\nshard_number: 4\nreplication_factor: 2\n"
+    )
+    zones = ["--zone", "1000=a", "--zone", "1001=a", "--zone", "1002=b", "--zone", "1003=b"]
+    code, out, _ = cli("collections", "apply", "-f", str(spec), *zones, *([] if fix else ["--no-zone-fix"]))
+    assert code == 0
+    code, status, _ = cli("cluster", "status", *zones)
+    if fix:
+        assert "2 replica(s) moved so no shard's replicas share a zone needlessly" in out
+        assert "WARNING" not in status
+    else:
+        assert "moved" not in out and status.count("WARNING: replicas share a zone, avoidably") == 2

@@ -214,6 +214,25 @@ def rebalance(
     return plan
 
 
+def spread_over_zones(
+    client: ClusterClient,
+    names: Sequence[str],
+    zone_map: Zones,
+    *,
+    timeout: float = 600.0,
+    log=lambda _l: None,
+) -> list[list[ShardTransfer]]:
+    """After collections were created (Qdrant places replicas by counts only): where a shard's
+    replicas share a zone that could be avoided, move them with the planner. Nothing without zones."""
+    if not zone_map or not names:
+        return []
+    peers, placements, _ = cluster_view(client)
+    placements = {name: p for name, p in placements.items() if name in names}
+    if not zones.shared_zones(placements, peers, zone_map)[0]:
+        return []
+    return rebalance(client, collections=list(names), zones=zone_map, timeout=timeout, log=log)
+
+
 def peer_of(client: ClusterClient, url: str) -> int:
     """The peer id the node at `url` answers as (a node to drain is alive by definition)."""
     status = client.cluster_status(node=url.rstrip("/"))
