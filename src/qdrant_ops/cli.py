@@ -21,7 +21,7 @@ import yaml
 from qdrant_ops import __version__
 from qdrant_ops.backup import catalog, job, node_part, restore, s3
 from qdrant_ops.client import ClusterClient
-from qdrant_ops.cluster import collections, health, points, rebalance, replicas, zones
+from qdrant_ops.cluster import collections, health, points, rebalance, replicas, zone_metrics, zones
 from qdrant_ops.errors import ConfigError, QdrantOpsError
 from qdrant_ops.ingest import dataset, engine, sources
 from qdrant_ops.table import format_table
@@ -97,9 +97,12 @@ def _emit(args: argparse.Namespace, data, table: str) -> None:
 
 
 # -- cluster -----------------------------------------------------------------------------------------
-def read_zones(args: argparse.Namespace, client: ClusterClient) -> dict[int, str]:
+def read_zones(
+    args: argparse.Namespace, client: ClusterClient, *, skip_silent: bool = False
+) -> dict[int, str]:
     """--zones-file (a mapping of peer id or node URL to zone) and --zone PEER_OR_URL=ZONE, resolved
-    to peer ids; empty when neither is given (every peer a zone of its own)."""
+    to peer ids; empty when neither is given (every peer a zone of its own). With `skip_silent`, a
+    node URL nobody answers at is left out (a status must work while a node is down)."""
     spec: dict[str, str] = {}
     if args.zones_file:
         try:
@@ -115,7 +118,7 @@ def read_zones(args: argparse.Namespace, client: ClusterClient) -> dict[int, str
             raise ConfigError(f"--zone must look like PEER_OR_URL=ZONE, got {item!r}")
         if spec.setdefault(key, zone) != zone:
             raise ConfigError(f"{key} is given two zones: {spec[key]} and {zone}")
-    return zones.resolve(client, spec)
+    return zones.resolve(client, spec, skip_silent=skip_silent)
 
 
 def _zone_lines(overview: dict) -> list[str]:
@@ -130,7 +133,10 @@ def _zone_lines(overview: dict) -> list[str]:
 
 def cmd_cluster_status(args: argparse.Namespace) -> int:
     with make_client(args) as client:
-        overview = health.cluster_overview(client, zones=read_zones(args, client))
+        peer_zones = read_zones(args, client, skip_silent=True)
+        overview = health.cluster_overview(client, zones=peer_zones)
+    if args.textfile:
+        zone_metrics.write_textfile(args.textfile, overview, peer_zones)
     lines = [f"Qdrant {overview['version']}, cluster mode {'on' if overview['cluster_enabled'] else 'off'}"]
     if overview["cluster_enabled"]:
         lines.append(
@@ -667,6 +673,10 @@ def _cluster_parser(commands, conn: argparse.ArgumentParser) -> None:
         parents=[conn],
         help="peers, leader, collections, replicas sharing a zone; exit 1 when a replica is unhealthy",
     )
+    status.add_argument(
+        "--textfile", metavar="PATH", help="also write the placement metrics (replicas sharing a zone) for "
+        "node_exporter's textfile collector",
+    )  # fmt: skip
     status.set_defaults(handler=cmd_cluster_status)
     repair = cluster_cmd.add_parser(
         "repair", parents=[conn], help="remove dead peers, replicate shards back to their replication factor"

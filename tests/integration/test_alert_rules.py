@@ -23,7 +23,7 @@ ALERTS = ROOT / "files/alerts"
 pytestmark = pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool missing: run `make deps`")
 
 # Rules whose result is cluster-wide, so no single instance to name.
-AGGREGATE = {"Watchdog", "QdrantPeersMissing"}
+AGGREGATE = {"Watchdog", "QdrantPeersMissing", "QdrantReplicasShareZone"}
 # One label set per kind of target, as the prometheus role's file_sd writes them.
 Q = 'job="qdrant",instance="q1:6333",host="q1"'
 N = 'job="node",instance="q1:9100",host="q1"'
@@ -163,6 +163,15 @@ CASES = {
             (f"node_memory_MemAvailable_bytes{{{N}}}", "50x10"),
             (f"node_memory_MemTotal_bytes{{{N}}}", "100x10"),
         ],
+    ),
+    "QdrantReplicasShareZone": (
+        "40m",
+        {"collection": "cities"},
+        [(f'qdrant_ops_shards_sharing_zone{{{N},collection="cities",kind="avoidable"}}', "2x45"),
+         ('qdrant_ops_shards_sharing_zone{job="node",instance="q2:9100",host="q2",collection="cities",'
+          'kind="avoidable"}', "2x45")],
+        [(f'qdrant_ops_shards_sharing_zone{{{N},collection="cities",kind="avoidable"}}', "0x45"),
+         (f'qdrant_ops_shards_sharing_zone{{{N},collection="cities",kind="too_few_zones"}}', "3x45")],
     ),
     "QdrantBackupFailed": (
         "2m",

@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 
 from qdrant_ops.backup import metrics
+from qdrant_ops.cluster import zone_metrics
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 PROMQL_WORDS = {"and", "or", "unless", "by", "without", "on", "ignoring", "group_left", "group_right", "bool",
@@ -19,7 +20,7 @@ def exported_names() -> set[str]:
     qdrant |= {f"{name}_{suffix}" for name in set(qdrant) for suffix in ("bucket", "sum", "count")}
     backup = {name + ("_total" if key == "failures" else "")
               for job in metrics.JOBS for key, name in metrics.metric_names(job).items()}  # fmt: skip
-    return qdrant | node_exporter_names() | backup | {"up"}
+    return qdrant | node_exporter_names() | backup | set(zone_metrics.METRIC_NAMES) | {"up"}
 
 
 def node_exporter_names() -> set[str]:

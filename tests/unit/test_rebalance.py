@@ -11,6 +11,7 @@ from collections import Counter
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from prometheus_client.parser import text_string_to_metric_families
 
 from qdrant_ops.cli import EXIT_ERROR, EXIT_USAGE, main
 from qdrant_ops.client import ClusterClient
@@ -173,9 +174,15 @@ def test_cli_zones_status_warns_then_rebalance_spreads_the_replicas(grown, capsy
     zones_file = tmp_path / "zones.yml"
     zones_file.write_text("1001: a\n1002: b\n1003: b\n")
     zone_args = ["--zones-file", str(zones_file), "--zone", f"{grown.url}=a"]  # the stub answers as 1000
-    assert main(["cluster", "status", *zone_args]) == 0
+    textfile = tmp_path / "qdrant_ops_placement.prom"
+    assert main(["cluster", "status", *zone_args, "--textfile", str(textfile)]) == 0
     out = capsys.readouterr().out
     assert out.count("WARNING: replicas share a zone, avoidably") == 2
+    families = text_string_to_metric_families(textfile.read_text())
+    metrics = {(s.name, s.labels.get("kind")): s.value for f in families for s in f.samples}
+    assert metrics[("qdrant_ops_shards_sharing_zone", "avoidable")] == 2
+    assert metrics[("qdrant_ops_shards_sharing_zone", "too_few_zones")] == 0
+    assert metrics[("qdrant_ops_placement_check_timestamp_seconds", None)] > 1.7e9
     assert "cities shard 0: 2 in a" in out and "cities shard 3: 2 in a" in out
     assert main(["cluster", "rebalance", *zone_args]) == 0
     assert "zones: a (2), b (2)" in capsys.readouterr().err
