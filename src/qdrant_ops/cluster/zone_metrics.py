@@ -43,3 +43,4 @@ def write_textfile(path: str | Path, overview: dict, zones: Zones) -> None:
     registry = CollectorRegistry()
     registry.register(_Placement(overview, zones))
     write_to_textfile(str(path), registry)
+    Path(path).chmod(0o644)  # node_exporter runs as another user
