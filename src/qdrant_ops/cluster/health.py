@@ -30,7 +30,8 @@ def unhealthy_replicas(placement: list[dict]) -> list[dict]:
 def collection_overview(client: ClusterClient, name: str) -> dict:
     info = client.collection_info(name) or {}
     params = info.get("config", {}).get("params", {})
-    placement = shard_placement(client.collection_cluster(name))
+    view = client.collection_cluster(name)
+    placement = shard_placement(view)
     return {
         "name": name,
         "status": info.get("status"),
@@ -40,6 +41,7 @@ def collection_overview(client: ClusterClient, name: str) -> dict:
         "replication_factor": params.get("replication_factor"),
         "replicas": placement,
         "unhealthy_replicas": unhealthy_replicas(placement),
+        "shard_transfers": len(view.get("shard_transfers") or []),
     }
 
 
