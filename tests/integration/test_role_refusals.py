@@ -120,6 +120,22 @@ def test_no_source_says_how_to_pin_one(host, tmp_path):
     assert nothing_installed(host)
 
 
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ({"qdrant_api_key": " "}, "Qdrant would then accept every request without a key"),
+        ({"qdrant_read_only_api_key": ""}, "Qdrant would then accept every request without a key"),
+        ({"qdrant_update_queue_size": "0"}, "give a positive number of operations"),
+    ],
+    ids=["empty-api-key", "empty-read-only-key", "zero-update-queue"],
+)
+def test_settings_qdrant_would_misread_are_refused(host, tmp_path, archive, extra, message):
+    result = run_playbook(host, tmp_path, qdrant_archive_src=str(archive), **extra)
+    assert result.returncode != 0
+    assert message in " ".join(result.stdout.split())
+    assert nothing_installed(host)
+
+
 def test_rolling_upgrade_needs_an_exact_target_version(host, tmp_path, archive):
     result = run_playbook(host, tmp_path, "playbooks/rolling_upgrade.yml", qdrant_archive_src=str(archive))
     assert result.returncode != 0
