@@ -5,6 +5,8 @@ import sys
 import tomllib
 from pathlib import Path
 
+import yaml
+
 from tests.support.collections import mismatches, pinned
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -75,3 +77,15 @@ def test_preflight_small_cluster_override(tmp_path):
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "even count" in result.stdout
+
+
+def test_every_role_default_is_described_in_its_argument_specs():
+    """`ansible-doc`-style docs and validation of a role's knobs: a default without a spec entry is
+    undocumented."""
+    for defaults in sorted(ROOT.glob("roles/*/defaults/main.yml")):
+        specs = defaults.parent.parent / "meta" / "argument_specs.yml"
+        if not specs.exists():
+            continue
+        options = yaml.safe_load(specs.read_text())["argument_specs"]["main"]["options"]
+        missing = set(yaml.safe_load(defaults.read_text()) or {}) - set(options)
+        assert not missing, f"{defaults.parent.parent.name}: {sorted(missing)} not in meta/argument_specs.yml"
