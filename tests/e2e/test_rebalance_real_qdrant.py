@@ -11,11 +11,11 @@ from collections import Counter
 
 import pytest
 
-from qdrant_ops.client import ClusterClient, QdrantOpsError
+from qdrant_ops.client import ClusterClient
 from qdrant_ops.cluster import rebalance
 from qdrant_ops.cluster.health import shard_placement
 from tests.support import rolling_writer
-from tests.support.e2e_data import fill_cities
+from tests.support.e2e_data import count_reader, fill_cities
 from tests.support.qdrant_cluster import ADDRESS_PREFIX
 
 pytestmark = pytest.mark.qdrant
@@ -44,18 +44,10 @@ def test_grow_rebalance_then_drain_under_load(qdrant_cluster, tmp_path):
         acked = str(tmp_path / "acked.json")
         args = argparse.Namespace(collection="writes", acked=acked, stop_file=str(stop),
                                   max_seconds=600, max_points=200_000)  # fmt: skip
-        failed_reads = []
-
-        def read() -> None:
-            while not stop.exists():
-                try:
-                    assert client.count_points("cities") == POINTS
-                except (QdrantOpsError, AssertionError) as exc:
-                    failed_reads.append(str(exc))
-
+        failed_reads: list[str] = []
         workers = [
             threading.Thread(target=rolling_writer.write, args=(client, args)),
-            threading.Thread(target=read),
+            count_reader(client, "cities", POINTS, stop.exists, failed_reads),
         ]
         for worker in workers:
             worker.start()

@@ -13,9 +13,9 @@ from collections import Counter
 import pytest
 
 from qdrant_ops.cli import main
-from qdrant_ops.client import ClusterClient, QdrantOpsError
+from qdrant_ops.client import ClusterClient
 from qdrant_ops.cluster.health import shard_placement, unhealthy_replicas
-from tests.support.e2e_data import fill_cities
+from tests.support.e2e_data import count_reader, fill_cities
 
 pytestmark = pytest.mark.qdrant
 POINTS = 20_000
@@ -44,15 +44,7 @@ def test_rebalance_spreads_every_shard_over_two_zones(qdrant_cluster, tmp_path, 
         assert "cities shard 0: 2 in a" in capsys.readouterr().out
 
         stop, failed_reads = threading.Event(), []
-
-        def read() -> None:
-            while not stop.is_set():
-                try:
-                    assert client.count_points("cities") == POINTS
-                except (QdrantOpsError, AssertionError) as exc:
-                    failed_reads.append(str(exc))
-
-        reader = threading.Thread(target=read)
+        reader = count_reader(client, "cities", POINTS, stop.is_set, failed_reads)
         reader.start()
         try:
             assert main(["cluster", "rebalance", *zone_args]) == 0

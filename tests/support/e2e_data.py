@@ -4,15 +4,17 @@ deterministic points, and a backup set made the way every node's timer makes it.
 from __future__ import annotations
 
 import random
+import threading
 import warnings
 from collections import Counter
+from collections.abc import Callable
 
 import numpy as np
 from qdrant_client import QdrantClient
 
 from qdrant_ops.backup import model, node_part
 from qdrant_ops.backup.s3 import S3Settings
-from qdrant_ops.client import ClusterClient
+from qdrant_ops.client import ClusterClient, QdrantOpsError
 from qdrant_ops.cluster.collections import ensure_collection
 from qdrant_ops.cluster.health import shard_placement
 from tests.support.s3 import TEST_CREDENTIALS
@@ -30,6 +32,22 @@ def fill_cities(client: ClusterClient, points: int, seed: int = 7) -> None:
             for i in range(start, min(start + 1000, points))
         ]
         client.request("PUT", "/collections/cities/points", params={"wait": "true"}, json={"points": batch})
+
+
+def count_reader(
+    client: ClusterClient, collection: str, expected: int, stopped: Callable[[], bool], failures: list[str]
+) -> threading.Thread:
+    """A thread (not started) that counts the collection until `stopped()`, recording every read
+    that fails or finds another count in `failures`."""
+
+    def read() -> None:
+        while not stopped():
+            try:
+                assert client.count_points(collection) == expected
+            except (QdrantOpsError, AssertionError) as exc:
+                failures.append(str(exc))
+
+    return threading.Thread(target=read)
 
 
 def backup_settings(s3_server, bucket: str, cluster: str = "e2e") -> model.BackupSettings:
