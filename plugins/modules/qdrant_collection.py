@@ -49,8 +49,14 @@ options:
     description: Replicas that must acknowledge a write; at most O(replication_factor).
     type: int
   on_disk_payload:
-    description: Keep payloads on disk.
+    description: Keep payloads on disk (deprecated by Qdrant 1.19 in favour of O(payload)).
     type: bool
+  payload:
+    description:
+      - 'Qdrant 1.19 and later: payload storage placement, C({"memory": "cold"}) or C({"memory": "cached"}).'
+      - C(memory) placements (C(cold), C(cached), C(pinned)) are accepted in vector, HNSW, quantization,
+        sparse and payload index parameters too; against an older Qdrant the module fails before any change.
+    type: dict
   hnsw_config:
     description: HNSW index settings (m, ef_construct, full_scan_threshold, on_disk, ...).
     type: dict
@@ -173,6 +179,7 @@ ARGUMENT_SPEC = {
     "replication_factor": {"type": "int"},
     "write_consistency_factor": {"type": "int"},
     "on_disk_payload": {"type": "bool"},
+    "payload": {"type": "dict"},
     "hnsw_config": {"type": "dict"},
     "optimizers_config": {"type": "dict"},
     "quantization_config": {"type": "dict"},

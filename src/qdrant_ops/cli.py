@@ -231,6 +231,9 @@ def cmd_collections_apply(args: argparse.Namespace) -> int:
         peer_count = client.peer_count()
         # Validate every spec before changing anything, so a typo in the third leaves the first alone.
         normalised = [collections.validate_spec(spec, peer_count) for spec in specs]
+        server_version = client.version()
+        for spec in normalised:
+            collections.require_server_support(spec, server_version)
         plans = [
             collections.plan_collection(
                 spec,

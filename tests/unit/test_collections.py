@@ -2,7 +2,13 @@
 
 import pytest
 
-from qdrant_ops.cluster.collections import ensure_collection, plan_collection, validate_spec
+from qdrant_ops.cluster.collections import (
+    ensure_collection,
+    plan_collection,
+    require_server_support,
+    uses_memory_placement,
+    validate_spec,
+)
 from qdrant_ops.errors import ConfigError
 
 CITIES = {
@@ -87,6 +93,81 @@ def test_valid_nested_sections_pass():
         "sparse_vectors": {"kw": {"modifier": "idf"}},
     })  # fmt: skip
     assert spec["hnsw_config"] == {"m": 16, "ef_construct": 128, "on_disk": False}
+
+
+@pytest.mark.parametrize(
+    ("spec", "names"),
+    [
+        (
+            {"vectors": {"size": 4, "distance": "Dot", "memory": "pinned"}},
+            "vectors.memory must be one of cold, cached",
+        ),
+        (
+            {"vectors": {"size": 4, "distance": "Dot", "memory": "disk"}},
+            "vectors.memory must be one of cold, cached,",
+        ),
+        (
+            {"vectors": {"size": 4, "distance": "Dot", "on_disk": True, "memory": "cached"}},
+            "vectors: on_disk: true contradicts memory: cached",
+        ),
+        ({"hnsw_config": {"memory": "hot"}}, "hnsw_config.memory must be one of cold, cached, pinned"),
+        ({"hnsw_config": {"on_disk": False, "memory": "cold"}}, "hnsw_config: on_disk: false contradicts"),
+        (
+            {"quantization_config": {"scalar": {"type": "int8", "always_ram": True, "memory": "cold"}}},
+            "quantization_config.scalar: always_ram: true contradicts memory: cold",
+        ),
+        ({"payload": {"memory": "pinned"}}, "payload.memory must be one of cold, cached"),
+        ({"payload": {"on_disk": True}}, "payload: only memory can be set"),
+        ({"on_disk_payload": False, "payload": {"memory": "cold"}}, "on_disk_payload: false contradicts"),
+        (
+            {"payload_indexes": {"city": {"type": "keyword", "memory": 1}}},
+            "payload_indexes.city.memory must be",
+        ),
+        # `memory` is only a placement where Qdrant 1.19 has one
+        ({"optimizers_config": {"memory": "cold"}}, "optimizers_config.memory: unknown key"),
+    ],
+)
+def test_bad_memory_placements_are_refused(spec, names):
+    with pytest.raises(ConfigError) as caught:
+        validate_spec({"name": "c", **spec}, peer_count=3)
+    assert names in str(caught.value)
+
+
+MEMORY_SPEC = {
+    "name": "c",
+    "vectors": {"memory": {"size": 4, "distance": "Dot", "memory": "cold", "on_disk": True}},
+    "hnsw_config": {"memory": "pinned"},
+    "quantization_config": {"scalar": {"type": "int8", "memory": "pinned", "always_ram": True}},
+    "payload": {"memory": "cold"},
+    "payload_indexes": {"memory": "keyword"},
+}
+
+
+def test_memory_placements_need_qdrant_1_19():
+    spec = validate_spec(MEMORY_SPEC, peer_count=3)
+    assert spec["vectors"]["memory"]["memory"] == "cold" and spec["payload"] == {"memory": "cold"}
+    assert uses_memory_placement(spec)
+    require_server_support(spec, "1.19.0")
+    with pytest.raises(ConfigError, match=r"need Qdrant 1\.19 or later; this cluster runs 1\.18\.3"):
+        require_server_support(spec, "1.18.3")
+    # a vector or index merely *named* memory is no placement
+    plain = validate_spec({"name": "c", "vectors": {"memory": {"size": 4, "distance": "Dot"}},
+                           "payload_indexes": {"memory": "keyword"}})  # fmt: skip
+    assert not uses_memory_placement(plain)
+    require_server_support(plain, "1.18.3")
+
+
+def test_memory_placements_go_where_qdrant_1_19_reads_them():
+    spec = validate_spec({**MEMORY_SPEC, "vectors": {"size": 4, "distance": "Dot", "memory": "cold"}})
+    body = plan_collection(spec, None).create_body
+    assert body["payload"] == {"memory": "cold"} and body["vectors"]["memory"] == "cold"
+    live = {"config": {"params": {"vectors": {"size": 4, "distance": "Dot", "on_disk": True},
+                                  "payload": {"memory": "cached"}},
+                       "hnsw_config": {"m": 16}, "quantization_config": None}}  # fmt: skip
+    patch = plan_collection(spec, live).patch
+    assert patch["vectors"] == {"": {"memory": "cold"}}
+    assert patch["params"] == {"payload": {"memory": "cold"}}  # PATCH puts payload under params
+    assert patch["hnsw_config"] == {"memory": "pinned"}
 
 
 def test_the_models_describe_the_deployed_qdrants_api():

@@ -11,7 +11,7 @@ group var) and in files (`qdrant-ops collections apply -f spec.yml`):
     shard_number: 6
     replication_factor: 2
     write_consistency_factor: 1
-    on_disk_payload: true
+    on_disk_payload: true                           # Qdrant >= 1.19: payload: {memory: cold}
     hnsw_config: {m: 16}
     optimizers_config: {indexing_threshold: 10000}
     quantization_config: {scalar: {type: int8}}
@@ -22,6 +22,11 @@ Every nested section (vector params, hnsw, optimizers, quantization, strict mode
 vectors) is checked against qdrant-client's models of the deployed Qdrant's API (pinned to its
 minor version in pyproject.toml), strictly: an unknown or misspelt key, or a value of the wrong
 type, is refused with its path before any request.
+
+Qdrant 1.19's `memory` placements (`cold`, `cached`, `pinned`), which deprecate `on_disk`,
+`on_disk_payload` and `always_ram`, are accepted next to them: checked here (the models are 1.18's),
+refused when they contradict the flag they replace, and refused before any request when the
+cluster runs an older Qdrant (docs/qdrant-behaviour.md §2).
 
 Only the keys a spec names are compared: Qdrant fills in defaults for the rest, and a declared
 collection should not fight them. What Qdrant can change in place goes through PATCH; what it
@@ -46,6 +51,7 @@ VECTOR_KEYS = {
     "size",
     "distance",
     "on_disk",
+    "memory",
     "hnsw_config",
     "quantization_config",
     "datatype",
@@ -60,6 +66,7 @@ SPEC_KEYS = {
     "replication_factor",
     "write_consistency_factor",
     "on_disk_payload",
+    "payload",
     "hnsw_config",
     "optimizers_config",
     "quantization_config",
@@ -67,7 +74,7 @@ SPEC_KEYS = {
     "payload_indexes",
 }
 # Keys of the spec that live under config.params in GET /collections/{name}.
-PARAMS_KEYS = ("replication_factor", "write_consistency_factor", "on_disk_payload")
+PARAMS_KEYS = ("replication_factor", "write_consistency_factor", "on_disk_payload", "payload")
 # spec key -> key under `config` in GET /collections/{name} (optimizers vs optimizer is Qdrant's).
 CONFIG_SECTIONS = {
     "hnsw_config": "hnsw_config",
@@ -103,9 +110,72 @@ SECTION_MODELS = {
 }
 
 
+# -- Qdrant 1.19 memory placements ----------------------------------------------------------------
+MEMORY_SINCE = (1, 19)
+PLACEMENTS = ("cold", "cached", "pinned")
+# The deprecated flag a sibling `memory` replaces, and the placement its `true` stands for; a
+# `false` stands for any other (lib/segment/src/types.rs at v1.19.0: Memory::from_on_disk,
+# legacy_always_ram_placement).
+LEGACY_FLAGS = {"on_disk": "cold", "always_ram": "pinned"}
+# Models whose 1.19 versions carry `memory` somewhere inside (vector storage, HNSW graph,
+# quantized vectors, sparse index); elsewhere a `memory` key stays an unknown key.
+MEMORY_MODELS = ("VectorParams", "SparseVectorParams", "HnswConfigDiff", "QuantizationConfig")
+
+
+def _check_placement(memory: Any, where: str, allowed: tuple = PLACEMENTS) -> None:
+    if memory not in allowed:
+        raise ConfigError(f"{where}.memory must be one of {', '.join(allowed)}, got {memory!r}")
+
+
+def _without_memory(value: Any, where: str) -> Any:
+    """A copy without `memory` keys, each checked first (value, and agreement with the flag it
+    replaces), so the rest can be held against the 1.18 models."""
+    if not isinstance(value, dict):
+        return value
+    if "memory" in value:
+        _check_placement(value["memory"], where)
+        for flag, placement in LEGACY_FLAGS.items():
+            if isinstance(value.get(flag), bool) and value[flag] != (value["memory"] == placement):
+                raise ConfigError(
+                    f"{where}: {flag}: {str(value[flag]).lower()} contradicts memory: {value['memory']} "
+                    f"(Qdrant would follow memory); declare only memory, {flag} is deprecated since 1.19"
+                )
+    return {k: _without_memory(v, f"{where}.{k}") for k, v in value.items() if k != "memory"}
+
+
+def _has_placement(value: Any) -> bool:
+    if not isinstance(value, dict):
+        return False
+    # A string `memory` is a placement; a mapping under that key is a vector named "memory".
+    return isinstance(value.get("memory"), str) or any(map(_has_placement, value.values()))
+
+
+def uses_memory_placement(spec: dict) -> bool:
+    """True when a normalised spec needs Qdrant 1.19 (a `memory` placement or a `payload` section)."""
+    indexes = spec.get("payload_indexes") or {}
+    sections = [v for k, v in spec.items() if k != "payload_indexes"] + list(indexes.values())
+    return "payload" in spec or any(map(_has_placement, sections))
+
+
+def require_server_support(spec: dict, server_version: str) -> None:
+    """Refuse, before any request, a spec the running Qdrant would not understand."""
+    try:
+        running = tuple(int(part) for part in server_version.lstrip("v").split(".")[:2])
+    except ValueError:
+        running = MEMORY_SINCE  # a build without a plain version: let Qdrant judge
+    if running < MEMORY_SINCE and uses_memory_placement(spec):
+        raise ConfigError(
+            f"collection {spec['name']!r} uses memory placements (memory / payload.memory), which need "
+            f"Qdrant {'.'.join(map(str, MEMORY_SINCE))} or later; this cluster runs {server_version}. "
+            "Use on_disk / on_disk_payload / always_ram until the cluster is upgraded."
+        )
+
+
 def check_against_model(value: Any, model_name: str, where: str) -> None:
     """Refuse what Qdrant's API (as qdrant-client models it) would not take, naming the field.
     Strict JSON validation: no extra keys, "16" is not an integer and "false" not a boolean."""
+    if model_name in MEMORY_MODELS:
+        value = _without_memory(value, where)
     import pydantic  # noqa: PLC0415 - qdrant-client's models are heavy to import; only specs need them
     from qdrant_client.http import models  # noqa: PLC0415
 
@@ -142,6 +212,8 @@ def _vector_params(params: Any, where: str) -> dict:
         raise ConfigError(f"{where}.distance {distance!r} is unknown; use one of {', '.join(DISTANCES)}")
     params["distance"] = canonical
     params = {k: v for k, v in params.items() if v is not None}
+    if "memory" in params:  # dense vector storage cannot be pinned (validate_dense_vector_memory)
+        _check_placement(params["memory"], where, ("cold", "cached"))
     check_against_model(params, "VectorParams", where)
     return params
 
@@ -155,7 +227,35 @@ def _payload_index(field_name: str, value: Any) -> dict:
             f"{where}: index type {index.get('type')!r} is unknown; use one of {', '.join(INDEX_TYPES)}"
         )
     index["type"] = index_type
+    _without_memory(index, where)  # 1.19 placement of the index (e.g. keyword: memory cold)
     return index
+
+
+def _check_replication(spec: dict, peer_count: int | None) -> None:
+    if peer_count is not None and spec.get("replication_factor", 1) > peer_count:
+        raise ConfigError(
+            f"replication_factor {spec['replication_factor']} is above the {peer_count} node(s) of the "
+            "cluster: a shard cannot have two replicas on one node; lower it or add nodes"
+        )
+    if spec.get("write_consistency_factor", 1) > spec.get("replication_factor", 1):
+        raise ConfigError(
+            f"write_consistency_factor {spec['write_consistency_factor']} exceeds replication_factor "
+            f"{spec.get('replication_factor', 1)}: every write would fail; lower it"
+        )
+
+
+def _payload_storage(value: Any, on_disk_payload: bool | None) -> dict:
+    """`payload: {memory: cold|cached}` (1.19), which replaces on_disk_payload."""
+    payload = dict(_mapping(value, "payload"))
+    if set(payload) != {"memory"}:
+        raise ConfigError(f"payload: only memory can be set (cold or cached), got keys {sorted(payload)}")
+    _check_placement(payload["memory"], "payload", ("cold", "cached"))
+    if on_disk_payload is not None and on_disk_payload != (payload["memory"] == "cold"):
+        raise ConfigError(
+            f"on_disk_payload: {str(on_disk_payload).lower()} contradicts payload.memory: "
+            f"{payload['memory']} (Qdrant would follow payload.memory); declare only payload.memory"
+        )
+    return payload
 
 
 def validate_spec(spec: dict, peer_count: int | None = None) -> dict:
@@ -185,20 +285,13 @@ def validate_spec(spec: dict, peer_count: int | None = None) -> dict:
     for key in ("shard_number", "replication_factor", "write_consistency_factor"):
         if spec.get(key) is not None:
             result[key] = _positive_int(spec[key], key)
-    if peer_count is not None and result.get("replication_factor", 1) > peer_count:
-        raise ConfigError(
-            f"replication_factor {result['replication_factor']} is above the {peer_count} node(s) of the "
-            "cluster: a shard cannot have two replicas on one node; lower it or add nodes"
-        )
-    if result.get("write_consistency_factor", 1) > result.get("replication_factor", 1):
-        raise ConfigError(
-            f"write_consistency_factor {result['write_consistency_factor']} exceeds replication_factor "
-            f"{result.get('replication_factor', 1)}: every write would fail; lower it"
-        )
+    _check_replication(result, peer_count)
     if spec.get("on_disk_payload") is not None:
         if not isinstance(spec["on_disk_payload"], bool):
             raise ConfigError(f"on_disk_payload must be true or false, got {spec['on_disk_payload']!r}")
         result["on_disk_payload"] = spec["on_disk_payload"]
+    if spec.get("payload") is not None:
+        result["payload"] = _payload_storage(spec["payload"], result.get("on_disk_payload"))
     for key in CONFIG_SECTIONS:
         if spec.get(key) is not None:
             result[key] = dict(_mapping(spec[key], key))
@@ -300,7 +393,7 @@ def _vector_changes(desired: dict, current: dict, plan: Plan) -> dict:
                 plan.immutable_changes.append(f"{label}.{key}: {have.get(key)!r} -> {want[key]!r}")
         changes = {
             key: want[key]
-            for key in ("on_disk", "hnsw_config", "quantization_config")
+            for key in ("on_disk", "memory", "hnsw_config", "quantization_config")
             if key in want and _differs(want[key], have.get(key))
         }
         if changes:
@@ -487,6 +580,7 @@ def ensure_collection(
         normalised = {"name": name}
     else:
         normalised = validate_spec(spec, peer_count=client.peer_count())
+        require_server_support(normalised, client.version())
     plan = plan_collection(
         normalised,
         client.collection_info(normalised["name"]),
