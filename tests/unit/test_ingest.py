@@ -34,6 +34,17 @@ def test_retry_classification():
     assert not any(workers.is_transient(c) for c in ("INVALID_ARGUMENT", "NOT_FOUND", "PERMISSION_DENIED"))
     assert workers.retry_delay(0, 0.5, 30, retry_after=4) >= 4
     assert all(workers.retry_delay(10, 0.5, 30) <= 30 for _ in range(50))
+    # a server's hint cannot stretch a pause past max_backoff, or the longest send would not hold
+    assert workers.retry_delay(0, 0.5, 30, retry_after=3600) == 30
+
+
+def test_longest_send_counts_every_attempt_and_pause():
+    settings = workers.SenderSettings(
+        targets=("127.0.0.1:6334",), tls=False, ca_file=None, api_key=None, collection="c",
+        ordering="weak", timeout=60.0, retries=8, backoff=0.5, max_backoff=30.0,
+    )  # fmt: skip
+    # 9 attempts of 60 s, pauses 0.5 + 1 + 2 + 4 + 8 + 16 + 30 + 30
+    assert workers.longest_send(settings) == 9 * 60 + 91.5
 
 
 def test_checkpoint_ranges_merge_and_refuse_another_source(tmp_path):

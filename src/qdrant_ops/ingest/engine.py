@@ -45,7 +45,7 @@ from qdrant_ops.ingest.messages import (
 from qdrant_ops.ingest.pool import WorkerPool
 from qdrant_ops.ingest.sources import DEFAULT_ID_NAMESPACE, Decoder, Mapping, NpyRows, Source, open_source
 from qdrant_ops.ingest.wire import ORDERINGS
-from qdrant_ops.ingest.workers import Job, SenderSettings
+from qdrant_ops.ingest.workers import Job, SenderSettings, longest_send
 
 # bench/ingest.py sweep (sink server, 384-d): 256 and 512 within noise of each other and ~1.5x
 # faster than qdrant-client's default 64; 512 keeps a batch near 0.8 MiB on the wire.
@@ -219,8 +219,9 @@ class _Run:
         self.source, self.npy, self.options = source, npy, options
         self.checkpoint, self.progress = checkpoint, progress
         self.dead_letter = dead_letter  # an open JSONL file, or None: the first bad record stops the load
+        self.sender_settings = _sender_settings(client, options)
         self.pool = WorkerPool(
-            settings=_sender_settings(client, options), senders=options.workers, in_flight=options.in_flight,
+            settings=self.sender_settings, senders=options.workers, in_flight=options.in_flight,
             decoder=decoder, decoders=options.decoders, keep_going=dead_letter is not None,
         )  # fmt: skip
         self.stats = {"read": 0, "skipped": 0, "written": 0, "batches": 0, "retries": 0, "failed": 0}
@@ -398,8 +399,7 @@ class _Run:
         try:
             self._read()
         finally:
-            deadline = time.monotonic() + self.options.timeout * (self.options.retries + 2)
-            self.pool.close(deadline, on_messages=self._handle_all)
+            self.pool.close(longest_send(self.sender_settings) + 5.0, on_messages=self._handle_all)
             self.checkpoint.save(force=True)
             self._report_progress(force=True)
 

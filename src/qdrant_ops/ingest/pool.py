@@ -91,16 +91,22 @@ class WorkerPool:
             return None
 
     # -- stopping -----------------------------------------------------------------------------------------
-    def close(self, deadline: float, on_messages: Callable[[list[SenderMessage]], None]) -> None:
+    def close(self, silence_limit: float, on_messages: Callable[[list[SenderMessage]], None]) -> None:
         """Decoders stop; senders finish the jobs already queued (the batches in flight) and exit,
-        their messages handed to `on_messages`, until `deadline` (monotonic); then every process is
-        joined, and killed if it does not end."""
+        their messages handed to `on_messages`. A sender reports every batch within its longest
+        send, so the wait ends when no sender has said anything for `silence_limit` seconds (a
+        hung sender), however long the queue; then every process is joined, and killed if it does
+        not end (what was not acknowledged stays out of the checkpoint and is sent on resume)."""
         for inbox in self._decode_inboxes:
             inbox.put(None)
         for index in range(len(self._senders)):
             self.send(index, None, while_full=lambda: on_messages(self.messages()))
-        while len(self.exited) < len(self._senders) and time.monotonic() < deadline:
-            on_messages(self.messages(wait=0.2))
+        last_heard = time.monotonic()
+        while len(self.exited) < len(self._senders) and time.monotonic() - last_heard < silence_limit:
+            found = self.messages(wait=0.2)
+            if found:
+                last_heard = time.monotonic()
+            on_messages(found)
         for process in [*self._senders, *self._decoders]:
             process.join(timeout=5)
             if process.is_alive():

@@ -65,8 +65,19 @@ def is_transient(code_name: str) -> bool:
 
 
 def retry_delay(attempt: int, backoff: float, max_backoff: float, retry_after: float | None = None) -> float:
-    delay = random.uniform(0, min(max_backoff, backoff * 2**attempt))  # full jitter
-    return max(delay, retry_after or 0.0)
+    """Full jitter; a server's retry-after hint is honoured up to max_backoff, so that the
+    worst case below holds whatever the server says."""
+    delay = random.uniform(0, min(max_backoff, backoff * 2**attempt))
+    return max(delay, min(retry_after or 0.0, max_backoff))
+
+
+def longest_send(settings: SenderSettings) -> float:
+    """The longest one batch can take before its sender reports: every attempt runs into the
+    deadline and every pause is the longest. Qdrant 1.19 holds a write with wait=false while the
+    shard's update queue (200 operations by default) is full, so attempts can use their deadline
+    where 1.18 answered at once (docs/qdrant-behaviour.md §5)."""
+    pauses = sum(min(settings.max_backoff, settings.backoff * 2**attempt) for attempt in range(settings.retries))
+    return (settings.retries + 1) * settings.timeout + pauses
 
 
 def _retry_after(exc) -> float | None:
