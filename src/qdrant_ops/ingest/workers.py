@@ -76,7 +76,8 @@ def longest_send(settings: SenderSettings) -> float:
     deadline and every pause is the longest. Qdrant 1.19 holds a write with wait=false while the
     shard's update queue (200 operations by default) is full, so attempts can use their deadline
     where 1.18 answered at once (docs/qdrant-behaviour.md §5)."""
-    pauses = sum(min(settings.max_backoff, settings.backoff * 2**attempt) for attempt in range(settings.retries))
+    backoff, most = settings.backoff, settings.max_backoff
+    pauses = sum(min(most, backoff * 2**attempt) for attempt in range(settings.retries))
     return (settings.retries + 1) * settings.timeout + pauses
 
 
