@@ -149,7 +149,7 @@ lab-down: $(STAMP) ## remove the lab's containers, network, S3 endpoint, data an
 	$(LAB_PLAYBOOK) playbooks/lab_down.yml
 
 .PHONY: lab-drill
-lab-drill: lab-check venv deps collections image wheelhouse ## the lab drill: backup, wipe, restore, node-down alert, rolling re-install under writes
+lab-drill: lab-check venv deps collections image wheelhouse ## the lab drill: backup, wipe, restore, node-down alert, rolling re-install under writes; with QDRANT_BINARY_NEXT also the upgrade to that version
 	$(BIN)/pytest -s -p no:cacheprovider tests/e2e/test_lab_drill.py $(PYTEST_ARGS)
 
 .PHONY: test

@@ -6,6 +6,11 @@ wiped and an empty cluster started; restore, verified against the manifest (exac
 payload and vector hashes) and by an exact count here; one node stopped until Alertmanager shows
 QdrantNodeDown (within 2 minutes), started until it resolves; a rolling re-install of the same
 version while a writer upserts, with no acknowledged write lost. Prints each phase's duration.
+
+Then the upgrade drill, when QDRANT_BINARY_NEXT names the next minor release (1.19.x next to a
+1.18.x QDRANT_BINARY): rolling_upgrade.yml to that version while a writer upserts into a
+replication-factor-2 collection; every acknowledged write present afterwards, every replica
+Active, and every node answering with the new version.
 """
 
 from __future__ import annotations
@@ -153,3 +158,35 @@ def test_lab_drill(lab, tmp_path):
             stop.touch()
             writer.join(timeout=120)
     assert rolling_writer.verify(client, args) == 0, "acknowledged writes were lost"
+
+
+NO_NEXT_REASON = "no next-version Qdrant binary: set QDRANT_BINARY_NEXT=/path/to/qdrant of the next minor"
+
+
+def test_upgrade_drill(lab, tmp_path):
+    binary = os.environ.get("QDRANT_BINARY_NEXT")
+    if not binary:
+        pytest.skip(NO_NEXT_REASON)
+    reported = subprocess.run([binary, "--version"], capture_output=True, text=True, timeout=30).stdout
+    target = re.search(r"\d+\.\d+\.\d+", reported).group(0)
+    client, phases = lab
+    before = {url: client.version(node=url) for url in client.urls}
+    assert target not in before.values(), f"the lab already runs {target}: nothing to upgrade"
+
+    stop = tmp_path / "stop"
+    args = argparse.Namespace(collection="upgrade_writes", acked=str(tmp_path / "acked.json"),
+                              stop_file=str(stop), max_seconds=1800, max_points=500_000)  # fmt: skip
+    writer = threading.Thread(target=rolling_writer.write, args=(client, args))
+    with timed(phases, f"rolling upgrade {sorted(set(before.values()))} -> {target} under a writer"):
+        writer.start()
+        try:
+            ansible("playbooks/rolling_upgrade.yml", "-e", f"qdrant_target_version={target}",
+                    "-e", f"qdrant_binary_src={binary}")  # fmt: skip
+        finally:
+            stop.touch()
+            writer.join(timeout=120)
+    assert rolling_writer.verify(client, args) == 0, "acknowledged writes were lost"
+    assert json.loads(Path(args.acked).read_text())["acked"] > 0, "the writer wrote nothing"
+    assert {url: client.version(node=url) for url in client.urls} == dict.fromkeys(client.urls, target)
+    assert all_active(client), "a replica is not Active after the upgrade"
+    assert placement_problems(client, "upgrade_writes") == []

@@ -28,16 +28,24 @@ def host(host_image):
         yield container
 
 
-@pytest.fixture
-def archive(tmp_path) -> Path:
-    """A release-shaped archive whose `qdrant` only says it is not Qdrant (never started here)."""
-    script = tmp_path / "qdrant"
-    script.write_text("#!/bin/sh\necho 'install-test archive, not Qdrant' >&2\nexit 64\n")
+def make_archive(directory: Path, version: str) -> Path:
+    """A release-shaped archive whose `qdrant` answers --version like Qdrant `version` and
+    otherwise only says it is not Qdrant (never started here)."""
+    script = directory / f"qdrant-{version}"
+    script.write_text(
+        f'#!/bin/sh\n[ "$1" = --version ] && {{ echo "qdrant {version}"; exit 0; }}\n'
+        "echo 'install-test archive, not Qdrant' >&2\nexit 64\n"
+    )
     script.chmod(0o755)
-    path = tmp_path / "qdrant-test.tar.gz"
+    path = directory / f"qdrant-{version}.tar.gz"
     with tarfile.open(path, "w:gz") as tar:
         tar.add(script, arcname="qdrant")
     return path
+
+
+@pytest.fixture
+def archive(tmp_path) -> Path:
+    return make_archive(tmp_path, "1.18.3")
 
 
 def run_playbook(
@@ -149,9 +157,19 @@ def test_good_archive_installs_versioned_with_current_link(host, tmp_path, archi
     result = run_playbook(host, tmp_path, qdrant_archive_src=str(archive), qdrant_archive_sha256=sha)
     assert result.returncode == 0, result.stdout[-3000:]
     assert host.exec("readlink", "/opt/qdrant/current").stdout.strip() == "versions/1.18.3"
-    # A version change is a symlink flip: the old version stays for rollback.
+    # An archive of another version than qdrant_version is refused, and current stays.
     result = run_playbook(
         host, tmp_path, qdrant_archive_src=str(archive), qdrant_archive_sha256=sha, qdrant_version="1.18.4"
+    )
+    assert result.returncode != 0
+    assert 'reports "qdrant 1.18.3", not 1.18.4' in " ".join(result.stdout.split())
+    assert host.exec("readlink", "/opt/qdrant/current").stdout.strip() == "versions/1.18.3"
+    host.exec("rm", "-rf", "/opt/qdrant/versions/1.18.4")
+    # A version change is a symlink flip: the old version stays for rollback.
+    newer = make_archive(tmp_path, "1.18.4")
+    sha = hashlib.sha256(newer.read_bytes()).hexdigest()
+    result = run_playbook(
+        host, tmp_path, qdrant_archive_src=str(newer), qdrant_archive_sha256=sha, qdrant_version="1.18.4"
     )
     assert result.returncode == 0, result.stdout[-3000:]
     assert host.exec("readlink", "/opt/qdrant/current").stdout.strip() == "versions/1.18.4"
