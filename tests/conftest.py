@@ -22,6 +22,7 @@ from tests.support.qdrant_stub import QdrantStubServer, populate_demo, share_clu
 from tests.support.s3 import MotoServer
 
 NO_QDRANT_REASON = "no Qdrant binary: set QDRANT_BINARY=/path/to/qdrant"
+NO_NEXT_REASON = "no next-version Qdrant binary: set QDRANT_BINARY_NEXT=/path/to/qdrant of the next minor"
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -57,17 +58,27 @@ def host_image() -> str:
 
 
 # -- Qdrant ---------------------------------------------------------------------------------------
-@pytest.fixture(scope="session")
-def qdrant_binary() -> str:
-    binary = os.environ.get("QDRANT_BINARY")
+def _binary_from(variable: str, missing: str) -> str:
+    binary = os.environ.get(variable)
     if not binary:
-        pytest.skip(NO_QDRANT_REASON)
+        pytest.skip(missing)
     if not (os.path.isfile(binary) and os.access(binary, os.X_OK)):
-        pytest.fail(f"QDRANT_BINARY={binary} is not an executable file")
+        pytest.fail(f"{variable}={binary} is not an executable file")
     version = subprocess.run([binary, "--version"], capture_output=True, text=True, timeout=30)
     if version.returncode != 0:
-        pytest.fail(f"QDRANT_BINARY={binary} --version failed: {version.stderr.strip()}")
+        pytest.fail(f"{variable}={binary} --version failed: {version.stderr.strip()}")
     return binary
+
+
+@pytest.fixture(scope="session")
+def qdrant_binary() -> str:
+    return _binary_from("QDRANT_BINARY", NO_QDRANT_REASON)
+
+
+@pytest.fixture(scope="session")
+def qdrant_binary_next() -> str:
+    """The next minor release (1.19.x next to 1.18.x): upgrade drill and 1.19 behaviour."""
+    return _binary_from("QDRANT_BINARY_NEXT", NO_NEXT_REASON)
 
 
 @pytest.fixture
@@ -82,10 +93,15 @@ def qdrant_cluster(qdrant_binary, tmp_path, request):
 def pytest_terminal_summary(terminalreporter):
     skipped = terminalreporter.stats.get("skipped", [])
     no_qdrant = sum(1 for report in skipped if NO_QDRANT_REASON in str(report.longrepr))
+    no_next = sum(1 for report in skipped if NO_NEXT_REASON in str(report.longrepr))
     terminalreporter.write_sep("-", "qdrant-ops test summary")
     terminalreporter.write_line(
         f"skipped for lack of a Qdrant binary: {no_qdrant}"
         + ("" if no_qdrant == 0 else "  (set QDRANT_BINARY to run them)")
+    )
+    terminalreporter.write_line(
+        f"skipped for lack of the next version's binary: {no_next}"
+        + ("" if no_next == 0 else "  (set QDRANT_BINARY_NEXT to run them)")
     )
     terminalreporter.write_line(f"skipped in total: {len(skipped)}")
 

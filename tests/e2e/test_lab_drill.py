@@ -160,13 +160,8 @@ def test_lab_drill(lab, tmp_path):
     assert rolling_writer.verify(client, args) == 0, "acknowledged writes were lost"
 
 
-NO_NEXT_REASON = "no next-version Qdrant binary: set QDRANT_BINARY_NEXT=/path/to/qdrant of the next minor"
-
-
-def test_upgrade_drill(lab, tmp_path):
-    binary = os.environ.get("QDRANT_BINARY_NEXT")
-    if not binary:
-        pytest.skip(NO_NEXT_REASON)
+def test_upgrade_drill(qdrant_binary_next, lab, tmp_path):
+    binary = qdrant_binary_next
     reported = subprocess.run([binary, "--version"], capture_output=True, text=True, timeout=30).stdout
     target = re.search(r"\d+\.\d+\.\d+", reported).group(0)
     client, phases = lab

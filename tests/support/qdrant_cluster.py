@@ -61,9 +61,10 @@ class QdrantNode:
         return self.workdir / "config.yaml"
 
 
-def node_config(node: QdrantNode, api_key: str | None = None) -> dict:
+def node_config(node: QdrantNode, api_key: str | None = None, storage: dict | None = None) -> dict:
     """The node's config file content. Paths are absolute: a relative path would resolve
-    against the working directory, and a missing file silently means defaults (cluster off)."""
+    against the working directory, and a missing file silently means defaults (cluster off).
+    `storage` adds storage settings (e.g. update_queue_size)."""
     service: dict = {"host": node.host, "http_port": node.http_port, "grpc_port": node.grpc_port}
     if api_key:
         service["api_key"] = api_key
@@ -76,6 +77,7 @@ def node_config(node: QdrantNode, api_key: str | None = None) -> dict:
             "storage_path": str(node.workdir / "storage"),
             "snapshots_path": str(node.workdir / "snapshots"),
             "temp_path": str(node.workdir / "tmp"),
+            **(storage or {}),
         },
     }
 
@@ -116,11 +118,13 @@ class LocalQdrantCluster:
         size: int = 3,
         api_key: str | None = None,
         startup_timeout: float = 90.0,
+        storage: dict | None = None,
     ) -> None:
         if size < 1:
             raise ValueError("cluster size must be >= 1")
         self.binary = binary
         self.api_key = api_key
+        self.storage = storage
         self.startup_timeout = startup_timeout
         hosts = [f"{ADDRESS_PREFIX}{i + 1}" for i in range(size)]
         http_port, grpc_port, p2p_port = pick_ports(hosts)
@@ -159,7 +163,7 @@ class LocalQdrantCluster:
     def start_node(self, node: QdrantNode, bootstrap_uri: str | None) -> None:
         for sub in ("storage", "snapshots", "tmp"):
             (node.workdir / sub).mkdir(parents=True, exist_ok=True)
-        node.config_path.write_text(json.dumps(node_config(node, self.api_key), indent=2))
+        node.config_path.write_text(json.dumps(node_config(node, self.api_key, self.storage), indent=2))
         env = {
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
             "RUN_MODE": "production",
