@@ -383,6 +383,22 @@ def cmd_backup_prune(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_backup_verify(args: argparse.Namespace) -> int:
+    config = job.load(args.config)
+    log = (lambda line: print(line, file=sys.stderr)) if not args.json else (lambda _line: None)
+    report = job.run_verify(
+        config, args.qdrant_binary, backup_id=args.backup_id, collections=tuple(args.collection or ()),
+        workdir=args.workdir, log=log,
+    )  # fmt: skip
+    rows = [[name, points] for name, points in sorted(report["collections"].items())]
+    head = (
+        f"backup {report['backup_id']} restores: {report['points_verified']} points in a scratch Qdrant "
+        f"{report['qdrant_version']} match the set ({report['seconds']:.0f} s)"
+    )
+    _emit(args, report, head + "\n\n" + format_table(rows, ["COLLECTION", "POINTS"]))
+    return 0
+
+
 # -- parser --------------------------------------------------------------------------------------------
 def cmd_cluster_repair(args: argparse.Namespace) -> int:
     log = (lambda line: print(line, file=sys.stderr)) if not args.json else (lambda _line: None)
@@ -806,6 +822,22 @@ def _backup_parser(commands, config_opts: argparse.ArgumentParser) -> None:
     prune = bak.add_parser("prune", parents=[config_opts], help="delete sets the retention policy drops")
     _flag(prune, "--dry-run", "print the plan, delete nothing")
     prune.set_defaults(handler=cmd_backup_prune)
+    verify = bak.add_parser(
+        "verify", parents=[config_opts], help="restore drill: restore a set into a scratch Qdrant, check it",
+        description="Restores the set (default: the newest complete one) into a single-node Qdrant started "
+        "for the drill on 127.0.0.1 with its storage under --workdir, removed afterwards; compares exact "
+        "counts and the sampled points with the set. Writes the backup_verify metrics to metrics_dir.",
+    )  # fmt: skip
+    verify.add_argument("backup_id", nargs="?", help="the set's id (default: the newest complete set)")
+    verify.add_argument("--qdrant-binary", default="/opt/qdrant/current/qdrant", metavar="PATH",
+                        help="a Qdrant of the set's minor version (default: %(default)s)")  # fmt: skip
+    verify.add_argument(
+        "--workdir", metavar="DIR",
+        help="where the scratch storage goes (default: the temp directory); needs twice the set's bytes, "
+        "or twice the largest collection's",
+    )  # fmt: skip
+    verify.add_argument("--collection", action="append", help="only this collection, repeatable")
+    verify.set_defaults(handler=cmd_backup_verify)
 
 
 def _restore_parser(commands, config_opts: argparse.ArgumentParser) -> None:

@@ -197,6 +197,18 @@ CASES = {
         [(f"qdrant_ops_prune_last_run_success{{{BK}}}", "0x5")],
         [(f"qdrant_ops_prune_last_run_success{{{BK}}}", "1x5")],
     ),
+    "QdrantBackupNotRestorable": (
+        "2m",
+        BL,
+        [(f"qdrant_ops_backup_verify_last_run_success{{{BK}}}", "0x5")],
+        [(f"qdrant_ops_backup_verify_last_run_success{{{BK}}}", "1x5")],
+    ),
+    "QdrantBackupUnverified": (
+        "8d1h",
+        BL,
+        [(f"qdrant_ops_backup_verify_last_success_timestamp_seconds{{{BK}}}", "0x11600")],
+        [(f"qdrant_ops_backup_verify_last_success_timestamp_seconds{{{BK}}}", "0+60x11600")],
+    ),
 }
 # fmt: on
 

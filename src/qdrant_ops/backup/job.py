@@ -26,7 +26,7 @@ from pathlib import Path
 
 import yaml
 
-from qdrant_ops.backup import metrics, node_part, retention
+from qdrant_ops.backup import metrics, node_part, retention, verify
 from qdrant_ops.backup.model import BackupSettings, parse_duration
 from qdrant_ops.backup.retention import Retention
 from qdrant_ops.backup.s3 import MIB, S3Settings, make_client
@@ -201,8 +201,9 @@ def load(path: str = DEFAULT_PATH) -> BackupConfig:
 
 
 def _record(
-    config: BackupConfig, job: str, started: float, success: bool, uploaded: int | None = None
-) -> None:
+    config: BackupConfig, job: str, started: float, success: bool, *, uploaded: int | None = None,
+    points: int | None = None,
+) -> None:  # fmt: skip
     if not config.metrics_dir:
         return
     try:
@@ -214,6 +215,7 @@ def _record(
             finished=time.time(),
             duration=time.time() - started,
             uploaded_bytes=uploaded,
+            points_verified=points,
         )
     except OSError as exc:
         raise ConfigError(
@@ -252,7 +254,9 @@ def run_backup(
     except BaseException as exc:
         _record_failure(config, "backup", started, exc)
         raise
-    _record(config, "backup", started, True, 0 if part.get("skipped") else node_part.part_bytes(part))
+    _record(
+        config, "backup", started, True, uploaded=0 if part.get("skipped") else node_part.part_bytes(part)
+    )
     return part
 
 
@@ -273,3 +277,26 @@ def run_prune(config: BackupConfig, dry_run: bool) -> list[dict]:
     if not dry_run:
         _record(config, "prune", started, success=True)
     return plan
+
+
+def run_verify(
+    config: BackupConfig,
+    binary: str,
+    *,
+    backup_id: str | None = None,
+    collections: tuple[str, ...] = (),
+    workdir: str | None = None,
+    log: Callable[[str], None] = lambda _line: None,
+) -> dict:
+    """A restore drill (backup/verify.py); metrics are written on success and on failure."""
+    started = time.time()
+    try:
+        report = verify.verify_set(
+            make_client(config.settings.s3), config.settings, binary, backup_id=backup_id,
+            collections=collections, workdir=workdir, log=log,
+        )  # fmt: skip
+    except BaseException as exc:
+        _record_failure(config, "backup_verify", started, exc)
+        raise
+    _record(config, "backup_verify", started, True, points=report["points_verified"])
+    return report

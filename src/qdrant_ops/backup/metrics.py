@@ -1,6 +1,6 @@
-"""Prometheus textfile metrics for the backup and prune jobs, read by node_exporter's textfile
-collector. The names are defined here once; files/alerts/backup.rules.yml uses the same names and
-tests/integration/test_alert_rules.py checks that they agree.
+"""Prometheus textfile metrics for the backup, prune and restore drill (backup_verify) jobs, read
+by node_exporter's textfile collector. The names are defined here once; files/alerts/backup.rules.yml
+uses the same names and tests/integration/test_alert_rules.py checks that they agree.
 
 A run reads the previous file first, so the last success time and the failure counter survive a
 failed run. The file is replaced atomically (prometheus_client writes a temp file and renames it),
@@ -17,7 +17,7 @@ from prometheus_client import CollectorRegistry, write_to_textfile
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.parser import text_string_to_metric_families
 
-JOBS = ("backup", "prune")
+JOBS = ("backup", "prune", "backup_verify")
 
 
 def metric_names(job: str) -> dict[str, str]:
@@ -28,6 +28,7 @@ def metric_names(job: str) -> dict[str, str]:
         "last_run_success": f"{base}_last_run_success",
         "duration": f"{base}_duration_seconds",
         "bytes": f"{base}_uploaded_bytes",
+        "points": f"{base}_points_verified",
         "failures": f"{base}_failures",  # exposed as ..._failures_total
     }
 
@@ -70,8 +71,9 @@ def write_run_metrics(
     finished: float,
     duration: float,
     uploaded_bytes: int | None = None,
+    points_verified: int | None = None,
 ) -> Path:
-    """Write the metrics of one run of `job` (backup or prune) for `cluster`; returns the path."""
+    """Write the metrics of one run of `job` (see JOBS) for `cluster`; returns the path."""
     if job not in JOBS:
         raise ValueError(f"unknown job {job!r}")
     names = metric_names(job)
@@ -94,6 +96,14 @@ def write_run_metrics(
         families.append(gauge("last_success", f"Unix time of the last successful {job} run.", last_success))
     if uploaded_bytes is not None:
         families.append(gauge("bytes", f"Bytes the last {job} run uploaded to S3.", uploaded_bytes))
+    if points_verified is not None:
+        families.append(
+            gauge(
+                "points",
+                "Points the last restore drill restored and found as the set records.",
+                points_verified,
+            )
+        )
     counter = CounterMetricFamily(
         names["failures"], f"{job.capitalize()} runs that failed.", labels=["cluster"]
     )

@@ -189,6 +189,7 @@ def check_restorable(
     target_version: str | None,
     overwrite: bool,
     peer_count: int,
+    single_copy: bool = False,
 ) -> None:
     """Every refusal that needs no download, so nothing is touched before the plan is possible."""
     available = sorted(manifest["collections"])
@@ -219,7 +220,7 @@ def check_restorable(
                 f"{name} uses custom sharding: its shard keys are not recreated by this restore; "
                 "create the collection and its shard keys first, then recover the shard snapshots by hand"
             )
-        factor = int(params.get("replication_factor") or 1)
+        factor = 1 if single_copy else int(params.get("replication_factor") or 1)
         if peer_count < factor:
             raise RestoreError(
                 f"{name} has replication factor {factor} but the target has {peer_count} peer(s): "
@@ -477,8 +478,10 @@ def _peer_urls(client: ClusterClient, nodes: Sequence[str], placement: list[dict
     return urls
 
 
-def _create(client: ClusterClient, name: str, view: dict) -> None:
+def _create(client: ClusterClient, name: str, view: dict, single_copy: bool = False) -> None:
     spec = describe({"config": view["config"], "payload_schema": view["payload_schema"]}, name)
+    if single_copy:  # a restore drill's scratch node: one replica of every shard
+        spec.update(replication_factor=1, write_consistency_factor=1)
     apply_plan(client, plan_collection(spec, None))
 
 
@@ -587,13 +590,13 @@ def _recover_all(
 
 def _plan(
     client: ClusterClient, manifest: dict, layout: model.Layout, chosen: list[str], *, nodes: list[str],
-    peer_map: dict[int, str] | None, overwrite: bool, dry_run: bool,
+    peer_map: dict[int, str] | None, overwrite: bool, dry_run: bool, single_copy: bool = False,
 ) -> tuple[list[Snapshot], dict]:  # fmt: skip
     """Every check that needs no download, then which snapshot goes where."""
     existing = client.collection_names()
     check_restorable(
         manifest, collections=chosen, existing=existing, target_version=client.version(),
-        overwrite=overwrite, peer_count=client.peer_count() or 1,
+        overwrite=overwrite, peer_count=client.peer_count() or 1, single_copy=single_copy,
     )  # fmt: skip
     snapshots = [snap for name in chosen for snap in snapshots_of(manifest, layout, name)]
     if manifest.get("format", 1) < 2:
@@ -629,7 +632,7 @@ def _plan_report(manifest: dict, chosen: list[str], existing: list[str], snapsho
 
 def _recover_shards(
     client: ClusterClient, manifest: dict, chosen: list[str], snapshots: list[Snapshot], *,
-    sources: Sources, nodes: list[str], parallel: int, timeout: float, log,
+    sources: Sources, nodes: list[str], parallel: int, timeout: float, log, single_copy: bool = False,
 ) -> None:  # fmt: skip
     """Formats 2 and 3: create each collection from the set, then every replica of a shard
     receives that shard's snapshot as soon as its source is ready. If a download or a recovery fails,
@@ -637,7 +640,7 @@ def _recover_shards(
     todo, created = [], []
     try:
         for name in chosen:
-            _create(client, name, manifest["collections"][name])
+            _create(client, name, manifest["collections"][name], single_copy)
             created.append(name)
             placement = _wait_everywhere(client, name, nodes, timeout)
             mine = [s for s in snapshots if s.collection == name]
@@ -669,6 +672,7 @@ def _recover_node_parts(client: ClusterClient, snapshots: list[Snapshot], source
 def _recover(
     client: ClusterClient, manifest: dict, chosen: list[str], snapshots: list[Snapshot], *,
     sources: Sources, replace: list[str], nodes: list[str], parallel: int, timeout: float, log,
+    single_copy: bool = False,
 ) -> None:  # fmt: skip
     """Recover every snapshot as its source is ready, until every replica is Active. A collection
     is replaced, and a format 1 set recovered, only once every object of the set has checked out."""
@@ -679,7 +683,7 @@ def _recover(
         _recover_node_parts(client, snapshots, sources, nodes, timeout=timeout, log=log)
         return
     _recover_shards(client, manifest, chosen, snapshots, sources=sources, nodes=nodes, parallel=parallel,
-                    timeout=timeout, log=log)  # fmt: skip
+                    timeout=timeout, log=log, single_copy=single_copy)  # fmt: skip
     for name in chosen:
         wait_healthy(client, name, nodes, timeout, trigger=True)
 
@@ -714,12 +718,15 @@ def restore(
     parallel: int = 2,
     fetch_by: str = "nodes",
     timeout: float = 3600.0,
+    single_copy: bool = False,
     log: Callable[[str], None] = lambda _line: None,
 ) -> dict:
     """Restore `collections` (default all) of the set `backup_id` (default the newest complete)
     into the cluster of `nodes`; the nodes fetch the objects from S3 themselves, or this host
     downloads them under `staging_dir` (`fetch_by`, see the module's docstring). Returns the report
-    (the plan only, with `dry_run`); raises RestoreError with nothing changed for every refusal."""
+    (the plan only, with `dry_run`); raises RestoreError with nothing changed for every refusal.
+    `single_copy` creates every collection with one replica per shard (a restore drill's scratch
+    node, backup/verify.py)."""
     _check_options(nodes, parallel, fetch_by)
     started = time.monotonic()
     nodes = [n.rstrip("/") for n in nodes]
@@ -727,7 +734,7 @@ def restore(
     chosen = sorted(collections) if collections else sorted(manifest["collections"])
     snapshots, report = _plan(
         client, manifest, settings.layout, chosen, nodes=nodes, peer_map=peer_map, overwrite=overwrite,
-        dry_run=dry_run,
+        dry_run=dry_run, single_copy=single_copy,
     )  # fmt: skip
     report["fetch_by"] = _fetcher(report, fetch_by, log)
     if dry_run:
@@ -740,7 +747,7 @@ def restore(
         for pending in sources.files.values():
             pending.add_done_callback(lambda _f: downloaded.append(time.monotonic() - started))
         _recover(client, manifest, chosen, snapshots, sources=sources, replace=report["replace"], nodes=nodes,
-                 parallel=parallel, timeout=timeout, log=log)  # fmt: skip
+                 parallel=parallel, timeout=timeout, log=log, single_copy=single_copy)  # fmt: skip
         recovered = time.monotonic() - started
         problems = _balance_and_verify(client, manifest, chosen, timeout, log)
     finally:

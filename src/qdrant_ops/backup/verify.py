@@ -1,0 +1,244 @@
+"""Restore drills: prove that a backup set restores, not only that its objects match their checksums.
+
+The newest complete set (or a given one) is restored into a scratch single-node Qdrant started for
+the purpose: the same minor version as the set (checked before anything starts), its own storage
+under a temporary directory, listening on 127.0.0.1 only with a random API key, cluster mode off,
+removed afterwards whatever happened. Every collection is created with one replica per shard
+(restore's `single_copy`), every shard snapshot is recovered into it (fetched by the scratch node
+from a presigned S3 URL and checked against the set's sha256), and the result is compared with the
+manifest: exact counts and every sampled point's payload and vector hashes.
+
+Disk: the scratch storage needs about twice a collection's snapshot bytes (the download being
+unpacked, then the segments). When the whole set does not fit, collections are verified one at a
+time, each deleted before the next; when one collection alone does not fit, the drill is refused
+before it starts, naming the collection and the space it needs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from qdrant_ops.backup import catalog, model, restore
+from qdrant_ops.client import ClusterClient, segment
+from qdrant_ops.errors import QdrantOpsError
+
+SPACE_FACTOR = 2.0  # scratch bytes per snapshot byte: the download being unpacked, then the segments
+STARTUP_SECONDS = 120.0
+
+
+class VerifyError(QdrantOpsError):
+    """The drill was refused or the set did not restore; the message says which and why."""
+
+
+def binary_version(binary: str) -> str:
+    """The X.Y.Z the binary reports (`qdrant --version` prints `qdrant X.Y.Z`)."""
+    if not (os.path.isfile(binary) and os.access(binary, os.X_OK)):
+        raise VerifyError(
+            f"Qdrant binary {binary} is not an executable file: install the version of the backup set "
+            "there or pass --qdrant-binary"
+        )
+    result = subprocess.run([binary, "--version"], capture_output=True, text=True, timeout=60)
+    found = re.search(r"\d+\.\d+\.\d+", result.stdout)
+    if result.returncode != 0 or not found:
+        raise VerifyError(f"{binary} --version did not print a version: {result.stderr.strip()[-300:]}")
+    return found.group(0)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class ScratchQdrant:
+    """A throw-away single-node Qdrant on 127.0.0.1 with its storage under `workdir`."""
+
+    binary: str
+    workdir: Path
+    startup_seconds: float = STARTUP_SECONDS
+    api_key: str = field(default_factory=lambda: secrets.token_urlsafe(32), repr=False)
+    port: int = 0
+    process: subprocess.Popen | None = field(default=None, repr=False)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def config(self) -> dict:
+        # Absolute paths: a relative one would resolve against the working directory. No gRPC, no
+        # cluster, no telemetry: nothing of the drill leaves this host except the S3 download.
+        return {
+            "log_level": "WARN",
+            "telemetry_disabled": True,
+            "service": {
+                "host": "127.0.0.1",
+                "http_port": self.port,
+                "grpc_port": None,
+                "api_key": self.api_key,
+                "enable_snapshot_url_recovery": True,
+            },
+            "cluster": {"enabled": False},
+            "storage": {
+                "storage_path": str(self.workdir / "storage"),
+                "snapshots_path": str(self.workdir / "snapshots"),
+                "temp_path": str(self.workdir / "tmp"),
+            },
+        }
+
+    def start(self) -> ScratchQdrant:
+        for sub in ("storage", "snapshots", "tmp"):
+            (self.workdir / sub).mkdir(parents=True, exist_ok=True)
+        self.port = _free_port()
+        config = self.workdir / "config.yaml"
+        config.write_text(json.dumps(self.config()))  # JSON is YAML
+        config.chmod(0o600)  # it holds the scratch key
+        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "RUN_MODE": "production",
+               "QDRANT_INIT_FILE_PATH": str(self.workdir / ".initialized")}  # fmt: skip
+        with (self.workdir / "qdrant.log").open("ab") as log:
+            self.process = subprocess.Popen(
+                [self.binary, "--config-path", str(config)], cwd=self.workdir, env=env,
+                stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            )  # fmt: skip
+        deadline = time.monotonic() + self.startup_seconds
+        with ClusterClient([self.url], self.api_key, retries=0, timeout=5) as client:
+            while time.monotonic() < deadline:
+                if self.process.poll() is not None:
+                    raise VerifyError(f"the scratch Qdrant exited at start: {self.log_tail()}")
+                try:
+                    client.get("/readyz")
+                    return self
+                except QdrantOpsError:
+                    time.sleep(0.5)
+        raise VerifyError(
+            f"the scratch Qdrant did not answer within {self.startup_seconds:.0f} s: {self.log_tail()}"
+        )
+
+    def log_tail(self, lines: int = 15) -> str:
+        try:
+            return " | ".join((self.workdir / "qdrant.log").read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "(no log)"
+
+    def stop(self) -> None:
+        process, self.process = self.process, None
+        if process is not None and process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=10)
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def __enter__(self) -> ScratchQdrant:
+        try:
+            return self.start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def __exit__(self, *exc_info) -> None:
+        self.stop()
+
+
+def collection_bytes(manifest: dict) -> dict[str, int]:
+    return {
+        name: sum(record["size"] for record in catalog.manifest_records(manifest, name))
+        for name in manifest["collections"]
+    }
+
+
+def plan_rounds(sizes: dict[str, int], free: int, where: Path) -> list[list[str]]:
+    """All collections in one round when the set fits, else one collection per round; refused
+    when a single collection does not fit."""
+    need = {name: int(size * SPACE_FACTOR) for name, size in sizes.items()}
+    if sum(need.values()) <= free:
+        return [sorted(sizes)] if sizes else []
+    too_big = sorted((name for name in need if need[name] > free), key=lambda name: -need[name])
+    if too_big:
+        name = too_big[0]
+        raise VerifyError(
+            f"collection {name} needs about {need[name]} bytes of scratch space but {where} has {free} free: "
+            "point --workdir at a larger disk (or verify on a larger host); nothing was started"
+        )
+    return [[name] for name in sorted(sizes)]
+
+
+def verify_set(
+    s3_client,
+    settings: model.BackupSettings,
+    binary: str,
+    *,
+    backup_id: str | None = None,
+    collections: Sequence[str] = (),
+    workdir: str | os.PathLike | None = None,
+    timeout: float = 3600.0,
+    log: Callable[[str], None] = lambda _line: None,
+) -> dict:
+    """Restore the set into a scratch Qdrant and compare it with its manifest. Returns the report;
+    raises VerifyError when the drill cannot run or the set does not restore as recorded."""
+    started = time.monotonic()
+    manifest = restore.choose_set(s3_client, settings, backup_id)
+    if manifest.get("format", 1) < 2:
+        raise VerifyError(
+            f"backup {manifest['backup_id']} is a format 1 set (a snapshot per node): it restores only onto "
+            "as many nodes as it has parts, not onto one scratch node; verify a newer set"
+        )
+    version = binary_version(binary)
+    if restore.minor(version) != restore.minor(manifest["qdrant_version"]):
+        raise VerifyError(
+            f"backup {manifest['backup_id']} was made by Qdrant {manifest['qdrant_version']} but {binary} is "
+            f"{version}: a set restores only into its own minor version; install "
+            f"{restore.minor(manifest['qdrant_version'])}.x on this host and pass --qdrant-binary"
+        )
+    unknown = sorted(set(collections) - set(manifest["collections"]))
+    if unknown:
+        raise VerifyError(f"backup {manifest['backup_id']} has no collection {', '.join(unknown)}")
+    sizes = {name: size for name, size in collection_bytes(manifest).items()
+             if not collections or name in collections}  # fmt: skip
+    base = Path(workdir or tempfile.gettempdir())
+    base.mkdir(parents=True, exist_ok=True)
+    rounds = plan_rounds(sizes, shutil.disk_usage(base).free, base)
+    scratch_dir = Path(tempfile.mkdtemp(prefix="qdrant-ops-verify-", dir=base))
+    report = {"backup_id": manifest["backup_id"], "qdrant_version": version, "collections": {},
+              "rounds": len(rounds), "bytes": sum(sizes.values())}  # fmt: skip
+    with (
+        ScratchQdrant(binary, scratch_dir) as scratch,
+        ClusterClient([scratch.url], scratch.api_key, retries=3, backoff=0.5, timeout=120) as client,
+    ):
+        log(f"backup {manifest['backup_id']}: scratch Qdrant {version} at {scratch.url}, "
+            f"{len(sizes)} collection(s) in {len(rounds)} round(s)")  # fmt: skip
+        for names in rounds:
+            try:
+                restore.restore(
+                    client, s3_client, settings, [scratch.url], scratch_dir / "staging",
+                    backup_id=manifest["backup_id"], collections=names, single_copy=True,
+                    timeout=timeout, log=log,
+                )  # fmt: skip
+            except restore.RestoreError as exc:
+                raise VerifyError(f"backup {manifest['backup_id']} did not restore: {exc}") from exc
+            for name in names:
+                report["collections"][name] = manifest["collections"][name]["points_exact"]
+                sampled = len(manifest["collections"][name]["sample"])
+                log(
+                    f"{name}: {report['collections'][name]} points and {sampled} sampled points match the set"
+                )
+            if len(rounds) > 1:  # make room for the next round
+                for name in names:
+                    client.request("DELETE", f"/collections/{segment(name)}", params={"wait": "true"})
+    report["points_verified"] = sum(report["collections"].values())
+    report["seconds"] = round(time.monotonic() - started, 3)
+    return report

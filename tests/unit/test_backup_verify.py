@@ -1,0 +1,42 @@
+"""The restore drill's pure parts: rounds by scratch disk space, the binary's version, the scratch
+node's config (the drill itself against real Qdrant: tests/e2e/test_backup_verify_real_qdrant.py)."""
+
+from pathlib import Path
+
+import pytest
+
+from qdrant_ops.backup import verify
+
+
+def test_a_collection_larger_than_the_scratch_disk_is_refused():
+    with pytest.raises(verify.VerifyError, match="collection big needs about 2000 bytes of scratch space"):
+        verify.plan_rounds({"big": 1000, "small": 10}, 1500, Path("/scratch"))
+
+
+def test_a_set_that_does_not_fit_whole_is_verified_collection_by_collection():
+    assert verify.plan_rounds({"a": 400, "b": 300}, 1000, Path("/x")) == [["a"], ["b"]]
+    assert verify.plan_rounds({"a": 400, "b": 100}, 1000, Path("/x")) == [["a", "b"]]
+
+
+def test_the_binary_must_exist_and_say_its_version(tmp_path):
+    with pytest.raises(verify.VerifyError, match="is not an executable file"):
+        verify.binary_version(str(tmp_path / "missing"))
+    mute = tmp_path / "mute"
+    mute.write_text("#!/bin/sh\nexit 3\n")
+    mute.chmod(0o755)
+    with pytest.raises(verify.VerifyError, match="did not print a version"):
+        verify.binary_version(str(mute))
+    real_like = tmp_path / "qdrant"
+    real_like.write_text('#!/bin/sh\necho "qdrant 1.18.3"\n')
+    real_like.chmod(0o755)
+    assert verify.binary_version(str(real_like)) == "1.18.3"
+
+
+def test_the_scratch_node_listens_on_loopback_only_without_grpc_or_cluster(tmp_path):
+    scratch = verify.ScratchQdrant("/bin/false", tmp_path)
+    config = scratch.config()
+    assert config["service"]["host"] == "127.0.0.1" and config["service"]["grpc_port"] is None
+    assert config["cluster"] == {"enabled": False} and config["telemetry_disabled"] is True
+    assert len(config["service"]["api_key"]) >= 32
+    assert all(path.startswith(str(tmp_path)) for path in config["storage"].values())
+    assert scratch.api_key not in repr(scratch)
