@@ -829,8 +829,11 @@ def _backup_parser(commands, config_opts: argparse.ArgumentParser) -> None:
         "counts and the sampled points with the set. Writes the backup_verify metrics to metrics_dir.",
     )  # fmt: skip
     verify.add_argument("backup_id", nargs="?", help="the set's id (default: the newest complete set)")
-    verify.add_argument("--qdrant-binary", default="/opt/qdrant/current/qdrant", metavar="PATH",
-                        help="a Qdrant of the set's minor version (default: %(default)s)")  # fmt: skip
+    verify.add_argument(
+        "--qdrant-binary", default="/opt/qdrant/versions/{version}/qdrant", metavar="PATH",
+        help="a Qdrant of the set's minor version; {version} is the version that made the set "
+        "(default: %(default)s)",
+    )  # fmt: skip
     verify.add_argument(
         "--workdir", metavar="DIR",
         help="where the scratch storage goes (default: the temp directory); needs twice the set's bytes, "

@@ -1,11 +1,13 @@
 """The lab drill (`make lab-drill`), needs a real Qdrant (QDRANT_BINARY) and Docker.
 
 On the lab of `make lab` (brought up here when it is not running; removed afterwards unless
-LAB_KEEP=1): a second site.yml run reports zero changes; backup; every node's Qdrant storage is
-wiped and an empty cluster started; restore, verified against the manifest (exact counts, sampled
-payload and vector hashes) and by an exact count here; one node stopped until Alertmanager shows
-QdrantNodeDown (within 2 minutes), started until it resolves; a rolling re-install of the same
-version while a writer upserts, with no acknowledged write lost. Prints each phase's duration.
+LAB_KEEP=1): a second site.yml run reports zero changes; backup; the restore drill
+(qdrant-backup-verify.service on the monitoring host) and its metric in Prometheus; every node's
+Qdrant storage is wiped and an empty cluster started; restore, verified against the manifest
+(exact counts, sampled payload and vector hashes) and by an exact count here; one node stopped
+until Alertmanager shows QdrantNodeDown (within 2 minutes), started until it resolves; a rolling
+re-install of the same version while a writer upserts, with no acknowledged write lost. Prints
+each phase's duration.
 
 Then the upgrade drill, when QDRANT_BINARY_NEXT names the next minor release (1.19.x next to a
 1.18.x QDRANT_BINARY): rolling_upgrade.yml to that version while a writer upserts into a
@@ -23,6 +25,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -60,6 +63,12 @@ def active_alerts(name: str) -> list[dict]:
     url = f"http://{MONITORING}:9093/api/v2/alerts?active=true&filter=alertname%3D%22{name}%22"
     with urllib.request.urlopen(url, timeout=10) as response:
         return json.loads(response.read())
+
+
+def prometheus_values(expr: str) -> list[float]:
+    query = urllib.parse.urlencode({"query": expr})
+    with urllib.request.urlopen(f"http://{MONITORING}:9090/api/v1/query?{query}", timeout=10) as response:
+        return [float(r["value"][1]) for r in json.loads(response.read())["data"]["result"]]
 
 
 def wait_for(condition, what: str, timeout: float, interval: float = 2.0) -> float:
@@ -120,6 +129,14 @@ def test_lab_drill(lab, tmp_path):
     backup_id = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
     with timed(phases, "backup (every node's part to S3)"):
         ansible("playbooks/backup.yml", "-e", f"backup_id={backup_id}")
+
+    drill_host = next(iter(HOSTS["monitoring"]["hosts"]))
+    with timed(phases, "restore drill (qdrant-backup-verify.service), its metric in Prometheus"):
+        subprocess.run(["docker", "exec", drill_host, "systemctl", "start", "qdrant-backup-verify.service"],
+                       check=True, capture_output=True, timeout=1200)  # fmt: skip
+        wait_for(lambda: prometheus_values("qdrant_ops_backup_verify_last_run_success") == [1.0],
+                 "the drill's success in Prometheus", 180)  # fmt: skip
+        assert prometheus_values("qdrant_ops_backup_verify_points_verified")[0] >= SAMPLE  # cities and more
 
     with timed(phases, "wipe every node's storage, start an empty cluster"):
         for host in QDRANT_HOSTS:

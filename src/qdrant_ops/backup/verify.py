@@ -189,7 +189,8 @@ def verify_set(
     log: Callable[[str], None] = lambda _line: None,
 ) -> dict:
     """Restore the set into a scratch Qdrant and compare it with its manifest. Returns the report;
-    raises VerifyError when the drill cannot run or the set does not restore as recorded."""
+    raises VerifyError when the drill cannot run or the set does not restore as recorded.
+    `{version}` in `binary` is replaced by the version that made the set."""
     started = time.monotonic()
     manifest = restore.choose_set(s3_client, settings, backup_id)
     if manifest.get("format", 1) < 2:
@@ -197,6 +198,7 @@ def verify_set(
             f"backup {manifest['backup_id']} is a format 1 set (a snapshot per node): it restores only onto "
             "as many nodes as it has parts, not onto one scratch node; verify a newer set"
         )
+    binary = binary.replace("{version}", str(manifest["qdrant_version"]))
     version = binary_version(binary)
     if restore.minor(version) != restore.minor(manifest["qdrant_version"]):
         raise VerifyError(
