@@ -86,3 +86,35 @@ def test_a_down_node_inhibits_what_it_explains(config):
     rules = yaml.safe_load(Path(config).read_text())["inhibit_rules"]
     by_target = {tuple(rule["equal"]): rule["target_matchers"][0] for rule in rules}
     assert "QdrantHighLatency" in by_target[("host",)] and "QdrantDeadReplicas" in by_target[("cluster",)]
+
+
+@pytest.mark.parametrize(
+    ("receivers", "routes", "warned"),
+    [
+        ([{"name": "blackhole"}], ["blackhole"] * 3, True),  # the defaults
+        (
+            [{"name": "blackhole"}, {"name": "deadman", "webhook_url": "http://127.0.0.1:9/h"}],
+            ["blackhole", "blackhole", "deadman"],
+            False,
+        ),  # fmt: skip
+    ],
+    ids=["all-blackhole", "watchdog-routed"],
+)
+def test_a_play_that_routes_every_alert_nowhere_warns(tmp_path, receivers, routes, warned):
+    playbook = tmp_path / "receivers.yml"
+    playbook.write_text(yaml.safe_dump([{
+        "hosts": "localhost", "gather_facts": False,
+        "tasks": [{"ansible.builtin.include_tasks": str(ROOT / "roles/alertmanager/tasks/receivers.yml")}],
+    }]))  # fmt: skip
+    extra = dict(zip(["alertmanager_critical_receiver", "alertmanager_warning_receiver",
+                      "alertmanager_watchdog_receiver"], routes, strict=True))  # fmt: skip
+    extra["alertmanager_receivers"] = receivers
+    result, _ = run_playbook(playbook, "-i", "localhost,", "-c", "local", "-e", json.dumps(extra),
+                             env={"ANSIBLE_STDOUT_CALLBACK": "default"})  # fmt: skip
+    assert result.returncode == 0, result.stdout[-3000:]
+    out = " ".join(result.stdout.split())
+    assert (
+        "WARNING: the critical, warning and Watchdog receivers (blackhole) have no target" in out
+    ) is warned
+    if warned:
+        assert "alertmanager_watchdog_receiver (a dead man" in out  # YAML output doubles the quote
