@@ -96,7 +96,7 @@ def test_a_down_node_inhibits_what_it_explains(config):
             [{"name": "blackhole"}, {"name": "deadman", "webhook_url": "http://127.0.0.1:9/h"}],
             ["blackhole", "blackhole", "deadman"],
             False,
-        ),  # fmt: skip
+        ),
     ],
     ids=["all-blackhole", "watchdog-routed"],
 )
