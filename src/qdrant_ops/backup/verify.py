@@ -118,7 +118,7 @@ class ScratchQdrant:
                 if self.process.poll() is not None:
                     raise VerifyError(f"the scratch Qdrant exited at start: {self.log_tail()}")
                 try:
-                    client.get("/readyz")
+                    client.version()  # JSON, where /readyz answers in plain text
                     return self
                 except QdrantOpsError:
                     time.sleep(0.5)
