@@ -13,12 +13,13 @@ import json
 import os
 import sys
 import tempfile
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import yaml
 
-from qdrant_ops import __version__
+from qdrant_ops import __version__, certs
 from qdrant_ops.backup import catalog, job, node_part, restore, s3
 from qdrant_ops.client import ClusterClient
 from qdrant_ops.cluster import collections, health, points, rebalance, replicas, zone_metrics, zones
@@ -794,6 +795,35 @@ def _dataset_parser(commands) -> None:
     gen.set_defaults(handler=cmd_dataset_generate)
 
 
+def cmd_tls_expiry(args: argparse.Namespace) -> int:
+    expiries = [item for path in args.cert for item in certs.read_expiries(path)]
+    if args.textfile:
+        certs.write_textfile(args.textfile, expiries)
+    now = time.time()
+    rows = [
+        [e.path, e.subject, time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(e.not_after)),
+         f"{(e.not_after - now) / 86400:.1f}"]
+        for e in sorted(expiries, key=lambda e: e.not_after)
+    ]  # fmt: skip
+    _emit(args, [dataclasses.asdict(e) for e in expiries],
+          format_table(rows, ["FILE", "SUBJECT", "NOT AFTER", "DAYS LEFT"]))  # fmt: skip
+    return 0
+
+
+def _tls_parser(commands) -> None:
+    tls = commands.add_parser("tls", help="TLS certificates").add_subparsers(metavar="ACTION")
+    expiry = tls.add_parser(
+        "expiry", help="when each certificate of the given PEM files expires",
+        description="Lists every certificate of each file (a CA bundle may hold two during a roll-over) "
+        "with its end of validity; with --textfile also writes them for node_exporter's textfile "
+        "collector (alerts QdrantCertificateExpiresSoon / QdrantCertificateExpired).",
+    )  # fmt: skip
+    expiry.add_argument("cert", nargs="+", help="PEM certificate file(s)")
+    expiry.add_argument("--textfile", metavar="PATH", help="also write the expiry metrics to this .prom file")
+    _flag(expiry, "--json", "machine-readable output")
+    expiry.set_defaults(handler=cmd_tls_expiry)
+
+
 def _config_options() -> argparse.ArgumentParser:
     config_opts = argparse.ArgumentParser(add_help=False)
     config_opts.add_argument(
@@ -902,6 +932,7 @@ def build_parser() -> argparse.ArgumentParser:
     _points_parser(commands, conn)
     _ingest_parser(commands, conn)
     _dataset_parser(commands)
+    _tls_parser(commands)
     config_opts = _config_options()
     _backup_parser(commands, config_opts)
     _restore_parser(commands, config_opts)

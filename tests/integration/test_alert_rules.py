@@ -32,6 +32,7 @@ NL = {"job": "node", "instance": "q1:9100", "host": "q1"}
 DISK = f'{N},mountpoint="/var/lib/qdrant"'
 DL = {**NL, "mountpoint": "/var/lib/qdrant"}
 BK = f'{N},cluster="prod"'
+CERT = "qdrant_ops_tls_certificate_not_after_timestamp_seconds"
 BL = {**NL, "cluster": "prod"}
 
 
@@ -163,6 +164,19 @@ CASES = {
             (f"node_memory_MemAvailable_bytes{{{N}}}", "50x10"),
             (f"node_memory_MemTotal_bytes{{{N}}}", "100x10"),
         ],
+    ),
+    "QdrantCertificateExpiresSoon": (
+        "2h",
+        {**NL, "path": "/etc/qdrant/tls/cert.pem", "subject": "CN=q1", "serial": "1f"},
+        [(f'{CERT}{{{N},path="/etc/qdrant/tls/cert.pem",subject="CN=q1",serial="1f"}}', f"{10 * 86400}x150")],
+        [(f'{CERT}{{{N},path="/etc/qdrant/tls/cert.pem",subject="CN=q1",serial="1f"}}', f"{60 * 86400}x150"),
+         (f'{CERT}{{{N},path="/etc/qdrant/tls/old.pem",subject="CN=q1",serial="1e"}}', "0x150")],
+    ),
+    "QdrantCertificateExpired": (
+        "2m",
+        {**NL, "path": "/etc/qdrant/tls/cert.pem", "subject": "CN=q1", "serial": "1f"},
+        [(f'{CERT}{{{N},path="/etc/qdrant/tls/cert.pem",subject="CN=q1",serial="1f"}}', "60x5")],
+        [(f'{CERT}{{{N},path="/etc/qdrant/tls/cert.pem",subject="CN=q1",serial="1f"}}', f"{86400}x5")],
     ),
     "QdrantReplicasShareZone": (
         "40m",

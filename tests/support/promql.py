@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from qdrant_ops import certs
 from qdrant_ops.backup import metrics
 from qdrant_ops.cluster import zone_metrics
 
@@ -20,7 +21,14 @@ def exported_names() -> set[str]:
     qdrant |= {f"{name}_{suffix}" for name in set(qdrant) for suffix in ("bucket", "sum", "count")}
     backup = {name + ("_total" if key == "failures" else "")
               for job in metrics.JOBS for key, name in metrics.metric_names(job).items()}  # fmt: skip
-    return qdrant | node_exporter_names() | backup | set(zone_metrics.METRIC_NAMES) | {"up"}
+    return (
+        qdrant
+        | node_exporter_names()
+        | backup
+        | set(zone_metrics.METRIC_NAMES)
+        | set(certs.METRIC_NAMES)
+        | {"up"}
+    )
 
 
 def node_exporter_names() -> set[str]:
