@@ -177,22 +177,8 @@ def plan_rounds(sizes: dict[str, int], free: int, where: Path) -> list[list[str]
     return [[name] for name in sorted(sizes)]
 
 
-def verify_set(
-    s3_client,
-    settings: model.BackupSettings,
-    binary: str,
-    *,
-    backup_id: str | None = None,
-    collections: Sequence[str] = (),
-    workdir: str | os.PathLike | None = None,
-    timeout: float = 3600.0,
-    log: Callable[[str], None] = lambda _line: None,
-) -> dict:
-    """Restore the set into a scratch Qdrant and compare it with its manifest. Returns the report;
-    raises VerifyError when the drill cannot run or the set does not restore as recorded.
-    `{version}` in `binary` is replaced by the version that made the set."""
-    started = time.monotonic()
-    manifest = restore.choose_set(s3_client, settings, backup_id)
+def check_drill(manifest: dict, binary: str, collections: Sequence[str]) -> tuple[str, str, dict[str, int]]:
+    """Every refusal before anything starts: (binary, its version, bytes per collection to verify)."""
     if manifest.get("format", 1) < 2:
         raise VerifyError(
             f"backup {manifest['backup_id']} is a format 1 set (a snapshot per node): it restores only onto "
@@ -211,6 +197,26 @@ def verify_set(
         raise VerifyError(f"backup {manifest['backup_id']} has no collection {', '.join(unknown)}")
     sizes = {name: size for name, size in collection_bytes(manifest).items()
              if not collections or name in collections}  # fmt: skip
+    return binary, version, sizes
+
+
+def verify_set(
+    s3_client,
+    settings: model.BackupSettings,
+    binary: str,
+    *,
+    backup_id: str | None = None,
+    collections: Sequence[str] = (),
+    workdir: str | os.PathLike | None = None,
+    timeout: float = 3600.0,
+    log: Callable[[str], None] = lambda _line: None,
+) -> dict:
+    """Restore the set into a scratch Qdrant and compare it with its manifest. Returns the report;
+    raises VerifyError when the drill cannot run or the set does not restore as recorded.
+    `{version}` in `binary` is replaced by the version that made the set."""
+    started = time.monotonic()
+    manifest = restore.choose_set(s3_client, settings, backup_id)
+    binary, version, sizes = check_drill(manifest, binary, collections)
     base = Path(workdir or tempfile.gettempdir())
     base.mkdir(parents=True, exist_ok=True)
     rounds = plan_rounds(sizes, shutil.disk_usage(base).free, base)
@@ -233,11 +239,8 @@ def verify_set(
             except restore.RestoreError as exc:
                 raise VerifyError(f"backup {manifest['backup_id']} did not restore: {exc}") from exc
             for name in names:
-                report["collections"][name] = manifest["collections"][name]["points_exact"]
-                sampled = len(manifest["collections"][name]["sample"])
-                log(
-                    f"{name}: {report['collections'][name]} points and {sampled} sampled points match the set"
-                )
+                report["collections"][name] = points = manifest["collections"][name]["points_exact"]
+                log(f"{name}: {points} points and the sampled points match the set")
             if len(rounds) > 1:  # make room for the next round
                 for name in names:
                     client.request("DELETE", f"/collections/{segment(name)}", params={"wait": "true"})
