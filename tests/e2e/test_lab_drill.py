@@ -32,6 +32,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from qdrant_ops.backup.verify import binary_version
 from qdrant_ops.client import ClusterClient
 from tests.support import rolling_writer
 from tests.support.e2e_data import placement_problems
@@ -179,8 +180,7 @@ def test_lab_drill(lab, tmp_path):
 
 def test_upgrade_drill(qdrant_binary_next, lab, tmp_path):
     binary = qdrant_binary_next
-    reported = subprocess.run([binary, "--version"], capture_output=True, text=True, timeout=30).stdout
-    target = re.search(r"\d+\.\d+\.\d+", reported).group(0)
+    target = binary_version(binary)
     client, phases = lab
     before = {url: client.version(node=url) for url in client.urls}
     assert target not in before.values(), f"the lab already runs {target}: nothing to upgrade"
