@@ -15,13 +15,16 @@ import pytest
 import yaml
 
 from qdrant_ops.backup import catalog, verify
+from qdrant_ops.cluster import collections
 from qdrant_ops.client import ClusterClient
+from qdrant_ops.ingest import dataset
 from tests.support.e2e_data import backup_every_node, backup_settings, fill_vectors
 from tests.support.qdrant_cluster import LocalQdrantCluster
 from tests.support.s3 import TEST_CREDENTIALS
 
 pytestmark = pytest.mark.qdrant
 POINTS = 20_000
+LAB_POINTS = 100_000
 BACKUP_ID = "20261130T000000Z"
 
 
@@ -133,3 +136,32 @@ def test_a_binary_of_another_minor_is_refused_before_anything_starts(backed_up, 
     with pytest.raises(verify.VerifyError, match=r"made by Qdrant 1\.\d+\.\d+ but .* is 1\.0\.0"):
         verify.verify_set(s3_client, settings, str(other), workdir=tmp_path / "scratch")
     assert not (tmp_path / "scratch").exists() or list((tmp_path / "scratch").iterdir()) == []
+
+
+def test_a_lab_shaped_set_loaded_by_the_ingester_restores(qdrant_cluster, s3_server, tmp_path):
+    """The lab's shape (Cosine, the dataset generator's city/location payloads, the ingester with
+    deferred indexing, 6 shards, replication factor 2), backed up node by node as the timers do."""
+    s3_client = s3_server.client()
+    bucket = "qdrant-ops-e2e-verify-lab"
+    s3_client.create_bucket(Bucket=bucket)
+    settings = backup_settings(s3_server, bucket)
+    source = tmp_path / "cities.parquet"
+    dataset.generate(str(source), count=LAB_POINTS, dim=384, fmt="parquet")
+    key_file = tmp_path / "key"
+    key_file.write_text(qdrant_cluster.api_key)
+    with ClusterClient(qdrant_cluster.urls, qdrant_cluster.api_key, retries=5, backoff=0.5, timeout=120) as client:
+        spec = {"name": "cities", "vectors": {"size": 384, "distance": "Cosine"}, "shard_number": 6,
+                "replication_factor": 2, "payload_indexes": {"city": "keyword"}}  # fmt: skip
+        collections.ensure_collection(client, spec)
+        urls = [arg for url in qdrant_cluster.urls for arg in ("--url", url)]
+        ingest = subprocess.run(
+            [sys.executable, "-m", "qdrant_ops.cli", "ingest", str(source), "-c", "cities", *urls,
+             "--api-key-file", str(key_file), "--defer-indexing", "--json"],
+            capture_output=True, text=True, timeout=900,
+        )  # fmt: skip
+        assert ingest.returncode == 0, ingest.stderr[-3000:]
+        backup_every_node(client, qdrant_cluster.urls, settings, s3_client, BACKUP_ID)
+    config = config_file(tmp_path, s3_server, bucket)
+    result = drill(config, "--qdrant-binary", qdrant_cluster.binary, "--workdir", str(tmp_path / "scratch"))
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert json.loads(result.stdout)["points_verified"] == LAB_POINTS

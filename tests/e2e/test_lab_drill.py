@@ -18,6 +18,7 @@ Active, and every node answering with the new version.
 from __future__ import annotations
 
 import argparse
+import base64
 import json
 import os
 import re
@@ -60,16 +61,25 @@ def docker_exec(host: str, *command: str) -> None:
     subprocess.run(["docker", "exec", host, *command], check=True, capture_output=True, timeout=300)
 
 
-def active_alerts(name: str) -> list[dict]:
-    url = f"http://{MONITORING}:9093/api/v2/alerts?active=true&filter=alertname%3D%22{name}%22"
-    with urllib.request.urlopen(url, timeout=10) as response:
+def monitoring_get(url: str):
+    """GET from Prometheus or Alertmanager with the lab's web credentials (both ask for basic auth)."""
+    password = (INVENTORY / ".secrets/lab/monitoring_web_password").read_text().strip()
+    token = base64.b64encode(f"monitoring:{password}".encode()).decode()
+    request = urllib.request.Request(url, headers={"Authorization": f"Basic {token}"})
+    with urllib.request.urlopen(request, timeout=10) as response:
         return json.loads(response.read())
+
+
+def active_alerts(name: str) -> list[dict]:
+    return monitoring_get(
+        f"http://{MONITORING}:9093/api/v2/alerts?active=true&filter=alertname%3D%22{name}%22"
+    )
 
 
 def prometheus_values(expr: str) -> list[float]:
     query = urllib.parse.urlencode({"query": expr})
-    with urllib.request.urlopen(f"http://{MONITORING}:9090/api/v1/query?{query}", timeout=10) as response:
-        return [float(r["value"][1]) for r in json.loads(response.read())["data"]["result"]]
+    result = monitoring_get(f"http://{MONITORING}:9090/api/v1/query?{query}")["data"]["result"]
+    return [float(r["value"][1]) for r in result]
 
 
 def wait_for(condition, what: str, timeout: float, interval: float = 2.0) -> float:

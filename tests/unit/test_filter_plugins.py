@@ -90,3 +90,15 @@ def test_node_zones_are_keyed_by_the_same_urls_and_skip_hosts_without_a_zone():
         "http://10.0.1.10:6333": "eu-west-1a",
         "https://10.0.2.10:6333": "eu-west-1b",
     }
+
+
+def test_web_password_hash_is_bcrypt_stable_and_checks():
+    import bcrypt  # noqa: PLC0415
+
+    web_hash = filters.FilterModule().filters()["web_password_hash"]
+    first = web_hash("s3cret-password", "mon-1 monitoring")
+    assert first.startswith("$2b$10$") and len(first) == 60
+    assert web_hash("s3cret-password", "mon-1 monitoring") == first  # a second run changes nothing
+    assert web_hash("s3cret-password", "mon-2 monitoring") != first  # another host, another salt
+    assert bcrypt.checkpw(b"s3cret-password", first.encode())
+    assert not bcrypt.checkpw(b"other", first.encode())
