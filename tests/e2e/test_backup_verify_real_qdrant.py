@@ -15,8 +15,8 @@ import pytest
 import yaml
 
 from qdrant_ops.backup import catalog, verify
-from qdrant_ops.cluster import collections
 from qdrant_ops.client import ClusterClient
+from qdrant_ops.cluster import collections
 from qdrant_ops.ingest import dataset
 from tests.support.e2e_data import backup_every_node, backup_settings, fill_vectors
 from tests.support.qdrant_cluster import LocalQdrantCluster
@@ -123,7 +123,7 @@ def test_a_set_that_does_not_match_its_manifest_fails_the_drill(backed_up, qdran
         for key, body in originals.items():
             s3_client.put_object(Bucket=bucket, Key=key, Body=body)
     assert result.returncode != 0
-    assert "differs in payload or vector" in result.stderr, result.stderr[-3000:]
+    assert f"point {sampled_id} differs in payload" in result.stderr, result.stderr[-3000:]
     assert metric(tmp_path, "last_run_success") == 0
     assert list((tmp_path / "scratch").iterdir()) == []
 
@@ -149,14 +149,16 @@ def test_a_lab_shaped_set_loaded_by_the_ingester_restores(qdrant_cluster, s3_ser
     dataset.generate(str(source), count=LAB_POINTS, dim=384, fmt="parquet")
     key_file = tmp_path / "key"
     key_file.write_text(qdrant_cluster.api_key)
-    with ClusterClient(qdrant_cluster.urls, qdrant_cluster.api_key, retries=5, backoff=0.5, timeout=120) as client:
+    cluster = qdrant_cluster
+    with ClusterClient(cluster.urls, cluster.api_key, retries=5, backoff=0.5, timeout=120) as client:
         spec = {"name": "cities", "vectors": {"size": 384, "distance": "Cosine"}, "shard_number": 6,
                 "replication_factor": 2, "payload_indexes": {"city": "keyword"}}  # fmt: skip
         collections.ensure_collection(client, spec)
         urls = [arg for url in qdrant_cluster.urls for arg in ("--url", url)]
         ingest = subprocess.run(
             [sys.executable, "-m", "qdrant_ops.cli", "ingest", str(source), "-c", "cities", *urls,
-             "--api-key-file", str(key_file), "--defer-indexing", "--json"],
+             "--api-key-file", str(key_file), "--grpc-port", str(qdrant_cluster.nodes[0].grpc_port),
+             "--defer-indexing", "--json"],
             capture_output=True, text=True, timeout=900,
         )  # fmt: skip
         assert ingest.returncode == 0, ingest.stderr[-3000:]

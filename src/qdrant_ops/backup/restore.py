@@ -452,8 +452,15 @@ def verify_restore(client: ClusterClient, manifest: dict, collections: Sequence[
             point = points.get(sample["id"])
             if point is None:
                 problems.append(f"{name}: sampled point {sample['id']} is missing")
-            elif node_part.point_fingerprint(point) != sample:
-                problems.append(f"{name}: point {sample['id']} differs in payload or vector")
+            else:
+                found = node_part.point_fingerprint(point)
+                differ = [
+                    part
+                    for part in ("payload", "vector")
+                    if found[f"{part}_sha256"] != sample[f"{part}_sha256"]
+                ]
+                if differ:
+                    problems.append(f"{name}: point {sample['id']} differs in {' and '.join(differ)}")
     return problems
 
 
