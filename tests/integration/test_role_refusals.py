@@ -207,3 +207,15 @@ def test_tls_certificates_match_the_node_and_chain_to_the_cluster_ca(host, tmp_p
     assert host.exec("sh", "-c", "grep -rl 'PRIVATE KEY' /etc/qdrant/tls").stdout.split() == [
         "/etc/qdrant/tls/key.pem"
     ]
+
+
+def test_a_data_directory_on_fuse_is_refused(host, tmp_path, archive):
+    """Qdrant's snapshots of data on FUSE lost vectors here (docs/qdrant-behaviour.md §9)."""
+    fstype = host.exec("findmnt", "--noheadings", "--output", "FSTYPE", "--target", "/srv").stdout.strip()
+    if not fstype.startswith("fuse"):
+        pytest.skip(f"the container's filesystem is {fstype}, not FUSE: nothing to refuse on this machine")
+    result = run_playbook(host, tmp_path, qdrant_archive_src=str(archive), qdrant_data_dir="/srv/qdrant")
+    assert result.returncode != 0
+    output = " ".join(result.stdout.split())
+    assert f"/srv/qdrant is on {fstype}" in output and "Put qdrant_data_dir on a local" in output
+    assert nothing_installed(host)

@@ -19,6 +19,11 @@ SYSTEMD_RUN_FLAGS = [
     "/run/lock",
     "--tmpfs",
     "/tmp",
+    # Qdrant's data and the restore drill's scratch off FUSE (the storage driver may be fuse-overlayfs).
+    "--tmpfs",
+    "/var/lib/qdrant",
+    "--tmpfs",
+    "/var/lib/qdrant-ops",
     # systemd shuts down cleanly on SIGRTMIN+3; SIGTERM would make it re-execute.
     "--stop-signal",
     "SIGRTMIN+3",

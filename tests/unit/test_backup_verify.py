@@ -40,3 +40,27 @@ def test_the_scratch_node_listens_on_loopback_only_without_grpc_or_cluster(tmp_p
     assert len(config["service"]["api_key"]) >= 32
     assert all(path.startswith(str(tmp_path)) for path in config["storage"].values())
     assert scratch.api_key not in repr(scratch)
+
+
+MOUNTS = """overlay / overlay rw 0 0
+fuse-overlayfs /var fuse.fuse-overlayfs rw 0 0
+/dev/vdb /var/lib/qdrant-ops/verify ext4 rw 0 0
+/dev/vdc /mnt/with\\040space xfs rw 0 0
+"""
+
+
+def test_the_filesystem_is_the_longest_mount_point_that_holds_the_path(tmp_path):
+    mounts = tmp_path / "mounts"
+    mounts.write_text(MOUNTS)
+    assert verify.filesystem_type(Path("/var/lib/qdrant-ops/verify/x"), str(mounts)) == "ext4"
+    assert verify.filesystem_type(Path("/var/lib/other"), str(mounts)) == "fuse.fuse-overlayfs"
+    assert verify.filesystem_type(Path("/variable"), str(mounts)) == "overlay"  # /var is not its prefix
+    assert verify.filesystem_type(Path("/mnt/with space/d"), str(mounts)) == "xfs"
+
+
+def test_a_scratch_directory_on_fuse_is_refused(tmp_path):
+    mounts = tmp_path / "mounts"
+    mounts.write_text(MOUNTS)
+    with pytest.raises(verify.VerifyError, match=r"/var/lib/other is on a FUSE filesystem .*--workdir"):
+        verify.check_workdir(Path("/var/lib/other"), str(mounts))
+    verify.check_workdir(Path("/var/lib/qdrant-ops/verify"), str(mounts))  # ext4: accepted

@@ -56,6 +56,33 @@ def binary_version(binary: str) -> str:
     return found.group(0)
 
 
+def filesystem_type(path: Path, mounts: str = "/proc/self/mounts") -> str:
+    """The type of the filesystem `path` is on: the mount point that is its longest prefix."""
+    target = os.path.realpath(path)
+    best, best_type = "", "unknown"
+    with open(mounts, encoding="utf-8") as table:
+        for line in table:
+            fields = line.split()
+            if len(fields) < 3:
+                continue
+            point = fields[1].replace("\\040", " ")
+            inside = target == point or target.startswith(point.rstrip("/") + "/")
+            if inside and len(point) >= len(best):
+                best, best_type = point, fields[2]
+    return best_type
+
+
+def check_workdir(base: Path, mounts: str = "/proc/self/mounts") -> None:
+    """Refuse a FUSE scratch directory: Qdrant on FUSE can lose what it wrote through mmap
+    (docs/qdrant-behaviour.md §9), so a drill there could fail a good set."""
+    kind = filesystem_type(base, mounts)
+    if kind.startswith("fuse"):
+        raise VerifyError(
+            f"the scratch directory {base} is on a FUSE filesystem ({kind}), where Qdrant can lose data: "
+            "point --workdir at a local disk (ext4, xfs or tmpfs); nothing was started"
+        )
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -219,6 +246,7 @@ def verify_set(
     binary, version, sizes = check_drill(manifest, binary, collections)
     base = Path(workdir or tempfile.gettempdir())
     base.mkdir(parents=True, exist_ok=True)
+    check_workdir(base)
     rounds = plan_rounds(sizes, shutil.disk_usage(base).free, base)
     scratch_dir = Path(tempfile.mkdtemp(prefix="qdrant-ops-verify-", dir=base))
     report = {"backup_id": manifest["backup_id"], "qdrant_version": version, "collections": {},
