@@ -19,8 +19,8 @@ from pathlib import Path
 
 import yaml
 
-from qdrant_ops import __version__, certs
-from qdrant_ops.backup import catalog, job, node_part, restore, s3
+from qdrant_ops import __version__, certs, standby
+from qdrant_ops.backup import catalog, job, metrics, node_part, restore, s3
 from qdrant_ops.client import ClusterClient
 from qdrant_ops.cluster import collections, health, points, rebalance, replicas, zone_metrics, zones
 from qdrant_ops.errors import ConfigError, QdrantOpsError
@@ -595,6 +595,104 @@ def cmd_restore(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- standby ----------------------------------------------------------------------------------------
+def _read_key(path: str | None, option: str) -> str | None:
+    if not path:
+        return None
+    try:
+        return Path(path).read_text().strip() or None
+    except OSError as exc:
+        raise ConfigError(f"cannot read {option} {path}: {exc.strerror}") from None
+
+
+def _standby_clients(args: argparse.Namespace) -> tuple[ClusterClient, ClusterClient, str | None]:
+    if not args.primary_url or not args.standby_url:
+        raise ConfigError(
+            "give every node of both clusters: --primary-url URL and --standby-url URL (repeatable)"
+        )
+    primary_key = _read_key(args.primary_api_key_file, "--primary-api-key-file")
+    options = {"verify": not args.insecure, "ca_file": args.ca_file, "timeout": args.timeout}
+    standby_key = _read_key(args.standby_api_key_file, "--standby-api-key-file")
+    primary = ClusterClient(args.primary_url, primary_key, **options)
+    return primary, ClusterClient(args.standby_url, standby_key, **options), primary_key
+
+
+def cmd_standby_init(args: argparse.Namespace) -> int:
+    primary, target, _key = _standby_clients(args)
+    log = (lambda line: print(line, file=sys.stderr)) if not args.json else (lambda _line: None)
+    with primary, target:
+        created = standby.init(primary, target, collections=args.collection or (), log=log)
+    _emit(
+        args, {"created": created}, f"standby ready; created: {', '.join(created) or 'nothing (all there)'}"
+    )
+    return 0
+
+
+def cmd_standby_sync(args: argparse.Namespace) -> int:
+    primary, target, primary_key = _standby_clients(args)
+    log = (lambda line: print(line, file=sys.stderr)) if not args.json else (lambda _line: None)
+    started = time.monotonic()
+    try:
+        with primary, target:
+            report = standby.sync(
+                primary, target, primary_key, primary_nodes=args.primary_url, standby_nodes=args.standby_url,
+                collections=args.collection or (), timeout=args.wait_timeout, log=log,
+            )  # fmt: skip
+    except BaseException:
+        if args.metrics_dir:
+            metrics.write_run_metrics(args.metrics_dir, "standby_sync", args.cluster, success=False,
+                                      finished=time.time(), duration=time.monotonic() - started)  # fmt: skip
+        raise
+    if args.metrics_dir:
+        standby.write_synced_metrics(args.metrics_dir, args.cluster, report["collections"])
+        metrics.write_run_metrics(args.metrics_dir, "standby_sync", args.cluster, success=True,
+                                  finished=time.time(), duration=report["seconds"])  # fmt: skip
+    rows = [[name, time.strftime("%H:%M:%S", time.gmtime(state["reflects"])), state["primary_points"],
+             state["updated"]] for name, state in report["collections"].items()]  # fmt: skip
+    header = ["COLLECTION", "REFLECTS (UTC)", "PRIMARY POINTS", "REPLICAS UPDATED"]
+    _emit(args, report, f"synced in {report['seconds']} s\n\n" + format_table(rows, header))
+    return 0
+
+
+def _standby_parser(commands) -> None:
+    both = argparse.ArgumentParser(add_help=False)
+    group = both.add_argument_group("clusters")
+    group.add_argument("--primary-url", action="append", help="primary node URL, repeatable: every node")
+    group.add_argument(
+        "--primary-api-key-file", help="file with the primary's API key (it makes snapshot streams)"
+    )
+    group.add_argument("--standby-url", action="append", help="standby node URL, repeatable: every node")
+    group.add_argument("--standby-api-key-file", help="file with the standby's API key")
+    group.add_argument("--collection", action="append", help="only this collection, repeatable")
+    group.add_argument("--ca-file", help="CA bundle to verify the nodes' TLS certificates")
+    _flag(group, "--insecure", "do not verify TLS certificates")
+    group.add_argument("--timeout", type=float, default=60.0, help="seconds per request (default 60)")
+    _flag(both, "--json", "machine-readable output")
+    cmd = commands.add_parser("standby", help="a warm standby cluster").add_subparsers(metavar="ACTION")
+    init = cmd.add_parser(
+        "init",
+        parents=[both],
+        help="mark an empty cluster as the standby and create the primary's collections",
+    )
+    init.set_defaults(handler=cmd_standby_init)
+    sync = cmd.add_parser(
+        "sync", parents=[both], help="bring every standby replica up to date from the primary",
+        description="Each standby replica fetches from a primary replica of its shard only the segment files "
+        "that changed (docs/qdrant-behaviour.md §8, §10). Refuses a cluster that is not a standby or was "
+        "promoted. The primary URLs must be reachable from the standby nodes.",
+    )  # fmt: skip
+    sync.add_argument(
+        "--metrics-dir", help="write node_exporter textfile metrics here (synced time per collection)"
+    )
+    sync.add_argument(
+        "--cluster", default="standby", help="the standby's name in the metrics (default standby)"
+    )
+    sync.add_argument(
+        "--wait-timeout", type=float, default=3600.0, help="seconds one shard may take (default 3600)"
+    )
+    sync.set_defaults(handler=cmd_standby_sync)
+
+
 def _connection_options() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     group = common.add_argument_group("connection")
@@ -936,6 +1034,7 @@ def build_parser() -> argparse.ArgumentParser:
     config_opts = _config_options()
     _backup_parser(commands, config_opts)
     _restore_parser(commands, config_opts)
+    _standby_parser(commands)
     return parser
 
 

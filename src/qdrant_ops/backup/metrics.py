@@ -17,7 +17,7 @@ from prometheus_client import CollectorRegistry, write_to_textfile
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.parser import text_string_to_metric_families
 
-JOBS = ("backup", "prune", "backup_verify")
+JOBS = ("backup", "prune", "backup_verify", "standby_sync")
 
 
 def metric_names(job: str) -> dict[str, str]:

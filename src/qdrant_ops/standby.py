@@ -1,0 +1,290 @@
+"""Warm standby: a second cluster kept close to the primary with Qdrant's partial shard snapshots
+(docs/qdrant-behaviour.md §8, §10).
+
+Every replica of the standby asks a primary replica of the same shard for the segment files that
+changed since its own manifest (`POST .../shards/{s}/snapshot/partial/recover_from`, sent to the
+standby node that holds the replica, with the primary node's URL and key): the standby node
+downloads only what changed and recovers it. Nothing is written to the primary; its nodes make a
+snapshot stream, as for a backup.
+
+The standby carries a marker, one point in the collection `qdrant_ops_standby`: its role
+(`standby` until promoted) and, per collection, the primary time the last sync reflects and the
+primary's exact count then. A sync refuses a cluster without the marker (it would overwrite
+whatever that cluster holds) or with a promoted one (it takes writes of its own now).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from prometheus_client import CollectorRegistry, Gauge, write_to_textfile
+
+from qdrant_ops.client import ClusterClient, QdrantApiError, segment
+from qdrant_ops.cluster.collections import apply_plan, describe, plan_collection
+from qdrant_ops.cluster.health import shard_placement
+from qdrant_ops.errors import QdrantOpsError
+
+MARKER = "qdrant_ops_standby"
+MARKER_ID = 1
+# Qdrant 1.18.3 and 1.19.0 recover the partial snapshot, then refresh the collection's payload index
+# schema from every shard with local-only reads, which fails on a node that does not hold every
+# shard (lib/collection/src/shards/shard_holder/mod.rs, `common_payload_index_schema`). The data
+# is in place by then; the standby's schema was made from the primary's at `init` (§10).
+SCHEMA_REFRESH_FAILURE = "failed to update payload index schema after recovering partial snapshot"
+
+
+class StandbyError(QdrantOpsError):
+    """The standby cannot be initialised or synced; the message says why and what to do."""
+
+
+@dataclass(frozen=True)
+class Transfer:
+    """One standby replica brought up to date from one primary replica."""
+
+    collection: str
+    shard_id: int
+    standby_peer: int
+    standby_url: str
+    primary_peer: int
+    primary_url: str
+
+
+def peer_urls(client: ClusterClient, urls: Sequence[str]) -> dict[int, str]:
+    """Which of the given node URLs answers as which peer."""
+    found = {}
+    for url in urls:
+        status = client.cluster_status(node=url)
+        if status.get("status") != "enabled":
+            raise StandbyError(f"{url} runs without cluster mode: a standby pairs two distributed clusters")
+        found[int(status["peer_id"])] = url.rstrip("/")
+    return found
+
+
+def plan_transfers(
+    collection: str,
+    primary: list[dict],
+    standby: list[dict],
+    primary_urls: dict[int, str],
+    standby_urls: dict[int, str],
+) -> list[Transfer]:
+    """Every standby replica gets a primary Active replica of its shard, spread over the primary's
+    replicas (shard placements as `shard_placement` gives them)."""
+    sources: dict[int, list[int]] = {}
+    for replica in primary:
+        if replica["state"] == "Active" and replica["peer_id"] in primary_urls:
+            sources.setdefault(replica["shard_id"], []).append(replica["peer_id"])
+    primary_shards = {replica["shard_id"] for replica in primary}
+    standby_shards = {replica["shard_id"] for replica in standby}
+    if primary_shards != standby_shards:
+        raise StandbyError(
+            f"{collection}: the standby has shards {sorted(standby_shards)}, the primary "
+            f"{sorted(primary_shards)}: recreate the standby's collection with the primary's shard number "
+            "(qdrant-ops standby init)"
+        )
+    transfers = []
+    for index, replica in enumerate(sorted(standby, key=lambda r: (r["shard_id"], r["peer_id"]))):
+        peers = sorted(sources.get(replica["shard_id"], []))
+        if not peers:
+            raise StandbyError(
+                f"{collection}: shard {replica['shard_id']} has no Active replica on the primary nodes "
+                "given: nothing to sync it from (check the primary's health and --primary-url)"
+            )
+        if replica["peer_id"] not in standby_urls:
+            raise StandbyError(
+                f"{collection}: standby peer {replica['peer_id']} holds shard {replica['shard_id']} but no "
+                "--standby-url answers as it: give every standby node"
+            )
+        source = peers[index % len(peers)]
+        target = replica["peer_id"]
+        transfers.append(
+            Transfer(
+                collection, replica["shard_id"], target, standby_urls[target], source, primary_urls[source]
+            )
+        )
+    return transfers
+
+
+# -- the marker ----------------------------------------------------------------------------------------
+def read_marker(standby: ClusterClient) -> dict | None:
+    if MARKER not in standby.collection_names():
+        return None
+    points = standby.request(
+        "POST", f"/collections/{MARKER}/points", json={"ids": [MARKER_ID], "with_payload": True}
+    )
+    return points[0]["payload"] if points else None
+
+
+def write_marker(standby: ClusterClient, payload: dict) -> None:
+    standby.request(
+        "PUT", f"/collections/{MARKER}/points", params={"wait": "true"},
+        json={"points": [{"id": MARKER_ID, "vector": {}, "payload": payload}]},
+    )  # fmt: skip
+
+
+def require_standby(marker: dict | None) -> dict:
+    if marker is None:
+        raise StandbyError(
+            f"this cluster carries no standby marker (collection {MARKER}): a sync would overwrite what it "
+            "holds; run `qdrant-ops standby init` against it first"
+        )
+    if marker.get("role") != "standby":
+        raise StandbyError(
+            f"this cluster was promoted ({marker.get('promoted_at', 'time unknown')}) and takes writes "
+            "of its own: a sync would overwrite them; set up a new standby instead"
+        )
+    return marker
+
+
+# -- init ----------------------------------------------------------------------------------------------
+def init(
+    primary: ClusterClient, standby: ClusterClient, *, collections: Sequence[str] = (), log=lambda _line: None
+) -> list[str]:
+    """Create the standby's collections with the primary's config and shard number, and its marker.
+    Refuses a target that already holds one of them unless it is a standby already (a second run
+    adds what is missing and changes nothing else)."""
+    marker = read_marker(standby)
+    if marker is not None:
+        require_standby(marker)
+    names = list(collections) or [name for name in primary.collection_names() if name != MARKER]
+    existing = set(standby.collection_names())
+    if marker is None and existing & set(names):
+        raise StandbyError(
+            f"the target already has {', '.join(sorted(existing & set(names)))} and no standby marker: it "
+            "looks like a cluster in use; a standby must start empty"
+        )
+    if marker is None:
+        peers = len(standby.cluster_status().get("peers") or {}) or 1
+        standby.request(
+            "PUT", f"/collections/{MARKER}",
+            json={"vectors": {}, "shard_number": 1, "replication_factor": min(3, peers)},
+        )  # fmt: skip
+        marker = {"role": "standby", "created_at": time.time(), "collections": {}}
+        write_marker(standby, marker)
+        log(f"marker {MARKER} created: this cluster is a standby")
+    created = []
+    for name in names:
+        info = primary.collection_info(name)
+        if info is None:
+            raise StandbyError(f"the primary has no collection {name}")
+        if name in existing:
+            continue
+        apply_plan(standby, plan_collection(describe(info, name), None))
+        created.append(name)
+        log(f"{name}: created on the standby with the primary's config")
+    return created
+
+
+# -- sync ----------------------------------------------------------------------------------------------
+def recover_from(standby: ClusterClient, transfer: Transfer, primary_key: str | None, timeout: float) -> str:
+    """Bring one standby replica up to date: 'updated', 'unchanged' (the primary answered 304) or
+    'updated (schema refresh failed)'."""
+    shard = f"/collections/{segment(transfer.collection)}/shards/{transfer.shard_id}"
+    path = f"{shard}/snapshot/partial/recover_from"
+    body = {"peer_url": transfer.primary_url, "api_key": primary_key}
+    try:
+        changed = standby.request("POST", path, params={"wait": "true"}, json=body, node=transfer.standby_url,
+                                  timeout=timeout)  # fmt: skip
+    except QdrantApiError as exc:
+        if exc.status == 500 and SCHEMA_REFRESH_FAILURE in exc.message:
+            return "updated (schema refresh failed)"
+        raise StandbyError(
+            f"{transfer.collection} shard {transfer.shard_id} on standby peer {transfer.standby_peer} from "
+            f"primary peer {transfer.primary_peer}: {exc}"
+        ) from exc
+    return "updated" if changed else "unchanged"
+
+
+def sync(
+    primary: ClusterClient,
+    standby: ClusterClient,
+    primary_key: str | None,
+    *,
+    primary_nodes: Sequence[str],
+    standby_nodes: Sequence[str],
+    collections: Sequence[str] = (),
+    timeout: float = 3600.0,
+    log: Callable[[str], None] = lambda _line: None,
+    clock: Callable[[], float] = time.time,
+) -> dict:
+    """One sync of every collection (or those given). Transfers run one at a time per standby peer,
+    peers in parallel. Returns per collection the primary time the sync reflects (taken before the
+    first request for it: every change acknowledged before then is on the standby) and the
+    primary's exact count then."""
+    marker = require_standby(read_marker(standby))
+    mirrored = [name for name in standby.collection_names() if name != MARKER]
+    names = list(collections) or mirrored
+    missing = sorted(set(names) - set(mirrored))
+    if missing:
+        raise StandbyError(
+            f"the standby has no collection {', '.join(missing)}: run `qdrant-ops standby init`"
+        )
+    primary_urls, standby_urls = peer_urls(primary, primary_nodes), peer_urls(standby, standby_nodes)
+    report: dict = {"collections": {}, "transfers": []}
+    started = time.monotonic()
+    for name in names:
+        reflects, primary_points = clock(), primary.count_points(name)
+        placements = [shard_placement(side.collection_cluster(name)) for side in (primary, standby)]
+        transfers = plan_transfers(name, *placements, primary_urls, standby_urls)
+        outcomes = _run_per_peer(standby, transfers, primary_key, timeout, log)
+        report["transfers"] += outcomes
+        updated = sum(o["result"] != "unchanged" for o in outcomes)
+        report["collections"][name] = {
+            "reflects": reflects,
+            "primary_points": primary_points,
+            "updated": updated,
+        }
+    marker.setdefault("collections", {}).update(report["collections"])
+    write_marker(standby, marker)
+    report["seconds"] = round(time.monotonic() - started, 3)
+    return report
+
+
+def _run_per_peer(standby: ClusterClient, transfers: list[Transfer], primary_key, timeout, log) -> list[dict]:
+    by_peer: dict[int, list[Transfer]] = {}
+    for transfer in transfers:
+        by_peer.setdefault(transfer.standby_peer, []).append(transfer)
+    outcomes: list[dict] = []
+    lock = threading.Lock()
+
+    def one_peer(queue: list[Transfer]) -> None:
+        for transfer in queue:
+            began = time.monotonic()
+            result = recover_from(standby, transfer, primary_key, timeout)
+            line = {"collection": transfer.collection, "shard_id": transfer.shard_id,
+                    "standby_peer": transfer.standby_peer, "primary_peer": transfer.primary_peer,
+                    "result": result, "seconds": round(time.monotonic() - began, 3)}  # fmt: skip
+            with lock:
+                outcomes.append(line)
+            log(f"{transfer.collection} shard {transfer.shard_id} -> peer {transfer.standby_peer}: {result}")
+
+    with ThreadPoolExecutor(max_workers=max(1, len(by_peer))) as pool:
+        for future in [pool.submit(one_peer, queue) for queue in by_peer.values()]:
+            future.result()  # the first failure is raised; the other peers finish their current transfer
+    return sorted(outcomes, key=lambda o: (o["collection"], o["shard_id"], o["standby_peer"]))
+
+
+# -- metrics -------------------------------------------------------------------------------------------
+def write_synced_metrics(directory: str | Path, cluster: str, collections: dict[str, dict]) -> Path:
+    """Per collection, the primary time the standby reflects (written after a successful sync only,
+    so a failing sync leaves the last good time and the lag keeps growing):
+    `time() - qdrant_ops_standby_synced_timestamp_seconds` is the recovery point."""
+    registry = CollectorRegistry()
+    synced = Gauge("qdrant_ops_standby_synced_timestamp_seconds",
+                   "Primary time the standby's copy of the collection reflects (its last completed sync).",
+                   ["cluster", "collection"], registry=registry)  # fmt: skip
+    points = Gauge("qdrant_ops_standby_primary_points",
+                   "The primary's exact point count when the last completed sync began.",
+                   ["cluster", "collection"], registry=registry)  # fmt: skip
+    for name, state in collections.items():
+        synced.labels(cluster, name).set(state["reflects"])
+        points.labels(cluster, name).set(state["primary_points"])
+    Path(directory).mkdir(parents=True, exist_ok=True)
+    path = Path(directory) / "qdrant_ops_standby.prom"
+    write_to_textfile(str(path), registry)
+    path.chmod(0o644)  # node_exporter runs as another user
+    return path

@@ -1,0 +1,183 @@
+"""The warm standby with real Qdrant (QDRANT_BINARY): two 3-node clusters on loopback addresses,
+`qdrant-ops standby init` and `sync` through the CLI, a writer on the primary while syncs run;
+after the writer stops and one sync runs, the standby holds exactly the primary's points (full scan,
+payload and vector hashes). A segment merge on the primary between syncs is handled; a cluster
+without the standby marker, or a promoted one, is refused with nothing changed."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import sys
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from qdrant_ops import standby
+from qdrant_ops.client import ClusterClient
+from qdrant_ops.cluster import collections
+from tests.support.qdrant_cluster import LocalQdrantCluster
+
+pytestmark = pytest.mark.qdrant
+SPEC = {"name": "docs", "vectors": {"size": 64, "distance": "Dot"}, "shard_number": 3,
+        "replication_factor": 2, "payload_indexes": {"city": "keyword"}}  # fmt: skip
+FIRST = 20_000
+
+
+@pytest.fixture(scope="module")
+def pair(qdrant_binary, tmp_path_factory):
+    base = tmp_path_factory.mktemp("standby")
+    (base / "pk").write_text("primary-key")
+    (base / "sk").write_text("standby-key")
+    with (
+        LocalQdrantCluster(qdrant_binary, base / "primary", size=3, api_key="primary-key") as primary,
+        LocalQdrantCluster(qdrant_binary, base / "standby", size=3, api_key="standby-key") as secondary,
+        ClusterClient(primary.urls, "primary-key", retries=5, backoff=0.3, timeout=120) as pc,
+        ClusterClient(secondary.urls, "standby-key", retries=5, backoff=0.3, timeout=120) as sc,
+    ):
+        collections.ensure_collection(pc, SPEC)
+        upsert(pc, range(FIRST), seed=1)
+        yield primary, secondary, pc, sc, base
+
+
+def upsert(client: ClusterClient, ids, seed: int) -> None:
+    ids = list(ids)
+    rng = np.random.default_rng(seed)
+    for start in range(0, len(ids), 1000):
+        chunk = ids[start : start + 1000]
+        vectors = rng.random((len(chunk), 64), dtype=np.float32)
+        points = [{"id": i, "vector": v.tolist(), "payload": {"city": f"c{i % 50}", "seed": seed}}
+                  for i, v in zip(chunk, vectors, strict=True)]  # fmt: skip
+        client.request("PUT", "/collections/docs/points", params={"wait": "true"}, json={"points": points})
+
+
+def cli(pair, action: str, *extra: str) -> subprocess.CompletedProcess:
+    primary, secondary, _pc, _sc, base = pair
+    urls = [a for u in primary.urls for a in ("--primary-url", u)]
+    urls += [a for u in secondary.urls for a in ("--standby-url", u)]
+    command = [sys.executable, "-m", "qdrant_ops.cli", "standby", action, *urls,
+               "--primary-api-key-file", str(base / "pk"), "--standby-api-key-file", str(base / "sk"),
+               "--json", *extra]  # fmt: skip
+    return subprocess.run(command, capture_output=True, text=True, timeout=900)
+
+
+def fingerprints(client: ClusterClient) -> dict[int, str]:
+    """Every point's id -> hash of its payload and vector (a full scan)."""
+    found, offset = {}, None
+    for _ in range(1000):  # bounded: far more pages than the points need
+        body = {
+            "limit": 2000,
+            "with_payload": True,
+            "with_vector": True,
+            **({"offset": offset} if offset else {}),
+        }
+        page = client.request("POST", "/collections/docs/points/scroll", json=body)
+        for point in page["points"]:
+            canonical = json.dumps([point["payload"], point["vector"]], sort_keys=True)
+            found[point["id"]] = hashlib.sha256(canonical.encode()).hexdigest()
+        offset = page.get("next_page_offset")
+        if offset is None:
+            return found
+    raise AssertionError("scroll did not end")
+
+
+def test_init_then_syncs_under_a_writer_end_with_the_primarys_exact_points(pair, tmp_path):
+    _primary, _secondary, pc, sc, _base = pair
+    result = cli(pair, "init")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == {"created": ["docs"]}
+    assert sc.collection_info("docs")["payload_schema"]["city"]["data_type"] == "keyword"
+    assert cli(pair, "init").returncode == 0  # a second init changes nothing
+
+    stop, written = threading.Event(), []
+
+    def writer() -> None:
+        for batch in range(60):  # bounded
+            if stop.is_set():
+                return
+            ids = range(FIRST + batch * 200, FIRST + (batch + 1) * 200)
+            upsert(pc, ids, seed=batch + 10)
+            upsert(pc, range(batch * 50, batch * 50 + 50), seed=batch + 100)  # updates of old points
+            written.append(batch)
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    syncs = []
+    try:
+        for _ in range(5):  # syncs while the writer runs
+            result = cli(pair, "sync", "--metrics-dir", str(tmp_path / "textfile"))
+            assert result.returncode == 0, result.stderr
+            syncs.append(json.loads(result.stdout))
+    finally:
+        stop.set()
+        thread.join(timeout=600)
+    assert written, "the writer wrote nothing"
+    # Qdrant 1.18/1.19: on a node without every shard the schema refresh after a partial recovery
+    # fails after the data is in (docs/qdrant-behaviour.md §10); the sync counts it as updated.
+    results = {t["result"] for s in syncs for t in s["transfers"]}
+    assert "updated (schema refresh failed)" in results, results
+
+    final = cli(pair, "sync")
+    assert final.returncode == 0, final.stderr
+    assert fingerprints(sc) == fingerprints(pc)
+    again = json.loads(cli(pair, "sync").stdout)
+    assert {t["result"] for t in again["transfers"]} == {"unchanged"}  # nothing changed: 304 everywhere
+    assert again["collections"]["docs"]["primary_points"] == pc.count_points("docs")
+
+    prom = (tmp_path / "textfile" / "qdrant_ops_standby.prom").read_text()
+    assert 'qdrant_ops_standby_synced_timestamp_seconds{cluster="standby",collection="docs"}' in prom
+    assert (
+        "qdrant_ops_standby_sync_last_run_success"
+        in (tmp_path / "textfile" / "qdrant_ops_standby_sync.prom").read_text()
+    )
+
+
+def segment_ids(client: ClusterClient, node: str) -> set[str]:
+    """The segments of the first shard `node` holds, from its partial snapshot manifest."""
+    shard = client.collection_cluster("docs", node=node)["local_shards"][0]["shard_id"]
+    manifest = client.get(f"/collections/docs/shards/{shard}/snapshot/partial/manifest", node=node)
+    return set(manifest)
+
+
+def test_a_segment_merge_on_the_primary_between_syncs_is_resent(pair):
+    primary, _secondary, pc, sc, _base = pair
+    assert cli(pair, "sync").returncode == 0
+    before = segment_ids(pc, primary.urls[0])
+    # Index everything above 1,000 points per segment: the optimizer rebuilds (merges) segments.
+    pc.request("PATCH", "/collections/docs", json={"optimizers_config": {"indexing_threshold": 1000}})
+    upsert(pc, range(FIRST - 500, FIRST + 500), seed=7)
+    deadline = time.monotonic() + 300
+    while pc.collection_info("docs")["status"] != "green" and time.monotonic() < deadline:
+        time.sleep(1)
+    assert pc.collection_info("docs")["status"] == "green"
+    after = segment_ids(pc, primary.urls[0])
+    assert before - after, "the optimizer replaced no segment: the test proves nothing"
+    print(f"\nsegments of one primary shard: {len(before)} before, {len(after - before)} of them new after")
+    result = cli(pair, "sync")
+    assert result.returncode == 0, result.stderr
+    assert fingerprints(sc) == fingerprints(pc)
+
+
+def test_a_cluster_without_the_marker_or_promoted_is_refused(pair):
+    primary, _secondary, pc, sc, base = pair
+    # The primary as the "standby": no marker, so nothing is overwritten.
+    command = [sys.executable, "-m", "qdrant_ops.cli", "standby", "sync",
+               *[a for u in primary.urls for a in ("--primary-url", u)],
+               *[a for u in primary.urls for a in ("--standby-url", u)],
+               "--primary-api-key-file", str(base / "pk"),
+               "--standby-api-key-file", str(base / "pk")]  # fmt: skip
+    before = pc.count_points("docs")
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert result.returncode != 0 and "carries no standby marker" in result.stderr
+    assert pc.count_points("docs") == before
+
+    marker = standby.read_marker(sc)
+    standby.write_marker(sc, {**marker, "role": "promoted", "promoted_at": "2026-11-30T00:00:00Z"})
+    try:
+        result = cli(pair, "sync")
+        assert result.returncode != 0 and "was promoted (2026-11-30T00:00:00Z)" in result.stderr
+    finally:
+        standby.write_marker(sc, marker)

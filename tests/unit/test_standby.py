@@ -1,0 +1,51 @@
+"""The warm standby's pure parts: which primary replica each standby replica syncs from, and the
+marker rules (the syncs themselves against real Qdrant: tests/e2e/test_standby_real_qdrant.py)."""
+
+import pytest
+
+from qdrant_ops import standby
+
+
+def replica(shard: int, peer: int, state: str = "Active") -> dict:
+    return {"shard_id": shard, "peer_id": peer, "state": state}
+
+
+PRIMARY_URLS = {1: "http://p1:6333", 2: "http://p2:6333", 3: "http://p3:6333"}
+STANDBY_URLS = {11: "http://s1:6333", 12: "http://s2:6333", 13: "http://s3:6333"}
+
+
+def test_every_standby_replica_gets_an_active_primary_replica_of_its_shard_spread_over_them():
+    primary = [replica(0, 1), replica(0, 2), replica(1, 2), replica(1, 3, "Dead")]
+    target = [replica(0, 11), replica(0, 12), replica(1, 12), replica(1, 13)]
+    transfers = standby.plan_transfers("docs", primary, target, PRIMARY_URLS, STANDBY_URLS)
+    assert [(t.shard_id, t.standby_peer, t.primary_peer) for t in transfers] == [
+        (0, 11, 1), (0, 12, 2),  # both Active replicas of shard 0 serve
+        (1, 12, 2), (1, 13, 2),  # shard 1 only from its Active replica, never the Dead one
+    ]  # fmt: skip
+    assert transfers[0].standby_url == "http://s1:6333" and transfers[0].primary_url == "http://p1:6333"
+
+
+def test_a_shard_without_an_active_primary_replica_is_refused():
+    with pytest.raises(standby.StandbyError, match="shard 1 has no Active replica on the primary"):
+        standby.plan_transfers("docs", [replica(0, 1), replica(1, 2, "Partial")],
+                               [replica(0, 11), replica(1, 12)], PRIMARY_URLS, STANDBY_URLS)  # fmt: skip
+
+
+def test_a_different_shard_number_is_refused():
+    with pytest.raises(standby.StandbyError, match=r"the standby has shards \[0\], the primary \[0, 1\]"):
+        standby.plan_transfers(
+            "docs", [replica(0, 1), replica(1, 2)], [replica(0, 11)], PRIMARY_URLS, STANDBY_URLS
+        )
+
+
+def test_a_standby_peer_no_url_answers_as_is_refused():
+    with pytest.raises(standby.StandbyError, match="standby peer 99 holds shard 0 but no --standby-url"):
+        standby.plan_transfers("docs", [replica(0, 1)], [replica(0, 99)], PRIMARY_URLS, STANDBY_URLS)
+
+
+def test_only_a_cluster_marked_standby_is_synced():
+    with pytest.raises(standby.StandbyError, match="carries no standby marker"):
+        standby.require_standby(None)
+    with pytest.raises(standby.StandbyError, match=r"was promoted \(yesterday\) and takes writes"):
+        standby.require_standby({"role": "promoted", "promoted_at": "yesterday"})
+    assert standby.require_standby({"role": "standby"}) == {"role": "standby"}
