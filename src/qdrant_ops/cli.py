@@ -654,6 +654,38 @@ def cmd_standby_sync(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_standby_promote(args: argparse.Namespace) -> int:
+    if not args.standby_url:
+        raise ConfigError("give the standby's nodes: --standby-url URL (repeatable)")
+    options = {"verify": not args.insecure, "ca_file": args.ca_file, "timeout": args.timeout}
+    target = ClusterClient(args.standby_url, _read_key(args.standby_api_key_file, "--standby-api-key-file"),
+                           **options)  # fmt: skip
+    primary = None
+    if args.primary_url:  # the primary may be gone; its count is compared when it answers
+        key = _read_key(args.primary_api_key_file, "--primary-api-key-file")
+        primary = ClusterClient(args.primary_url, key, retries=0, **{**options, "timeout": 5.0})
+    log = (lambda line: print(line, file=sys.stderr)) if not args.json else (lambda _line: None)
+    try:
+        with target:
+            report = standby.promote(target, primary, log=log)
+    finally:
+        if primary is not None:
+            primary.close()
+    if report["already_promoted"]:
+        _emit(args, report, f"already promoted at {report['promoted_at']}: nothing changed")
+        return 0
+    rows = [[name, r["standby_points"], r["primary_points_at_sync"],
+             "-" if r["primary_points_now"] is None else r["primary_points_now"], r["lag_seconds"]]
+            for name, r in report["collections"].items()]  # fmt: skip
+    header = ["COLLECTION", "STANDBY POINTS", "PRIMARY AT LAST SYNC", "PRIMARY NOW", "LAG (S)"]
+    _emit(
+        args,
+        report,
+        "promoted: this cluster takes writes now; point clients at it\n\n" + format_table(rows, header),
+    )
+    return 0
+
+
 def _standby_parser(commands) -> None:
     both = argparse.ArgumentParser(add_help=False)
     group = both.add_argument_group("clusters")
@@ -691,6 +723,13 @@ def _standby_parser(commands) -> None:
         "--wait-timeout", type=float, default=3600.0, help="seconds one shard may take (default 3600)"
     )
     sync.set_defaults(handler=cmd_standby_sync)
+    promote = cmd.add_parser(
+        "promote", parents=[both], help="make the standby take writes; no sync touches it afterwards",
+        description="Marks the standby promoted (stop qdrant-standby-sync.timer first) and reports per "
+        "collection its count, the primary's count at the last sync and the lag at promotion; with "
+        "--primary-url also the primary's count now, when it still answers.",
+    )  # fmt: skip
+    promote.set_defaults(handler=cmd_standby_promote)
 
 
 def _connection_options() -> argparse.ArgumentParser:

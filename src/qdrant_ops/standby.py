@@ -238,33 +238,94 @@ def sync(
             "primary_points": primary_points,
             "updated": updated,
         }
+    # Re-read: a promotion while this sync ran must not be undone by writing the old role back.
+    marker = require_standby(read_marker(standby))
     marker.setdefault("collections", {}).update(report["collections"])
     write_marker(standby, marker)
     report["seconds"] = round(time.monotonic() - started, 3)
     return report
 
 
+def promote(
+    standby: ClusterClient,
+    primary: ClusterClient | None = None,
+    *,
+    log: Callable[[str], None] = lambda _line: None,
+    clock: Callable[[], float] = time.time,
+) -> dict:
+    """Make the standby the cluster that takes writes: the marker says `promoted`, so no sync
+    touches it again (stop the sync timer first: a sync already running would still finish its
+    transfers). Reports per collection the standby's count, what the last sync recorded of the
+    primary, the lag at promotion and, when the primary still answers, its count now."""
+    marker = read_marker(standby)
+    if marker is not None and marker.get("role") == "promoted":
+        return {"already_promoted": True, "promoted_at": marker.get("promoted_at"), "collections": {}}
+    marker = require_standby(marker)
+    now = clock()
+    report: dict = {"already_promoted": False, "promoted_at": now, "collections": {}}
+    for name, state in sorted((marker.get("collections") or {}).items()):
+        row = {
+            "standby_points": standby.count_points(name),
+            "primary_points_at_sync": state["primary_points"],
+            "lag_seconds": round(now - state["reflects"], 3),
+            "primary_points_now": None,
+        }
+        if primary is not None:
+            try:
+                row["primary_points_now"] = primary.count_points(name)
+            except QdrantOpsError as exc:
+                log(f"{name}: the primary did not answer ({exc}); its last known count is the sync's")
+        report["collections"][name] = row
+        log(f"{name}: {row['standby_points']} points on the standby, lag at promotion {row['lag_seconds']} s")
+    write_marker(standby, {**marker, "role": "promoted", "promoted_at": now})
+    return report
+
+
 def _run_per_peer(standby: ClusterClient, transfers: list[Transfer], primary_key, timeout, log) -> list[dict]:
-    by_peer: dict[int, list[Transfer]] = {}
+    """One transfer at a time per standby peer, and one replica of a shard at a time: Qdrant answers
+    reads of a replica under partial recovery with "partial snapshot recovery is in progress", so
+    the shard's other replicas must stay readable (§10). After a failure no new transfer starts."""
+    queues: dict[int, list[Transfer]] = {}
     for transfer in transfers:
-        by_peer.setdefault(transfer.standby_peer, []).append(transfer)
+        queues.setdefault(transfer.standby_peer, []).append(transfer)
     outcomes: list[dict] = []
-    lock = threading.Lock()
+    busy: set[tuple[str, int]] = set()
+    turn = threading.Condition()
+    failed = threading.Event()
+
+    def next_free(queue: list[Transfer]) -> Transfer | None:
+        with turn:
+            while queue and not failed.is_set():
+                free = next((t for t in queue if (t.collection, t.shard_id) not in busy), None)
+                if free is not None:
+                    queue.remove(free)
+                    busy.add((free.collection, free.shard_id))
+                    return free
+                turn.wait(timeout=1.0)
+            return None
 
     def one_peer(queue: list[Transfer]) -> None:
-        for transfer in queue:
+        while (transfer := next_free(queue)) is not None:
             began = time.monotonic()
-            result = recover_from(standby, transfer, primary_key, timeout)
+            try:
+                result = recover_from(standby, transfer, primary_key, timeout)
+            except BaseException:
+                failed.set()
+                raise
+            finally:
+                with turn:
+                    busy.discard((transfer.collection, transfer.shard_id))
+                    turn.notify_all()
             line = {"collection": transfer.collection, "shard_id": transfer.shard_id,
                     "standby_peer": transfer.standby_peer, "primary_peer": transfer.primary_peer,
                     "result": result, "seconds": round(time.monotonic() - began, 3)}  # fmt: skip
-            with lock:
+            with turn:
                 outcomes.append(line)
             log(f"{transfer.collection} shard {transfer.shard_id} -> peer {transfer.standby_peer}: {result}")
 
-    with ThreadPoolExecutor(max_workers=max(1, len(by_peer))) as pool:
-        for future in [pool.submit(one_peer, queue) for queue in by_peer.values()]:
-            future.result()  # the first failure is raised; the other peers finish their current transfer
+    with ThreadPoolExecutor(max_workers=max(1, len(queues))) as pool:
+        for future in [pool.submit(one_peer, queue) for queue in queues.values()]:
+            future.result()  # the first failure is raised once every peer's current transfer ended
     return sorted(outcomes, key=lambda o: (o["collection"], o["shard_id"], o["standby_peer"]))
 
 

@@ -181,3 +181,120 @@ def test_a_cluster_without_the_marker_or_promoted_is_refused(pair):
         assert result.returncode != 0 and "was promoted (2026-11-30T00:00:00Z)" in result.stderr
     finally:
         standby.write_marker(sc, marker)
+
+
+def test_primary_lost_mid_write_then_promote_loses_only_writes_after_the_last_sync(qdrant_binary, tmp_path):
+    """(b) syncs every 2 s under a writer, the primary killed mid-write, the standby promoted: every
+    write acknowledged before the last completed sync's primary time is on the standby; (d) the
+    standby answers every query while it is synced."""
+    (tmp_path / "sk").write_text("standby-key")
+    with (
+        LocalQdrantCluster(qdrant_binary, tmp_path / "p", size=3, api_key="primary-key") as primary,
+        LocalQdrantCluster(qdrant_binary, tmp_path / "s", size=3, api_key="standby-key") as secondary,
+        ClusterClient(primary.urls, "primary-key", retries=0, timeout=30) as pc,
+        ClusterClient(secondary.urls, "standby-key", retries=3, backoff=0.2, timeout=120) as sc,
+    ):
+        collections.ensure_collection(pc, SPEC)
+        upsert(pc, range(5000), seed=1)
+        standby.init(pc, sc)
+        sync_args = {"primary_nodes": primary.urls, "standby_nodes": secondary.urls}
+        standby.sync(pc, sc, "primary-key", **sync_args)
+
+        stop = threading.Event()
+        acked: list[tuple[float, range]] = []
+        reflects: list[float] = []
+        reads = {"ok": 0, "failed": []}
+
+        def writer() -> None:
+            for batch in range(2000):  # bounded; ends when the primary is gone
+                ids = range(5000 + batch * 100, 5000 + (batch + 1) * 100)
+                try:
+                    upsert(pc, ids, seed=batch + 10)
+                except Exception:
+                    return
+                acked.append((time.time(), ids))
+
+        def syncer() -> None:
+            for _ in range(200):  # bounded: the timer, every 2 s
+                if stop.is_set():
+                    return
+                try:
+                    report = standby.sync(pc, sc, "primary-key", **sync_args)
+                except Exception:
+                    return
+                reflects.append(report["collections"]["docs"]["reflects"])
+                time.sleep(2)
+
+        def reader() -> None:
+            query = {"query": [0.5] * 64, "limit": 5}
+            while not stop.is_set():
+                try:
+                    assert (
+                        len(sc.request("POST", "/collections/docs/points/query", json=query)["points"]) == 5
+                    )
+                    reads["ok"] += 1
+                except Exception as exc:
+                    reads["failed"].append(repr(exc))
+                time.sleep(0.05)
+
+        threads = [threading.Thread(target=f) for f in (writer, syncer, reader)]
+        for thread in threads:
+            thread.start()
+        time.sleep(20)
+        killed_at = time.time()
+        for node in primary.nodes:  # the region is gone: no clean shutdown
+            node.process.kill()
+        stop.set()
+        for thread in threads:
+            thread.join(timeout=300)
+
+        started = time.monotonic()
+        result = subprocess.run(
+            [sys.executable, "-m", "qdrant_ops.cli", "standby", "promote", "--json",
+             *[a for u in secondary.urls for a in ("--standby-url", u)],
+             "--standby-api-key-file", str(tmp_path / "sk"),
+             *[a for u in primary.urls for a in ("--primary-url", u)]],
+            capture_output=True, text=True, timeout=300,
+        )  # fmt: skip
+        promotion = time.monotonic() - started
+        assert result.returncode == 0, result.stderr
+        report = json.loads(result.stdout)["collections"]["docs"]
+        assert report["primary_points_now"] is None  # the primary is gone
+
+        present = {p["id"] for p in standby_ids(sc)}
+        assert reflects, "no sync completed under the writer"
+        last = reflects[-1]
+        before = [i for at, ids in acked if at < last for i in ids]
+        lost = [i for _at, ids in acked for i in ids if i not in present]
+        assert before and all(i in present for i in before), (
+            "a write acknowledged before the last sync is missing"
+        )
+        written = sum(len(ids) for _at, ids in acked)
+        print(f"\nsyncs completed {len(reflects)}; acknowledged writes {written}, lost {len(lost)}; "
+              f"recovery point (kill - last sync's primary time) {killed_at - last:.1f} s; promotion "
+              f"{promotion:.1f} s; standby reads {reads['ok']} ok, {len(reads['failed'])} failed")  # fmt: skip
+        assert reads["ok"] > 50 and reads["failed"] == []
+        assert "was promoted" in subprocess.run(
+            [sys.executable, "-m", "qdrant_ops.cli", "standby", "sync",
+             *[a for u in primary.urls for a in ("--primary-url", u)],
+             *[a for u in secondary.urls for a in ("--standby-url", u)],
+             "--standby-api-key-file", str(tmp_path / "sk")],
+            capture_output=True, text=True, timeout=300,
+        ).stderr  # fmt: skip
+
+
+def standby_ids(client: ClusterClient) -> list[dict]:
+    found, offset = [], None
+    for _ in range(1000):  # bounded
+        body = {
+            "limit": 5000,
+            "with_payload": False,
+            "with_vector": False,
+            **({"offset": offset} if offset else {}),
+        }
+        page = client.request("POST", "/collections/docs/points/scroll", json=body)
+        found += page["points"]
+        offset = page.get("next_page_offset")
+        if offset is None:
+            return found
+    raise AssertionError("scroll did not end")
