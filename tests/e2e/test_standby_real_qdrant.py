@@ -270,9 +270,11 @@ def test_primary_lost_mid_write_then_promote_loses_only_writes_after_the_last_sy
             "a write acknowledged before the last sync is missing"
         )
         written = sum(len(ids) for _at, ids in acked)
-        print(f"\nsyncs {len(reflects)}; acknowledged writes {written}, lost {len(lost)}; "
-              f"recovery point (kill - last sync's primary time) {killed_at - last:.1f} s; promotion "
-              f"{promotion:.1f} s; standby reads {reads['ok']} ok, {len(reads['failed'])} failed")  # fmt: skip
+        print(
+            f"\nsyncs {len(reflects)}; acknowledged writes {written}, lost {len(lost)}; "
+            f"recovery point (kill - last sync's primary time) {killed_at - last:.1f} s; promotion "
+            f"{promotion:.1f} s; standby reads {reads['ok']} ok, {len(reads['failed'])} failed"
+        )
         assert reads["ok"] > 50 and reads["failed"] == []
         assert "was promoted" in subprocess.run(
             [sys.executable, "-m", "qdrant_ops.cli", "standby", "sync",
