@@ -19,10 +19,10 @@ from pathlib import Path
 
 import yaml
 
-from qdrant_ops import __version__, certs, standby
+from qdrant_ops import __version__, certs
 from qdrant_ops.backup import catalog, job, metrics, node_part, restore, s3
 from qdrant_ops.client import ClusterClient
-from qdrant_ops.cluster import collections, health, points, rebalance, replicas, zone_metrics, zones
+from qdrant_ops.cluster import collections, health, points, rebalance, replicas, standby, zone_metrics, zones
 from qdrant_ops.errors import ConfigError, QdrantOpsError
 from qdrant_ops.ingest import dataset, engine, sources
 from qdrant_ops.table import format_table

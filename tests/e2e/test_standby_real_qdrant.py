@@ -16,9 +16,8 @@ import time
 import numpy as np
 import pytest
 
-from qdrant_ops import standby
 from qdrant_ops.client import ClusterClient
-from qdrant_ops.cluster import collections
+from qdrant_ops.cluster import collections, standby
 from tests.support.qdrant_cluster import LocalQdrantCluster
 
 pytestmark = pytest.mark.qdrant

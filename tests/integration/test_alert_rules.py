@@ -34,6 +34,7 @@ DL = {**NL, "mountpoint": "/var/lib/qdrant"}
 BK = f'{N},cluster="prod"'
 CERT = "qdrant_ops_tls_certificate_not_after_timestamp_seconds"
 BL = {**NL, "cluster": "prod"}
+SB = f'{N},cluster="standby",collection="docs"'
 
 
 def latency(fast: bool) -> list[tuple[str, str]]:
@@ -217,6 +218,12 @@ CASES = {
         [(f"qdrant_ops_backup_verify_last_run_success{{{BK}}}", "0x5")],
         [(f"qdrant_ops_backup_verify_last_run_success{{{BK}}}", "1x5")],
     ),
+    "QdrantStandbyLagging": (
+        "25m",
+        {**BL, "cluster": "standby", "collection": "docs"},
+        [(f"qdrant_ops_standby_synced_timestamp_seconds{{{SB}}}", "0x30")],
+        [(f"qdrant_ops_standby_synced_timestamp_seconds{{{SB}}}", "0+60x30")],
+    ),
     "QdrantBackupUnverified": (
         "8d1h",
         BL,
@@ -252,6 +259,7 @@ def all_rules(rendered) -> dict[str, dict]:
         for path in rendered.values()
         for group in yaml.safe_load(path.read_text())["groups"]
         for rule in group["rules"]
+        if "alert" in rule  # recording rules are checked by promtool and for their metric names
     }
 
 
@@ -272,9 +280,19 @@ def test_every_alert_is_annotated_for_the_on_call_person(rendered):
             assert re.sub(r"\{\{ \$labels\.\w+ \}\}", "", text).count("{{") == 0, (name, text)
 
 
+def recording_rules(rendered) -> dict[str, dict]:
+    return {
+        rule["record"]: rule
+        for path in rendered.values()
+        for group in yaml.safe_load(path.read_text())["groups"]
+        for rule in group["rules"]
+        if "record" in rule
+    }
+
+
 def test_metric_names_exist(rendered):
     known = exported_names()
-    for name, rule in all_rules(rendered).items():
+    for name, rule in {**all_rules(rendered), **recording_rules(rendered)}.items():
         unknown = metric_names_in(rule["expr"]) - known
         assert not unknown, (
             f"{name} uses {unknown}, not exported by Qdrant 1.18, node_exporter or the backup job"

@@ -3,7 +3,7 @@ marker rules (the syncs themselves against real Qdrant: tests/e2e/test_standby_r
 
 import pytest
 
-from qdrant_ops import standby
+from qdrant_ops.cluster import standby
 
 
 def replica(shard: int, peer: int, state: str = "Active") -> dict:

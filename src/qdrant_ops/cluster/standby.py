@@ -29,6 +29,12 @@ from qdrant_ops.cluster.collections import apply_plan, describe, plan_collection
 from qdrant_ops.cluster.health import shard_placement
 from qdrant_ops.errors import QdrantOpsError
 
+# Written by `standby sync --metrics-dir`; the lag is recorded by files/alerts/standby.rules.yml.
+METRIC_NAMES = (
+    "qdrant_ops_standby_synced_timestamp_seconds",
+    "qdrant_ops_standby_primary_points",
+    "qdrant_ops_standby_lag_seconds",
+)
 MARKER = "qdrant_ops_standby"
 MARKER_ID = 1
 # Qdrant 1.18.3 and 1.19.0 recover the partial snapshot, then refresh the collection's payload index
