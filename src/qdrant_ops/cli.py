@@ -75,12 +75,18 @@ class _SubParser(_Parser):
 
 
 # -- connection ------------------------------------------------------------------------------------
+def _read_key(path: str | None, option: str) -> str | None:
+    if not path:
+        return None
+    try:
+        return Path(path).read_text().strip() or None
+    except OSError as exc:
+        raise ConfigError(f"cannot read {option} {path}: {exc.strerror}") from None
+
+
 def _api_key(args: argparse.Namespace) -> str | None:
     if args.api_key_file:
-        try:
-            return Path(args.api_key_file).read_text().strip() or None
-        except OSError as exc:
-            raise ConfigError(f"cannot read --api-key-file {args.api_key_file}: {exc.strerror}") from None
+        return _read_key(args.api_key_file, "--api-key-file")
     return os.environ.get("QDRANT_API_KEY") or None
 
 
@@ -596,15 +602,6 @@ def cmd_restore(args: argparse.Namespace) -> int:
 
 
 # -- standby ----------------------------------------------------------------------------------------
-def _read_key(path: str | None, option: str) -> str | None:
-    if not path:
-        return None
-    try:
-        return Path(path).read_text().strip() or None
-    except OSError as exc:
-        raise ConfigError(f"cannot read {option} {path}: {exc.strerror}") from None
-
-
 def _standby_clients(args: argparse.Namespace) -> tuple[ClusterClient, ClusterClient, str | None]:
     if not args.primary_url or not args.standby_url:
         raise ConfigError(

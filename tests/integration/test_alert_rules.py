@@ -253,14 +253,19 @@ def rendered(tmp_path_factory) -> dict[str, Path]:
     return files
 
 
-def all_rules(rendered) -> dict[str, dict]:
+def rules_of_kind(rendered, kind: str) -> dict[str, dict]:
+    """Alerting (`alert`) or recording (`record`) rules by name."""
     return {
-        rule["alert"]: rule
+        rule[kind]: rule
         for path in rendered.values()
         for group in yaml.safe_load(path.read_text())["groups"]
         for rule in group["rules"]
-        if "alert" in rule  # recording rules are checked by promtool and for their metric names
+        if kind in rule
     }
+
+
+def all_rules(rendered) -> dict[str, dict]:
+    return rules_of_kind(rendered, "alert")
 
 
 def test_promtool_accepts_every_rule_file(rendered):
@@ -280,19 +285,9 @@ def test_every_alert_is_annotated_for_the_on_call_person(rendered):
             assert re.sub(r"\{\{ \$labels\.\w+ \}\}", "", text).count("{{") == 0, (name, text)
 
 
-def recording_rules(rendered) -> dict[str, dict]:
-    return {
-        rule["record"]: rule
-        for path in rendered.values()
-        for group in yaml.safe_load(path.read_text())["groups"]
-        for rule in group["rules"]
-        if "record" in rule
-    }
-
-
 def test_metric_names_exist(rendered):
     known = exported_names()
-    for name, rule in {**all_rules(rendered), **recording_rules(rendered)}.items():
+    for name, rule in {**all_rules(rendered), **rules_of_kind(rendered, "record")}.items():
         unknown = metric_names_in(rule["expr"]) - known
         assert not unknown, (
             f"{name} uses {unknown}, not exported by Qdrant 1.18, node_exporter or the backup job"
