@@ -618,10 +618,8 @@ def cmd_standby_init(args: argparse.Namespace) -> int:
     primary, target, _key = _standby_clients(args)
     log = (lambda line: print(line, file=sys.stderr)) if not args.json else (lambda _line: None)
     with primary, target:
-        created = standby.init(primary, target, collections=args.collection or (), log=log)
-    _emit(
-        args, {"created": created}, f"standby ready; created: {', '.join(created) or 'nothing (all there)'}"
-    )
+        result = standby.init(primary, target, collections=args.collection or (), log=log)
+    _emit(args, result, f"standby ready; created: {', '.join(result['created']) or 'nothing (all there)'}")
     return 0
 
 

@@ -6,18 +6,17 @@ without the standby marker, or a promoted one, is refused with nothing changed."
 
 from __future__ import annotations
 
-import hashlib
 import json
 import subprocess
 import sys
 import threading
 import time
 
-import numpy as np
 import pytest
 
 from qdrant_ops.client import ClusterClient
 from qdrant_ops.cluster import collections, standby
+from tests.support.e2e_data import fingerprints, upsert
 from tests.support.qdrant_cluster import LocalQdrantCluster
 
 pytestmark = pytest.mark.qdrant
@@ -42,17 +41,6 @@ def pair(qdrant_binary, tmp_path_factory):
         yield primary, secondary, pc, sc, base
 
 
-def upsert(client: ClusterClient, ids, seed: int) -> None:
-    ids = list(ids)
-    rng = np.random.default_rng(seed)
-    for start in range(0, len(ids), 1000):
-        chunk = ids[start : start + 1000]
-        vectors = rng.random((len(chunk), 64), dtype=np.float32)
-        points = [{"id": i, "vector": v.tolist(), "payload": {"city": f"c{i % 50}", "seed": seed}}
-                  for i, v in zip(chunk, vectors, strict=True)]  # fmt: skip
-        client.request("PUT", "/collections/docs/points", params={"wait": "true"}, json={"points": points})
-
-
 def cli(pair, action: str, *extra: str) -> subprocess.CompletedProcess:
     primary, secondary, _pc, _sc, base = pair
     urls = [a for u in primary.urls for a in ("--primary-url", u)]
@@ -63,33 +51,14 @@ def cli(pair, action: str, *extra: str) -> subprocess.CompletedProcess:
     return subprocess.run(command, capture_output=True, text=True, timeout=900)
 
 
-def fingerprints(client: ClusterClient) -> dict[int, str]:
-    """Every point's id -> hash of its payload and vector (a full scan)."""
-    found, offset = {}, None
-    for _ in range(1000):  # bounded: far more pages than the points need
-        body = {
-            "limit": 2000,
-            "with_payload": True,
-            "with_vector": True,
-            **({"offset": offset} if offset else {}),
-        }
-        page = client.request("POST", "/collections/docs/points/scroll", json=body)
-        for point in page["points"]:
-            canonical = json.dumps([point["payload"], point["vector"]], sort_keys=True)
-            found[point["id"]] = hashlib.sha256(canonical.encode()).hexdigest()
-        offset = page.get("next_page_offset")
-        if offset is None:
-            return found
-    raise AssertionError("scroll did not end")
-
-
 def test_init_then_syncs_under_a_writer_end_with_the_primarys_exact_points(pair, tmp_path):
     _primary, _secondary, pc, sc, _base = pair
     result = cli(pair, "init")
     assert result.returncode == 0, result.stderr
-    assert json.loads(result.stdout) == {"created": ["docs"]}
+    assert json.loads(result.stdout) == {"marker_created": True, "created": ["docs"]}
     assert sc.collection_info("docs")["payload_schema"]["city"]["data_type"] == "keyword"
-    assert cli(pair, "init").returncode == 0  # a second init changes nothing
+    again = cli(pair, "init")  # a second init changes nothing
+    assert again.returncode == 0 and json.loads(again.stdout) == {"marker_created": False, "created": []}
 
     stop, written = threading.Event(), []
 

@@ -23,6 +23,7 @@ MODULES = [
     "qdrant_replicas",
     "qdrant_rebalance",
     "qdrant_bulk_ingest",
+    "qdrant_standby",
 ]
 
 

@@ -37,9 +37,11 @@ class SystemdContainer:
         self.network = network
 
     def __enter__(self) -> SystemdContainer:
-        command = ["docker", "run", "-d", "--name", self.name, "--hostname", self.name, *SYSTEMD_RUN_FLAGS]
+        command = ["docker", "run", "-d", "--name", self.name, *SYSTEMD_RUN_FLAGS]
         if self.network:
             command += ["--network", self.network]
+        if self.network != "host":  # on the host's network the container keeps the host's name
+            command += ["--hostname", self.name]
         subprocess.run([*command, self.image, "/lib/systemd/systemd"], check=True, capture_output=True)
         return self
 

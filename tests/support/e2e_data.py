@@ -3,6 +3,8 @@ deterministic points, and a backup set made the way every node's timer makes it.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import random
 import threading
 import warnings
@@ -156,3 +158,35 @@ def placement_problems(client: ClusterClient, collection: str) -> list[str]:
     if max(load.values()) - min(load.values()) > 1:
         problems.append(f"unbalanced: replicas per peer {dict(load)}")
     return problems
+
+
+# -- the warm standby's collection `docs` (tests/e2e/test_standby*.py) --------------------------------
+def upsert(client: ClusterClient, ids, seed: int) -> None:
+    ids = list(ids)
+    rng = np.random.default_rng(seed)
+    for start in range(0, len(ids), 1000):
+        chunk = ids[start : start + 1000]
+        vectors = rng.random((len(chunk), 64), dtype=np.float32)
+        points = [{"id": i, "vector": v.tolist(), "payload": {"city": f"c{i % 50}", "seed": seed}}
+                  for i, v in zip(chunk, vectors, strict=True)]  # fmt: skip
+        client.request("PUT", "/collections/docs/points", params={"wait": "true"}, json={"points": points})
+
+
+def fingerprints(client: ClusterClient) -> dict[int, str]:
+    """Every point's id -> hash of its payload and vector (a full scan)."""
+    found, offset = {}, None
+    for _ in range(1000):  # bounded: far more pages than the points need
+        body = {
+            "limit": 2000,
+            "with_payload": True,
+            "with_vector": True,
+            **({"offset": offset} if offset else {}),
+        }
+        page = client.request("POST", "/collections/docs/points/scroll", json=body)
+        for point in page["points"]:
+            canonical = json.dumps([point["payload"], point["vector"]], sort_keys=True)
+            found[point["id"]] = hashlib.sha256(canonical.encode()).hexdigest()
+        offset = page.get("next_page_offset")
+        if offset is None:
+            return found
+    raise AssertionError("scroll did not end")

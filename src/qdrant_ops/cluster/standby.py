@@ -148,11 +148,17 @@ def require_standby(marker: dict | None) -> dict:
 
 # -- init ----------------------------------------------------------------------------------------------
 def init(
-    primary: ClusterClient, standby: ClusterClient, *, collections: Sequence[str] = (), log=lambda _line: None
-) -> list[str]:
+    primary: ClusterClient,
+    standby: ClusterClient,
+    *,
+    collections: Sequence[str] = (),
+    dry_run: bool = False,
+    log=lambda _line: None,
+) -> dict:
     """Create the standby's collections with the primary's config and shard number, and its marker.
     Refuses a target that already holds one of them unless it is a standby already (a second run
-    adds what is missing and changes nothing else)."""
+    adds what is missing and changes nothing else). Returns whether the marker was created and the
+    collections created (with `dry_run`: what would be, nothing written)."""
     marker = read_marker(standby)
     if marker is not None:
         require_standby(marker)
@@ -163,26 +169,23 @@ def init(
             f"the target already has {', '.join(sorted(existing & set(names)))} and no standby marker: it "
             "looks like a cluster in use; a standby must start empty"
         )
-    if marker is None:
+    infos = {name: primary.collection_info(name) for name in names}
+    absent = sorted(name for name, info in infos.items() if info is None)
+    if absent:
+        raise StandbyError(f"the primary has no collection {', '.join(absent)}: check --collection")
+    if marker is None and not dry_run:
         peers = len(standby.cluster_status().get("peers") or {}) or 1
         standby.request(
             "PUT", f"/collections/{MARKER}",
             json={"vectors": {}, "shard_number": 1, "replication_factor": min(3, peers)},
         )  # fmt: skip
-        marker = {"role": "standby", "created_at": time.time(), "collections": {}}
-        write_marker(standby, marker)
+        write_marker(standby, {"role": "standby", "created_at": time.time(), "collections": {}})
         log(f"marker {MARKER} created: this cluster is a standby")
-    created = []
-    for name in names:
-        info = primary.collection_info(name)
-        if info is None:
-            raise StandbyError(f"the primary has no collection {name}")
-        if name in existing:
-            continue
-        apply_plan(standby, plan_collection(describe(info, name), None))
-        created.append(name)
+    created = [name for name in names if name not in existing]
+    for name in created if not dry_run else ():
+        apply_plan(standby, plan_collection(describe(infos[name], name), None))
         log(f"{name}: created on the standby with the primary's config")
-    return created
+    return {"marker_created": marker is None, "created": created}
 
 
 # -- sync ----------------------------------------------------------------------------------------------
@@ -256,13 +259,15 @@ def promote(
     standby: ClusterClient,
     primary: ClusterClient | None = None,
     *,
+    dry_run: bool = False,
     log: Callable[[str], None] = lambda _line: None,
     clock: Callable[[], float] = time.time,
 ) -> dict:
     """Make the standby the cluster that takes writes: the marker says `promoted`, so no sync
     touches it again (stop the sync timer first: a sync already running would still finish its
     transfers). Reports per collection the standby's count, what the last sync recorded of the
-    primary, the lag at promotion and, when the primary still answers, its count now."""
+    primary, the lag at promotion and, when the primary still answers, its count now (with
+    `dry_run`: the report, the marker left as it is)."""
     marker = read_marker(standby)
     if marker is not None and marker.get("role") == "promoted":
         return {"already_promoted": True, "promoted_at": marker.get("promoted_at"), "collections": {}}
@@ -276,6 +281,9 @@ def promote(
             "lag_seconds": round(now - state["reflects"], 3),
             "primary_points_now": None,
         }
+        # Fewer points than the primary had when the last completed sync began: points deleted on
+        # the primary since, or data missing on the standby. The operator decides; it is reported.
+        row["behind_last_sync"] = row["standby_points"] < row["primary_points_at_sync"]
         if primary is not None:
             try:
                 row["primary_points_now"] = primary.count_points(name)
@@ -283,7 +291,11 @@ def promote(
                 log(f"{name}: the primary did not answer ({exc}); its last known count is the sync's")
         report["collections"][name] = row
         log(f"{name}: {row['standby_points']} points on the standby, lag at promotion {row['lag_seconds']} s")
-    write_marker(standby, {**marker, "role": "promoted", "promoted_at": now})
+        if row["behind_last_sync"]:
+            log(f"{name}: WARNING: fewer points than the primary's {row['primary_points_at_sync']} at the "
+                "last sync (deleted there since, or missing here): check before taking writes")  # fmt: skip
+    if not dry_run:
+        write_marker(standby, {**marker, "role": "promoted", "promoted_at": now})
     return report
 
 

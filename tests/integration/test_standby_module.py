@@ -1,0 +1,99 @@
+"""The qdrant_standby module run by ansible-playbook against two REST stubs (a primary and an empty
+standby): check mode writes nothing, init marks and creates once, a cluster in use is refused with
+nothing written, promotion reports counts and happens once. The syncs and both playbooks against
+real Qdrant: tests/e2e/test_standby*_real_qdrant.py."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import yaml
+
+from qdrant_ops.client import ClusterClient
+from qdrant_ops.cluster import standby
+from tests.support.playbook import run_module_task, run_playbook
+from tests.support.qdrant_stub import QdrantStubServer, populate_demo
+
+KEY = "stub-secret-key"
+
+
+@pytest.fixture
+def clusters():
+    with QdrantStubServer(3, KEY) as primary, QdrantStubServer(3, KEY) as target:
+        populate_demo(primary.state)
+        yield primary, target
+
+
+def task(clusters, **options) -> dict:
+    primary, target = clusters
+    return {"url": [target.url], "api_key": KEY, "primary_url": [primary.url], "primary_api_key": KEY, **options}
+
+
+def test_init_check_mode_then_once(clusters, tmp_path):
+    primary, target = clusters
+    checked = run_module_task(tmp_path, "qdrant_standby", task(clusters), "--check")
+    assert checked["changed"] and checked["marker_created"] and checked["created"] == ["cities", "places"]
+    assert target.state.points == {}, "check mode wrote to the standby"
+
+    done = run_module_task(tmp_path, "qdrant_standby", task(clusters))
+    assert done["changed"] and done["created"] == ["cities", "places"]
+    assert target.state.info("cities")["config"]["params"]["shard_number"] == 6
+    with ClusterClient([target.url], KEY) as client:
+        assert standby.read_marker(client)["role"] == "standby"
+    again = run_module_task(tmp_path, "qdrant_standby", task(clusters))
+    assert not again["changed"] and again["created"] == [] and again["marker_created"] is False
+
+    primary.state.create("later", {"vectors": {"size": 4, "distance": "Dot"}})  # made on the primary since
+    added = run_module_task(tmp_path, "qdrant_standby", task(clusters))
+    assert added["changed"] and added["created"] == ["later"]
+
+
+def run_failing(tmp_path, options: dict) -> str:
+    playbook = tmp_path / "standby.yml"
+    playbook.write_text(yaml.safe_dump([{"hosts": "localhost", "gather_facts": False,
+                                         "tasks": [{"qdrant_standby": options}]}]))  # fmt: skip
+    python = "ansible_python_interpreter={{ ansible_playbook_python }}"
+    result, report = run_playbook(playbook, "-i", "localhost,", "-c", "local", "-e", python)
+    assert result.returncode != 0
+    assert KEY not in result.stdout + result.stderr
+    return report["plays"][0]["tasks"][0]["hosts"]["localhost"]["msg"]
+
+
+def test_a_cluster_in_use_is_refused_with_nothing_written(clusters, tmp_path):
+    _primary, target = clusters
+    populate_demo(target.state)  # the "standby" given is a cluster with data: e.g. the primary itself
+    message = run_failing(tmp_path, task(clusters))
+    assert "already has cities, places and no standby marker" in message
+    assert standby.MARKER not in target.state.points
+
+
+def test_a_missing_primary_url_and_collection_are_named(clusters, tmp_path):
+    _primary, target = clusters
+    assert "state=standby needs primary_url" in run_failing(tmp_path, task(clusters, primary_url=[]))
+    message = run_failing(tmp_path, task(clusters, collections=["nope"]))
+    assert "the primary has no collection nope" in message and target.state.points == {}
+
+
+def test_promote_reports_counts_once_and_check_mode_leaves_the_marker(clusters, tmp_path):
+    primary, target = clusters
+    run_module_task(tmp_path, "qdrant_standby", task(clusters))
+    with ClusterClient([target.url], KEY) as client:  # as a sync leaves it: cities 10 then, 8 here now
+        marker = standby.read_marker(client)
+        marker["collections"] = {"cities": {"reflects": 1000.0, "primary_points": 10}}
+        standby.write_marker(client, marker)
+        for i in range(8):
+            target.state.points["cities"][i] = primary.state.points["cities"][i]
+
+    checked = run_module_task(tmp_path, "qdrant_standby", task(clusters, state="promoted"), "--check")
+    row = checked["collections"]["cities"]
+    assert checked["changed"] and row["standby_points"] == 8 and row["primary_points_at_sync"] == 10
+    assert row["primary_points_now"] == 10 and row["behind_last_sync"] is True
+    with ClusterClient([target.url], KEY) as client:
+        assert standby.read_marker(client)["role"] == "standby", "check mode promoted"
+
+    done = run_module_task(tmp_path, "qdrant_standby", task(clusters, state="promoted", primary_url=[]))
+    assert done["changed"] and done["collections"]["cities"]["primary_points_now"] is None
+    again = run_module_task(tmp_path, "qdrant_standby", task(clusters, state="promoted"))
+    assert not again["changed"] and again["already_promoted"]
+    assert json.dumps(again).count(KEY) == 0
