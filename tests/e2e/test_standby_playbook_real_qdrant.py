@@ -45,7 +45,7 @@ def setup(qdrant_binary, host_image, tmp_path_factory):
         assert host.wait_for_boot() in ("running", "degraded")
         collections.ensure_collection(pc, SPEC)
         upsert(pc, range(5000), seed=1)
-        inventory = {"all": {"children": {"qdrant_standby": {"hosts": {"dr-sync": {
+        inventory = {"all": {"children": {"qdrant": {"hosts": {"dr-sync": {
             "ansible_connection": "community.docker.docker", "ansible_host": host.name,
             "ansible_python_interpreter": "/usr/bin/python3", "qdrant_cluster_name": "dr"}}}}}}  # fmt: skip
         (base / "hosts.yml").write_text(yaml.safe_dump(inventory))
