@@ -27,7 +27,8 @@ def clusters():
 
 def task(clusters, **options) -> dict:
     primary, target = clusters
-    return {"url": [target.url], "api_key": KEY, "primary_url": [primary.url], "primary_api_key": KEY, **options}
+    connection = {"url": [target.url], "api_key": KEY}
+    return {**connection, "primary_url": [primary.url], "primary_api_key": KEY, **options}
 
 
 def test_init_check_mode_then_once(clusters, tmp_path):
