@@ -645,7 +645,8 @@ def cmd_standby_sync(args: argparse.Namespace) -> int:
     rows = [[name, time.strftime("%H:%M:%S", time.gmtime(state["reflects"])), state["primary_points"],
              state["updated"]] for name, state in report["collections"].items()]  # fmt: skip
     header = ["COLLECTION", "REFLECTS (UTC)", "PRIMARY POINTS", "REPLICAS UPDATED"]
-    _emit(args, report, f"synced in {report['seconds']} s\n\n" + format_table(rows, header))
+    changes = "".join(f"{name}: {what}\n" for name, what in report["config_changes"].items())
+    _emit(args, report, f"synced in {report['seconds']} s\n{changes}\n" + format_table(rows, header))
     return 0
 
 
@@ -704,9 +705,11 @@ def _standby_parser(commands) -> None:
     init.set_defaults(handler=cmd_standby_init)
     sync = cmd.add_parser(
         "sync", parents=[both], help="bring every standby replica up to date from the primary",
-        description="Each standby replica fetches from a primary replica of its shard only the segment files "
-        "that changed (docs/qdrant-behaviour.md §8, §10). Refuses a cluster that is not a standby or was "
-        "promoted. The primary URLs must be reachable from the standby nodes.",
+        description="First creates the primary's new collections on the standby and brings each collection's "
+        "config and payload indexes to the primary's; then each standby replica fetches from a primary "
+        "replica of its shard only the segment files that changed (docs/qdrant-behaviour.md §8, §10). "
+        "Refuses a cluster that is not a standby or was promoted. The primary URLs must be reachable from "
+        "the standby nodes.",
     )  # fmt: skip
     sync.add_argument(
         "--metrics-dir", help="write node_exporter textfile metrics here (synced time per collection)"

@@ -93,6 +93,7 @@ def test_init_then_syncs_under_a_writer_end_with_the_primarys_exact_points(pair,
     assert fingerprints(sc) == fingerprints(pc)
     again = json.loads(cli(pair, "sync").stdout)
     assert {t["result"] for t in again["transfers"]} == {"unchanged"}  # nothing changed: 304 everywhere
+    assert again["config_changes"] == {}, "the standby's config differs from the primary's after syncs"
     assert again["collections"]["docs"]["primary_points"] == pc.count_points("docs")
 
     prom = (tmp_path / "textfile" / "qdrant_ops_standby.prom").read_text()
@@ -127,6 +128,22 @@ def test_a_segment_merge_on_the_primary_between_syncs_is_resent(pair):
     result = cli(pair, "sync")
     assert result.returncode == 0, result.stderr
     assert fingerprints(sc) == fingerprints(pc)
+
+
+def test_an_index_and_a_collection_made_on_the_primary_after_init_reach_the_standby(pair):
+    _primary, _secondary, pc, sc, _base = pair
+    pc.request("PUT", "/collections/docs/index", params={"wait": "true"},
+               json={"field_name": "seed", "field_schema": "integer"})  # fmt: skip
+    collections.ensure_collection(pc, {**SPEC, "name": "later", "shard_number": 2, "payload_indexes": {}})
+    upsert(pc, range(3000), seed=5, collection="later")
+    result = cli(pair, "sync")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["config_changes"] == {"docs": "+index seed", "later": "created"}
+    assert sc.collection_info("docs")["payload_schema"]["seed"]["data_type"] == "integer"
+    assert fingerprints(sc, "later") == fingerprints(pc, "later") and len(fingerprints(sc, "later")) == 3000
+    assert fingerprints(sc) == fingerprints(pc)
+    again = json.loads(cli(pair, "sync").stdout)
+    assert again["config_changes"] == {} and {t["result"] for t in again["transfers"]} == {"unchanged"}
 
 
 def test_a_cluster_without_the_marker_or_promoted_is_refused(pair):

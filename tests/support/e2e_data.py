@@ -161,7 +161,7 @@ def placement_problems(client: ClusterClient, collection: str) -> list[str]:
 
 
 # -- the warm standby's collection `docs` (tests/e2e/test_standby*.py) --------------------------------
-def upsert(client: ClusterClient, ids, seed: int) -> None:
+def upsert(client: ClusterClient, ids, seed: int, collection: str = "docs") -> None:
     ids = list(ids)
     rng = np.random.default_rng(seed)
     for start in range(0, len(ids), 1000):
@@ -169,10 +169,11 @@ def upsert(client: ClusterClient, ids, seed: int) -> None:
         vectors = rng.random((len(chunk), 64), dtype=np.float32)
         points = [{"id": i, "vector": v.tolist(), "payload": {"city": f"c{i % 50}", "seed": seed}}
                   for i, v in zip(chunk, vectors, strict=True)]  # fmt: skip
-        client.request("PUT", "/collections/docs/points", params={"wait": "true"}, json={"points": points})
+        path = f"/collections/{collection}/points"
+        client.request("PUT", path, params={"wait": "true"}, json={"points": points})
 
 
-def fingerprints(client: ClusterClient) -> dict[int, str]:
+def fingerprints(client: ClusterClient, collection: str = "docs") -> dict[int, str]:
     """Every point's id -> hash of its payload and vector (a full scan)."""
     found, offset = {}, None
     for _ in range(1000):  # bounded: far more pages than the points need
@@ -182,7 +183,7 @@ def fingerprints(client: ClusterClient) -> dict[int, str]:
             "with_vector": True,
             **({"offset": offset} if offset else {}),
         }
-        page = client.request("POST", "/collections/docs/points/scroll", json=body)
+        page = client.request("POST", f"/collections/{collection}/points/scroll", json=body)
         for point in page["points"]:
             canonical = json.dumps([point["payload"], point["vector"]], sort_keys=True)
             found[point["id"]] = hashlib.sha256(canonical.encode()).hexdigest()

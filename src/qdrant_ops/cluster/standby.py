@@ -220,21 +220,16 @@ def sync(
     log: Callable[[str], None] = lambda _line: None,
     clock: Callable[[], float] = time.time,
 ) -> dict:
-    """One sync of every collection (or those given). Transfers run one at a time per standby peer,
-    peers in parallel. Returns per collection the primary time the sync reflects (taken before the
-    first request for it: every change acknowledged before then is on the standby) and the
-    primary's exact count then."""
+    """One sync of every collection of the primary (or those given): first their config
+    (`mirror_config`), then the data. Transfers run one at a time per standby peer, peers in
+    parallel. Returns per collection the primary time the sync reflects (taken before the first
+    request for it: every change acknowledged before then is on the standby) and the primary's
+    exact count then."""
     marker = require_standby(read_marker(standby))
-    mirrored = [name for name in standby.collection_names() if name != MARKER]
-    names = list(collections) or mirrored
-    missing = sorted(set(names) - set(mirrored))
-    if missing:
-        raise StandbyError(
-            f"the standby has no collection {', '.join(missing)}: run `qdrant-ops standby init`"
-        )
-    primary_urls, standby_urls = peer_urls(primary, primary_nodes), peer_urls(standby, standby_nodes)
-    report: dict = {"collections": {}, "transfers": []}
     started = time.monotonic()
+    names, config_changes = mirror_config(primary, standby, collections, log)
+    primary_urls, standby_urls = peer_urls(primary, primary_nodes), peer_urls(standby, standby_nodes)
+    report: dict = {"collections": {}, "transfers": [], "config_changes": config_changes}
     for name in names:
         reflects, primary_points = clock(), primary.count_points(name)
         placements = [shard_placement(side.collection_cluster(name)) for side in (primary, standby)]
@@ -253,6 +248,40 @@ def sync(
     write_marker(standby, marker)
     report["seconds"] = round(time.monotonic() - started, 3)
     return report
+
+
+def mirror_config(
+    primary: ClusterClient, standby: ClusterClient, collections: Sequence[str], log: Callable[[str], None]
+) -> tuple[list[str], dict[str, str]]:
+    """Before the data: create on the standby the primary's collections it lacks, and bring each
+    one's config and payload indexes to the primary's (the partial snapshots carry segments, not the
+    collection's config; §10). A collection gone from the primary is kept on the standby, reported.
+    Returns the collections to sync and what changed, per collection."""
+    primary_names = [name for name in primary.collection_names() if name != MARKER]
+    names = list(collections) or primary_names
+    changes: dict[str, str] = {}
+    for name in names:
+        info = primary.collection_info(name)
+        if info is None:
+            raise StandbyError(f"the primary has no collection {name}: drop it from --collection")
+        current = standby.collection_info(name)
+        plan = plan_collection(describe(info, name), current, prune_payload_indexes=True)
+        if plan.immutable_changes:
+            raise StandbyError(
+                f"{name} on the primary differs in what cannot change in place "
+                f"({'; '.join(plan.immutable_changes)}): it was recreated there; delete {name} on the "
+                "standby and sync again (it is created and copied anew)"
+            )
+        if plan.action != "none":
+            apply_plan(standby, plan)
+            indexes = [f"+index {f}" for f in plan.indexes_to_create]
+            indexes += [f"-index {f}" for f in plan.indexes_to_delete]
+            changes[name] = "created" if plan.action == "create" else ", ".join([*plan.patch, *indexes])
+            log(f"{name}: {changes[name]} on the standby, as on the primary")
+    if not collections:
+        for name in sorted(set(standby.collection_names()) - set(primary_names) - {MARKER}):
+            log(f"{name}: gone from the primary; the standby keeps its last copy (delete it by hand)")
+    return names, changes
 
 
 def promote(
