@@ -209,6 +209,44 @@ def test_tls_certificates_match_the_node_and_chain_to_the_cluster_ca(host, tmp_p
     ]
 
 
+def node_files(host: SystemdContainer) -> tuple[x509.Certificate, x509.Certificate, str]:
+    read = lambda path: host.exec("cat", path).stdout  # noqa: E731
+    return (x509.load_pem_x509_certificate(read("/etc/qdrant/tls/cacert.pem").encode()),
+            x509.load_pem_x509_certificate(read("/etc/qdrant/tls/cert.pem").encode()),
+            read("/etc/qdrant/tls/key.pem"))  # fmt: skip
+
+
+def test_certificates_are_renewed_inside_their_renewal_window_only(host, tmp_path, archive):
+    sha = hashlib.sha256(archive.read_bytes()).hexdigest()
+    tls = {"qdrant_archive_src": str(archive), "qdrant_archive_sha256": sha, "qdrant_tls_enabled": True}
+    assert run_playbook(host, tmp_path, **tls).returncode == 0
+    ca, cert, key = node_files(host)
+    assert run_playbook(host, tmp_path, **tls).returncode == 0
+    assert node_files(host)[1].serial_number == cert.serial_number, "renewed outside the window"
+
+    # The 825-day certificate inside an 825-day window (as a certificate near its end is):
+    # re-issued, same key, still chained to the same CA.
+    near_end = {"qdrant_tls_cert_days": 826, "qdrant_tls_renew_days": 825}
+    assert run_playbook(host, tmp_path, **tls, **near_end).returncode == 0
+    _ca, renewed, renewed_key = node_files(host)
+    assert renewed.serial_number != cert.serial_number and renewed_key == key
+    renewed.verify_directly_issued_by(ca)
+
+    # The CA inside its window: re-issued with its own key and name, so the node certificate it
+    # signed before verifies under the new CA certificate and is not re-issued.
+    ca_near_end = {"qdrant_tls_ca_days": 3651, "qdrant_tls_ca_renew_days": 3650}
+    assert run_playbook(host, tmp_path, **tls, **ca_near_end).returncode == 0
+    new_ca, cert_after, _key = node_files(host)
+    assert new_ca.serial_number != ca.serial_number and new_ca.subject == ca.subject
+    assert cert_after.serial_number == renewed.serial_number
+    cert_after.verify_directly_issued_by(new_ca)
+
+    bad = run_playbook(host, tmp_path, **tls, qdrant_tls_renew_days=900)
+    assert bad.returncode != 0
+    message = "qdrant_tls_renew_days (900) must be less than qdrant_tls_cert_days (825)"
+    assert message in " ".join(bad.stdout.split())
+
+
 def test_a_data_directory_on_fuse_is_refused(host, tmp_path, archive):
     """Qdrant's snapshots of data on FUSE lost vectors here (docs/qdrant-behaviour.md §9)."""
     fstype = host.exec("findmnt", "--noheadings", "--output", "FSTYPE", "--target", "/srv").stdout.strip()
