@@ -135,7 +135,7 @@ def test_standby_playbook_syncs_on_its_timer_then_promote_playbook_stops_it(setu
     acked, killed_at, last = worst_case_primary_loss(setup, start=8000)
 
     report = play(setup, "playbooks/promote_standby.yml", "-e", "promote_sync_wait=900")
-    promoted = task_result(report, "Mark the standby and compare counts")
+    promoted = task_result(report, "Mark the standby promoted and compare counts")
     row = promoted["collections"]["docs"]
     assert row["primary_points_now"] is None, "the primary is gone but answered"
     present = set(fingerprints(sc))
@@ -157,7 +157,7 @@ def test_standby_playbook_syncs_on_its_timer_then_promote_playbook_stops_it(setu
     assert host.exec("systemctl", "is-enabled", "qdrant-standby-sync.timer").stdout.strip() == "disabled"
 
     again = play(setup, "playbooks/promote_standby.yml")
-    assert task_result(again, "Mark the standby and compare counts")["already_promoted"]
+    assert task_result(again, "Mark the standby promoted and compare counts")["already_promoted"]
     assert changed(again) == 0
 
     upsert(sc, range(10**7, 10**7 + 100), seed=4)  # the promoted standby takes writes of its own
