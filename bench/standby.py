@@ -109,7 +109,7 @@ def main() -> None:
         ClusterClient(primary.urls, "primary-key", timeout=600) as pc,
         ClusterClient(secondary.urls, "standby-key", timeout=600) as sc,
     ):
-        nodes = {"primary_nodes": primary.urls, "standby_nodes": secondary.urls}
+        nodes = {"primary_nodes": primary.urls, "standby_nodes": secondary.urls, "standby_key": "standby-key"}
         ensure_collection(pc, SPEC)
         started = time.monotonic()
         load(primary, np.arange(args.points), seed=1)
@@ -170,7 +170,7 @@ def main() -> None:
               f"the worst case is {DEFAULT_INTERVAL + longest:.0f} s")  # fmt: skip
 
         started = time.monotonic()
-        report = standby.promote(sc)
+        report = standby.promote(sc, standby_key="standby-key", standby_nodes=secondary.urls)
         print(f"promotion: {time.monotonic() - started:.2f} s (target <= 60), lag at promotion "
               f"{report['collections']['bench']['lag_seconds']:.1f} s")  # fmt: skip
 

@@ -13,8 +13,9 @@ description:
     their config, shard number and payload indexes. Refuses a cluster that holds any of those collections
     without the marker (a cluster in use) or that was promoted. Nothing is written to the primary.
     The syncs themselves run on the standby's C(qdrant-standby-sync.timer) (role C(qdrant_standby)).
-  - With O(state=promoted), marks the standby promoted, so no sync touches it again (stop the sync timer
-    first), and reports per collection its count, the primary's count when the last completed sync began,
+  - With O(state=promoted), first brings every standby replica of a shard to the shard's first replica (a
+    sync cut short by the primary's loss may have updated only that one), then marks the standby promoted,
+    so no sync touches it again (stop the sync timer first), and reports per collection its count, the primary's count when the last completed sync began,
     the lag at promotion and, when O(primary_url) is given and still answers, the primary's count now.
   - Idempotent; check mode reports what would be created or the promotion report, and writes nothing.
   - Runs with an interpreter that can import the C(qdrant_ops) package.
@@ -72,6 +73,10 @@ already_promoted:
   description: The cluster was promoted before; nothing changed.
   returned: when state is promoted
   type: bool
+reconciled:
+  description: Standby replicas that differed from their shard's first replica and were brought to it.
+  returned: when state is promoted
+  type: bool
 collections:
   description:
     - Per collection standby_points, primary_points_at_sync, primary_points_now (null when the primary did
@@ -115,7 +120,8 @@ def converge(module, standby_client) -> dict:
         return {"changed": result["marker_created"] or bool(result["created"]), **result}
     primary = primary_client(module, may_be_gone=True) if params["primary_url"] else None
     try:
-        report = standby.promote(standby_client, primary, dry_run=module.check_mode)
+        report = standby.promote(standby_client, primary, standby_key=params["api_key"],
+                                 standby_nodes=params["url"], dry_run=module.check_mode)  # fmt: skip
     finally:
         if primary is not None:
             primary.close()

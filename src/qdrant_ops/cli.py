@@ -602,20 +602,20 @@ def cmd_restore(args: argparse.Namespace) -> int:
 
 
 # -- standby ----------------------------------------------------------------------------------------
-def _standby_clients(args: argparse.Namespace) -> tuple[ClusterClient, ClusterClient, str | None]:
+def _standby_clients(args: argparse.Namespace) -> tuple[ClusterClient, ClusterClient, dict]:
     if not args.primary_url or not args.standby_url:
         raise ConfigError(
             "give every node of both clusters: --primary-url URL and --standby-url URL (repeatable)"
         )
-    primary_key = _read_key(args.primary_api_key_file, "--primary-api-key-file")
+    keys = {"primary_key": _read_key(args.primary_api_key_file, "--primary-api-key-file"),
+            "standby_key": _read_key(args.standby_api_key_file, "--standby-api-key-file")}  # fmt: skip
     options = {"verify": not args.insecure, "ca_file": args.ca_file, "timeout": args.timeout}
-    standby_key = _read_key(args.standby_api_key_file, "--standby-api-key-file")
-    primary = ClusterClient(args.primary_url, primary_key, **options)
-    return primary, ClusterClient(args.standby_url, standby_key, **options), primary_key
+    primary = ClusterClient(args.primary_url, keys["primary_key"], **options)
+    return primary, ClusterClient(args.standby_url, keys["standby_key"], **options), keys
 
 
 def cmd_standby_init(args: argparse.Namespace) -> int:
-    primary, target, _key = _standby_clients(args)
+    primary, target, _keys = _standby_clients(args)
     log = (lambda line: print(line, file=sys.stderr)) if not args.json else (lambda _line: None)
     with primary, target:
         result = standby.init(primary, target, collections=args.collection or (), log=log)
@@ -624,13 +624,14 @@ def cmd_standby_init(args: argparse.Namespace) -> int:
 
 
 def cmd_standby_sync(args: argparse.Namespace) -> int:
-    primary, target, primary_key = _standby_clients(args)
+    primary, target, keys = _standby_clients(args)
     log = (lambda line: print(line, file=sys.stderr)) if not args.json else (lambda _line: None)
     started = time.monotonic()
     try:
         with primary, target:
             report = standby.sync(
-                primary, target, primary_key, primary_nodes=args.primary_url, standby_nodes=args.standby_url,
+                primary, target, keys["primary_key"], standby_key=keys["standby_key"],
+                primary_nodes=args.primary_url, standby_nodes=args.standby_url,
                 collections=args.collection or (), timeout=args.wait_timeout, log=log,
             )  # fmt: skip
     except BaseException:
@@ -654,8 +655,8 @@ def cmd_standby_promote(args: argparse.Namespace) -> int:
     if not args.standby_url:
         raise ConfigError("give the standby's nodes: --standby-url URL (repeatable)")
     options = {"verify": not args.insecure, "ca_file": args.ca_file, "timeout": args.timeout}
-    target = ClusterClient(args.standby_url, _read_key(args.standby_api_key_file, "--standby-api-key-file"),
-                           **options)  # fmt: skip
+    standby_key = _read_key(args.standby_api_key_file, "--standby-api-key-file")
+    target = ClusterClient(args.standby_url, standby_key, **options)
     primary = None
     if args.primary_url:  # the primary may be gone; its count is compared when it answers
         key = _read_key(args.primary_api_key_file, "--primary-api-key-file")
@@ -663,7 +664,8 @@ def cmd_standby_promote(args: argparse.Namespace) -> int:
     log = (lambda line: print(line, file=sys.stderr)) if not args.json else (lambda _line: None)
     try:
         with target:
-            report = standby.promote(target, primary, log=log)
+            report = standby.promote(target, primary, standby_key=standby_key, standby_nodes=args.standby_url,
+                                     log=log)  # fmt: skip
     finally:
         if primary is not None:
             primary.close()

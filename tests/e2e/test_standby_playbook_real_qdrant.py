@@ -26,7 +26,7 @@ from qdrant_ops.client import ClusterClient
 from qdrant_ops.cluster import collections, standby
 from qdrant_ops.cluster.health import shard_placement
 from tests.support.containers import SystemdContainer
-from tests.support.e2e_data import fingerprints, upsert
+from tests.support.e2e_data import fingerprints, replica_manifests, upsert
 from tests.support.playbook import ROOT, run_playbook
 from tests.support.qdrant_cluster import LocalQdrantCluster
 
@@ -64,7 +64,7 @@ def setup(qdrant_binary, host_image, tmp_path_factory):
         }  # fmt: skip
         (base / "vars.json").write_text(json.dumps(variables))
         (base / "vars.json").chmod(0o600)
-        yield SimpleNamespace(pc=pc, sc=sc, host=host, base=base, primary=primary)
+        yield SimpleNamespace(pc=pc, sc=sc, host=host, base=base, primary=primary, standby=secondary)
 
 
 def play(setup, playbook: str, *extra: str):
@@ -150,6 +150,11 @@ def test_standby_playbook_syncs_on_its_timer_then_promote_playbook_stops_it(setu
     assert recovery_point <= INTERVAL + 60, "the recovery point exceeds the interval plus a sync"
     states = {r["state"] for r in shard_placement(sc.collection_cluster("docs"))}
     assert states == {"Active"}, f"standby replicas after the primary died mid-sync: {states}"
+    # The sync cut short may have updated a shard's first replica only: promotion copied it to the
+    # others, so every replica of a shard holds the same segments and every read the same answer.
+    manifests = replica_manifests(sc, setup.standby.urls)
+    assert all(len(set(by_node.values())) == 1 for by_node in manifests.values()), manifests
+    assert len({sc.count_points("docs") for _ in range(20)}) == 1
     query = {"query": [0.5] * 64, "limit": 5}
     assert len(sc.request("POST", "/collections/docs/points/query", json=query)["points"]) == 5
     assert standby.read_marker(sc)["role"] == "promoted"
@@ -160,12 +165,22 @@ def test_standby_playbook_syncs_on_its_timer_then_promote_playbook_stops_it(setu
     assert task_result(again, "Mark the standby promoted and compare counts")["already_promoted"]
     assert changed(again) == 0
 
+    assert_a_sync_refuses_the_promoted_standby(setup)
+
+
+def assert_a_sync_refuses_the_promoted_standby(setup) -> None:
+    sc, host = setup.sc, setup.host
     upsert(sc, range(10**7, 10**7 + 100), seed=4)  # the promoted standby takes writes of its own
     count = sc.count_points("docs")
     manual = host.exec("systemctl", "start", "qdrant-standby-sync.service", timeout=300)
     assert manual.returncode != 0, "a sync ran against the promoted standby"
-    journal = host.exec("journalctl", "-u", "qdrant-standby-sync.service", "--no-pager", "-n", "20").stdout
-    assert "was promoted" in journal and sc.count_points("docs") == count
+    assert sc.count_points("docs") == count
+    for _ in range(20):  # bounded: journald may write the unit's last lines a moment later
+        journal = host.exec("journalctl", "-u", "qdrant-standby-sync.service", "--no-pager", "-n", "5").stdout
+        if "was promoted" in journal:
+            break
+        time.sleep(0.5)
+    assert "was promoted" in journal, journal
 
 
 def worst_case_primary_loss(setup, start: int):

@@ -16,7 +16,7 @@ import pytest
 
 from qdrant_ops.client import ClusterClient
 from qdrant_ops.cluster import collections, standby
-from tests.support.e2e_data import fingerprints, upsert
+from tests.support.e2e_data import fingerprints, replica_manifests, upsert
 from tests.support.qdrant_cluster import LocalQdrantCluster
 
 pytestmark = pytest.mark.qdrant
@@ -91,6 +91,10 @@ def test_init_then_syncs_under_a_writer_end_with_the_primarys_exact_points(pair,
     final = cli(pair, "sync")
     assert final.returncode == 0, final.stderr
     assert fingerprints(sc) == fingerprints(pc)
+    # Each shard crossed once; its second standby replica copied the first: the same segments.
+    hops = [t["from_primary"] for t in json.loads(final.stdout)["transfers"]]
+    assert hops.count(True) == SPEC["shard_number"] and hops.count(False) == SPEC["shard_number"]
+    assert all(len(set(m.values())) == 1 for m in replica_manifests(sc, pair[1].urls).values())
     again = json.loads(cli(pair, "sync").stdout)
     assert {t["result"] for t in again["transfers"]} == {"unchanged"}  # nothing changed: 304 everywhere
     assert again["config_changes"] == {}, "the standby's config differs from the primary's after syncs"
@@ -183,6 +187,7 @@ def test_primary_lost_mid_write_then_promote_loses_only_writes_after_the_last_sy
         upsert(pc, range(5000), seed=1)
         standby.init(pc, sc)
         sync_args = {"primary_nodes": primary.urls, "standby_nodes": secondary.urls}
+        sync_args["standby_key"] = "standby-key"
         standby.sync(pc, sc, "primary-key", **sync_args)
 
         stop = threading.Event()

@@ -6,6 +6,7 @@ real Qdrant: tests/e2e/test_standby*_real_qdrant.py."""
 from __future__ import annotations
 
 import json
+from contextlib import ExitStack
 
 import pytest
 import yaml
@@ -13,7 +14,7 @@ import yaml
 from qdrant_ops.client import ClusterClient
 from qdrant_ops.cluster import standby
 from tests.support.playbook import run_module_task, run_playbook
-from tests.support.qdrant_stub import QdrantStubServer, populate_demo
+from tests.support.qdrant_stub import QdrantStubServer, populate_demo, share_cluster
 
 KEY = "stub-secret-key"
 
@@ -76,25 +77,40 @@ def test_a_missing_primary_url_and_collection_are_named(clusters, tmp_path):
     assert "the primary has no collection nope" in message and target.state.points == {}
 
 
-def test_promote_reports_counts_once_and_check_mode_leaves_the_marker(clusters, tmp_path):
-    primary, target = clusters
-    run_module_task(tmp_path, "qdrant_standby", task(clusters))
-    with ClusterClient([target.url], KEY) as client:  # as a sync leaves it: cities 10 then, 8 here now
-        marker = standby.read_marker(client)
-        marker["collections"] = {"cities": {"reflects": 1000.0, "primary_points": 10}}
-        standby.write_marker(client, marker)
-        for i in range(8):
-            target.state.points["cities"][i] = primary.state.points["cities"][i]
+def test_promote_reconciles_replicas_reports_counts_once_and_check_mode_leaves_the_marker(tmp_path):
+    with ExitStack() as stack:  # a primary, and a standby of three nodes answering as their peers
+        primary = stack.enter_context(QdrantStubServer(3, KEY))
+        nodes = [stack.enter_context(QdrantStubServer(3, "standby-key", me=i)) for i in range(3)]
+        share_cluster(nodes)
+        populate_demo(primary.state)
+        primary.state.create("docs", {"vectors": {"size": 4, "distance": "Dot"}, "shard_number": 3,
+                                      "replication_factor": 2})  # fmt: skip
+        promote = {"url": [n.url for n in nodes], "api_key": "standby-key", "primary_url": [primary.url],
+                   "primary_api_key": KEY, "state": "promoted"}  # fmt: skip
+        run_module_task(tmp_path, "qdrant_standby", {**promote, "state": "standby"})
+        with ClusterClient([nodes[0].url], "standby-key") as client:  # as a sync leaves it
+            marker = standby.read_marker(client)
+            marker["collections"] = {"cities": {"reflects": 1000.0, "primary_points": 10}}
+            standby.write_marker(client, marker)
+            for i in range(8):  # 8 here, 10 on the primary then
+                nodes[0].state.points["cities"][i] = primary.state.points["cities"][i]
 
-    checked = run_module_task(tmp_path, "qdrant_standby", task(clusters, state="promoted"), "--check")
-    row = checked["collections"]["cities"]
-    assert checked["changed"] and row["standby_points"] == 8 and row["primary_points_at_sync"] == 10
-    assert row["primary_points_now"] == 10 and row["behind_last_sync"] is True
-    with ClusterClient([target.url], KEY) as client:
-        assert standby.read_marker(client)["role"] == "standby", "check mode promoted"
+        checked = run_module_task(tmp_path, "qdrant_standby", promote, "--check")
+        row = checked["collections"]["cities"]
+        assert checked["changed"] and row["standby_points"] == 8 and row["primary_points_at_sync"] == 10
+        assert row["primary_points_now"] == 10 and row["behind_last_sync"] is True
+        assert nodes[0].state.partial_recoveries == [], "check mode copied replicas"
+        with ClusterClient([nodes[0].url], "standby-key") as client:
+            assert standby.read_marker(client)["role"] == "standby", "check mode promoted"
 
-    done = run_module_task(tmp_path, "qdrant_standby", task(clusters, state="promoted", primary_url=[]))
-    assert done["changed"] and done["collections"]["cities"]["primary_points_now"] is None
-    again = run_module_task(tmp_path, "qdrant_standby", task(clusters, state="promoted"))
-    assert not again["changed"] and again["already_promoted"]
-    assert json.dumps(again).count(KEY) == 0
+        done = run_module_task(tmp_path, "qdrant_standby", {**promote, "primary_url": []})
+        assert done["changed"] and done["collections"]["cities"]["primary_points_now"] is None
+        # Each docs shard's second replica was brought to its first, with the standby's own key
+        # (cities and places have one replica a shard: nothing to do).
+        recoveries = [r for n in nodes for r in n.state.partial_recoveries]
+        assert sorted(shard for shard, _body in recoveries) == [0, 1, 2]
+        assert {body["api_key"] for _shard, body in recoveries} == {"standby-key"}
+        assert {body["peer_url"] for _shard, body in recoveries} <= {n.url for n in nodes}
+        again = run_module_task(tmp_path, "qdrant_standby", promote)
+        assert not again["changed"] and again["already_promoted"]
+        assert json.dumps(again).count(KEY) == 0

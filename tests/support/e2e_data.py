@@ -191,3 +191,14 @@ def fingerprints(client: ClusterClient, collection: str = "docs") -> dict[int, s
         if offset is None:
             return found
     raise AssertionError("scroll did not end")
+
+
+def replica_manifests(client: ClusterClient, urls, collection: str = "docs") -> dict[int, dict[str, str]]:
+    """Shard -> node -> its replica's partial snapshot manifest (segments and their versions)."""
+    found: dict[int, dict[str, str]] = {}
+    for url in urls:
+        for shard in client.collection_cluster(collection, node=url)["local_shards"]:
+            path = f"/collections/{collection}/shards/{shard['shard_id']}/snapshot/partial/manifest"
+            manifest = client.get(path, node=url)
+            found.setdefault(shard["shard_id"], {})[url] = json.dumps(manifest, sort_keys=True)
+    return found

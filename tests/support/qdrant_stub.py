@@ -69,6 +69,8 @@ class StubState:
         self.placement: dict[str, list[dict]] = {}  # explicit replicas once changed
         self.peer_uris: dict[int, str] = {}  # p2p URIs other than the default loopback ones
         self.replications: list[dict] = []  # every replicate_shard / move_shard served (with its kind)
+        # Every partial recover_from served (shard, body); the stub has no segments: always "unchanged".
+        self.partial_recoveries: list[tuple[int, dict]] = []
         self.recover_order: list[int] = []  # when each recover happened, across all stub nodes
         self.version = VERSION
         self.recover_loses_points = 0  # drop this many points on recover (a restore gone wrong)
@@ -232,6 +234,7 @@ ROUTES: list[tuple[str, re.Pattern]] = [
         ("DELETE", r"/collections/(?P<c>[^/]+)/snapshots/(?P<s>[^/]+)"),
         ("POST", r"/collections/(?P<c>[^/]+)/cluster"),
         ("DELETE", r"/cluster/peer/(?P<peer>\d+)"),
+        ("POST", r"/collections/(?P<c>[^/]+)/shards/(?P<shard>\d+)/snapshot/partial/recover_from"),
     ]
 ]
 
@@ -270,6 +273,9 @@ def handle(state: StubState, method: str, path: str, body: Any, query: dict | No
             return 500, _error(f"Service internal error: Failed to download tar from {body['location']}: "
                                f"{body.get('fetch_error')}")  # fmt: skip
         return _recover_shard_upload(state, name, int(args["shard"]), body)
+    if path.endswith("/snapshot/partial/recover_from"):
+        state.partial_recoveries.append((int(args["shard"]), body))
+        return 200, _ok(False)
     if "/shards/" in path:
         return _snapshots(state, method, name, args.get("s"), int(args["shard"]))
     if "/snapshots" in path:

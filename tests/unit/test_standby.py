@@ -14,15 +14,27 @@ PRIMARY_URLS = {1: "http://p1:6333", 2: "http://p2:6333", 3: "http://p3:6333"}
 STANDBY_URLS = {11: "http://s1:6333", 12: "http://s2:6333", 13: "http://s3:6333"}
 
 
-def test_every_standby_replica_gets_an_active_primary_replica_of_its_shard_spread_over_them():
+def test_each_shard_crosses_once_then_its_other_standby_replicas_copy_the_first():
     primary = [replica(0, 1), replica(0, 2), replica(1, 2), replica(1, 3, "Dead")]
     target = [replica(0, 11), replica(0, 12), replica(1, 12), replica(1, 13)]
     transfers = standby.plan_transfers("docs", primary, target, PRIMARY_URLS, STANDBY_URLS)
-    assert [(t.shard_id, t.standby_peer, t.primary_peer) for t in transfers] == [
-        (0, 11, 1), (0, 12, 2),  # both Active replicas of shard 0 serve
-        (1, 12, 2), (1, 13, 2),  # shard 1 only from its Active replica, never the Dead one
+    assert [(t.shard_id, t.standby_peer, t.source_peer, t.from_primary) for t in transfers] == [
+        (0, 11, 1, True), (1, 13, 2, True),  # first hops: spread by shard, never from the Dead replica
+        (0, 12, 11, False), (1, 12, 13, False),  # then each other replica from its shard's first
     ]  # fmt: skip
-    assert transfers[0].standby_url == "http://s1:6333" and transfers[0].primary_url == "http://p1:6333"
+    assert transfers[0].standby_url == "http://s1:6333" and transfers[0].source_url == "http://p1:6333"
+    assert transfers[2].source_url == "http://s1:6333"
+    # Promotion repeats the second hops alone, from the same first replicas.
+    assert standby.plan_reconcile("docs", target, STANDBY_URLS) == transfers[2:]
+
+
+def test_the_first_standby_replica_is_an_active_one():
+    primary = [replica(0, 1)]
+    target = [replica(0, 11, "Dead"), replica(0, 12), replica(0, 13)]
+    transfers = standby.plan_transfers("docs", primary, target, PRIMARY_URLS, STANDBY_URLS)
+    assert [(t.standby_peer, t.source_peer, t.from_primary) for t in transfers] == [
+        (12, 1, True), (11, 12, False), (13, 12, False),
+    ]  # fmt: skip
 
 
 def test_a_shard_without_an_active_primary_replica_is_refused():

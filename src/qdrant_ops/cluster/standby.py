@@ -50,14 +50,18 @@ class StandbyError(QdrantOpsError):
 
 @dataclass(frozen=True)
 class Transfer:
-    """One standby replica brought up to date from one primary replica."""
+    """One standby replica brought up to date from a source replica: a primary replica, for the
+    shard's first standby replica, or that first standby replica, for the shard's other standby
+    replicas (so the data crosses between the clusters once per shard, and every standby replica of
+    a shard ends up identical to the first, even after a sync cut short by the primary's loss)."""
 
     collection: str
     shard_id: int
     standby_peer: int
     standby_url: str
-    primary_peer: int
-    primary_url: str
+    source_peer: int
+    source_url: str
+    from_primary: bool = True
 
 
 def peer_urls(client: ClusterClient, urls: Sequence[str]) -> dict[int, str]:
@@ -78,8 +82,9 @@ def plan_transfers(
     primary_urls: dict[int, str],
     standby_urls: dict[int, str],
 ) -> list[Transfer]:
-    """Every standby replica gets a primary Active replica of its shard, spread over the primary's
-    replicas (shard placements as `shard_placement` gives them)."""
+    """Per shard: its first standby replica from a primary Active replica (both spread by shard
+    number), then the shard's other standby replicas from that first one (shard placements as
+    `shard_placement` gives them). First hops come before the others in the list."""
     sources: dict[int, list[int]] = {}
     for replica in primary:
         if replica["state"] == "Active" and replica["peer_id"] in primary_urls:
@@ -92,27 +97,50 @@ def plan_transfers(
             f"{sorted(primary_shards)}: recreate the standby's collection with the primary's shard number "
             "(qdrant-ops standby init)"
         )
-    transfers = []
-    for index, replica in enumerate(sorted(standby, key=lambda r: (r["shard_id"], r["peer_id"]))):
-        peers = sorted(sources.get(replica["shard_id"], []))
+    first_hops = []
+    for shard_id, (first, *_others) in sorted(_replicas_by_shard(collection, standby, standby_urls).items()):
+        peers = sorted(sources.get(shard_id, []))
         if not peers:
             raise StandbyError(
-                f"{collection}: shard {replica['shard_id']} has no Active replica on the primary nodes "
-                "given: nothing to sync it from (check the primary's health and --primary-url)"
+                f"{collection}: shard {shard_id} has no Active replica on the primary nodes given: nothing "
+                "to sync it from (check the primary's health and --primary-url)"
             )
+        source = peers[shard_id % len(peers)]
+        target = standby_urls[first]
+        first_hops.append(Transfer(collection, shard_id, first, target, source, primary_urls[source]))
+    return first_hops + plan_reconcile(collection, standby, standby_urls)
+
+
+def plan_reconcile(collection: str, standby: list[dict], standby_urls: dict[int, str]) -> list[Transfer]:
+    """The second hops alone: every standby replica of a shard from the shard's first one (at
+    promotion: a sync cut short may have updated the first replica and not yet the others)."""
+    transfers = []
+    for shard_id, (first, *others) in sorted(_replicas_by_shard(collection, standby, standby_urls).items()):
+        for peer in others:
+            transfers.append(
+                Transfer(collection, shard_id, peer, standby_urls[peer], first, standby_urls[first], False)
+            )
+    return transfers
+
+
+def _replicas_by_shard(collection: str, standby: list[dict], standby_urls: dict[int, str]) -> dict:
+    """Shard -> its standby peers, the first one first: an Active replica chosen by shard number,
+    so the same replica is first in every sync and at promotion while the placement holds."""
+    by_shard: dict[int, list[dict]] = {}
+    for replica in standby:
         if replica["peer_id"] not in standby_urls:
             raise StandbyError(
                 f"{collection}: standby peer {replica['peer_id']} holds shard {replica['shard_id']} but no "
                 "--standby-url answers as it: give every standby node"
             )
-        source = peers[index % len(peers)]
-        target = replica["peer_id"]
-        transfers.append(
-            Transfer(
-                collection, replica["shard_id"], target, standby_urls[target], source, primary_urls[source]
-            )
-        )
-    return transfers
+        by_shard.setdefault(replica["shard_id"], []).append(replica)
+    ordered = {}
+    for shard_id, replicas in by_shard.items():
+        peers = sorted(r["peer_id"] for r in replicas)
+        active = sorted(r["peer_id"] for r in replicas if r["state"] == "Active") or peers
+        first = active[shard_id % len(active)]
+        ordered[shard_id] = [first, *(peer for peer in peers if peer != first)]
+    return ordered
 
 
 # -- the marker ----------------------------------------------------------------------------------------
@@ -189,21 +217,22 @@ def init(
 
 
 # -- sync ----------------------------------------------------------------------------------------------
-def recover_from(standby: ClusterClient, transfer: Transfer, primary_key: str | None, timeout: float) -> str:
-    """Bring one standby replica up to date: 'updated', 'unchanged' (the primary answered 304) or
-    'updated (schema refresh failed)'."""
+def recover_from(standby: ClusterClient, transfer: Transfer, key: str | None, timeout: float) -> str:
+    """Bring one standby replica up to date from its source (`key`: the source cluster's API key):
+    'updated', 'unchanged' (the source answered 304) or 'updated (schema refresh failed)'."""
     shard = f"/collections/{segment(transfer.collection)}/shards/{transfer.shard_id}"
     path = f"{shard}/snapshot/partial/recover_from"
-    body = {"peer_url": transfer.primary_url, "api_key": primary_key}
+    body = {"peer_url": transfer.source_url, "api_key": key}
     try:
         changed = standby.request("POST", path, params={"wait": "true"}, json=body, node=transfer.standby_url,
                                   timeout=timeout)  # fmt: skip
     except QdrantApiError as exc:
         if exc.status == 500 and SCHEMA_REFRESH_FAILURE in exc.message:
             return "updated (schema refresh failed)"
+        source = "primary" if transfer.from_primary else "standby"
         raise StandbyError(
             f"{transfer.collection} shard {transfer.shard_id} on standby peer {transfer.standby_peer} from "
-            f"primary peer {transfer.primary_peer}: {exc}"
+            f"{source} peer {transfer.source_peer}: {exc}"
         ) from exc
     return "updated" if changed else "unchanged"
 
@@ -213,6 +242,7 @@ def sync(
     standby: ClusterClient,
     primary_key: str | None,
     *,
+    standby_key: str | None,
     primary_nodes: Sequence[str],
     standby_nodes: Sequence[str],
     collections: Sequence[str] = (),
@@ -234,7 +264,7 @@ def sync(
         reflects, primary_points = clock(), primary.count_points(name)
         placements = [shard_placement(side.collection_cluster(name)) for side in (primary, standby)]
         transfers = plan_transfers(name, *placements, primary_urls, standby_urls)
-        outcomes = _run_per_peer(standby, transfers, primary_key, timeout, log)
+        outcomes = _run_per_peer(standby, transfers, {True: primary_key, False: standby_key}, timeout, log)
         report["transfers"] += outcomes
         updated = sum(o["result"] != "unchanged" for o in outcomes)
         report["collections"][name] = {
@@ -288,21 +318,30 @@ def promote(
     standby: ClusterClient,
     primary: ClusterClient | None = None,
     *,
+    standby_key: str | None,
+    standby_nodes: Sequence[str] = (),
+    timeout: float = 3600.0,
     dry_run: bool = False,
     log: Callable[[str], None] = lambda _line: None,
     clock: Callable[[], float] = time.time,
 ) -> dict:
     """Make the standby the cluster that takes writes: the marker says `promoted`, so no sync
     touches it again (stop the sync timer first: a sync already running would still finish its
-    transfers). Reports per collection the standby's count, what the last sync recorded of the
+    transfers). First every standby replica of a shard is brought to the shard's first replica
+    (`reconcile`). Reports per collection the standby's count, what the last sync recorded of the
     primary, the lag at promotion and, when the primary still answers, its count now (with
     `dry_run`: the report, the marker left as it is)."""
     marker = read_marker(standby)
     if marker is not None and marker.get("role") == "promoted":
-        return {"already_promoted": True, "promoted_at": marker.get("promoted_at"), "collections": {}}
+        return {"already_promoted": True, "promoted_at": marker.get("promoted_at"), "collections": {},
+                "reconciled": 0}  # fmt: skip
     marker = require_standby(marker)
+    # A sync cut short (the primary lost mid-sync) may have updated a shard's first replica and not
+    # the others: copy it to them first, so every replica answers the same.
+    reconciled = [] if dry_run else reconcile(standby, standby_key, standby_nodes, timeout=timeout, log=log)
     now = clock()
-    report: dict = {"already_promoted": False, "promoted_at": now, "collections": {}}
+    report: dict = {"already_promoted": False, "promoted_at": now, "collections": {},
+                    "reconciled": sum(o["result"] != "unchanged" for o in reconciled)}  # fmt: skip
     for name, state in sorted((marker.get("collections") or {}).items()):
         row = {
             "standby_points": standby.count_points(name),
@@ -328,10 +367,33 @@ def promote(
     return report
 
 
-def _run_per_peer(standby: ClusterClient, transfers: list[Transfer], primary_key, timeout, log) -> list[dict]:
-    """One transfer at a time per standby peer, and one replica of a shard at a time: Qdrant answers
-    reads of a replica under partial recovery with "partial snapshot recovery is in progress", so
-    the shard's other replicas must stay readable (§10). After a failure no new transfer starts."""
+def reconcile(
+    standby: ClusterClient, standby_key: str | None, standby_nodes: Sequence[str], *, timeout: float, log
+) -> list[dict]:
+    """Every standby replica of every shard brought to the shard's first replica (a 304, nothing
+    copied, where they already agree)."""
+    urls = peer_urls(standby, standby_nodes or standby.urls)
+    transfers = []
+    for name in standby.collection_names():
+        if name != MARKER:
+            transfers += plan_reconcile(name, shard_placement(standby.collection_cluster(name)), urls)
+    return _run_per_peer(standby, transfers, {False: standby_key}, timeout, log)
+
+
+def _run_per_peer(standby: ClusterClient, transfers: list[Transfer], keys: dict, timeout, log) -> list[dict]:
+    """First hops, then the others (`keys`: the API key for a source on the primary, True, and on
+    the standby, False). One transfer at a time per standby peer, and one replica of a shard at a
+    time: Qdrant answers reads of a replica under partial recovery with "partial snapshot recovery
+    is in progress", so the shard's other replicas must stay readable (§10). After a failure no new
+    transfer starts."""
+    outcomes = []
+    for hop in (True, False):
+        phase = [t for t in transfers if t.from_primary is hop]
+        outcomes += _run_phase(standby, phase, keys.get(hop), timeout, log)
+    return sorted(outcomes, key=lambda o: (o["collection"], o["shard_id"], o["standby_peer"]))
+
+
+def _run_phase(standby: ClusterClient, transfers: list[Transfer], key, timeout, log) -> list[dict]:
     queues: dict[int, list[Transfer]] = {}
     for transfer in transfers:
         queues.setdefault(transfer.standby_peer, []).append(transfer)
@@ -355,7 +417,7 @@ def _run_per_peer(standby: ClusterClient, transfers: list[Transfer], primary_key
         while (transfer := next_free(queue)) is not None:
             began = time.monotonic()
             try:
-                result = recover_from(standby, transfer, primary_key, timeout)
+                result = recover_from(standby, transfer, key, timeout)
             except BaseException:
                 failed.set()
                 raise
@@ -364,16 +426,19 @@ def _run_per_peer(standby: ClusterClient, transfers: list[Transfer], primary_key
                     busy.discard((transfer.collection, transfer.shard_id))
                     turn.notify_all()
             line = {"collection": transfer.collection, "shard_id": transfer.shard_id,
-                    "standby_peer": transfer.standby_peer, "primary_peer": transfer.primary_peer,
-                    "result": result, "seconds": round(time.monotonic() - began, 3)}  # fmt: skip
+                    "standby_peer": transfer.standby_peer, "source_peer": transfer.source_peer,
+                    "from_primary": transfer.from_primary, "result": result,
+                    "seconds": round(time.monotonic() - began, 3)}  # fmt: skip
             with turn:
                 outcomes.append(line)
-            log(f"{transfer.collection} shard {transfer.shard_id} -> peer {transfer.standby_peer}: {result}")
+            source = "primary" if transfer.from_primary else "standby"
+            log(f"{transfer.collection} shard {transfer.shard_id} -> peer {transfer.standby_peer} "
+                f"from {source} peer {transfer.source_peer}: {result}")  # fmt: skip
 
     with ThreadPoolExecutor(max_workers=max(1, len(queues))) as pool:
         for future in [pool.submit(one_peer, queue) for queue in queues.values()]:
             future.result()  # the first failure is raised once every peer's current transfer ended
-    return sorted(outcomes, key=lambda o: (o["collection"], o["shard_id"], o["standby_peer"]))
+    return outcomes
 
 
 # -- metrics -------------------------------------------------------------------------------------------
