@@ -114,3 +114,22 @@ def test_promote_reconciles_replicas_reports_counts_once_and_check_mode_leaves_t
         again = run_module_task(tmp_path, "qdrant_standby", promote)
         assert not again["changed"] and again["already_promoted"]
         assert json.dumps(again).count(KEY) == 0
+
+
+def test_standby_playbook_refuses_a_missing_primary_or_itself_before_writing(clusters, tmp_path):
+    _primary, target = clusters
+    port = int(target.url.rsplit(":", 1)[1])
+    host = {"ansible_host": "127.0.0.1", "qdrant_http_port": port, "qdrant_api_key": KEY}
+    inventory = tmp_path / "hosts.yml"
+    inventory.write_text(yaml.safe_dump({"all": {"children": {"qdrant": {"hosts": {"s1": host}}}}}))
+
+    def play(*extra: str) -> str:
+        plain = {"ANSIBLE_STDOUT_CALLBACK": "default", "ANSIBLE_NOCOLOR": "1"}
+        result, _ = run_playbook("playbooks/standby.yml", "-i", str(inventory), *extra, env=plain)
+        assert result.returncode != 0 and KEY not in result.stdout + result.stderr
+        return " ".join(result.stdout.split())
+
+    assert "standby.yml runs with the standby's inventory and needs the primary" in play()
+    itself = json.dumps({"standby_primary_urls": [target.url], "standby_primary_api_key": KEY})
+    assert f"none of them a node of this inventory: {target.url}" in play("-e", itself)
+    assert target.state.collections == {} and target.state.points == {}
