@@ -3,8 +3,9 @@
 Two 3-node clusters on loopback (primary 127.77.0.x, standby the same addresses on other ports)
 hold a collection of N points x 384-d (6 shards, replication factor 2). The primary is loaded over
 gRPC, the standby initialised and synced once (`qdrant_ops.cluster.standby`). Then:
-  bytes:    1% of the points changed on the primary (half new, half updated); for every standby
-            replica, what the primary streams for the standby's manifest (what a sync fetches)
+  bytes:    1% of the points changed on the primary (half new, half updated); for each shard's
+            first standby replica (the copy that crosses between the clusters; the others copy it
+            inside the standby), what the primary streams for its manifest (what a sync fetches)
             against what it streams for an empty manifest (a full copy of the shard): prints
             partial / full (target <= 0.1); then that sync is timed.
   RPO:      a steady writer on the primary while syncs run back to back for --seconds: the recovery
@@ -84,12 +85,12 @@ def measure_bytes(pc, sc, primary, secondary) -> tuple[int, int]:
     placements = [shard_placement(side.collection_cluster("bench")) for side in (pc, sc)]
     transfers = standby.plan_transfers("bench", *placements, urls["p"], urls["s"])
     partial = full = 0
-    for t in transfers:
+    for t in (t for t in transfers if t.from_primary):  # what crosses between the clusters
         manifest = sc.get(
             f"/collections/bench/shards/{t.shard_id}/snapshot/partial/manifest", node=t.standby_url
         )
-        partial += streamed_bytes(t.primary_url, primary.api_key, t.shard_id, manifest)
-        full += streamed_bytes(t.primary_url, primary.api_key, t.shard_id, {})
+        partial += streamed_bytes(t.source_url, primary.api_key, t.shard_id, manifest)
+        full += streamed_bytes(t.source_url, primary.api_key, t.shard_id, {})
     return partial, full
 
 
