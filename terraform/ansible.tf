@@ -12,6 +12,7 @@ locals {
     qdrant_backup_s3_prefix     = var.backup_prefix
     qdrant_backup_s3_region     = data.aws_region.current.name
     qdrant_data_volume_ids      = local.data_volume_ids
+    qdrant_client_cidrs         = var.client_cidr_blocks # the qdrant role warns when TLS is off and these are set
     common_data_volume_id       = "{{ qdrant_data_volume_ids[inventory_hostname] | default('') }}"
     common_data_volume_required = "{{ inventory_hostname in qdrant_data_volume_ids }}"
     prometheus_ec2_sd_enabled   = false # the inventory already lists every host

@@ -37,12 +37,12 @@ def qdrant_unhealthy_replicas(results) -> list[str]:
 
 def qdrant_rest_urls(hosts, hostvars) -> list[str]:
     """REST URLs of inventory hosts as the controller reaches them: ansible_host (else the name),
-    https when the host's qdrant_tls_enabled is true, its qdrant_http_port (default 6333). The
+    https unless the host's qdrant_tls_enabled is false, its qdrant_http_port (default 6333). The
     one place playbooks get node URLs from."""
     urls = []
     for host in hosts:
         facts = hostvars[host]
-        scheme = "https" if boolean(facts.get("qdrant_tls_enabled", False), strict=False) else "http"
+        scheme = "https" if boolean(facts.get("qdrant_tls_enabled", True), strict=False) else "http"
         port = int(facts.get("qdrant_http_port") or 6333)
         urls.append(f"{scheme}://{facts.get('ansible_host') or host}:{port}")
     return urls

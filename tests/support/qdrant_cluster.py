@@ -16,12 +16,15 @@ import json
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from tests.support.tls import Issued, TestCA
 
 ADDRESS_PREFIX = "127.77.0."
 
@@ -39,18 +42,27 @@ class QdrantNode:
     p2p_port: int
     workdir: Path
     process: subprocess.Popen | None = field(default=None, repr=False)
+    tls: bool = False
+
+    @property
+    def scheme(self) -> str:
+        return "https" if self.tls else "http"
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}:{self.http_port}"
+        return f"{self.scheme}://{self.host}:{self.http_port}"
 
     @property
     def grpc_url(self) -> str:
-        return f"http://{self.host}:{self.grpc_port}"
+        return f"{self.scheme}://{self.host}:{self.grpc_port}"
 
     @property
     def p2p_uri(self) -> str:
-        return f"http://{self.host}:{self.p2p_port}"
+        return f"{self.scheme}://{self.host}:{self.p2p_port}"
+
+    @property
+    def tls_dir(self) -> Path:
+        return self.workdir / "tls"
 
     @property
     def log_path(self) -> Path:
@@ -68,11 +80,18 @@ def node_config(node: QdrantNode, api_key: str | None = None, storage: dict | No
     service: dict = {"host": node.host, "http_port": node.http_port, "grpc_port": node.grpc_port}
     if api_key:
         service["api_key"] = api_key
+    p2p: dict = {"port": node.p2p_port}
+    tls: dict = {}
+    if node.tls:  # as the qdrant role configures it: REST, gRPC and mutual p2p TLS
+        service["enable_tls"] = p2p["enable_tls"] = True
+        files = {"cert": "cert.pem", "key": "key.pem", "ca_cert": "cacert.pem"}
+        tls = {"tls": {name: str(node.tls_dir / file) for name, file in files.items()}}
     return {
         "log_level": "INFO",
         "telemetry_disabled": True,
         "service": service,
-        "cluster": {"enabled": True, "p2p": {"port": node.p2p_port}},
+        "cluster": {"enabled": True, "p2p": p2p},
+        **tls,
         "storage": {
             "storage_path": str(node.workdir / "storage"),
             "snapshots_path": str(node.workdir / "snapshots"),
@@ -119,7 +138,10 @@ class LocalQdrantCluster:
         api_key: str | None = None,
         startup_timeout: float = 90.0,
         storage: dict | None = None,
+        tls_ca: TestCA | None = None,
     ) -> None:
+        """With `tls_ca`, every node gets a certificate from that CA and runs TLS on REST, gRPC and
+        p2p (mutual); `ca_file` is then the CA for clients."""
         if size < 1:
             raise ValueError("cluster size must be >= 1")
         self.binary = binary
@@ -129,9 +151,25 @@ class LocalQdrantCluster:
         hosts = [f"{ADDRESS_PREFIX}{i + 1}" for i in range(size)]
         http_port, grpc_port, p2p_port = pick_ports(hosts)
         self.nodes = [
-            QdrantNode(i, host, http_port, grpc_port, p2p_port, base_dir / f"node{i}")
+            QdrantNode(i, host, http_port, grpc_port, p2p_port, base_dir / f"node{i}", tls=tls_ca is not None)
             for i, host in enumerate(hosts)
         ]
+        self.tls_ca = tls_ca
+        self.ca_file: str | None = None
+        if tls_ca is not None:
+            ca_path = base_dir / "ca.pem"
+            ca_path.parent.mkdir(parents=True, exist_ok=True)
+            ca_path.write_text(tls_ca.cert_pem)
+            self.ca_file = str(ca_path)
+            for node in self.nodes:
+                self.install_certificate(node, tls_ca.issue([node.host]), tls_ca.cert_pem)
+
+    def install_certificate(self, node: QdrantNode, issued: Issued, ca_pem: str) -> None:
+        """Writes cert.pem, key.pem and cacert.pem where the node's config points (read at start)."""
+        node.tls_dir.mkdir(parents=True, exist_ok=True)
+        (node.tls_dir / "cert.pem").write_text(issued.cert_pem)
+        (node.tls_dir / "key.pem").write_text(issued.key_pem)
+        (node.tls_dir / "cacert.pem").write_text(ca_pem)
 
     @property
     def urls(self) -> list[str]:
@@ -144,7 +182,8 @@ class LocalQdrantCluster:
         req.add_header("Content-Type", "application/json")
         if self.api_key:
             req.add_header("api-key", self.api_key)
-        with urllib.request.urlopen(req, timeout=10) as response:
+        context = ssl.create_default_context(cafile=self.ca_file) if self.ca_file else None
+        with urllib.request.urlopen(req, timeout=10, context=context) as response:
             return json.loads(response.read() or b"null")
 
     def cluster_status(self, node: QdrantNode) -> dict:

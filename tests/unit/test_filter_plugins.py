@@ -65,6 +65,7 @@ def test_no_collections_is_healthy():
 
 
 def test_rest_urls_follow_each_hosts_tls_and_port():
+    # TLS is on unless a host turns it off, as in the qdrant role's defaults.
     urls = filters.FilterModule().filters()["qdrant_rest_urls"]
     hostvars = {
         "q1": {"ansible_host": "10.0.1.10"},
@@ -72,7 +73,7 @@ def test_rest_urls_follow_each_hosts_tls_and_port():
         "q3": {"qdrant_tls_enabled": False},
     }
     assert urls(["q1", "q2", "q3"], hostvars) == [
-        "http://10.0.1.10:6333",
+        "https://10.0.1.10:6333",
         "https://10.0.2.10:7333",
         "http://q3:6333",
     ]
@@ -86,6 +87,7 @@ def test_node_zones_are_keyed_by_the_same_urls_and_skip_hosts_without_a_zone():
         "q3": {"ansible_host": "10.0.3.10", "qdrant_zone": ""},
         "q4": {"ansible_host": "10.0.4.10"},
     }
+    hostvars = {name: {"qdrant_tls_enabled": False} | facts for name, facts in hostvars.items()}
     assert zones(["q1", "q2", "q3", "q4"], hostvars) == {
         "http://10.0.1.10:6333": "eu-west-1a",
         "https://10.0.2.10:6333": "eu-west-1b",

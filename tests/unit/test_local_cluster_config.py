@@ -3,7 +3,10 @@
 
 from pathlib import Path
 
+from cryptography import x509
+
 from tests.support.qdrant_cluster import LocalQdrantCluster, node_command, node_config
+from tests.support.tls import TestCA
 
 
 def make_cluster(tmp_path: Path) -> LocalQdrantCluster:
@@ -38,3 +41,20 @@ def test_first_node_has_uri_only_others_bootstrap(tmp_path):
         first.p2p_uri,
     ]
     assert node_command("q", second, first.p2p_uri)[-2:] == ["--bootstrap", first.p2p_uri]
+
+
+def test_tls_cluster_is_configured_like_the_role_and_its_certificates_chain(tmp_path):
+    ca = TestCA()
+    cluster = LocalQdrantCluster("/opt/qdrant/qdrant", tmp_path, size=3, api_key="k", tls_ca=ca)
+    node = cluster.nodes[1]
+    config = node_config(node, api_key="k")
+    assert config["service"]["enable_tls"] is True
+    assert config["cluster"]["p2p"] == {"port": node.p2p_port, "enable_tls": True}
+    assert node.url.startswith("https://") and node.p2p_uri.startswith("https://")
+    cert = x509.load_pem_x509_certificate(Path(config["tls"]["cert"]).read_bytes())
+    cert.verify_directly_issued_by(
+        x509.load_pem_x509_certificate(Path(config["tls"]["ca_cert"]).read_bytes())
+    )
+    names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert node.host in [str(ip) for ip in names.get_values_for_type(x509.IPAddress)]
+    assert Path(cluster.ca_file).read_text() == ca.cert_pem
