@@ -6,8 +6,11 @@ LAB_KEEP=1): a second site.yml run reports zero changes; backup; the restore dri
 Qdrant storage is wiped and an empty cluster started; restore, verified against the manifest
 (exact counts, sampled payload and vector hashes) and by an exact count here; one node stopped
 until Alertmanager shows QdrantNodeDown (within 2 minutes), started until it resolves; a rolling
-re-install of the same version while a writer upserts, with no acknowledged write lost. Prints
-each phase's duration.
+re-install of the same version while a writer upserts, with no acknowledged write lost; the
+certificate renewal drill: every node serving a certificate 10 days from its expiry, then a site
+run re-issues them and restarts the nodes one at a time (at least 2 of 3 ready at every sample)
+while a writer upserts, with no acknowledged write lost. Every call to Qdrant here is HTTPS checked
+against the lab's cluster CA (the lab runs with the default TLS). Prints each phase's duration.
 
 Then the upgrade drill, when QDRANT_BINARY_NEXT names the next minor release (1.19.x next to a
 1.18.x QDRANT_BINARY): rolling_upgrade.yml to that version while a writer upserts into a
@@ -22,6 +25,7 @@ import base64
 import json
 import os
 import re
+import ssl
 import subprocess
 import sys
 import threading
@@ -37,6 +41,7 @@ from qdrant_ops.backup.verify import binary_version
 from qdrant_ops.client import ClusterClient
 from tests.support import rolling_writer
 from tests.support.e2e_data import placement_problems
+from tests.support.tls import reissue, served_certificate
 
 pytestmark = [pytest.mark.qdrant, pytest.mark.docker, pytest.mark.slow]
 ROOT = Path(__file__).resolve().parents[2]
@@ -45,6 +50,7 @@ HOSTS = yaml.safe_load((INVENTORY / "hosts.yml").read_text())["all"]["children"]
 QDRANT_HOSTS = HOSTS["qdrant"]["hosts"]
 MONITORING = next(iter(HOSTS["monitoring"]["hosts"].values()))["ansible_host"]
 SAMPLE = 100_000
+TLS_DIR = INVENTORY / ".secrets/lab/tls"
 
 
 def ansible(playbook: str, *args: str) -> str:
@@ -98,8 +104,9 @@ def lab(qdrant_binary, host_image, request):
     ansible("playbooks/lab.yml")  # idempotent: reuses a running lab
     phases["lab up (site.yml, demo collection, 100k ingest, backup)"] = time.monotonic() - started
     key = (INVENTORY / ".secrets/lab/api_key").read_text().strip()
-    urls = [f"http://{host['ansible_host']}:6333" for host in QDRANT_HOSTS.values()]
-    with ClusterClient(urls, key, retries=10, backoff=0.5, timeout=120) as client:
+    urls = [f"https://{host['ansible_host']}:6333" for host in QDRANT_HOSTS.values()]
+    ca_file = str(TLS_DIR / "ca.crt")
+    with ClusterClient(urls, key, retries=10, backoff=0.5, timeout=120, ca_file=ca_file) as client:
         yield client, phases
     reporter = request.config.pluginmanager.get_plugin("terminalreporter")
     reporter.write_sep("-", "lab drill phases")
@@ -186,6 +193,75 @@ def test_lab_drill(lab, tmp_path):
             stop.touch()
             writer.join(timeout=120)
     assert rolling_writer.verify(client, args) == 0, "acknowledged writes were lost"
+
+    with timed(phases, "certificate renewal under a writer (near-expiry certificates in place first)"):
+        renewal_drill(client, tmp_path)
+
+
+def active_since(host: str) -> int:
+    """When qdrant.service last entered active (the containers share the kernel's monotonic clock)."""
+    shown = subprocess.run(["docker", "exec", host, "systemctl", "show", "--value", "-p",
+                            "ActiveEnterTimestampMonotonic", "qdrant"],
+                           check=True, capture_output=True, text=True, timeout=60)  # fmt: skip
+    return int(shown.stdout.strip())
+
+
+def renewal_drill(client: ClusterClient, tmp_path: Path) -> None:
+    now = time.time()
+    ca_pem, ca_key = (TLS_DIR / "ca.crt").read_text(), (TLS_DIR / "ca.key").read_text()
+    for host in QDRANT_HOSTS:
+        cert = TLS_DIR / f"{host}.crt"
+        cert.write_text(reissue(cert.read_text(), ca_pem, ca_key, days=10))
+    # A renewal window of 5 days leaves them as they are: the nodes now serve certificates 10 days
+    # from their expiry, as a cluster does 10 days before it would go dark.
+    ansible("playbooks/qdrant.yml", "-e", "qdrant_tls_renew_days=5")
+    for facts in QDRANT_HOSTS.values():
+        expires = served_certificate(facts["ansible_host"], 6333).not_valid_after_utc.timestamp()
+        assert expires < now + 11 * 86400
+    started = {host: active_since(host) for host in QDRANT_HOSTS}
+
+    ready_counts: list[int] = []
+    stop = tmp_path / "stop-renewal"
+    args = argparse.Namespace(collection="renewal_writes", acked=str(tmp_path / "renewal-acked.json"),
+                              stop_file=str(stop), max_seconds=1800, max_points=500_000)  # fmt: skip
+
+    tls = ssl.create_default_context(cafile=str(TLS_DIR / "ca.crt"))
+
+    def ready(url: str) -> bool:
+        try:
+            with urllib.request.urlopen(f"{url}/readyz", timeout=2, context=tls) as response:
+                return response.status == 200
+        except OSError:  # refused, reset, timed out, TLS failure: not ready
+            return False
+
+    def watch_readiness() -> None:
+        while not stop.exists():  # bounded by the stop file, set in `finally` below
+            ready_counts.append(sum(ready(url) for url in client.urls))
+            time.sleep(0.5)
+
+    writer = threading.Thread(target=rolling_writer.write, args=(client, args))
+    watcher = threading.Thread(target=watch_readiness)
+    writer.start()
+    watcher.start()
+    try:
+        ansible("playbooks/qdrant.yml")  # the default renewal window, 30 days
+    finally:
+        stop.touch()
+        writer.join(timeout=120)
+        watcher.join(timeout=60)
+    for host, facts in QDRANT_HOSTS.items():
+        served = served_certificate(facts["ansible_host"], 6333)
+        assert served.not_valid_after_utc.timestamp() > now + 800 * 86400, (
+            f"{host} still serves the old certificate"
+        )
+        assert active_since(host) > started[host], f"{host} was not restarted onto its new certificate"
+    assert ready_counts and min(ready_counts) >= 2, f"more than one node was down at once: {ready_counts}"
+    assert rolling_writer.verify(client, args) == 0, "acknowledged writes were lost"
+    assert all_active(client), "a replica is not Active after the renewal"
+    recap = ansible("playbooks/qdrant.yml").split("PLAY RECAP")[-1]
+    assert not re.search(r"changed=[1-9]", recap), (
+        f"a second run after the renewal changed something: {recap}"
+    )
 
 
 def test_upgrade_drill(qdrant_binary_next, lab, tmp_path):

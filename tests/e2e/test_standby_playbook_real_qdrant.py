@@ -54,9 +54,23 @@ def setup(qdrant_binary, host_image, tmp_path_factory):
         assert host.wait_for_boot() in ("running", "degraded")
         collections.ensure_collection(pc, SPEC)
         upsert(pc, range(5000), seed=1)
-        inventory = {"all": {"children": {"qdrant": {"hosts": {"dr-sync": {
-            "ansible_connection": "community.docker.docker", "ansible_host": host.name,
-            "ansible_python_interpreter": "/usr/bin/python3", "qdrant_cluster_name": "dr"}}}}}}  # fmt: skip
+        inventory = {
+            "all": {
+                "children": {
+                    "qdrant": {
+                        "hosts": {
+                            "dr-sync": {
+                                "ansible_connection": "community.docker.docker",
+                                "ansible_host": host.name,
+                                "ansible_python_interpreter": "/usr/bin/python3",
+                                "qdrant_cluster_name": "dr",
+                                "qdrant_tls_enabled": False,
+                            }
+                        }
+                    }
+                }
+            }
+        }  # fmt: skip  (both local clusters serve plain HTTP)
         (base / "hosts.yml").write_text(yaml.safe_dump(inventory))
         variables = {
             "standby_primary_urls": primary.urls, "standby_primary_api_key": KEYS["primary"],

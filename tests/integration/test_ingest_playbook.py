@@ -23,7 +23,9 @@ def play(qdrant_stub, tmp_path):
         inventory = tmp_path / "hosts.yml"
         inventory.write_text(
             "all:\n  children:\n    qdrant:\n      hosts:\n"
-            f"        q1: {{ansible_connection: local, ansible_host: 127.0.0.1, qdrant_http_port: {port},"
+            # The stubs serve plain HTTP and gRPC.
+            f"        q1: {{ansible_connection: local, ansible_host: 127.0.0.1, qdrant_tls_enabled: false,"
+            f" qdrant_http_port: {port},"
             f" qdrant_grpc_port: {grpc_stub.port}}}\n"
         )
 

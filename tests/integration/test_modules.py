@@ -78,7 +78,9 @@ def run_playbook(qdrant_stub, tmp_path):
     inventory = tmp_path / "hosts.yml"
     inventory.write_text(
         "all:\n  children:\n    qdrant:\n      hosts:\n"
-        f"        q1: {{ansible_connection: local, ansible_host: 127.0.0.1, qdrant_http_port: {port}}}\n"
+        # The stub serves plain HTTP.
+        f"        q1: {{ansible_connection: local, ansible_host: 127.0.0.1, qdrant_tls_enabled: false,"
+        f" qdrant_http_port: {port}}}\n"
     )
 
     def run(collections: list, *flags: str) -> tuple[subprocess.CompletedProcess, dict]:

@@ -16,6 +16,7 @@ from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from tests.support.containers import SystemdContainer
+from tests.support.tls import TestCA
 
 pytestmark = pytest.mark.docker
 ROOT = Path(__file__).resolve().parents[2]
@@ -257,3 +258,49 @@ def test_a_data_directory_on_fuse_is_refused(host, tmp_path, archive):
     output = " ".join(result.stdout.split())
     assert f"/srv/qdrant is on {fstype}" in output and "Put qdrant_data_dir on a local" in output
     assert host.exec("test", "-e", "/srv/qdrant").returncode != 0  # refused before the directory is made
+
+
+def test_own_certificates_are_checked_before_anything_is_installed(host, tmp_path, archive):
+    sha = hashlib.sha256(archive.read_bytes()).hexdigest()
+    base = {"qdrant_archive_src": str(archive), "qdrant_archive_sha256": sha}
+    address = host.exec("hostname", "-I").stdout.split()[0]
+    ca, stranger = TestCA("company PKI"), TestCA("someone else's CA")
+    good = ca.issue([address, "node1"])
+
+    def own(issued) -> dict:
+        return {
+            "qdrant_tls_ca_cert": ca.cert_pem,
+            "qdrant_tls_cert": issued.cert_pem,
+            "qdrant_tls_key": issued.key_pem,
+        }
+
+    assert run_playbook(host, tmp_path, **base).returncode == 0  # generated certificates first
+    installed = host.exec("cat", "/etc/qdrant/tls/cert.pem").stdout
+
+    refusals = [
+        (
+            {**own(good), "qdrant_tls_key": ca.issue([address]).key_pem},
+            "the key is not the certificate's key",
+        ),
+        (own(stranger.issue([address])), "it is not issued by the given CA"),
+        (own(ca.issue(["elsewhere.example"])), f"its subject alternative names lack IP:{address}"),
+        (own(ca.issue([address], client_auth=False)), "it must allow both serverAuth and clientAuth"),
+        ({"qdrant_tls_cert": good.cert_pem, "qdrant_tls_key": good.key_pem}, "give all three"),
+    ]
+    for variables, message in refusals:
+        result = run_playbook(host, tmp_path, **base, **variables)
+        output = " ".join(result.stdout.split())
+        assert result.returncode != 0 and message in output, output[-3000:]
+        assert host.exec("cat", "/etc/qdrant/tls/cert.pem").stdout == installed, "installed before the check"
+        assert "PRIVATE KEY" not in result.stdout + result.stderr
+
+    result = run_playbook(host, tmp_path, **base, **own(good))
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert "PRIVATE KEY" not in result.stdout + result.stderr
+    assert host.exec("cat", "/etc/qdrant/tls/cert.pem").stdout.strip() == good.cert_pem.strip()
+    assert host.exec("cat", "/etc/qdrant/tls/key.pem").stdout.strip() == good.key_pem.strip()
+    assert host.exec("cat", "/etc/qdrant/tls/cacert.pem").stdout.strip() == ca.cert_pem.strip()
+    # The controller's tools find the given CA where they find the generated one.
+    assert (tmp_path / "secrets/tls/ca.crt").read_text().strip() == ca.cert_pem.strip()
+    again = run_playbook(host, tmp_path, **base, **own(good))
+    assert again.returncode == 0 and "changed=0" in again.stdout.split("PLAY RECAP")[-1], again.stdout[-2000:]

@@ -24,7 +24,8 @@ def free_port() -> int:
 
 def upgrade(stub_nodes, tmp_path, target: str, *extra: str, ports: list[int] | None = None):
     ports = ports or [int(node.url.rsplit(":", 1)[1]) for node in stub_nodes]
-    local = {"ansible_connection": "local", "ansible_host": "127.0.0.1",
+    # The stubs serve plain HTTP.
+    local = {"ansible_connection": "local", "ansible_host": "127.0.0.1", "qdrant_tls_enabled": False,
              "ansible_python_interpreter": "{{ ansible_playbook_python }}"}  # fmt: skip
     hosts = {f"q{i}": {**local, "qdrant_http_port": port} for i, port in enumerate(ports)}
     (tmp_path / "hosts.yml").write_text(yaml.safe_dump({"all": {"children": {"qdrant": {"hosts": hosts}}}}))

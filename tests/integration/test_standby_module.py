@@ -119,7 +119,12 @@ def test_promote_reconciles_replicas_reports_counts_once_and_check_mode_leaves_t
 def test_standby_playbook_refuses_a_missing_primary_or_itself_before_writing(clusters, tmp_path):
     _primary, target = clusters
     port = int(target.url.rsplit(":", 1)[1])
-    host = {"ansible_host": "127.0.0.1", "qdrant_http_port": port, "qdrant_api_key": KEY}
+    host = {
+        "ansible_host": "127.0.0.1",
+        "qdrant_http_port": port,
+        "qdrant_api_key": KEY,
+        "qdrant_tls_enabled": False,
+    }
     inventory = tmp_path / "hosts.yml"
     inventory.write_text(yaml.safe_dump({"all": {"children": {"qdrant": {"hosts": {"s1": host}}}}}))
 

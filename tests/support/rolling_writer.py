@@ -80,6 +80,7 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--urls", required=True)
     parser.add_argument("--api-key-file", required=True)
+    parser.add_argument("--ca-file", help="the cluster CA, for https URLs")
     parser.add_argument("--collection", required=True)
     parser.add_argument("--acked", required=True)
     parser.add_argument("--stop-file", required=True)
@@ -88,7 +89,9 @@ def main() -> int:
     parser.add_argument("--max-points", type=int, default=500_000)
     args = parser.parse_args()
     key = Path(args.api_key_file).read_text().strip()
-    with ClusterClient(args.urls.split(","), key, retries=10, backoff=0.5, timeout=30) as client:
+    with ClusterClient(
+        args.urls.split(","), key, retries=10, backoff=0.5, timeout=30, ca_file=args.ca_file
+    ) as client:
         return write(client, args) if args.mode == "write" else verify(client, args)
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime
 import ipaddress
+import ssl
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -92,3 +93,29 @@ class TestCA:
             .sign(self.key, hashes.SHA384())
         )
         return Issued(cert.public_bytes(serialization.Encoding.PEM).decode(), _pem_key(key))
+
+
+def reissue(cert_pem: str, ca_cert_pem: str, ca_key_pem: str, days: float) -> str:
+    """The same certificate (subject, key, extensions) signed again by its CA with a new validity:
+    how a certificate near its expiry looks, without waiting for it."""
+    cert = x509.load_pem_x509_certificate(cert_pem.encode())
+    ca_cert = x509.load_pem_x509_certificate(ca_cert_pem.encode())
+    ca_key = serialization.load_pem_private_key(ca_key_pem.encode(), password=None)
+    now = datetime.datetime.now(datetime.UTC)
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(cert.subject)
+        .issuer_name(ca_cert.subject)
+        .public_key(cert.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=days))
+    )
+    for extension in cert.extensions:
+        builder = builder.add_extension(extension.value, extension.critical)
+    return builder.sign(ca_key, hashes.SHA384()).public_bytes(serialization.Encoding.PEM).decode()
+
+
+def served_certificate(host: str, port: int) -> x509.Certificate:
+    """The certificate a TLS server presents (not verified: the caller inspects it)."""
+    return x509.load_pem_x509_certificate(ssl.get_server_certificate((host, port), timeout=10).encode())
