@@ -2,7 +2,8 @@
 role sets it up (REST, gRPC, mutual p2p TLS; one CA): the `qdrant-ops` CLI applies a collection,
 ingests over gRPC, backs every node up to S3 (moto), restores into a wiped collection and reports
 the cluster, each verifying the nodes' certificates with the cluster CA. A client without the CA
-is refused, and a node whose certificate comes from another CA cannot join the cluster."""
+is refused, and a node whose certificate comes from another CA cannot join the cluster. A warm
+standby with a CA of its own syncs from a TLS primary."""
 
 from __future__ import annotations
 
@@ -16,6 +17,8 @@ import pytest
 import yaml
 
 from qdrant_ops.client import ClusterClient
+from qdrant_ops.cluster.collections import ensure_collection
+from tests.support.e2e_data import fingerprints, upsert
 from tests.support.qdrant_cluster import LocalQdrantCluster, QdrantNode
 from tests.support.s3 import TEST_CREDENTIALS
 from tests.support.tls import TestCA
@@ -135,3 +138,48 @@ def test_a_node_with_a_certificate_from_another_ca_cannot_join(qdrant_binary, tm
     finally:
         cluster.stop_node(intruder)
         cluster.stop()
+
+
+def test_a_standby_with_its_own_ca_syncs_from_a_tls_primary(qdrant_binary, tmp_path):
+    """Two clusters, two CAs. The standby's nodes fetch the primary's shards over HTTPS, trusting the
+    primary's CA next to their own (the cacert.pem that qdrant_tls_trusted_ca_certs makes); the CLI
+    checks both clusters with one bundle (what playbooks/standby.yml hands the sync timer)."""
+    primary_ca, standby_ca = TestCA("primary CA"), TestCA("standby CA")
+    primary = LocalQdrantCluster(
+        qdrant_binary, tmp_path / "p", size=3, api_key="primary-key", tls_ca=primary_ca
+    )
+    secondary = LocalQdrantCluster(
+        qdrant_binary, tmp_path / "s", size=3, api_key="standby-key", tls_ca=standby_ca
+    )
+    for node in secondary.nodes:
+        secondary.install_certificate(
+            node, standby_ca.issue([node.host]), standby_ca.cert_pem + primary_ca.cert_pem
+        )
+    bundle, pk, sk = tmp_path / "bundle.pem", tmp_path / "pk", tmp_path / "sk"
+    bundle.write_text(standby_ca.cert_pem + primary_ca.cert_pem)
+    pk.write_text("primary-key")
+    sk.write_text("standby-key")
+    spec = {
+        "name": "docs",
+        "vectors": {"size": 64, "distance": "Dot"},
+        "shard_number": 3,
+        "replication_factor": 2,
+    }
+    with (
+        primary,
+        secondary,
+        ClusterClient(primary.urls, "primary-key", ca_file=primary.ca_file, timeout=120) as pc,
+        ClusterClient(secondary.urls, "standby-key", ca_file=secondary.ca_file, timeout=120) as sc,
+    ):
+        ensure_collection(pc, spec)
+        upsert(pc, range(5_000), seed=1)
+        urls = [a for u in primary.urls for a in ("--primary-url", u)]
+        urls += [a for u in secondary.urls for a in ("--standby-url", u)]
+        keys = ["--primary-api-key-file", str(pk), "--standby-api-key-file", str(sk), "--json"]
+        qdrant_ops("standby", "init", *urls, *keys, "--ca-file", str(bundle))
+        synced = json.loads(qdrant_ops("standby", "sync", *urls, *keys, "--ca-file", str(bundle)).stdout)
+        assert any(t["result"].startswith("updated") for t in synced["transfers"]), synced
+        assert fingerprints(sc) == fingerprints(pc)
+        # Without the primary's CA in the bundle the CLI refuses the primary's certificate.
+        alone = qdrant_ops("standby", "sync", *urls, *keys, "--ca-file", secondary.ca_file, check=False)
+        assert alone.returncode != 0 and "certificate" in alone.stderr.lower(), alone.stderr

@@ -145,6 +145,21 @@ def test_settings_qdrant_would_misread_are_refused(host, tmp_path, archive, extr
     assert nothing_installed(host)
 
 
+def test_tls_off_with_client_networks_is_warned_about(host, tmp_path, archive):
+    # One node and no qdrant_allow_small_cluster: the play stops right after the preflight warnings.
+    plain = {
+        "qdrant_archive_src": str(archive),
+        "qdrant_allow_small_cluster": False,
+        "qdrant_client_cidrs": ["10.0.0.0/8"],
+    }
+    warned = " ".join(run_playbook(host, tmp_path, **plain, qdrant_tls_enabled=False).stdout.split())
+    assert "WARNING: qdrant_tls_enabled is false while clients reach the cluster from 10.0.0.0/8" in warned
+    assert "API keys cross the network in clear text" in warned
+    quiet = " ".join(run_playbook(host, tmp_path, **plain).stdout.split())  # TLS on by default
+    assert "Require at least 3 nodes" in quiet and "clear text" not in quiet
+    assert nothing_installed(host)
+
+
 def test_rolling_upgrade_needs_an_exact_target_version(host, tmp_path, archive):
     result = run_playbook(host, tmp_path, "playbooks/rolling_upgrade.yml", qdrant_archive_src=str(archive))
     assert result.returncode != 0

@@ -95,6 +95,7 @@ def inventory(ec2, tmp_path_factory) -> Path:
         "var.name": '"prod"',
         "aws_s3_bucket.backup.id": '"prod-qdrant-backups-123456789012"',
         "var.backup_prefix": '"qdrant-backups"',
+        "var.client_cidr_blocks": '["10.50.0.0/16"]',
         "data.aws_region.current.name": f'"{REGION}"',
         "aws_instance.monitoring.private_ip": f'"{monitoring_ip}"',
     })  # fmt: skip
@@ -139,6 +140,7 @@ def test_the_group_vars_give_each_node_its_data_volume_and_the_backup_bucket(ec2
             "required": "{{ common_data_volume_required }}",
             "bucket": "{{ qdrant_backup_s3_bucket }}",
             "cluster": "{{ qdrant_cluster_name }}",
+            "client_cidrs": "{{ qdrant_client_cidrs }}",
         }}}],
     }]))  # fmt: skip
     env = {"AWS_URL": server.endpoint_url, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
@@ -149,5 +151,6 @@ def test_the_group_vars_give_each_node_its_data_volume_and_the_backup_bucket(ec2
     assert set(shown) == {*volumes, "prod-monitoring-1"}
     for host, values in shown.items():
         assert values["bucket"] == "prod-qdrant-backups-123456789012" and values["cluster"] == "prod"
+        assert values["client_cidrs"] == ["10.50.0.0/16"]  # the qdrant role's TLS-off warning reads them
         assert values["volume"] == volumes.get(host, "")
         assert values["required"] is (host in volumes)
