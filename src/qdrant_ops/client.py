@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import random
+import ssl
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -86,6 +87,18 @@ class StreamReader:
         return data
 
 
+def _tls_context(ca_file: str) -> ssl.SSLContext:
+    """httpx wants an SSL context for a CA file (a path is deprecated). Every certificate of the
+    file is trusted, so a bundle of two clusters' CAs works (docs/tls.md)."""
+    try:
+        return ssl.create_default_context(cafile=ca_file)
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigError(
+            f"cannot use the CA file {ca_file}: {getattr(exc, 'strerror', None) or exc}; give the cluster's "
+            "CA certificate (the qdrant role keeps it in <inventory>/.secrets/<cluster>/tls/ca.crt)"
+        ) from None
+
+
 class ClusterClient:
     def __init__(
         self,
@@ -111,7 +124,8 @@ class ClusterClient:
         self._sleep = sleep
         self._preferred = 0  # index of the node that answered last
         headers = {"api-key": self._api_key} if self._api_key else {}
-        self._http = httpx.Client(headers=headers, timeout=timeout, verify=self.verify, transport=transport)
+        tls = _tls_context(self.verify) if isinstance(self.verify, str) else self.verify
+        self._http = httpx.Client(headers=headers, timeout=timeout, verify=tls, transport=transport)
 
     def __repr__(self) -> str:
         return f"ClusterClient(urls={list(self.urls)!r}, api_key={'***' if self._api_key else None})"

@@ -145,16 +145,6 @@ def test_a_standby_with_its_own_ca_syncs_from_a_tls_primary(qdrant_binary, tmp_p
     primary's CA next to their own (the cacert.pem that qdrant_tls_trusted_ca_certs makes); the CLI
     checks both clusters with one bundle (what playbooks/standby.yml hands the sync timer)."""
     primary_ca, standby_ca = TestCA("primary CA"), TestCA("standby CA")
-    primary = LocalQdrantCluster(
-        qdrant_binary, tmp_path / "p", size=3, api_key="primary-key", tls_ca=primary_ca
-    )
-    secondary = LocalQdrantCluster(
-        qdrant_binary, tmp_path / "s", size=3, api_key="standby-key", tls_ca=standby_ca
-    )
-    for node in secondary.nodes:
-        secondary.install_certificate(
-            node, standby_ca.issue([node.host]), standby_ca.cert_pem + primary_ca.cert_pem
-        )
     bundle, pk, sk = tmp_path / "bundle.pem", tmp_path / "pk", tmp_path / "sk"
     bundle.write_text(standby_ca.cert_pem + primary_ca.cert_pem)
     pk.write_text("primary-key")
@@ -165,21 +155,34 @@ def test_a_standby_with_its_own_ca_syncs_from_a_tls_primary(qdrant_binary, tmp_p
         "shard_number": 3,
         "replication_factor": 2,
     }
-    with (
-        primary,
-        secondary,
-        ClusterClient(primary.urls, "primary-key", ca_file=primary.ca_file, timeout=120) as pc,
-        ClusterClient(secondary.urls, "standby-key", ca_file=secondary.ca_file, timeout=120) as sc,
-    ):
-        ensure_collection(pc, spec)
-        upsert(pc, range(5_000), seed=1)
-        urls = [a for u in primary.urls for a in ("--primary-url", u)]
-        urls += [a for u in secondary.urls for a in ("--standby-url", u)]
-        keys = ["--primary-api-key-file", str(pk), "--standby-api-key-file", str(sk), "--json"]
-        qdrant_ops("standby", "init", *urls, *keys, "--ca-file", str(bundle))
-        synced = json.loads(qdrant_ops("standby", "sync", *urls, *keys, "--ca-file", str(bundle)).stdout)
-        assert any(t["result"].startswith("updated") for t in synced["transfers"]), synced
-        assert fingerprints(sc) == fingerprints(pc)
-        # Without the primary's CA in the bundle the CLI refuses the primary's certificate.
-        alone = qdrant_ops("standby", "sync", *urls, *keys, "--ca-file", secondary.ca_file, check=False)
-        assert alone.returncode != 0 and "certificate" in alone.stderr.lower(), alone.stderr
+    # The standby is made once the primary runs: each cluster picks the ports free at that moment.
+    primary = LocalQdrantCluster(
+        qdrant_binary, tmp_path / "p", size=3, api_key="primary-key", tls_ca=primary_ca
+    )
+    with primary, ClusterClient(primary.urls, "primary-key", ca_file=primary.ca_file, timeout=120) as pc:
+        secondary = LocalQdrantCluster(
+            qdrant_binary, tmp_path / "s", size=3, api_key="standby-key", tls_ca=standby_ca
+        )
+        for node in secondary.nodes:  # trusting the primary's CA next to its own
+            bundle_pem = standby_ca.cert_pem + primary_ca.cert_pem
+            secondary.install_certificate(node, standby_ca.issue([node.host]), bundle_pem)
+        with (
+            secondary,
+            ClusterClient(secondary.urls, "standby-key", ca_file=secondary.ca_file, timeout=120) as sc,
+        ):
+            sync_and_compare(pc, sc, primary, secondary, bundle, pk, sk, spec)
+
+
+def sync_and_compare(pc, sc, primary, secondary, bundle, pk, sk, spec) -> None:
+    ensure_collection(pc, spec)
+    upsert(pc, range(5_000), seed=1)
+    urls = [a for u in primary.urls for a in ("--primary-url", u)]
+    urls += [a for u in secondary.urls for a in ("--standby-url", u)]
+    keys = ["--primary-api-key-file", str(pk), "--standby-api-key-file", str(sk), "--json"]
+    qdrant_ops("standby", "init", *urls, *keys, "--ca-file", str(bundle))
+    synced = json.loads(qdrant_ops("standby", "sync", *urls, *keys, "--ca-file", str(bundle)).stdout)
+    assert any(t["result"].startswith("updated") for t in synced["transfers"]), synced
+    assert fingerprints(sc) == fingerprints(pc)
+    # Without the primary's CA in the bundle the CLI refuses the primary's certificate.
+    alone = qdrant_ops("standby", "sync", *urls, *keys, "--ca-file", secondary.ca_file, check=False)
+    assert alone.returncode != 0 and "certificate" in alone.stderr.lower(), alone.stderr

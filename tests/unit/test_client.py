@@ -5,8 +5,9 @@ import socket
 import httpx
 import pytest
 
-from qdrant_ops.client import ClusterClient, QdrantApiError, QdrantUnavailableError
+from qdrant_ops.client import ClusterClient, QdrantApiError, QdrantUnavailableError, _tls_context
 from qdrant_ops.errors import ConfigError
+from tests.support.tls import TestCA
 
 
 def closed_port_url() -> str:
@@ -91,3 +92,19 @@ def test_download_yields_the_snapshot_bytes_although_the_server_compresses(qdran
     url = f"{qdrant_stub.url}/collections/c/snapshots/{name}"
     response = httpx.get(url, headers={"api-key": "stub-secret-key", "Accept-Encoding": "gzip"})
     assert response.headers.get("content-encoding") == "gzip"
+
+
+def test_a_missing_or_bad_ca_file_is_a_clear_config_error(tmp_path):
+    with pytest.raises(ConfigError, match=r"cannot use the CA file .*missing\.pem: No such file"):
+        ClusterClient(["https://127.0.0.1:6333"], ca_file=str(tmp_path / "missing.pem"))
+    bad = tmp_path / "bad.pem"
+    bad.write_text("not a certificate")
+    with pytest.raises(ConfigError, match=r"give the cluster's CA certificate"):
+        ClusterClient(["https://127.0.0.1:6333"], ca_file=str(bad))
+
+
+def test_a_ca_bundle_trusts_every_certificate_in_it(tmp_path):
+    bundle = tmp_path / "bundle.pem"
+    bundle.write_text(TestCA("one").cert_pem + TestCA("two").cert_pem)
+    context = _tls_context(str(bundle))  # what ClusterClient hands httpx for ca_file
+    assert {c["subject"][0][0][1] for c in context.get_ca_certs()} == {"one", "two"}
