@@ -200,11 +200,12 @@ def test_lab_drill(lab, tmp_path):
 def restart_window(host: str) -> tuple[int, int]:
     """When qdrant.service last stopped and last became active again, in microseconds of the
     kernel's monotonic clock (the lab's containers share it, so hosts compare)."""
-    shown = subprocess.run(["docker", "exec", host, "systemctl", "show", "--value", "-p",
-                            "ActiveExitTimestampMonotonic,ActiveEnterTimestampMonotonic", "qdrant"],
+    shown = subprocess.run(["docker", "exec", host, "systemctl", "show", "-p", "ActiveExitTimestampMonotonic",
+                            "-p", "ActiveEnterTimestampMonotonic", "qdrant"],
                            check=True, capture_output=True, text=True, timeout=60)  # fmt: skip
-    exited, entered = (int(line) for line in shown.stdout.split())
-    return exited, entered
+    # systemctl prints the properties in its own order, not the asked one: read them by name.
+    values = dict(line.split("=", 1) for line in shown.stdout.split())
+    return int(values["ActiveExitTimestampMonotonic"]), int(values["ActiveEnterTimestampMonotonic"])
 
 
 def test_certificate_renewal_drill(lab, tmp_path):
@@ -249,6 +250,7 @@ def renewal_drill(client: ClusterClient, tmp_path: Path) -> None:
     # One node at a time: each node was up again before the next one stopped (the health gate waited
     # in between), so the down windows never overlap.
     windows = sorted(after.values())
+    assert all(stopped < started for stopped, started in windows), windows
     print("renewal restarts, seconds (stopped, started):", [(s / 1e6, e / 1e6) for s, e in windows])
     for (_stopped, back), (next_stopped, _next_back) in itertools.pairwise(windows):
         assert back < next_stopped, f"two nodes were down at once: {windows}"
