@@ -11,8 +11,10 @@ re-install of the same version while a writer upserts, with no acknowledged writ
 The certificate renewal drill: every node serving a certificate 10 days from its expiry, then a
 qdrant.yml run re-issues them and restarts the nodes one at a time (systemd's stop and start times:
 no two nodes down at once) while a writer upserts, with no acknowledged write lost; a second run
-changes nothing. Every call to Qdrant here is HTTPS checked
-against the lab's cluster CA (the lab runs with the default TLS). Prints each phase's duration.
+changes nothing. The same for the monitoring host's certificate: re-issued and served by Prometheus
+and Alertmanager without a restart. Every call to Qdrant, Prometheus and Alertmanager here is
+HTTPS checked against the lab's cluster CA (the lab runs with the default TLS). Prints each
+phase's duration.
 
 Then the upgrade drill, when QDRANT_BINARY_NEXT names the next minor release (1.19.x next to a
 1.18.x QDRANT_BINARY): rolling_upgrade.yml to that version while a writer upserts into a
@@ -28,6 +30,7 @@ import itertools
 import json
 import os
 import re
+import ssl
 import subprocess
 import sys
 import threading
@@ -70,23 +73,25 @@ def docker_exec(host: str, *command: str) -> None:
 
 
 def monitoring_get(url: str):
-    """GET from Prometheus or Alertmanager with the lab's web credentials (both ask for basic auth)."""
+    """GET from Prometheus or Alertmanager over HTTPS (certificate checked with the lab's cluster
+    CA) with the lab's web credentials (both ask for basic auth)."""
     password = (INVENTORY / ".secrets/lab/monitoring_web_password").read_text().strip()
     token = base64.b64encode(f"monitoring:{password}".encode()).decode()
     request = urllib.request.Request(url, headers={"Authorization": f"Basic {token}"})
-    with urllib.request.urlopen(request, timeout=10) as response:
+    context = ssl.create_default_context(cafile=str(TLS_DIR / "ca.crt"))
+    with urllib.request.urlopen(request, timeout=10, context=context) as response:
         return json.loads(response.read())
 
 
 def active_alerts(name: str) -> list[dict]:
     return monitoring_get(
-        f"http://{MONITORING}:9093/api/v2/alerts?active=true&filter=alertname%3D%22{name}%22"
+        f"https://{MONITORING}:9093/api/v2/alerts?active=true&filter=alertname%3D%22{name}%22"
     )
 
 
 def prometheus_values(expr: str) -> list[float]:
     query = urllib.parse.urlencode({"query": expr})
-    result = monitoring_get(f"http://{MONITORING}:9090/api/v1/query?{query}")["data"]["result"]
+    result = monitoring_get(f"https://{MONITORING}:9090/api/v1/query?{query}")["data"]["result"]
     return [float(r["value"][1]) for r in result]
 
 
@@ -197,11 +202,11 @@ def test_lab_drill(lab, tmp_path):
     assert rolling_writer.verify(client, args) == 0, "acknowledged writes were lost"
 
 
-def restart_window(host: str) -> tuple[int, int]:
-    """When qdrant.service last stopped and last became active again, in microseconds of the
-    kernel's monotonic clock (the lab's containers share it, so hosts compare)."""
+def restart_window(host: str, unit: str = "qdrant") -> tuple[int, int]:
+    """When the unit last stopped and last became active again, in microseconds of the kernel's
+    monotonic clock (the lab's containers share it, so hosts compare)."""
     shown = subprocess.run(["docker", "exec", host, "systemctl", "show", "-p", "ActiveExitTimestampMonotonic",
-                            "-p", "ActiveEnterTimestampMonotonic", "qdrant"],
+                            "-p", "ActiveEnterTimestampMonotonic", unit],
                            check=True, capture_output=True, text=True, timeout=60)  # fmt: skip
     # systemctl prints the properties in its own order, not the asked one: read them by name.
     values = dict(line.split("=", 1) for line in shown.stdout.split())
@@ -260,6 +265,34 @@ def renewal_drill(client: ClusterClient, tmp_path: Path) -> None:
     assert not re.search(r"changed=[1-9]", recap), (
         f"a second run after the renewal changed something: {recap}"
     )
+
+
+def test_monitoring_certificate_renewal(lab):
+    """Prometheus and Alertmanager serve HTTPS with a certificate from the cluster CA; one near its
+    end is re-issued by monitoring.yml and served at once, with neither service restarted."""
+    _client, phases = lab
+    monitoring_host = next(iter(HOSTS["monitoring"]["hosts"]))
+    units = ["prometheus", "prometheus-alertmanager"]
+    with timed(phases, "monitoring certificate renewal (Prometheus, Alertmanager)"):
+        now = time.time()
+        cert = TLS_DIR / f"{monitoring_host}.crt"
+        ca_pem, ca_key = (TLS_DIR / "ca.crt").read_text(), (TLS_DIR / "ca.key").read_text()
+        cert.write_text(reissue(cert.read_text(), ca_pem, ca_key, days=10))
+        ansible("playbooks/monitoring.yml", "-e", "qdrant_tls_renew_days=5")  # installed as it is
+        for port in (9090, 9093):
+            assert served_certificate(MONITORING, port).not_valid_after_utc.timestamp() < now + 11 * 86400
+        before = {unit: restart_window(monitoring_host, unit) for unit in units}
+
+        ansible("playbooks/monitoring.yml")  # the default renewal window, 30 days
+        for port in (9090, 9093):
+            served = served_certificate(MONITORING, port)
+            assert served.not_valid_after_utc.timestamp() > now + 800 * 86400, (
+                f"port {port} serves the old one"
+            )
+        assert {unit: restart_window(monitoring_host, unit) for unit in units} == before, "restarted"
+        assert prometheus_values('up{job=~"prometheus|alertmanager"}') == [1.0, 1.0]
+        recap = ansible("playbooks/monitoring.yml").split("PLAY RECAP")[-1]
+        assert not re.search(r"changed=[1-9]", recap), f"a second run changed something: {recap}"
 
 
 def test_upgrade_drill(qdrant_binary_next, lab, tmp_path):

@@ -19,8 +19,9 @@ KEY = "read-only-key-never-in-the-config"
 @pytest.fixture(scope="module", params=[False, True], ids=["inventory", "inventory+ec2"])
 def rendered(request, tmp_path_factory) -> tuple[bool, dict]:
     config_dir = tmp_path_factory.mktemp("prometheus")
-    for name in ("file_sd", "rules"):
+    for name in ("file_sd", "rules", "tls"):
         (config_dir / name).mkdir()
+    (config_dir / "tls/ca.pem").write_text("")
     (config_dir / "qdrant-api-key").write_text(KEY)
     (config_dir / "ca.pem").write_text("")
     inventory = config_dir / "hosts.yml"
@@ -66,6 +67,13 @@ def test_every_kind_of_target_is_scraped(rendered):
     assert qdrant["scheme"] == "https" and qdrant["tls_config"]["ca_file"].endswith("ca.pem")
     assert qdrant["authorization"]["credentials_file"].endswith("/qdrant-api-key")
     assert config["global"]["external_labels"] == {"cluster": "prod"}
+    # The monitoring host's own ports are HTTPS by default: Prometheus checks its own certificate
+    # and Alertmanager's with the CA that issued them, for scrapes and alerts alike.
+    monitoring_ca = jobs["prometheus"]["tls_config"]["ca_file"]
+    assert monitoring_ca.endswith("/tls/ca.pem")
+    alerting = config["alerting"]["alertmanagers"][0]
+    for job in (jobs["prometheus"], jobs["alertmanager"], alerting):
+        assert job["scheme"] == "https" and job["tls_config"] == {"ca_file": monitoring_ca}
 
 
 def test_ec2_discovery_finds_the_cluster_by_its_tags(rendered):
