@@ -291,6 +291,11 @@ def test_monitoring_certificate_renewal(lab):
             )
         assert {unit: restart_window(monitoring_host, unit) for unit in units} == before, "restarted"
         assert prometheus_values('up{job=~"prometheus|alertmanager"}') == [1.0, 1.0]
+        # Its expiry reaches Prometheus through the monitoring host's expiry timer (normally daily).
+        docker_exec(monitoring_host, "systemctl", "start", "qdrant-tls-expiry.service")
+        expiry = 'qdrant_ops_tls_certificate_not_after_timestamp_seconds{path="/etc/prometheus/tls/cert.pem"}'
+        wait_for(lambda: [v for v in prometheus_values(expiry) if v > now + 800 * 86400],
+                 "the renewed monitoring certificate's expiry in Prometheus", 120)  # fmt: skip
         recap = ansible("playbooks/monitoring.yml").split("PLAY RECAP")[-1]
         assert not re.search(r"changed=[1-9]", recap), f"a second run changed something: {recap}"
 
