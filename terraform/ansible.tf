@@ -18,8 +18,10 @@ locals {
     prometheus_ec2_sd_enabled   = false # the inventory already lists every host
     prometheus_ec2_region       = data.aws_region.current.name
     prometheus_ec2_cluster_tag  = var.name
-    grafana_root_url            = "http://${aws_instance.monitoring.private_ip}:3000/"
-    alertmanager_external_url   = "http://${aws_instance.monitoring.private_ip}:9093"
+    # HTTPS unless monitoring_tls_enabled is false; the certificate names the private IP (ansible_host).
+    grafana_root_url            = "{{ 'https' if monitoring_tls_enabled | default(true) | bool else 'http' }}://${aws_instance.monitoring.private_ip}:3000/"
+    alertmanager_external_url   = "{{ 'https' if monitoring_tls_enabled | default(true) | bool else 'http' }}://${aws_instance.monitoring.private_ip}:9093"
+    prometheus_web_external_url = "{{ 'https' if monitoring_tls_enabled | default(true) | bool else 'http' }}://${aws_instance.monitoring.private_ip}:9090/"
   }
 }
 
