@@ -1,9 +1,9 @@
 """The IAM policies terraform/iam.tf writes, enforced by moto's IAM: each node's role runs its
 backup job (its part, list, show) with nothing more, writes nothing of another node's and deletes
 nothing; the monitoring host's pruning role prunes; another cluster's keys are out of reach.
-moto does not evaluate the s3:prefix condition on
-ListBucket (tests/integration/test_terraform.py checks that condition on the code) and authorises
-DeleteObjects on the bucket, not per key (see node_policy)."""
+The policies are rendered for moto as AWS evaluates them (see for_moto): moto cannot evaluate the
+s3:prefix condition on ListBucket (tests/integration/test_terraform.py checks that condition on
+the code), names S3 requests by API operation, and authorises DeleteObjects on the bucket."""
 
 from __future__ import annotations
 
@@ -11,11 +11,11 @@ import json
 from pathlib import Path
 
 import botocore.exceptions
-import hcl2
 import pytest
 import yaml
 
 from qdrant_ops.cli import main
+from tests.support import terraform
 from tests.support.s3 import TEST_CREDENTIALS, MotoServer
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -24,17 +24,10 @@ PREFIX = "qdrant-backups"
 OLD, NEW = "20261123T000000Z", "20261124T000000Z"
 
 
-def one(value):
-    return value[0] if isinstance(value, list) and len(value) == 1 else value
-
-
 def policy(document: str, node: str = "") -> dict:
     """The S3 statements of data.aws_iam_policy_document.<document>, references filled in (a
     node's document for the node `node`)."""
-    with (ROOT / "terraform/iam.tf").open() as handle:
-        parsed = hcl2.load(handle)
-    (found,) = [b["aws_iam_policy_document"][document] for b in parsed["data"]
-                if document in b.get("aws_iam_policy_document", {})]  # fmt: skip
+    found = terraform.blocks(terraform.module(), "data", "aws_iam_policy_document")[document]
 
     def fill(text: str) -> str:
         return (
@@ -45,22 +38,71 @@ def policy(document: str, node: str = "") -> dict:
 
     statements = []
     for statement in found["statement"]:  # the KMS statement is dynamic: SSE-KMS is not tested here
-        rendered = {"Effect": "Allow", "Action": one(statement["actions"]),
-                    "Resource": [fill(r) for r in one(statement["resources"])]}  # fmt: skip
+        rendered = {"Effect": "Allow", "Action": statement["actions"],
+                    "Resource": [fill(r) for r in statement["resources"]]}  # fmt: skip
         for condition in statement.get("condition", []):
             rendered["Condition"] = {
-                one(condition["test"]): {
-                    one(condition["variable"]): [fill(v) for v in one(condition["values"])]
-                }
+                condition["test"]: {condition["variable"]: [fill(v) for v in condition["values"]]}
             }
         statements.append(rendered)
-    if any("s3:DeleteObject" in s["Action"] for s in statements):
-        # AWS authorises a multi-object delete (prune) per key as s3:DeleteObject on each object;
-        # moto checks it against the bucket's ARN instead. This statement stands in for AWS' rule.
-        statements.append(
-            {"Effect": "Allow", "Action": ["s3:DeleteObject"], "Resource": [f"arn:aws:s3:::{BUCKET}"]}
-        )
     return {"Version": "2012-10-17", "Statement": statements}
+
+
+# The S3 API operations AWS authorises with each IAM action (the "Permissions" section of each
+# operation in the Amazon S3 API reference, e.g. ListObjectsV2 needs s3:ListBucket, HeadObject and
+# GetObjectAttributes s3:GetObject, the multipart steps s3:PutObject).
+S3_OPERATIONS = {
+    "s3:ListBucket": ["s3:ListObjects", "s3:ListObjectsV2", "s3:HeadBucket"],
+    "s3:GetObject": ["s3:GetObject", "s3:HeadObject", "s3:GetObjectAttributes"],
+    "s3:PutObject": [
+        "s3:PutObject",
+        "s3:CreateMultipartUpload",
+        "s3:UploadPart",
+        "s3:CompleteMultipartUpload",
+    ],
+    "s3:AbortMultipartUpload": ["s3:AbortMultipartUpload"],
+    "s3:ListMultipartUploadParts": ["s3:ListParts"],
+    "s3:DeleteObject": ["s3:DeleteObject"],
+}
+# The condition keys moto's IAM knows (moto/iam/utils.py, format_incoming_conditional_values).
+MOTO_CONDITION_KEYS = {"sts:ExternalId"}
+
+
+def for_moto(document: dict) -> dict:
+    """A policy as moto >= 5.2 must see it to grant what AWS grants for this test's requests.
+
+    - moto names an S3 request by its API operation (s3:ListObjectsV2) where AWS checks the IAM
+      action (s3:ListBucket): each action also lists the operations AWS authorises with it, so the
+      policy reads the same on moto before 5.2, which used IAM names.
+    - A condition on a key moto does not know never matches there (before 5.2 conditions were
+      ignored): it is left out. Every request this test makes satisfies it on AWS.
+    - AWS authorises a multi-object delete (prune) per key as s3:DeleteObject on each object; moto
+      checks it against the bucket's ARN: a statement on the bucket stands in for AWS' rule.
+    """
+    statements = []
+    for statement in document["Statement"]:
+        actions = list(statement["Action"])
+        for action in statement["Action"]:
+            actions += [op for op in S3_OPERATIONS.get(action, []) if op not in actions]
+        conditions = {
+            test: kept
+            for test, keys in statement.get("Condition", {}).items()
+            if (kept := {key: values for key, values in keys.items() if key in MOTO_CONDITION_KEYS})
+        }
+        statements.append(
+            {key: value for key, value in statement.items() if key != "Condition"}
+            | {"Action": actions}
+            | ({"Condition": conditions} if conditions else {})
+        )
+    if any("s3:DeleteObject" in s["Action"] for s in statements):
+        statements.append(
+            {
+                "Effect": "Allow",
+                "Action": ["s3:DeleteObject", "s3:DeleteObjects"],
+                "Resource": [f"arn:aws:s3:::{BUCKET}"],
+            }
+        )
+    return document | {"Statement": statements}
 
 
 NODES = ("prod-qdrant-1", "prod-qdrant-2", "prod-qdrant-3")
@@ -79,7 +121,7 @@ def enforcing_s3():
         keys = {}
         for user, document in users.items():
             iam.create_user(UserName=user)
-            iam.put_user_policy(UserName=user, PolicyName="p", PolicyDocument=json.dumps(document))
+            iam.put_user_policy(UserName=user, PolicyName="p", PolicyDocument=json.dumps(for_moto(document)))
             key = iam.create_access_key(UserName=user)["AccessKey"]
             keys[user] = {
                 "aws_access_key_id": key["AccessKeyId"],
