@@ -18,15 +18,36 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo -n)
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
-$(STAMP): pyproject.toml
-	@[ -x $(BIN)/python ] || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test]'
+# The versions the tests pass with (make lock refreshes them; constraints/CHANGES.md says why).
+# The virtualenv is made afresh whenever they change, so it holds exactly what is pinned.
+CONSTRAINTS := constraints/test.txt
+$(STAMP): pyproject.toml $(CONSTRAINTS)
+	rm -rf $(VENV) && $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet -c $(CONSTRAINTS) --upgrade pip
+	$(BIN)/pip install --quiet -c $(CONSTRAINTS) -e '.[test]'
 	$(BIN)/pip check
 	@touch $@
 
 .PHONY: venv
-venv: $(STAMP) ## create .venv with the package and the test tools
+venv: $(STAMP) ## create .venv with the package and the test tools, at the pinned versions
+
+# checkov in its own virtualenv: it depends on bc-python-hcl2, which writes into the same `hcl2`
+# package as the tests' python-hcl2.
+CHECKOV_VENV := .cache/checkov
+export CHECKOV := $(CURDIR)/$(CHECKOV_VENV)/bin/checkov
+$(CHECKOV_VENV)/.installed: constraints/checkov.in constraints/checkov.txt
+	rm -rf $(CHECKOV_VENV) && $(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/pip install --quiet -c constraints/checkov.txt --upgrade pip
+	$(CHECKOV_VENV)/bin/pip install --quiet -c constraints/checkov.txt -r constraints/checkov.in
+	$(CHECKOV_VENV)/bin/pip check
+	@touch $@
+
+.PHONY: checkov
+checkov: $(CHECKOV_VENV)/.installed ## checkov in its own virtualenv (.cache/checkov), at the pinned versions
+
+.PHONY: lock
+lock: ## re-resolve the pinned versions from PyPI (constraints/*.txt), print and note what moved
+	$(PYTHON) -m tests.support.lock
 
 .PHONY: deps
 deps: ## install the Debian packages the tests use (needs root or passwordless sudo)
@@ -59,11 +80,12 @@ SOURCES := $(shell find src -name '*.py') pyproject.toml
 $(WHEELHOUSE).tar: $(STAMP) $(SOURCES) Makefile
 	@rm -rf $(WHEELHOUSE) && mkdir -p $(WHEELHOUSE)
 	SOURCE_DATE_EPOCH=315532800 $(BIN)/pip wheel --quiet --no-deps -w $(WHEELHOUSE) .
+	@# The nodes get the versions the tests passed with.
 ifeq ($(NODE_PYTHON),)
-	$(BIN)/pip wheel --quiet -w $(WHEELHOUSE) $(WHEELHOUSE)/qdrant_ops-*.whl
+	$(BIN)/pip wheel --quiet -c $(CONSTRAINTS) -w $(WHEELHOUSE) $(WHEELHOUSE)/qdrant_ops-*.whl
 	$(BIN)/python -c 'import sys; print("%d.%d" % sys.version_info[:2])' > $(WHEELHOUSE)/python-version
 else
-	$(BIN)/pip download --quiet --only-binary=:all: --platform manylinux2014_x86_64 \
+	$(BIN)/pip download --quiet -c $(CONSTRAINTS) --only-binary=:all: --platform manylinux2014_x86_64 \
 	  --python-version $(NODE_PYTHON) -d $(WHEELHOUSE) $(WHEELHOUSE)/qdrant_ops-*.whl
 	echo $(NODE_PYTHON) > $(WHEELHOUSE)/python-version
 endif
@@ -80,7 +102,7 @@ lint: $(STAMP) ## ruff and ansible-lint (production profile)
 	$(BIN)/ansible-lint --profile production
 
 .PHONY: pytest
-pytest: $(STAMP) deps image ## the pytest suite (unit, integration, e2e)
+pytest: $(STAMP) checkov deps image ## the pytest suite (unit, integration, e2e)
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 .PHONY: unit
@@ -153,5 +175,5 @@ lab-drill: lab-check venv deps collections image wheelhouse ## the lab drill: ba
 	$(BIN)/pytest -s -p no:cacheprovider tests/e2e/test_lab_drill.py $(PYTEST_ARGS)
 
 .PHONY: test
-test: venv deps collections image wheelhouse lint pytest molecule ## everything CI runs
+test: venv checkov deps collections image wheelhouse lint pytest molecule ## everything CI runs
 	@echo "make test: all checks passed"
