@@ -11,11 +11,13 @@ import shutil
 import subprocess
 import uuid
 from contextlib import ExitStack
+from importlib import metadata
 from pathlib import Path
 
 import pytest
 
 from qdrant_ops.client import ClusterClient
+from tests.support import lock
 from tests.support.host_image import ImageBuildError, ensure_image
 from tests.support.qdrant_cluster import LocalQdrantCluster
 from tests.support.qdrant_stub import QdrantStubServer, populate_demo, share_cluster
@@ -89,6 +91,54 @@ def qdrant_cluster(qdrant_binary, tmp_path, request):
         yield cluster
 
 
+# -- header: what the run used ---------------------------------------------------------------------
+# The packages the tests drive; CI's log shows their versions and anything that is not as locked.
+REPORTED = (
+    "ansible-core",
+    "ansible",
+    "ansible-lint",
+    "molecule",
+    "molecule-plugins",
+    "pytest",
+    "boto3",
+    "botocore",
+    "moto",
+    "qdrant-client",
+    "httpx",
+    "jinja2",
+    "prometheus-client",
+    "python-hcl2",
+    "hypothesis",
+    "pyarrow",
+    "numpy",
+    "ruff",
+)
+
+
+def pytest_report_header(config):
+    installed = {lock.normalise(d.metadata["Name"]): d.version for d in metadata.distributions()}
+    lines = ["packages: " + ", ".join(f"{name} {installed.get(name, 'absent')}" for name in REPORTED)]
+    checkov_venv = REPO_ROOT / ".cache/checkov/lib"
+    checkov = [
+        d.version
+        for d in metadata.distributions(path=[str(p) for p in checkov_venv.glob("*/site-packages")])
+        if d.metadata["Name"] == "checkov"
+    ]
+    lines.append(f"checkov: {checkov[0] if checkov else 'not installed (make checkov)'}")
+    pinned = lock.pins((REPO_ROOT / "constraints/test.txt").read_text())
+    drift = [
+        f"{name} {installed.get(name, 'absent')} (locked {version})"
+        for name, version in sorted(pinned.items())
+        if installed.get(name) != version
+    ]
+    lines.append(
+        "not as locked in constraints/test.txt: " + ", ".join(drift)
+        if drift
+        else f"all {len(pinned)} packages as locked in constraints/test.txt"
+    )
+    return lines
+
+
 # -- summary --------------------------------------------------------------------------------------
 def pytest_terminal_summary(terminalreporter):
     skipped = terminalreporter.stats.get("skipped", [])
@@ -149,8 +199,9 @@ def replacement_joined(qdrant_stub, monkeypatch):
     """`cities` (6 shards, factor 2) placed over three peers, and a replacement peer just joined."""
     monkeypatch.setenv("QDRANT_URL", qdrant_stub.url)
     monkeypatch.setenv("QDRANT_API_KEY", "stub-secret-key")
-    qdrant_stub.state.create("cities", {"vectors": {"size": 4, "distance": "Cosine"}, "shard_number": 6,
-                                        "replication_factor": 2})  # fmt: skip
+    qdrant_stub.state.create(
+        "cities", {"vectors": {"size": 4, "distance": "Cosine"}, "shard_number": 6, "replication_factor": 2}
+    )
     qdrant_stub.state.replicas("cities")  # placed over the three original peers
     qdrant_stub.state.peer_ids.append(1003)  # the replacement joined
     return qdrant_stub
