@@ -200,6 +200,7 @@ REFUSALS = {
     ),
     "unknown collection": ("has no collection nope", ["--collection", "nope"]),
     "key outside the layout": ("is not this node's key", []),
+    "version that is a path": ("Qdrant version '1.18.3/../../../../tmp/evil' is not X.Y.Z", []),
     "bad parallel": ("--parallel must be at least 1", ["--parallel", "0"]),
 }
 
@@ -219,6 +220,10 @@ def test_refusals_change_nothing(case, cluster, capsys, tmp_path, s3_client, s3_
             part["shards"]["cities"]["0"] = dict(part["shards"]["cities"]["3"])
 
         tamper_part(s3_client, s3_bucket, elsewhere)
+    elif case == "version that is a path":  # a node steering backup verify's binary template
+        tamper_part(
+            s3_client, s3_bucket, lambda part: part.update(qdrant_version="1.18.3/../../../../tmp/evil")
+        )
     before = [len(node.state.requests) for node in nodes]
 
     code, _, err = run_restore(
@@ -227,7 +232,11 @@ def test_refusals_change_nothing(case, cluster, capsys, tmp_path, s3_client, s3_
         nodes,
         configs,
         *extra,
-        *(["--backup-id", BACKUP_ID] if case in ("incomplete set", "key outside the layout") else []),
+        *(
+            ["--backup-id", BACKUP_ID]
+            if case in ("incomplete set", "key outside the layout", "version that is a path")
+            else []
+        ),
     )
 
     assert code == EXIT_ERROR and message in err, err

@@ -64,3 +64,24 @@ def test_a_scratch_directory_on_fuse_is_refused(tmp_path):
     with pytest.raises(verify.VerifyError, match=r"/var/lib/other is on a FUSE filesystem .*--workdir"):
         verify.check_workdir(Path("/var/lib/other"), str(mounts))
     verify.check_workdir(Path("/var/lib/qdrant-ops/verify"), str(mounts))  # ext4: accepted
+
+
+@pytest.mark.parametrize(
+    "version", ["1.18.3/../../../../tmp/evil", "../1.18.3", "1.18", "", None, 1.18, "1.18.3\n"]
+)
+def test_a_version_from_the_set_picks_no_binary_unless_it_is_x_y_z(version):
+    with pytest.raises(verify.VerifyError, match=r"not X\.Y\.Z"):
+        verify.versioned_binary("/opt/qdrant/versions/{version}/qdrant", version)
+
+
+def test_a_templated_binary_stays_in_its_directory():
+    assert verify.versioned_binary("/opt/qdrant/versions/{version}/qdrant", "1.18.3") == (
+        "/opt/qdrant/versions/1.18.3/qdrant"
+    )
+    assert (
+        verify.versioned_binary("/opt/qdrant-{version}/bin/qdrant", "1.18.3")
+        == "/opt/qdrant-1.18.3/bin/qdrant"
+    )
+    assert verify.versioned_binary("/usr/local/bin/qdrant", "1.18.3") == "/usr/local/bin/qdrant"
+    with pytest.raises(verify.VerifyError, match="outside /opt/qdrant/versions"):
+        verify.versioned_binary("/opt/qdrant/versions/{version}/../../../../bin/sh", "1.18.3")

@@ -12,6 +12,7 @@ from qdrant_ops.backup import s3
 from qdrant_ops.backup.model import (
     MANIFEST_FORMAT,
     NAME_PATTERN,
+    VERSION_PATTERN,
     BackupError,
     BackupSettings,
     Layout,
@@ -142,6 +143,9 @@ def _record_problem(
         return f"it names node {part.get('node')!r}, not {node!r}"
     if peer_id is not None and pid != peer_id:
         return f"it names peer {pid}, not {peer_id}"
+    version = part.get("qdrant_version")
+    if version is not None and not (isinstance(version, str) and VERSION_PATTERN.match(version)):
+        return f"Qdrant version {str(version)[:40]!r} is not X.Y.Z"
     if part.get("status") != "ok":
         return None
     groups = part.get("shards")

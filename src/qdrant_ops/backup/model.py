@@ -11,8 +11,11 @@ from qdrant_ops.backup import s3
 from qdrant_ops.errors import ConfigError, QdrantOpsError
 
 ID_FORMAT = "%Y%m%dT%H%M%SZ"
-NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}\Z")  # \Z: no trailing newline
 DURATION_PATTERN = re.compile(r"^(\d+)([smhdw])$")
+# A Qdrant version as a set records it. Sets are written by nodes, so the version is untrusted: it
+# names a directory (backup verify's binary) and is compared, never used unchecked.
+VERSION_PATTERN = re.compile(r"^\d{1,6}\.\d{1,6}\.\d{1,6}\Z")
 DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 MANIFEST_FORMAT = 3  # 1: a collection snapshot per node; 2: a snapshot per shard; 3: per-node keys
 

@@ -204,6 +204,26 @@ def plan_rounds(sizes: dict[str, int], free: int, where: Path) -> list[list[str]
     return [[name] for name in sorted(sizes)]
 
 
+def versioned_binary(template: str, version: object) -> str:
+    """The binary for a set's Qdrant version: `{version}` in the template replaced. The version
+    comes from part records that nodes wrote, so it must be X.Y.Z and the path must stay inside
+    the directory before `{version}` (checked on the text: symlinks an administrator made there
+    are the administrator's choice)."""
+    if not (isinstance(version, str) and model.VERSION_PATTERN.match(version)):
+        raise VerifyError(
+            f"the set records Qdrant version {str(version)[:40]!r}, not X.Y.Z: no binary is picked by it"
+        )
+    if "{version}" not in template:
+        return template
+    base = os.path.abspath(os.path.dirname(template.split("{version}", 1)[0]))
+    path = template.replace("{version}", version)
+    if os.path.commonpath([base, os.path.abspath(path)]) != base:
+        raise VerifyError(
+            f"{path} is outside {base}: the binary template must name a path under that directory"
+        )
+    return path
+
+
 def check_drill(manifest: dict, binary: str, collections: Sequence[str]) -> tuple[str, str, dict[str, int]]:
     """Every refusal before anything starts: (binary, its version, bytes per collection to verify)."""
     if manifest.get("format", 1) < 2:
@@ -211,7 +231,7 @@ def check_drill(manifest: dict, binary: str, collections: Sequence[str]) -> tupl
             f"backup {manifest['backup_id']} is a format 1 set (a snapshot per node): it restores only onto "
             "as many nodes as it has parts, not onto one scratch node; verify a newer set"
         )
-    binary = binary.replace("{version}", str(manifest["qdrant_version"]))
+    binary = versioned_binary(binary, manifest["qdrant_version"])
     version = binary_version(binary)
     if restore.minor(version) != restore.minor(manifest["qdrant_version"]):
         raise VerifyError(
