@@ -4,7 +4,10 @@ a time, the end state checked). With a real Qdrant: tests/e2e/test_replace_node_
 
 from __future__ import annotations
 
+import contextlib
 import json
+import socket
+import threading
 
 import pytest
 
@@ -96,6 +99,50 @@ def test_repair_never_removes_the_leader_or_a_peer_that_answers(cli, qdrant_stub
     code, _, err = cli("cluster", "repair", "--remove-peer", "1001", "--remove-peer", "1002")
     assert code == EXIT_ERROR and f"peer 1001 answers at {stub_nodes[1].url}, so it is not dead" in err
     assert stub_nodes[1].state.peer_ids == [1000, 1001, 1002]  # nothing removed, 1002 neither
+
+
+class Listener:
+    """Something listening on host:port that answers every connection with `reply` and closes."""
+
+    def __init__(self, host: str, port: int, reply: bytes) -> None:
+        self.sock = socket.create_server((host, port))
+        self.reply = reply
+        threading.Thread(target=self.serve, daemon=True).start()
+
+    def serve(self) -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                connection, _ = self.sock.accept()
+                with connection:
+                    connection.recv(4096)
+                    connection.sendall(self.reply)
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+LIVE_ANSWERS = {
+    "REST 401 (rotated key)": ("rest", b"HTTP/1.1 401 Unauthorized\r\nContent-Length: 0\r\n\r\n"),
+    "REST 503 (loading)": ("rest", b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n"),
+    "REST not TLS-clean": ("rest", b"\x15\x03\x03\x00\x02\x02\x28"),  # a TLS alert to a plain request
+    "p2p only": ("p2p", b"\x00\x00"),
+}
+
+
+@pytest.mark.parametrize("case", list(LIVE_ANSWERS))
+def test_a_peer_that_answers_anything_is_not_dead(case, cli, qdrant_stub):
+    where, reply = LIVE_ANSWERS[case]
+    rest_port = int(qdrant_stub.url.rsplit(":", 1)[1])
+    host = "127.77.9.1"  # the peer's own loopback address: its REST port is the cluster's
+    listener = Listener(host, rest_port if where == "rest" else 6335, reply)
+    qdrant_stub.state.peer_uris[1002] = f"http://{host}:6335/"
+    try:
+        code, _, err = cli("cluster", "repair", "--remove-peer", "1002")
+    finally:
+        listener.close()
+    port = rest_port if where == "rest" else 6335
+    assert code == EXIT_ERROR and f"peer 1002 still accepts connections on {host}:{port}" in err, err
+    assert 1002 in qdrant_stub.state.peer_ids  # nothing removed
 
 
 def test_repair_refuses_to_drop_the_only_replica_unless_allowed(cli, qdrant_stub):

@@ -8,6 +8,7 @@ its factor.
 
 from __future__ import annotations
 
+import socket
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -136,9 +137,9 @@ def check_removable(client: ClusterClient, peer_id: int, allow_data_loss: bool =
     drain_hint = "move its shards away and remove it with playbooks/drain_node.yml instead"
     if (status.get("raft_info") or {}).get("leader") == peer_id:
         raise ReplicationError(f"peer {peer_id} is the raft leader, so it is alive: {drain_hint}")
-    url = peer_rest_url(peers[str(peer_id)]["uri"], client.urls[0])
-    if client.probe_peer_id(url) == peer_id:
-        raise ReplicationError(f"peer {peer_id} answers at {url}, so it is not dead: {drain_hint}")
+    alive = _sign_of_life(client, peer_id, peers)
+    if alive:
+        raise ReplicationError(f"peer {peer_id} {alive}, so it is not dead: {drain_hint}")
     only_here = []
     for name, placement in cluster_view(client)[1].items():
         for shard, holders in _shard_holders(placement).items():
@@ -154,6 +155,35 @@ def check_removable(client: ClusterClient, peer_id: int, allow_data_loss: bool =
             "collections from a backup afterwards"
         )
     return True
+
+
+def _sign_of_life(client: ClusterClient, peer_id: int, peers: dict) -> str | None:
+    """What still answers for the peer, or None when nothing does. A peer is dead for force
+    removal only when nothing accepts a TCP connection on its REST and p2p ports: an HTTP error
+    (401 from a rotated key, 503 while loading), a TLS failure or an unexpected answer mean a node
+    is there. An address where another peer answers, or that another peer's p2p URI names (a
+    replacement on the same host), says nothing about this peer and is not counted."""
+    uri = peers[str(peer_id)]["uri"]
+    url = peer_rest_url(uri, client.urls[0])
+    answer = client.probe_peer_id(url)
+    if answer == peer_id:
+        return f"answers at {url}"
+    rest, p2p = urlsplit(url), urlsplit(uri)
+    endpoints = [] if answer is not None else [(rest.hostname, rest.port or 6333)]
+    if not any(other != str(peer_id) and info.get("uri") == uri for other, info in peers.items()):
+        endpoints.append((p2p.hostname, p2p.port or 6335))
+    for host, port in endpoints:
+        if host and _accepts_tcp(host, port):
+            return f"still accepts connections on {host}:{port} (an HTTP error or TLS failure is a live node)"
+    return None
+
+
+def _accepts_tcp(host: str, port: int, timeout: float = 3.0) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:  # refused, timed out, no route: nothing there
+        return False
 
 
 def peer_rest_url(p2p_uri: str, any_node_url: str) -> str:
