@@ -4,6 +4,9 @@ real Qdrant: tests/e2e/test_restore_real_qdrant.py)."""
 
 from __future__ import annotations
 
+import threading
+import time
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -172,3 +175,39 @@ def test_a_presigned_url_in_an_error_loses_its_query_and_nothing_else():
     )
     plain = "GET /collections/c?wait=true on http://10.0.1.10:6333 failed"  # no presigned query: untouched
     assert restore.hide_presigned(plain) == plain
+
+
+def test_each_presigned_url_is_made_when_its_recovery_starts(monkeypatch):
+    """More nodes than --parallel: a URL made before the wait for a slot could expire during it."""
+    events: list[tuple[str, str]] = []
+    lock = threading.Lock()
+
+    def fake_recover(_client, snap, source, _timeout):
+        with lock:
+            events.append(("start", source))
+        time.sleep(0.05)
+        with lock:
+            events.append(("end", source))
+
+    def url_for(snap):
+        with lock:
+            events.append(("made", snap.node))
+        return snap.node
+
+    monkeypatch.setattr(restore, "recover", fake_recover)
+    todo = [restore.Snapshot("c", f"k{i}", 1, "0" * 64, 1000 + i, 0, f"http://n{i}") for i in range(4)]
+    restore._recover_all(None, todo, restore.Sources({}, url_for), parallel=1, timeout=60, log=lambda _: None)
+    assert [kind for kind, _ in events] == ["made", "start", "end"] * 4, events
+    assert all(events[i][1] == events[i + 1][1] for i in range(0, 12, 3))
+
+
+def test_a_presigned_url_lives_as_long_as_the_recovery_may_wait():
+    class Signer:
+        def generate_presigned_url(self, _method, Params, ExpiresIn):
+            return ExpiresIn
+
+    settings = type("S", (), {"bucket": "b"})()
+    snap = restore.Snapshot("c", "k", 1, "0" * 64, 1000, 0, "http://n")
+    assert restore.presigned_url(Signer(), settings, snap) == restore.PRESIGNED_URL_SECONDS
+    assert restore.presigned_url(Signer(), settings, snap, timeout=7200.5) == 7201
+    assert restore.presigned_url(Signer(), settings, snap, timeout=1e9) == 7 * 24 * 3600

@@ -38,6 +38,7 @@ sampled points must match the manifest.
 from __future__ import annotations
 
 import hashlib
+import math
 import re
 import shutil
 import threading
@@ -67,9 +68,12 @@ SHARD_PRIORITY = "no_sync"
 SHA256_PATTERN = re.compile(r"^[0-9a-f]{64}$")
 FREE_SPACE_MARGIN = 1.05
 FETCH_BY = ("nodes", "restorer")
-# A node starts its GET as soon as it is asked; the URL only has to live until then. Its query (the
-# values percent-encoded, so no ':' or space inside) is cut from every message.
+# A node starts its GET as soon as it is asked, so each URL is made when its recovery starts (after
+# the wait for a --parallel slot) and lives at least this long, or the recovery's timeout when that
+# is longer (S3 allows 7 days at most). Its query (the values percent-encoded, so no ':' or space
+# inside) is cut from every message.
 PRESIGNED_URL_SECONDS = 900
+PRESIGNED_URL_MAX_SECONDS = 7 * 24 * 3600
 _PRESIGNED_QUERY = re.compile(r"(https?://[^\s\"'?]+)\?[^\s\"']*(?:X-Amz-|Signature=)[^\s\"':]*")
 
 
@@ -333,9 +337,10 @@ def download(s3_client, settings: s3.S3Settings, snap: Snapshot, path: Path) -> 
     partial.replace(path)
 
 
-def presigned_url(s3_client, settings: s3.S3Settings, snap: Snapshot) -> str:
+def presigned_url(s3_client, settings: s3.S3Settings, snap: Snapshot, timeout: float = 0) -> str:
+    lifetime = min(PRESIGNED_URL_MAX_SECONDS, max(PRESIGNED_URL_SECONDS, math.ceil(timeout)))
     return s3_client.generate_presigned_url(
-        "get_object", Params={"Bucket": settings.bucket, "Key": snap.key}, ExpiresIn=PRESIGNED_URL_SECONDS
+        "get_object", Params={"Bucket": settings.bucket, "Key": snap.key}, ExpiresIn=lifetime
     )
 
 
@@ -503,7 +508,13 @@ class Sources:
     files: Files
     url_for: Callable[[Snapshot], str] | None = None
 
+    def wait_for(self, snap: Snapshot) -> None:
+        """Until the snapshot's staged file is ready (nothing to wait for with URLs)."""
+        if not self.url_for:
+            self.files[snap.key].result()
+
     def locate(self, snap: Snapshot) -> Path | str:
+        """The staged file, or a presigned URL made now: call it when the recovery starts."""
         return self.url_for(snap) if self.url_for else self.files[snap.key].result()
 
     def wait_all(self) -> None:
@@ -555,10 +566,10 @@ def _fetcher(report: dict, fetch_by: str, log) -> str:
 
 def _sources(
     report: dict, downloads: ThreadPoolExecutor, s3_client, settings: s3.S3Settings,
-    snapshots: list[Snapshot], *, directory: Path, log,
+    snapshots: list[Snapshot], *, directory: Path, timeout: float, log,
 ) -> Sources:  # fmt: skip
     if report["fetch_by"] == "nodes":
-        return Sources({}, lambda snap: presigned_url(s3_client, settings, snap))
+        return Sources({}, lambda snap: presigned_url(s3_client, settings, snap, timeout))
     check_free_space(directory, report["bytes"])
     return Sources(_start_downloads(downloads, s3_client, settings, snapshots, directory=directory, log=log))
 
@@ -577,11 +588,11 @@ def _recover_all(
     def one_node(snaps: list[Snapshot]) -> None:
         for snap in snaps:
             try:
-                source = sources.locate(snap)
+                sources.wait_for(snap)  # a download is waited for outside the slot
                 with slots:
                     if failed.is_set():
                         return
-                    recover(client, snap, source, timeout)
+                    recover(client, snap, sources.locate(snap), timeout)
             except BaseException:
                 failed.set()
                 sources.cancel()  # no more downloads: the restore has failed
@@ -750,7 +761,16 @@ def restore(
     downloads = ThreadPoolExecutor(max_workers=1, thread_name_prefix="restore-download")
     downloaded: list[float] = []
     try:
-        sources = _sources(report, downloads, s3_client, settings.s3, snapshots, directory=directory, log=log)
+        sources = _sources(
+            report,
+            downloads,
+            s3_client,
+            settings.s3,
+            snapshots,
+            directory=directory,
+            timeout=timeout,
+            log=log,
+        )
         for pending in sources.files.values():
             pending.add_done_callback(lambda _f: downloaded.append(time.monotonic() - started))
         _recover(client, manifest, chosen, snapshots, sources=sources, replace=report["replace"], nodes=nodes,
