@@ -25,6 +25,7 @@ from qdrant_ops.client import ClusterClient
 from qdrant_ops.cluster import collections, health, points, rebalance, replicas, standby, zone_metrics, zones
 from qdrant_ops.errors import ConfigError, QdrantOpsError
 from qdrant_ops.ingest import dataset, engine, sources
+from qdrant_ops.keyfile import read_key_file
 from qdrant_ops.table import format_table
 
 # Exit codes, the same for every command (printed by --help, listed in the README).
@@ -78,10 +79,7 @@ class _SubParser(_Parser):
 def _read_key(path: str | None, option: str) -> str | None:
     if not path:
         return None
-    try:
-        return Path(path).read_text().strip() or None
-    except OSError as exc:
-        raise ConfigError(f"cannot read {option} {path}: {exc.strerror}") from None
+    return read_key_file(path, option)
 
 
 def _api_key(args: argparse.Namespace) -> str | None:

@@ -175,3 +175,26 @@ def test_apply_moves_a_new_collections_replicas_out_of_a_shared_zone(qdrant_stub
         assert "WARNING" not in status
     else:
         assert "moved" not in out and status.count("WARNING: replicas share a zone, avoidably") == 2
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"old-key-abcdef\nnew-key-ghijkl\n", "holds 2 lines: put exactly one key in it"),
+        (b"key-with\x07bell", "holds a space or control character inside the key"),
+        (b"key with space", "holds a space or control character inside the key"),
+        ("schl\u00fcssel".encode(), "holds non-ASCII bytes"),
+        (b"\xff\xfe", "holds non-ASCII bytes"),
+        (b"\n\n", "is empty: write the key into it"),
+    ],
+)
+def test_a_key_file_is_one_printable_line_and_never_printed(content, message, tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("QDRANT_API_KEY", raising=False)
+    key_file = tmp_path / "api-key"
+    key_file.write_bytes(content)
+    code = main(["collections", "list", "--url", "http://127.0.0.1:9", "--api-key-file", str(key_file)])
+    out, err = capsys.readouterr()
+    assert code == EXIT_ERROR and f"--api-key-file {key_file} {message}" in err, err
+    assert "Traceback" not in err
+    for secret in ("old-key", "new-key", "key-with", "key with", "schl"):
+        assert secret not in out + err

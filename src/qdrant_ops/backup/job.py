@@ -32,6 +32,7 @@ from qdrant_ops.backup.retention import Retention
 from qdrant_ops.backup.s3 import MIB, S3Settings, make_client
 from qdrant_ops.client import ClusterClient, normalise_urls
 from qdrant_ops.errors import ConfigError
+from qdrant_ops.keyfile import read_key_file
 
 DEFAULT_PATH = "/etc/qdrant-ops/backup.yml"
 SECTIONS = {
@@ -89,16 +90,6 @@ def _check_keys(section: dict, name: str | None, path: str) -> None:
         )
 
 
-def _read_secret(path: str, what: str) -> str:
-    try:
-        value = Path(path).read_text().strip()
-    except OSError as exc:
-        raise ConfigError(f"cannot read the {what} file {path}: {exc.strerror}") from None
-    if not value:
-        raise ConfigError(f"the {what} file {path} is empty")
-    return value
-
-
 def _s3_settings(section: dict) -> S3Settings:
     return S3Settings(
         bucket=section.get("bucket") or "",
@@ -148,7 +139,7 @@ def from_dict(data: dict, path: str = "<config>") -> BackupConfig:
         raise ConfigError(f"{path}: set 'cluster' (the cluster name used in S3 keys)")
     api_key = qdrant.get("api_key") or None
     if qdrant.get("api_key_file"):
-        api_key = _read_secret(qdrant["api_key_file"], "API key")
+        api_key = read_key_file(qdrant["api_key_file"], "the API key file")
     collections = data.get("collections") or []
     if isinstance(collections, str) or not isinstance(collections, list):
         raise ConfigError(f"{path}: collections must be a list of names")

@@ -761,16 +761,8 @@ def restore(
     downloads = ThreadPoolExecutor(max_workers=1, thread_name_prefix="restore-download")
     downloaded: list[float] = []
     try:
-        sources = _sources(
-            report,
-            downloads,
-            s3_client,
-            settings.s3,
-            snapshots,
-            directory=directory,
-            timeout=timeout,
-            log=log,
-        )
+        sources = _sources(report, downloads, s3_client, settings.s3, snapshots, directory=directory,
+                           timeout=timeout, log=log)  # fmt: skip
         for pending in sources.files.values():
             pending.add_done_callback(lambda _f: downloaded.append(time.monotonic() - started))
         _recover(client, manifest, chosen, snapshots, sources=sources, replace=report["replace"], nodes=nodes,
