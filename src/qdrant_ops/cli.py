@@ -82,6 +82,19 @@ def _read_key(path: str | None, option: str) -> str | None:
     return read_key_file(path, option)
 
 
+def peer_id(text: str) -> int:
+    """An argparse type: Qdrant peer ids are unsigned 64-bit integers."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if not 0 <= value < 2**64:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a peer id (an unsigned integer, see cluster status)"
+        )
+    return value
+
+
 def _api_key(args: argparse.Namespace) -> str | None:
     if args.api_key_file:
         return _read_key(args.api_key_file, "--api-key-file")
@@ -837,7 +850,7 @@ def _cluster_parser(commands, conn: argparse.ArgumentParser) -> None:
         "repair", parents=[conn], help="remove dead peers, replicate shards back to their replication factor"
     )
     repair.add_argument(
-        "--remove-peer", type=int, action="append", help="dead peer to remove (force), repeatable"
+        "--remove-peer", type=peer_id, action="append", help="dead peer to remove (force), repeatable"
     )
     _flag(
         repair,
@@ -845,7 +858,7 @@ def _cluster_parser(commands, conn: argparse.ArgumentParser) -> None:
         "remove a dead peer even if it holds the only Active replica of a shard (that data is lost)",
     )
     repair.add_argument(
-        "--to-peer", type=int, help="put the new replicas on this peer first (the replacement)"
+        "--to-peer", type=peer_id, help="put the new replicas on this peer first (the replacement)"
     )
     repair.add_argument(
         "--method",
@@ -858,7 +871,7 @@ def _cluster_parser(commands, conn: argparse.ArgumentParser) -> None:
     balance = cluster_cmd.add_parser(
         "rebalance", parents=[conn], help="spread shard replicas evenly (or empty one peer with --drain)"
     )
-    balance.add_argument("--drain", type=int, metavar="PEER_ID", help="move every replica off this peer")
+    balance.add_argument("--drain", type=peer_id, metavar="PEER_ID", help="move every replica off this peer")
     _flag(balance, "--remove", "with --drain: then remove the emptied peer from the cluster (no force)")
     balance.add_argument(
         "--method",

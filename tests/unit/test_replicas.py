@@ -11,7 +11,7 @@ import threading
 
 import pytest
 
-from qdrant_ops.cli import EXIT_ERROR, main
+from qdrant_ops.cli import EXIT_ERROR, EXIT_USAGE, main
 from qdrant_ops.cluster import replicas
 
 
@@ -153,3 +153,11 @@ def test_repair_refuses_to_drop_the_only_replica_unless_allowed(cli, qdrant_stub
     code, out, err = cli("cluster", "repair", "--remove-peer", "1002", "--allow-data-loss", "--json")
     assert code == 0, err
     assert json.loads(out)["removed_peers"] == [1002] and 1002 not in qdrant_stub.state.peer_ids
+
+
+@pytest.mark.parametrize("value", ["-5", "x", "18446744073709551616"])
+def test_a_peer_id_that_cannot_be_one_is_refused_before_anything(value, cli, qdrant_stub, capsys):
+    with pytest.raises(SystemExit) as stop:
+        main(["cluster", "repair", "--remove-peer", value])
+    assert stop.value.code == EXIT_USAGE and "is not a peer id" in capsys.readouterr().err
+    assert 1002 in qdrant_stub.state.peer_ids and qdrant_stub.state.replications == []
