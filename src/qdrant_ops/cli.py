@@ -38,7 +38,8 @@ EXIT_CODES = """exit codes:
   0    done; healthy, complete, nothing to change
   1    done, and something needs attention: a replica unhealthy, a backup set incomplete,
        a point not found, collections differ from the spec (apply --dry-run --exit-code)
-  2    error: the last line on stderr says what failed and the fix (with --json also on stdout)
+  2    error: the last line on stderr says what failed and the fix (with --json also on stdout);
+       also an internal error (a bug), in one line (qdrant-ops --debug ... prints its traceback)
   64   bad command line
   130  interrupted"""
 
@@ -1072,6 +1073,9 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=_HelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument(
+        "--debug", action="store_true", help="on an internal error, print the traceback (before COMMAND)"
+    )
     conn = _connection_options()
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_SubParser)
 
@@ -1108,6 +1112,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("qdrant-ops: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except Exception as exc:  # a bug: one line, not a traceback that may carry secrets
+        if args.debug:
+            raise
+        detail = restore.hide_presigned(str(exc))[:500]
+        print(
+            f"qdrant-ops: internal error: {type(exc).__name__}: {detail} "
+            "(a bug: run again as qdrant-ops --debug ... for the traceback and report it)",
+            file=sys.stderr,
+        )
+        return EXIT_ERROR
 
 
 if __name__ == "__main__":

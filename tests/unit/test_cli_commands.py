@@ -198,3 +198,16 @@ def test_a_key_file_is_one_printable_line_and_never_printed(content, message, tm
     assert "Traceback" not in err
     for secret in ("old-key", "new-key", "key-with", "key with", "schl"):
         assert secret not in out + err
+
+
+def test_an_unexpected_error_is_one_line_and_the_traceback_only_with_debug(monkeypatch, capsys):
+    def broken(_args):
+        raise KeyError("https://bucket.s3.amazonaws.com/k?X-Amz-Signature=deadbeef&X-Amz-Credential=AKIA")
+
+    monkeypatch.setattr("qdrant_ops.cli.cmd_tls_expiry", broken)  # the parser wires it at build time
+    code = main(["tls", "expiry", "/dev/null"])
+    err = capsys.readouterr().err
+    assert code == EXIT_ERROR and err.startswith("qdrant-ops: internal error: KeyError: "), err
+    assert "Traceback" not in err and "deadbeef" not in err and "--debug" in err
+    with pytest.raises(KeyError):
+        main(["--debug", "tls", "expiry", "/dev/null"])
