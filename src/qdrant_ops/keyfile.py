@@ -1,4 +1,4 @@
-"""Secrets read from files (API keys, S3 secret keys): exactly one printable-ASCII line.
+"""Secrets read from files (API keys): exactly one printable-ASCII line.
 
 A key goes into HTTP headers, where control characters and non-ASCII text are not allowed, and a
 second line (an old and a new key during a rotation) would be sent as part of the key and then
