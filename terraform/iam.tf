@@ -1,8 +1,9 @@
 # Qdrant nodes: one role per node. Each reads the cluster's backups (a restore reads every set)
-# and writes only under <prefix>/<cluster>/<set>/nodes/<its name>/ (qdrant-ops backup format 3),
-# so a compromised node can neither overwrite another node's part nor plant records for it; no
-# node may delete. Monitoring host: ec2:DescribeInstances for Prometheus' EC2 discovery, and the
-# pruning of backup sets (list, read, delete), the only principal that deletes backups.
+# and writes only under <prefix>/<cluster>/<set>/nodes/<its name>/ (qdrant-ops backup formats 3
+# and 4), each object once, so a compromised node can neither overwrite another node's part, nor
+# its own earlier ones, nor plant records for it; no node may delete. Monitoring host:
+# ec2:DescribeInstances for Prometheus' EC2 discovery, sealing sets (the only principal that writes
+# seals, what makes a set restorable) and pruning them (the only principal that deletes backups).
 # With ssh_access = "ssm" all also get AWS's Session Manager core policy.
 data "aws_iam_policy_document" "ec2_assume" {
   statement {
@@ -48,13 +49,34 @@ data "aws_iam_policy_document" "qdrant_backups" {
     resources = ["${aws_s3_bucket.backup.arn}/${local.backup_key_prefix}*"]
   }
 
+  # Write once: an object is created (PutObject, CompleteMultipartUpload) only with If-None-Match,
+  # so a node cannot replace anything it wrote before either; the multipart steps that carry no
+  # such header are told apart by s3:ObjectCreationOperation (docs/backup-trust.md).
   statement {
-    sid = "WriteOwnPartOnly"
-    actions = [
-      "s3:PutObject",
-      "s3:AbortMultipartUpload",
-      "s3:ListMultipartUploadParts",
-    ]
+    sid       = "CreateOwnObjectsOnce"
+    actions   = ["s3:PutObject"]
+    resources = ["${aws_s3_bucket.backup.arn}/${local.backup_key_prefix}*/nodes/${each.key}/*"]
+    condition {
+      test     = "Null"
+      variable = "s3:if-none-match"
+      values   = ["false"]
+    }
+  }
+
+  statement {
+    sid       = "UploadOwnParts"
+    actions   = ["s3:PutObject"]
+    resources = ["${aws_s3_bucket.backup.arn}/${local.backup_key_prefix}*/nodes/${each.key}/*"]
+    condition {
+      test     = "Bool"
+      variable = "s3:ObjectCreationOperation"
+      values   = ["false"]
+    }
+  }
+
+  statement {
+    sid       = "AbortOwnUploads"
+    actions   = ["s3:AbortMultipartUpload", "s3:ListMultipartUploadParts"]
     resources = ["${aws_s3_bucket.backup.arn}/${local.backup_key_prefix}*/nodes/${each.key}/*"]
   }
 
@@ -117,6 +139,18 @@ data "aws_iam_policy_document" "backup_pruning" {
     sid       = "PruneBackups"
     actions   = ["s3:GetObject", "s3:DeleteObject"]
     resources = ["${aws_s3_bucket.backup.arn}/${local.backup_key_prefix}*"]
+  }
+
+  # The sealer: a set's seal, written once; no node may write it (their keys lie under nodes/).
+  statement {
+    sid       = "SealSets"
+    actions   = ["s3:PutObject"]
+    resources = ["${aws_s3_bucket.backup.arn}/${local.backup_key_prefix}*/seal.json"]
+    condition {
+      test     = "Null"
+      variable = "s3:if-none-match"
+      values   = ["false"]
+    }
   }
 
   dynamic "statement" {

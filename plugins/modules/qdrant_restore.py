@@ -10,7 +10,7 @@ short_description: Restore collections of a Qdrant cluster from a qdrant-ops bac
 description:
   - Thin over C(qdrant_ops.restore.restore); run it once, on a host whose interpreter can import
     C(qdrant_ops) and reach S3 and every node's REST API (the first Qdrant node in playbooks/restore.yml).
-  - Chooses the set (O(backup_id), default the newest complete one) and refuses, changing nothing, an
+  - Chooses the set (O(backup_id), default the newest sealed one) and refuses, changing nothing, an
     incomplete set, a part record whose object keys or checksums do not fit the set's layout, a Qdrant
     minor version other than the set's, collections that exist without O(overwrite), and a target with
     fewer peers than a collection's replication factor.
@@ -31,8 +31,14 @@ description:
     precedence.
 options:
   backup_id:
-    description: The set; default the newest complete one.
+    description: The set; default the newest sealed one.
     type: str
+  allow_unsealed:
+    description:
+      - Restore the set O(backup_id) although it is not sealed. Its part records, each written by a
+        single node, then decide what comes back; for sets the sealer refused or could not reach.
+    type: bool
+    default: false
   collections:
     description: Collections to restore (default every collection of the set).
     type: list
@@ -137,6 +143,7 @@ from ansible.module_utils.qdrant_common import (
 
 ARGUMENT_SPEC = {
     "backup_id": {"type": "str"},
+    "allow_unsealed": {"type": "bool", "default": False},
     "nodes": {"type": "list", "elements": "str", "required": True},
     "peer_map": {"type": "dict"},
     "overwrite": {"type": "bool", "default": False},
@@ -164,7 +171,7 @@ def run_restore(module) -> dict:
             collections=params["collections"] or (), peer_map=peer_map or None,
             overwrite=params["overwrite"], dry_run=module.check_mode, parallel=params["parallel"],
             fetch_by=params["fetch_by"],
-            timeout=params["wait_timeout"],
+            timeout=params["wait_timeout"], allow_unsealed=params["allow_unsealed"],
         )  # fmt: skip
         if not module.check_mode:
             report["points"] = {name: client.count_points(name) for name in report["collections"]}

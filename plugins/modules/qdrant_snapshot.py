@@ -14,17 +14,21 @@ description:
     local snapshot file and records the node's part; the set's manifest is rebuilt and says whether the
     set is complete (every peer's part succeeded, every shard has a snapshot).
     Run it on every Qdrant node with the same O(backup_id) to make one set.
-  - A node whose part of O(backup_id) already succeeded is not snapshotted again (changed=false)
-    unless O(force=true).
+  - A node whose part of O(backup_id) already succeeded is not snapshotted again (changed=false);
+    part records are written once, so O(force=true) then fails.
+  - C(state=sealed) seals every set whose parts are all in (the sealer's job: run it where the prune
+    timer runs, with a config that names the cluster's C(members)); only sealed sets are restorable.
   - C(state=list) returns the cluster's sets, newest first. C(state=absent) deletes the set O(backup_id).
   - Settings come from O(config_file) (the file the qdrant_backup role writes) with the options given
     here taking precedence, or from the options alone.
   - Runs with an interpreter that can import the C(qdrant_ops) package (the qdrant_backup role's venv).
 options:
   state:
-    description: C(present) uploads this node's part, C(list) lists sets, C(absent) deletes one set.
+    description: >-
+      C(present) uploads this node's part, C(sealed) seals the sets that qualify, C(list) lists sets,
+      C(absent) deletes one set.
     type: str
-    choices: [present, list, absent]
+    choices: [present, sealed, list, absent]
     default: present
   backup_id:
     description:
@@ -35,7 +39,7 @@ options:
     type: list
     elements: str
   force:
-    description: Snapshot again even when this node's part of O(backup_id) already succeeded.
+    description: Fail, rather than keep it, when this node's part of O(backup_id) exists.
     type: bool
     default: false
 extends_documentation_fragment: [qdrant_backup_config]
@@ -55,6 +59,11 @@ EXAMPLES = r"""
     state: list
     config_file: /etc/qdrant-ops/backup.yml
   register: sets
+
+- name: Seal the sets whose parts are all in (where the prune timer runs)
+  qdrant_snapshot:
+    state: sealed
+    config_file: /etc/qdrant-ops/backup.yml
 
 - name: Delete one set
   qdrant_snapshot:
@@ -81,9 +90,26 @@ shards:
   sample: {"cities": {"4": {"key": "qdrant-backups/prod/20261124T000000Z/cities/shards/4.381894127.snapshot",
            "size": 104857600, "sha256": "9f86d0...", "seconds": 2.4}}}
 set_status:
-  description: C(complete) once every peer's part is present and verified, else C(incomplete).
+  description: >-
+    C(unsealed) once every peer's part is present and verified, C(complete) once the sealer sealed
+    the set, else C(incomplete).
   returned: state is present
   type: str
+sealed:
+  description: The sets this run sealed.
+  returned: state is sealed and not check mode
+  type: list
+  elements: str
+results:
+  description: For each unsealed set, whether it was sealed and, if not, why (its problems).
+  returned: state is sealed and not check mode
+  type: list
+  elements: dict
+would_seal:
+  description: The unsealed sets whose parts are all in (check mode seals nothing).
+  returned: state is sealed and check mode
+  type: list
+  elements: str
 seconds:
   description: Wall-clock seconds of the whole task.
   returned: always
@@ -118,7 +144,7 @@ with contextlib.suppress(ImportError):  # reported by run_module before any of t
     from qdrant_ops.backup import catalog, job, model, node_part, retention, s3
 
 ARGUMENT_SPEC = {
-    "state": {"type": "str", "choices": ["present", "list", "absent"], "default": "present"},
+    "state": {"type": "str", "choices": ["present", "sealed", "list", "absent"], "default": "present"},
     "backup_id": {"type": "str"},
     "force": {"type": "bool", "default": False},
     **BACKUP_CONFIG_ARGUMENT_SPEC,
@@ -169,11 +195,23 @@ def absent(module, config) -> dict:
     }
 
 
+def sealed(module, config) -> dict:
+    if module.check_mode:
+        waiting = [s["backup_id"] for s in catalog.list_sets(s3.make_client(config.settings.s3), config.settings)
+                   if s["status"] == "unsealed"]  # fmt: skip
+        return {"changed": bool(waiting), "would_seal": waiting}
+    results = job.run_seal(config)
+    newly = [r["backup_id"] for r in results if r["sealed"] and not r.get("already")]
+    return {"changed": bool(newly), "sealed": newly, "results": results}
+
+
 def run_state(module) -> dict:
     config = load_backup_config(module.params)
     state = module.params["state"]
     if state == "present":
         return present(module, config)
+    if state == "sealed":
+        return sealed(module, config)
     if state == "absent":
         return absent(module, config)
     return {"changed": False, "sets": catalog.list_sets(s3.make_client(config.settings.s3), config.settings)}

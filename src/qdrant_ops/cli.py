@@ -347,7 +347,7 @@ def cmd_backup_run(args: argparse.Namespace) -> int:
     part = job.run_backup(config, args.backup_id, log=log, force=args.force)
     if part.get("skipped"):
         _emit(args, part, f"backup {part['backup_id']}: peer {part['peer_id']}'s part already succeeded, "
-              f"kept (--force replaces it); set is {part['set_status']}")  # fmt: skip
+              f"kept; set is {part['set_status']}")  # fmt: skip
         return 0
     total = node_part.part_bytes(part)
     _emit(
@@ -390,9 +390,20 @@ def cmd_backup_show(args: argparse.Namespace) -> int:
     return 0 if manifest["status"] == "complete" else 1
 
 
+def cmd_backup_seal(args: argparse.Namespace) -> int:
+    config = job.load(args.config)
+    results = job.run_seal(config)
+    rows = [
+        [r["backup_id"], "sealed" if r["sealed"] else "not sealed", "; ".join(r["problems"])] for r in results
+    ]
+    _emit(args, results, format_table(rows, ["BACKUP", "SEAL", "WHY NOT"]))
+    return 0
+
+
 def cmd_backup_prune(args: argparse.Namespace) -> int:
     config = job.load(args.config)
-    plan = job.run_prune(config, dry_run=args.dry_run)
+    log = (lambda line: print(line, file=sys.stderr)) if not args.json else (lambda _line: None)
+    plan = job.run_prune(config, dry_run=args.dry_run, log=log)
     rows = [
         [p["backup_id"], p["status"], "keep" if p["keep"] else "delete", "; ".join(p["reasons"])]
         for p in plan
@@ -600,7 +611,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
             Path(args.staging_dir or tempfile.gettempdir()),
             backup_id=args.backup_id, collections=args.collection or (), peer_map=peer_map or None,
             overwrite=args.overwrite, dry_run=args.dry_run, parallel=args.parallel,
-            fetch_by=args.fetch_by, timeout=args.wait_timeout, log=log,
+            fetch_by=args.fetch_by, timeout=args.wait_timeout, allow_unsealed=args.allow_unsealed, log=log,
         )  # fmt: skip
     rows = [[p["collection"], "" if p["shard_id"] is None else p["shard_id"], p["peer_id"],
              p["node"] or "(placed by Qdrant)", p["bytes"]] for p in report["plan"]]  # fmt: skip
@@ -987,7 +998,7 @@ def _backup_parser(commands, config_opts: argparse.ArgumentParser) -> None:
     run = bak.add_parser("run", parents=[config_opts], help="upload this node's part of a backup set")
     run.add_argument("--backup-id", help="set id for an on-demand run (default: the current schedule slot)")
     run.add_argument("--collection", action="append", help="only this collection, repeatable")
-    _flag(run, "--force", "replace this node's part of the set even if it succeeded")
+    _flag(run, "--force", "refused when the part exists (part records are written once); kept for scripts")
     run.set_defaults(handler=cmd_backup_run)
     bak.add_parser("list", parents=[config_opts], help="backup sets, newest first").set_defaults(
         handler=cmd_backup_list
@@ -998,7 +1009,15 @@ def _backup_parser(commands, config_opts: argparse.ArgumentParser) -> None:
         show, "--no-verify", "check each object's size from the bucket listing only, not its sha256 (faster)"
     )
     show.set_defaults(handler=cmd_backup_show)
-    prune = bak.add_parser("prune", parents=[config_opts], help="delete sets the retention policy drops")
+    seal_cmd = bak.add_parser(
+        "seal", parents=[config_opts], help="seal the sets whose parts are all in (the pruning role only)",
+        description="Checks every unsealed set against the cluster's members (`members` in the config) and "
+        "writes its seal once: only sealed sets are restorable, verifiable and kept by retention. "
+        "backup prune seals first too.",
+    )  # fmt: skip
+    seal_cmd.set_defaults(handler=cmd_backup_seal)
+    prune = bak.add_parser("prune", parents=[config_opts], help="seal what qualifies, then delete the sets "
+                           "the retention policy drops")  # fmt: skip
     _flag(prune, "--dry-run", "print the plan, delete nothing")
     prune.set_defaults(handler=cmd_backup_prune)
     verify = bak.add_parser(
@@ -1048,7 +1067,9 @@ def _restore_parser(commands, config_opts: argparse.ArgumentParser) -> None:
         help="who downloads the snapshots from S3: the nodes (presigned URLs; they must reach S3) or this "
         "host, which uploads them (default nodes; --overwrite and format 1 sets always use this host)",
     )
-    rst.add_argument("--backup-id", help="set to restore (default: the newest complete one)")
+    rst.add_argument("--backup-id", help="set to restore (default: the newest sealed one)")
+    _flag(rst, "--allow-unsealed", "with --backup-id: restore a set that is not sealed (its part records, "
+          "which single nodes wrote, then decide what comes back)")  # fmt: skip
     rst.add_argument("--collection", action="append", help="only this collection, repeatable")
     rst.add_argument(
         "--map",

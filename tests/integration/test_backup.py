@@ -9,11 +9,12 @@ import hashlib
 import json
 from pathlib import Path
 
+import botocore.exceptions
 import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from qdrant_ops.backup import metrics, model, node_part
+from qdrant_ops.backup import metrics, model, node_part, s3
 from qdrant_ops.cli import EXIT_ERROR, main
 from tests.support.s3 import TEST_CREDENTIALS, MotoServer, free_port
 
@@ -40,6 +41,7 @@ def write_config(tmp_path, s3_server, s3_bucket):
                 "max_attempts": 1,
             },
             "metrics_dir": str(tmp_path / "textfiles"),
+            "members": ["peer-1000", "peer-1001", "peer-1002"],  # the stub nodes' default names
         }
         for section, values in changes.items():
             if isinstance(values, dict):
@@ -89,7 +91,11 @@ def test_three_nodes_make_one_complete_verified_set(
         assert code == 0, err
         statuses.append(out.split("set is ")[-1].strip())
         assert "cities: snapshot of shard(s)" in err  # progress goes to stderr, the summary to stdout
-    assert statuses == ["incomplete", "incomplete", "complete"]
+    assert statuses == ["incomplete", "incomplete", "unsealed"]  # every part in; the sealer's turn
+    code, out, _ = cli("backup", "show", BACKUP_ID, "--config", config)
+    assert code == 1 and "unsealed" in out
+    code, out, err = cli("backup", "seal", "--config", config)
+    assert code == 0 and BACKUP_ID in out and "sealed" in out, err
 
     code, out, _ = cli("backup", "show", BACKUP_ID, "--config", config, "--json")
     manifest = json.loads(out)
@@ -103,12 +109,16 @@ def test_three_nodes_make_one_complete_verified_set(
     assert [p["id"] for p in cities["sample"]] == list(range(10))
     expected = node_part.point_fingerprint({"id": 3, "payload": {"city": "c3"}, "vector": [3, 0.5, 0.25, 1]})
     assert cities["sample"][3] == expected
-    assert manifest["format"] == 3 and "nodes" not in cities
+    assert manifest["format"] == 4 and "nodes" not in cities
+    assert manifest["sealed"]["members"] == ["peer-1000", "peer-1001", "peer-1002"]
     assert sorted(cities["shards"], key=int) == [str(shard) for shard in range(6)]
     for shard, record in cities["shards"].items():
         peer = 1000 + int(shard) % 3  # the stub places shard s on peer s mod 3
         assert record["peer_id"] == peer and record["node"] == f"peer-{peer}"  # no `node` configured
-        assert record["key"] == f"qdrant-backups/prod/{BACKUP_ID}/nodes/peer-{peer}/cities/{shard}.snapshot"
+        assert model.ATTEMPT_PATTERN.match(record["attempt"])
+        assert record["key"] == (
+            f"qdrant-backups/prod/{BACKUP_ID}/nodes/peer-{peer}/{record['attempt']}/cities/{shard}.snapshot"
+        )
         stored = s3_client.get_object(Bucket=s3_bucket, Key=record["key"])
         body = stored["Body"].read()
         assert len(body) == record["size"] == 64 * 1024
@@ -120,8 +130,12 @@ def test_three_nodes_make_one_complete_verified_set(
         item["Key"][len(prefix) :]
         for item in s3_client.list_objects_v2(Bucket=s3_bucket, Prefix=prefix)["Contents"]
     ]
-    assert {key.split("/")[0] for key in listed} == {"nodes"}
-    assert {key.split("/")[1] for key in listed} == {"peer-1000", "peer-1001", "peer-1002"}
+    assert {key.split("/")[0] for key in listed} == {"nodes", "seal.json"}  # the seal: the sealer's
+    assert {key.split("/")[1] for key in listed if key != "seal.json"} == {
+        "peer-1000",
+        "peer-1001",
+        "peer-1002",
+    }
     assert manifest_in(s3_client, s3_bucket) is None
 
     for node in stub_nodes:  # every node's local snapshot files were deleted after the upload
@@ -150,6 +164,7 @@ def test_each_shard_of_a_replicated_collection_is_saved_once(stub_nodes, write_c
             cli("backup", "run", "--config", config, "--backup-id", BACKUP_ID, "--collection", "twice")[0]
             == 0
         )
+    assert cli("backup", "seal", "--config", config)[0] == 0
     code, out, _ = cli("backup", "show", BACKUP_ID, "--config", config, "--json")
     shards = json.loads(out)["collections"]["twice"]["shards"]
     assert code == 0 and sorted(shards) == ["0", "1", "2", "3"]
@@ -213,13 +228,35 @@ def test_a_second_run_in_the_slot_keeps_the_part_that_succeeded(
 
     code, out, _ = cli("backup", "run", "--config", config, "--backup-id", BACKUP_ID)
 
-    assert code == 0 and "part already succeeded, kept (--force replaces it)" in out
+    assert code == 0 and "part already succeeded, kept" in out
     assert snapshots_created(stub_nodes[0]) == made  # nothing snapshotted
     assert s3_client.head_object(Bucket=s3_bucket, Key=part_key)["ETag"] == etag  # the part untouched
     code, _, err = cli("backup", "run", "--config", config, "--backup-id", BACKUP_ID, "--collection", "nope")
     assert code == EXIT_ERROR and "collections not found: nope" in err
     code, _, err = cli("backup", "run", "--config", config, "--backup-id", BACKUP_ID, "--force")
-    assert code == EXIT_ERROR and "the node's disk is full" in err  # --force did run again
+    assert code == EXIT_ERROR and "part records are written once: take a new set" in err
+    assert snapshots_created(stub_nodes[0]) == made and "Traceback" not in err
+
+
+def test_a_failed_attempt_never_blocks_the_next_and_nothing_is_overwritten(
+    stub_nodes, write_config, cli, s3_client, s3_bucket
+):
+    config = write_config(stub_nodes[0].url)
+    stub_nodes[0].state.snapshot_create_error = "No space left on device (os error 28)"
+    assert cli("backup", "run", "--config", config, "--backup-id", BACKUP_ID)[0] == EXIT_ERROR
+    prefix = f"qdrant-backups/prod/{BACKUP_ID}/nodes/peer-1000/"
+    listed = [
+        i["Key"][len(prefix) :]
+        for i in s3_client.list_objects_v2(Bucket=s3_bucket, Prefix=prefix)["Contents"]
+    ]
+    assert len(listed) == 1 and listed[0].startswith("failed/")  # the failure's own record, no part.json
+    stub_nodes[0].state.snapshot_create_error = None
+    assert cli("backup", "run", "--config", config, "--backup-id", BACKUP_ID)[0] == 0
+    part = s3.get_json(s3_client, s3_bucket, prefix + "part.json")
+    assert part["status"] == "ok" and part["attempt"] not in listed[0]
+    # The S3 protocol itself refuses a second write of a record (what IAM then demands of nodes).
+    with pytest.raises(botocore.exceptions.ClientError, match="PreconditionFailed"):
+        s3_client.put_object(Bucket=s3_bucket, Key=prefix + "part.json", Body=b"{}", IfNoneMatch="*")
 
 
 def test_damaged_or_foreign_records_never_pass_for_a_set(stub_nodes, write_config, cli, s3_client, s3_bucket):
@@ -258,7 +295,8 @@ def test_damaged_or_foreign_records_never_pass_for_a_set(stub_nodes, write_confi
     # what its parts say, in every command.
     put(prefix + "manifest.json", b"{not json")
     code, out, err = cli("backup", "list", "--config", configs[0], "--json")
-    assert code == 0 and json.loads(out)[0]["status"] == "complete", err
+    assert code == 0 and json.loads(out)[0]["status"] == "unsealed", err
+    assert cli("backup", "seal", "--config", configs[0])[0] == 0
     code, out, _ = cli("backup", "show", BACKUP_ID, "--no-verify", "--config", configs[0])
     assert code == 0 and "complete" in out
 

@@ -51,7 +51,8 @@ def test_one_failing_node_fails_the_run_and_leaves_an_incomplete_set(run, stub_n
     result = play("-e", "backup_id=20261124T120000Z")
     assert result.returncode != 0
     assert "the node's disk is full" in result.stdout
-    assert "backup 20261124T120000Z is incomplete: peer 1001: failed" in result.stdout
+    assert "backup 20261124T120000Z is incomplete: " in result.stdout
+    assert "node peer-1001: attempt 2026" in result.stdout and "failed: " in result.stdout
     manifest = catalog.set_manifest(s3_client, settings, "20261124T120000Z")
     assert manifest["status"] == "incomplete"
 

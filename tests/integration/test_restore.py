@@ -1,6 +1,6 @@
 """Restore from a backup set, through the CLI, against three stub nodes that share one cluster state
 (the stub's snapshots carry their points, so a recover really brings them back) and a moto S3
-endpoint: per-shard (format 3) restores, a format 1 set node by node, each refusal with nothing
+endpoint: per-shard (format 4) restores, a format 1 set node by node, each refusal with nothing
 changed, a dry run, and a restore that comes out different (the pure planning: tests/unit). The
 same procedure against a real Qdrant cluster is in tests/e2e/test_restore_real_qdrant.py."""
 
@@ -41,15 +41,19 @@ def cluster(stub_nodes, tmp_path, s3_server, s3_bucket):
                    "access_key": TEST_CREDENTIALS["aws_access_key_id"],
                    "secret_key": TEST_CREDENTIALS["aws_secret_access_key"]},
             "metrics_dir": str(tmp_path / "textfiles"),
+            "members": ["peer-1000", "peer-1001", "peer-1002"],
         }))  # fmt: skip
         configs.append(str(config))
     original = copy.deepcopy(stub_nodes[0].state.points)
     return stub_nodes, configs, original
 
 
-def backup_all(configs, backup_id=BACKUP_ID, count=None):
+def backup_all(configs, backup_id=BACKUP_ID, count=None, seal=True):
+    """Every node's part (or the first `count`), then the sealer's run: only sealed sets restore."""
     for config in configs[:count]:
         assert main(["backup", "run", "--config", config, "--backup-id", backup_id]) == 0
+    if seal:
+        assert main(["backup", "seal", "--config", configs[0]]) == 0
 
 
 def drop_everything(nodes) -> None:
@@ -98,7 +102,7 @@ def test_every_collection_deleted_then_restored_shard_by_shard(fetch_by, cluster
 
     assert code == 0, err
     report = json.loads(out)
-    assert report["backup_id"] == BACKUP_ID and report["problems"] == [] and report["format"] == 3
+    assert report["backup_id"] == BACKUP_ID and report["problems"] == [] and report["format"] == 4
     assert report["fetch_by"] == fetch_by
     kinds = Counter(kind for kind, _ in recover_requests(nodes))
     assert kinds == Counter({"url" if fetch_by == "nodes" else "upload": 9})
@@ -168,6 +172,7 @@ def test_a_format_1_set_is_restored_node_by_node(cluster, capsys, tmp_path, s3_c
                    secret_key=TEST_CREDENTIALS["aws_secret_access_key"]),
     )  # fmt: skip
     write_format1_set(nodes, settings, s3_client)
+    assert main(["backup", "seal", "--config", configs[0]]) == 0  # written before nodes had own keys
     drop_everything(nodes)
 
     code, out, err = run_restore(capsys, tmp_path, nodes, configs, "--json")
@@ -209,7 +214,8 @@ REFUSALS = {
 def test_refusals_change_nothing(case, cluster, capsys, tmp_path, s3_client, s3_bucket):
     nodes, configs, _ = cluster
     message, extra = REFUSALS[case]
-    backup_all(configs, count=2 if case == "incomplete set" else None)
+    tampered = case in ("key outside the layout", "version that is a path")
+    backup_all(configs, count=2 if case == "incomplete set" else None, seal=not tampered)
     drop_everything(nodes)
     if case == "other minor version":
         for node in nodes:
@@ -224,6 +230,8 @@ def test_refusals_change_nothing(case, cluster, capsys, tmp_path, s3_client, s3_
         tamper_part(
             s3_client, s3_bucket, lambda part: part.update(qdrant_version="1.18.3/../../../../tmp/evil")
         )
+    if tampered:  # before the seal: the sealer refuses the set (after it, the seal stands: test_trust)
+        assert main(["backup", "seal", "--config", configs[0]]) == 0
     before = [len(node.state.requests) for node in nodes]
 
     code, _, err = run_restore(
@@ -317,7 +325,7 @@ def test_dry_run_checks_and_prints_the_plan(cluster, capsys, tmp_path):
     backup_all(configs)
     drop_everything(nodes)
     code, out, _ = run_restore(capsys, tmp_path, nodes, configs, "--dry-run")
-    assert code == 0 and "dry run, nothing changed" in out and "format 3" in out
+    assert code == 0 and "dry run, nothing changed" in out and "format 4" in out
     assert out.count("cities") == 6 and out.count("places") == 3  # one row a shard
     assert not recovered(nodes) and nodes[0].state.collections == {}
     assert staged_files(tmp_path) == []

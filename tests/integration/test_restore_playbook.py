@@ -31,6 +31,7 @@ def cluster(stub_nodes, s3_server, s3_bucket, tmp_path):
     for i in range(len(stub_nodes)):
         config = tmp_path / f"etc{i}/backup.yml"
         assert main(["backup", "run", "--config", str(config), "--backup-id", BACKUP_ID]) == 0
+    assert main(["backup", "seal", "--config", str(config)]) == 0  # the sealer's turn
     overrides = json.dumps({**inventory, "restore_nodes": [node.url for node in stub_nodes]})
     original = copy.deepcopy(stub_nodes[0].state.points)
     stub_nodes[0].state.collections.clear()  # shared by the three stub nodes
@@ -66,7 +67,7 @@ def test_restore_every_collection_each_shard_once(cluster, stub_nodes, tmp_path)
     play, original = cluster
     result = play()
     assert result.returncode == 0, result.stdout[-4000:]
-    assert f"backup {BACKUP_ID} (format 3)" in result.stdout and "restored and verified" in result.stdout
+    assert f"backup {BACKUP_ID} (format 4)" in result.stdout and "restored and verified" in result.stdout
     assert stub_nodes[0].state.points == original
     expected = {("cities", s, "no_sync") for s in range(6)} | {("places", s, "no_sync") for s in range(3)}
     assert recovered(stub_nodes) == Counter(expected)

@@ -32,6 +32,7 @@ def play(stub_nodes, s3_server, s3_bucket, tmp_path):
         yaml.safe_dump(
             {
                 "cluster": "prod",
+                "members": ["peer-1000", "peer-1001", "peer-1002"],
                 "qdrant": {"api_key": "stub-secret-key"},
                 "s3": {
                     "bucket": s3_bucket,
@@ -67,10 +68,20 @@ def test_a_set_from_every_node_then_nothing_to_do(play, stub_nodes):
     result, hosts = play(task, "--forks", "1")  # one after another: the last sees every part
     assert result.returncode == 0, result.stdout[-3000:]
     assert [hosts[f"q{i}"]["peer_id"] for i in range(3)] == [1000, 1001, 1002]
-    assert hosts["q2"]["set_status"] == "complete"
+    assert hosts["q2"]["set_status"] == "unsealed"  # every part in: the sealer's turn
     cities = hosts["q0"]["shards"]["cities"]
     assert sorted(cities) == ["0", "3"]  # the shards peer 1000 is the source of
-    assert cities["3"]["key"] == f"qdrant-backups/prod/{BACKUP_ID}/nodes/peer-1000/cities/3.snapshot"
+    attempt = cities["3"]["key"].split("/")[5]
+    assert (
+        cities["3"]["key"] == f"qdrant-backups/prod/{BACKUP_ID}/nodes/peer-1000/{attempt}/cities/3.snapshot"
+    )
+
+    result, hosts = play({"state": "sealed"}, "--check", limit="q0")
+    assert hosts["q0"]["changed"] is True and hosts["q0"]["would_seal"] == [BACKUP_ID]
+    result, hosts = play({"state": "sealed"}, limit="q0")
+    assert hosts["q0"]["changed"] is True and hosts["q0"]["sealed"] == [BACKUP_ID]
+    result, hosts = play({"state": "sealed"}, limit="q0")
+    assert hosts["q0"]["changed"] is False  # sealed once
     assert (
         cities["3"]["size"] == 64 * 1024 and len(cities["3"]["sha256"]) == 64 and cities["3"]["seconds"] >= 0
     )
@@ -89,8 +100,8 @@ def test_a_set_from_every_node_then_nothing_to_do(play, stub_nodes):
     assert hosts["q0"]["changed"] is True
     result, hosts = play({"state": "absent", "backup_id": BACKUP_ID}, limit="q0")
     assert (
-        hosts["q0"]["changed"] is True and hosts["q0"]["deleted_objects"] == 12
-    )  # 9 shard snapshots (cities 6, places 3), 3 parts
+        hosts["q0"]["changed"] is True and hosts["q0"]["deleted_objects"] == 13
+    )  # 9 shard snapshots (cities 6, places 3), 3 parts, the seal
     result, hosts = play({"state": "absent", "backup_id": BACKUP_ID}, limit="q0")
     assert hosts["q0"]["changed"] is False
 

@@ -302,17 +302,25 @@ def statements(document: str) -> list[dict]:
 
 def test_nodes_may_touch_only_their_clusters_prefix_and_the_key():
     """Each node its own role: read the cluster's backups, write only under its own name in a set
-    (backup format 3), delete nothing. Only the monitoring host (which prunes) deletes."""
+    (backup formats 3 and 4), each object once, delete nothing. Only the monitoring host (which
+    seals and prunes) writes seals and deletes."""
     prefix = "${local.backup_key_prefix}"
     bucket_keys = f"${{aws_s3_bucket.backup.arn}}/{prefix}*"
     own_keys = f"{bucket_keys}/nodes/${{each.key}}/*"
+    # PutObject is granted only with a condition: If-None-Match present (created once), or a multipart
+    # step that creates nothing (s3:ObjectCreationOperation false), as AWS documents for enforcing
+    # conditional writes.
+    once = ("Null", "s3:if-none-match", ("false",))
+    part_step = ("Bool", "s3:ObjectCreationOperation", ("false",))
     expected = {
-        "qdrant_backups": {"s3:GetObject": bucket_keys, "s3:PutObject": own_keys,
-                           "s3:AbortMultipartUpload": own_keys, "s3:ListMultipartUploadParts": own_keys},
-        "backup_pruning": {"s3:GetObject": bucket_keys, "s3:DeleteObject": bucket_keys},
+        "qdrant_backups": {("s3:GetObject", bucket_keys, None), ("s3:PutObject", own_keys, once),
+                           ("s3:PutObject", own_keys, part_step), ("s3:AbortMultipartUpload", own_keys, None),
+                           ("s3:ListMultipartUploadParts", own_keys, None)},
+        "backup_pruning": {("s3:GetObject", bucket_keys, None), ("s3:DeleteObject", bucket_keys, None),
+                           ("s3:PutObject", f"{bucket_keys}/seal.json", once)},
     }  # fmt: skip
     for document, object_rules in expected.items():
-        granted = {}
+        granted = set()
         for statement in statements(document):
             actions, resources = set(statement["actions"]), statement["resources"]
             assert "effect" not in statement, statement  # allow statements only
@@ -323,7 +331,13 @@ def test_nodes_may_touch_only_their_clusters_prefix_and_the_key():
                 )
             elif all(a.startswith("s3:") for a in actions):
                 (resource,) = resources
-                granted.update(dict.fromkeys(actions, resource))
+                condition = single(statement["condition"]) if statement.get("condition") else None
+                rule = (
+                    (condition["test"], condition["variable"], tuple(condition["values"]))
+                    if condition
+                    else None
+                )
+                granted |= {(action, resource, rule) for action in actions}
             else:
                 assert actions <= {"kms:Encrypt", "kms:Decrypt", "kms:GenerateDataKey"}
                 assert resources == ["${aws_kms_key.backup[0].arn}"]

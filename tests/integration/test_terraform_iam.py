@@ -8,6 +8,7 @@ the code), names S3 requests by API operation, and authorises DeleteObjects on t
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import botocore.exceptions
@@ -143,6 +144,7 @@ def test_each_node_writes_only_its_own_part_and_only_the_pruner_deletes(
         path.write_text(yaml.safe_dump({
             "cluster": "prod",
             "node": user if user in NODES else None,
+            "members": list(NODES),
             "qdrant": {"url": node_url, "api_key_file": str(tmp_path / "api-key")},
             "s3": {"bucket": BUCKET, "prefix": PREFIX, "endpoint_url": server.endpoint_url,
                    "region": TEST_CREDENTIALS["region_name"], "max_attempts": 1,
@@ -159,6 +161,8 @@ def test_each_node_writes_only_its_own_part_and_only_the_pruner_deletes(
             assert main(["backup", "run", "--config", path, "--backup-id", backup_id]) == 0, (
                 capsys.readouterr().err
             )
+    pruner = config(stub_nodes[0].url, "pruner")
+    assert main(["backup", "seal", "--config", pruner]) == 0, capsys.readouterr().err  # the sealer
     assert main(["backup", "show", NEW, "--config", configs[0]]) == 0, capsys.readouterr().err
     assert main(["backup", "list", "--config", configs[0]]) == 0
     capsys.readouterr()
@@ -166,7 +170,6 @@ def test_each_node_writes_only_its_own_part_and_only_the_pruner_deletes(
     # A node may not prune (nor delete anything); the monitoring host's pruning role may.
     assert main(["backup", "prune", "--config", configs[0]]) == 2
     assert "AccessDenied: Access Denied: only the pruning role may delete" in capsys.readouterr().err
-    pruner = config(stub_nodes[0].url, "pruner")
     assert main(["backup", "prune", "--config", pruner]) == 0, capsys.readouterr().err
 
     admin = server.client(**keys["admin"])
@@ -205,3 +208,111 @@ def test_each_node_writes_only_its_own_part_and_only_the_pruner_deletes(
     pruning = server.client(**keys["pruner"])
     with pytest.raises(botocore.exceptions.ClientError, match="AccessDenied"):
         pruning.put_object(Bucket=BUCKET, Key=f"{set_prefix}nodes/{NODES[0]}/part.json", Body=b"{}")
+
+
+# -- issue 33, reproduction 1: one node's credentials against the sealed sets ----------------------
+FORGED_FUTURE, FORGED_RECENT = "20991231T000000Z", "20261124T120000Z"
+
+
+def forge_set(node_s3, admin_s3, genuine_id: str, forged_id: str) -> None:
+    """What a node can write with its own credentials: a set holding only its own part, which names
+    itself as the cluster's only peer and every shard as its own, each 'snapshot' one of its own
+    genuine objects copied under its own keys. Complete by its parts alone."""
+    source = f"{PREFIX}/prod/{genuine_id}/nodes/{NODES[0]}/part.json"
+    part = json.loads(admin_s3.get_object(Bucket=BUCKET, Key=source)["Body"].read())
+    me = next(p for p in part["peers"] if p["id"] == part["peer_id"])
+    (record,) = [r for shards in part["shards"].values() for r in list(shards.values())[:1]][:1]
+    body = admin_s3.get_object(Bucket=BUCKET, Key=record["key"])["Body"].read()
+    part.update(backup_id=forged_id, peers=[me], shards={})
+    for name, view in part["collections"].items():
+        shards = sorted({r["shard_id"] for r in view["placement"]})
+        view["placement"] = [{"shard_id": s, "peer_id": me["id"], "state": "Active"} for s in shards]
+        part["shards"][name] = {}
+        for shard in shards:
+            key = f"{PREFIX}/prod/{forged_id}/nodes/{NODES[0]}/{part['attempt']}/{name}/{shard}.snapshot"
+            node_s3.put_object(Bucket=BUCKET, Key=key, Body=body, Metadata={"sha256": record["sha256"]})
+            part["shards"][name][str(shard)] = {**record, "key": key}
+    node_s3.put_object(Bucket=BUCKET, Key=f"{PREFIX}/prod/{forged_id}/nodes/{NODES[0]}/part.json",
+                       Body=json.dumps(part).encode())  # fmt: skip
+
+
+def test_one_node_can_neither_forge_a_set_nor_get_genuine_ones_pruned(
+    enforcing_s3, stub_nodes, tmp_path, capsys
+):
+    server, keys = enforcing_s3
+    (tmp_path / "api-key").write_text("stub-secret-key\n")
+
+    def config(node_url: str, user: str) -> str:
+        path = tmp_path / f"backup-{user}.yml"
+        path.write_text(yaml.safe_dump({
+            "cluster": "prod", "node": user if user in NODES else None, "members": list(NODES),
+            "qdrant": {"url": node_url, "api_key_file": str(tmp_path / "api-key")},
+            "s3": {"bucket": BUCKET, "prefix": PREFIX, "endpoint_url": server.endpoint_url,
+                   "region": TEST_CREDENTIALS["region_name"], "max_attempts": 1,
+                   "access_key": keys[user]["aws_access_key_id"],
+                   "secret_key": keys[user]["aws_secret_access_key"]},
+            "retention": {"keep_last": 2, "daily": 0, "weekly": 0, "monthly": 0, "incomplete_max_age": "1s"},
+        }))  # fmt: skip
+        return str(path)
+
+    configs = [config(node.url, name) for node, name in zip(stub_nodes, NODES, strict=True)]
+    pruner = config(stub_nodes[0].url, "pruner")
+    for backup_id in (OLD, NEW):
+        for path in configs:
+            assert main(["backup", "run", "--config", path, "--backup-id", backup_id]) == 0, (
+                capsys.readouterr().err
+            )
+    assert main(["backup", "seal", "--config", configs[0]]) == 2  # a node may not seal
+    assert "only the sealer (the pruning role on the monitoring host) may seal" in capsys.readouterr().err
+    assert main(["backup", "seal", "--config", pruner]) == 0
+    capsys.readouterr()
+
+    admin, attacker = server.client(**keys["admin"]), server.client(**keys[NODES[0]])
+    forge_set(attacker, admin, NEW, FORGED_FUTURE)
+    forge_set(attacker, admin, NEW, FORGED_RECENT)
+    # The attacker rewrites its own part record in the genuine sets (on AWS its policy refuses a write
+    # without If-None-Match; moto cannot evaluate that condition, see for_moto): with it, S3 refuses.
+    for backup_id in (OLD, NEW):
+        key = f"{PREFIX}/prod/{backup_id}/nodes/{NODES[0]}/part.json"
+        with pytest.raises(botocore.exceptions.ClientError, match="PreconditionFailed"):
+            attacker.put_object(Bucket=BUCKET, Key=key, Body=b"{}", IfNoneMatch="*")
+        part = json.loads(admin.get_object(Bucket=BUCKET, Key=key)["Body"].read())
+        attacker.put_object(
+            Bucket=BUCKET, Key=key, Body=json.dumps({**part, "peer_id": part["peer_id"] + 1}).encode()
+        )
+    with pytest.raises(botocore.exceptions.ClientError, match="AccessDenied"):  # nor can it seal its forgery
+        attacker.put_object(
+            Bucket=BUCKET, Key=f"{PREFIX}/prod/{FORGED_RECENT}/seal.json", Body=b"{}", IfNoneMatch="*"
+        )
+
+    assert main(["backup", "seal", "--config", pruner, "--json"]) == 0
+    refused = {r["backup_id"]: "; ".join(r["problems"]) for r in json.loads(capsys.readouterr().out)}
+    assert "lies in the future" in refused[FORGED_FUTURE]
+    assert f"no part from member node(s) {NODES[1]}, {NODES[2]}" in refused[FORGED_RECENT]
+    assert main(["backup", "list", "--config", configs[1], "--json"]) == 0
+    statuses = {s["backup_id"]: s["status"] for s in json.loads(capsys.readouterr().out)}
+    assert statuses == {
+        FORGED_FUTURE: "unsealed",
+        FORGED_RECENT: "unsealed",
+        NEW: "complete",
+        OLD: "complete",
+    }
+
+    # A plain restore takes the newest sealed set, from its seal: the forgeries and the rewritten
+    # part records change nothing. (Dry run: the plan names the set and the genuine objects.)
+    node_args = [arg for node in stub_nodes for arg in ("--node", node.url)]
+    code = main(["restore", "--config", configs[1], *node_args, "--dry-run", "--json", "--overwrite",
+                 "--staging-dir", str(tmp_path / "staging")])  # fmt: skip
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    report = json.loads(out)
+    assert report["backup_id"] == NEW and {p["peer_id"] for p in report["plan"]} == {1000, 1001, 1002}
+    code = main(["restore", "--config", configs[1], *node_args, "--dry-run", "--backup-id", FORGED_RECENT,
+                 "--staging-dir", str(tmp_path / "staging")])  # fmt: skip
+    assert code == 2 and f"backup {FORGED_RECENT} is not sealed" in capsys.readouterr().err
+
+    # Retention keeps both sealed sets (keep_last 2) and drops the unsealed forgeries once old enough.
+    time.sleep(1.1)
+    assert main(["backup", "prune", "--config", pruner, "--json"]) == 0, capsys.readouterr().err
+    plan = {p["backup_id"]: p["keep"] for p in json.loads(capsys.readouterr().out)}
+    assert plan == {FORGED_FUTURE: False, FORGED_RECENT: False, NEW: True, OLD: True}

@@ -52,7 +52,8 @@ def backup_inventory(tmp_path: Path, nodes, s3: dict, host_vars=lambda _index: {
     for i, node in enumerate(nodes):
         config_dir = tmp_path / f"etc{i}"
         config_dir.mkdir()
-        config = {"cluster": "prod", "qdrant": {"url": node.url, "api_key": "stub-secret-key"}, "s3": s3}
+        config = {"cluster": "prod", "qdrant": {"url": node.url, "api_key": "stub-secret-key"}, "s3": s3,
+                  "members": [f"peer-{1000 + n}" for n in range(len(nodes))]}  # fmt: skip
         (config_dir / "backup.yml").write_text(yaml.safe_dump(config))
         hosts[f"q{i}"] = {"ansible_connection": "local", "qdrant_backup_config_dir": str(config_dir),
                           **host_vars(i)}  # fmt: skip

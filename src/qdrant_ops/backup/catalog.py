@@ -1,5 +1,7 @@
-"""The sets in the bucket: each set's manifest built from its part records (never from anything a
-node stored as a summary), every record and object checked, and the list of sets newest first."""
+"""The sets in the bucket, newest first. A sealed set's manifest is the one its seal froze (written
+once by the sealer, backup/seal.py); an unsealed set's is built from its part records (never from
+anything a node stored as a summary) and is at best "unsealed": only sealed sets are "complete",
+restorable and counted by retention (docs/backup-trust.md). Every record and object is checked."""
 
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ import botocore.exceptions
 
 from qdrant_ops.backup import s3
 from qdrant_ops.backup.model import (
+    ATTEMPT_PATTERN,
     MANIFEST_FORMAT,
     NAME_PATTERN,
     VERSION_PATTERN,
@@ -23,9 +26,11 @@ from qdrant_ops.backup.model import (
 )
 from qdrant_ops.errors import ConfigError
 
+SEAL_FORMAT = 1
+
 
 # -- the set's manifest -----------------------------------------------------------------------------
-def _object_problem(s3_client, bucket: str, record: dict) -> str | None:
+def object_problem(s3_client, bucket: str, record: dict) -> str | None:
     try:
         head = s3_client.head_object(Bucket=bucket, Key=record["key"])
     except botocore.exceptions.ClientError:
@@ -52,8 +57,10 @@ def _shard_records(name: str, view: dict, ok: dict[int, dict], problems: list[st
         if problem:
             problems.append(problem)
         shards[str(shard)] = {"peer_id": pid, **{k: record[k] for k in ("key", "size", "sha256")}}
-        if "node" in ok[pid]:  # format 3: the key lies under the node's own prefix
+        if "node" in ok[pid]:  # formats 3 and 4: the key lies under the node's own prefix
             shards[str(shard)]["node"] = ok[pid]["node"]
+        if "attempt" in ok[pid]:  # format 4: in the attempt's folder
+            shards[str(shard)]["attempt"] = ok[pid]["attempt"]
     return shards
 
 
@@ -135,8 +142,11 @@ def _record_problem(
     pid = part.get("peer_id")
     if isinstance(pid, bool) or not isinstance(pid, int) or not 0 <= pid < 2**64:
         return f"peer id {pid!r} is not an unsigned 64-bit integer"
-    if part.get("format", 1) not in ((3,) if node is not None else (1, 2)):
-        return f"format {part.get('format', 1)!r} does not belong under this key"
+    if part.get("format", 1) not in ((3, 4) if node is not None else (1, 2)):
+        return f"format {str(part.get('format', 1))[:20]!r} does not belong under this key"
+    attempt = part.get("attempt")
+    if part.get("format") == 4 and not (isinstance(attempt, str) and ATTEMPT_PATTERN.match(attempt)):
+        return f"attempt {str(attempt)[:40]!r} is not <UTC time>-<8 hex digits>"
     if part.get("backup_id") != backup_id:
         return f"it names backup {part.get('backup_id')!r}, not {backup_id}"
     if node is not None and part.get("node") != node:
@@ -161,23 +171,24 @@ def _record_problem(
             if not usable:
                 return "a snapshot record lacks a key, size or sha256"
             own = node is None or _own_key(
-                layout, backup_id, node, collection=collection, shard=shard, key=record["key"]
-            )
+                layout, backup_id, node, collection=collection, shard=shard, key=record["key"],
+                attempt=part.get("attempt") if part.get("format") == 4 else None,
+            )  # fmt: skip
             if not own:
                 return f"object {record['key']!r} is not this node's key for {collection!r} shard {shard!r}"
     return None
 
 
-def _own_key(layout: Layout, backup_id: str, node: str, *, collection: str, shard: str, key: str) -> bool:
-    """Format 3: a node vouches only for objects under its own prefix, at the layout's key."""
+def _own_key(
+    layout: Layout, backup_id: str, node: str, *, collection: str, shard: str, key: str, attempt: str | None
+) -> bool:
+    """Formats 3 and 4: a node vouches only for objects under its own prefix, at the layout's key."""
     if not (shard.isascii() and shard.isdigit() and NAME_PATTERN.match(collection)):
         return False
-    return key == layout.node_shard_key(backup_id, node, collection, int(shard))
+    return key == layout.node_shard_key(backup_id, node, collection, int(shard), attempt)
 
 
-def _read_parts(
-    s3_client, bucket: str, layout: Layout, backup_id: str, listed: list[dict]
-) -> dict[int, dict]:
+def read_parts(s3_client, bucket: str, layout: Layout, backup_id: str, listed: list[dict]) -> dict[int, dict]:
     """The set's part records by peer id, from the set's listing (either layout). A record that
     cannot be read, names another set, node or peer than its key, or claims a peer another
     record claims too, counts as a failed part: it never lends its content to the set."""
@@ -225,26 +236,108 @@ def _listed_problem(listed: list[dict]) -> Callable[[dict], str | None]:
     return problem
 
 
+def _from_seal(seal: dict, layout: Layout, backup_id: str, check: Callable[[dict], str | None]) -> dict:
+    """The manifest a seal froze, its objects checked again (they are written once, so a problem
+    here means the bucket was changed by someone with more rights than a node)."""
+    try:
+        if seal.get("seal_format") != SEAL_FORMAT or (seal.get("backup_id"), seal.get("cluster")) != (
+            backup_id, layout.cluster
+        ):  # fmt: skip
+            raise ValueError("it does not name this set and cluster in seal format 1")
+        manifest = dict(seal["manifest"])
+        if manifest.get("status") != "complete" or manifest.get("backup_id") != backup_id:
+            raise ValueError("its manifest is not a complete manifest of this set")
+        problems = [
+            p for name in manifest["collections"] for r in manifest_records(manifest, name) if (p := check(r))
+        ]
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        problem = f"{layout.seal_key(backup_id)} is damaged: {exc}"
+        return {"backup_id": backup_id, "cluster": layout.cluster, "status": "incomplete", "peers": [],
+                "collections": {}, "started": None, "problems": [problem]}  # fmt: skip
+    sealed = {"at": seal.get("sealed_at"), "members": seal.get("members")}
+    return manifest | {
+        "status": "incomplete" if problems else "complete",
+        "problems": problems,
+        "sealed": sealed,
+    }
+
+
+def _manifest(
+    s3_client, layout: Layout, backup_id: str, *, bucket: str, listed: list[dict],
+    check: Callable[[dict], str | None],
+) -> dict | None:  # fmt: skip
+    """The sealed manifest of a sealed set; else the one its parts describe, "unsealed" at best.
+    None when the set has neither seal nor part record."""
+    seal_key = layout.seal_key(backup_id)
+    if any(item["Key"] == seal_key for item in listed):
+        try:
+            seal = s3.get_json(s3_client, bucket, seal_key) or {}
+        except BackupError as exc:
+            seal = {"damaged": str(exc)}
+        return _from_seal(seal, layout, backup_id, check)
+    parts = read_parts(s3_client, bucket, layout, backup_id, listed)
+    if not parts:
+        return None
+    manifest = build_manifest(parts, check)
+    manifest["problems"] += failed_attempts(s3_client, bucket, layout.set_prefix(backup_id), listed)
+    if manifest["status"] == "complete":
+        manifest["status"] = "unsealed"
+    return manifest
+
+
+FAILED_ATTEMPT = re.compile(r"^nodes/([^/]+)/failed/([^/]+)\.json$")
+
+
+def failed_attempts(s3_client, bucket: str, prefix: str, listed: list[dict]) -> list[str]:
+    """What the newest failed attempt of each node without a part record said (only a message:
+    a failure record never lends anything to the set)."""
+    newest: dict[str, str] = {}
+    keys = {item["Key"] for item in listed}
+    for key in sorted(keys):
+        match = FAILED_ATTEMPT.match(key[len(prefix) :])
+        if match and f"{prefix}nodes/{match.group(1)}/part.json" not in keys:
+            newest[match.group(1)] = key
+    notes = []
+    for node, key in sorted(newest.items()):
+        try:
+            error = str((s3.get_json(s3_client, bucket, key) or {}).get("error", ""))[:300]
+        except BackupError as exc:
+            error = str(exc)
+        attempt = key.rsplit("/", 1)[-1].removesuffix(".json")[:40]
+        notes.append(f"node {node[:128]}: attempt {attempt} failed: {error}")
+    return notes
+
+
 def set_manifest(s3_client, settings: BackupSettings, backup_id: str, verify: bool = True) -> dict:
-    """The set as its part records and the objects now in S3 describe it; with `verify` each
-    object's size and recorded sha256 are read from S3, else its size from the listing."""
+    """The set as its seal (or, unsealed, its part records) and the objects now in S3 describe it;
+    with `verify` each object's size and recorded sha256 are read from S3, else its size from the
+    listing."""
     bucket, layout = settings.s3.bucket, settings.layout
     check_name(backup_id, "backup id")
     listed = s3.list_objects(s3_client, bucket, layout.set_prefix(backup_id))
-    parts = _read_parts(s3_client, bucket, layout, backup_id, listed)
-    if not parts:
+    check = (lambda record: object_problem(s3_client, bucket, record)) if verify else _listed_problem(listed)
+    manifest = _manifest(s3_client, layout, backup_id, bucket=bucket, listed=listed, check=check)
+    if manifest is None:
         raise ConfigError(
             f"no backup {backup_id!r} for cluster {settings.cluster} in s3://{bucket}/"
             f"{layout.cluster_prefix()}: see `qdrant-ops backup list`"
         )
-    check = (lambda record: _object_problem(s3_client, bucket, record)) if verify else _listed_problem(listed)
-    return build_manifest(parts, check)
+    return manifest
 
 
 # -- listing and retention --------------------------------------------------------------------------
+def _started(manifest: dict | None):
+    """When a set without a time in its id started, if its records say so readably."""
+    try:
+        return parse_iso_time(manifest["started"]) if manifest and manifest.get("started") else None
+    except (TypeError, ValueError, AttributeError):
+        return None
+
+
 def list_sets(s3_client, settings: BackupSettings) -> list[dict]:
-    """Every set of the cluster, newest first, each built from its part records and checked
-    against the listing (sizes; `backup show` and restores also check sha256)."""
+    """Every set of the cluster, newest first, each from its seal or its part records and checked
+    against the listing (sizes; `backup show` and restores also check sha256). Only a sealed set
+    is "complete"; one complete by its parts but not sealed is "unsealed"."""
     layout = settings.layout
     grouped: dict[str, list[dict]] = {}
     for item in s3.list_objects(s3_client, settings.s3.bucket, layout.cluster_prefix()):
@@ -254,16 +347,17 @@ def list_sets(s3_client, settings: BackupSettings) -> list[dict]:
     for backup_id, items in grouped.items():
         manifest = None
         if NAME_PATTERN.match(backup_id):
-            parts = _read_parts(s3_client, settings.s3.bucket, layout, backup_id, items)
-            manifest = build_manifest(parts, _listed_problem(items)) if parts else None
+            check = _listed_problem(items)
+            manifest = _manifest(
+                s3_client, layout, backup_id, bucket=settings.s3.bucket, listed=items, check=check
+            )
         uploaded = min(item["LastModified"] for item in items)
-        when = id_time(backup_id) or (
-            parse_iso_time(manifest["started"]) if manifest and manifest["started"] else uploaded
-        )
+        when = id_time(backup_id) or _started(manifest) or uploaded
         sets.append(
             {
                 "backup_id": backup_id,
                 "time": iso_time(when),
+                "uploaded": iso_time(uploaded),  # S3's clock, not a node's: retention's age of unsealed sets
                 "status": manifest["status"] if manifest else "incomplete",
                 "collections": sorted(manifest["collections"]) if manifest else [],
                 "peers": len(manifest["peers"]) if manifest else 0,

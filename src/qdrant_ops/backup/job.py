@@ -14,6 +14,7 @@ and, off EC2, S3 keys):
     sample_size: 32
     metrics_dir: /var/lib/prometheus/node-exporter
     retention: {keep_last: 7, daily: 7, weekly: 4, monthly: 6, incomplete_max_age: 2d}
+    members: [prod-qdrant-1, prod-qdrant-2, prod-qdrant-3]  # the sealer's (pruner's) node names
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from pathlib import Path
 
 import yaml
 
-from qdrant_ops.backup import metrics, node_part, retention, verify
+from qdrant_ops.backup import metrics, node_part, retention, seal, verify
 from qdrant_ops.backup.model import BackupSettings, parse_duration
 from qdrant_ops.backup.retention import Retention
 from qdrant_ops.backup.s3 import MIB, S3Settings, make_client
@@ -46,6 +47,7 @@ SECTIONS = {
         "sample_size",
         "metrics_dir",
         "retention",
+        "members",
     },
     "qdrant": {"url", "api_key", "api_key_file", "ca_file", "verify", "timeout"},
     "s3": {
@@ -73,6 +75,7 @@ class BackupConfig:
     verify: bool
     timeout: float
     metrics_dir: str | None
+    members: tuple[str, ...] = ()  # the cluster's node names, for the sealer (backup/seal.py)
 
     def client(self) -> ClusterClient:
         return ClusterClient(
@@ -143,6 +146,9 @@ def from_dict(data: dict, path: str = "<config>") -> BackupConfig:
     collections = data.get("collections") or []
     if isinstance(collections, str) or not isinstance(collections, list):
         raise ConfigError(f"{path}: collections must be a list of names")
+    members = data.get("members") or []
+    if isinstance(members, str) or not isinstance(members, list):
+        raise ConfigError(f"{path}: members must be a list of node names")
     try:
         settings = BackupSettings(
             cluster=str(data["cluster"]),
@@ -165,6 +171,7 @@ def from_dict(data: dict, path: str = "<config>") -> BackupConfig:
         verify=bool(qdrant.get("verify", True)),
         timeout=timeout,
         metrics_dir=data.get("metrics_dir") or None,
+        members=tuple(seal.check_members(members)) if members else (),
     )
 
 
@@ -251,9 +258,34 @@ def run_backup(
     return part
 
 
-def run_prune(config: BackupConfig, dry_run: bool) -> list[dict]:
+def _members(config: BackupConfig) -> tuple[str, ...]:
+    if not config.members:
+        raise ConfigError(
+            "the sealer needs the cluster's node names: set `members` in the backup config (the "
+            "qdrant_backup role writes them on the monitoring host, where the sealer and pruner run)"
+        )
+    return config.members
+
+
+def run_seal(config: BackupConfig, log: Callable[[str], None] = lambda _line: None) -> list[dict]:
+    """Seal every set that qualifies (backup/seal.py); the pruning role's job."""
+    return seal.seal_pending(
+        make_client(config.settings.s3), config.settings, _members(config), datetime.now(UTC), log=log
+    )
+
+
+def run_prune(
+    config: BackupConfig, dry_run: bool, log: Callable[[str], None] = lambda _line: None
+) -> list[dict]:
+    """Seal what qualifies, then delete what retention drops: only sealed sets count as complete,
+    so a set waiting for its seal must not be judged before the sealer has seen it."""
     started = time.time()
+    members = _members(config)
     try:
+        if not dry_run:
+            seal.seal_pending(
+                make_client(config.settings.s3), config.settings, members, datetime.now(UTC), log=log
+            )
         plan = retention.prune(
             make_client(config.settings.s3),
             config.settings,

@@ -17,7 +17,14 @@ DURATION_PATTERN = re.compile(r"^(\d+)([smhdw])$")
 # names a directory (backup verify's binary) and is compared, never used unchecked.
 VERSION_PATTERN = re.compile(r"^\d{1,6}\.\d{1,6}\.\d{1,6}\Z")
 DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-MANIFEST_FORMAT = 3  # 1: a collection snapshot per node; 2: a snapshot per shard; 3: per-node keys
+# 1: a collection snapshot per node; 2: a snapshot per shard; 3: per-node keys; 4: per-node keys
+# under one folder per attempt, every object written once (S3 If-None-Match)
+MANIFEST_FORMAT = 4
+# One attempt of a node at its part: the UTC time it started and 8 random hex digits.
+ATTEMPT_PATTERN = re.compile(r"^\d{8}T\d{6}Z-[0-9a-f]{8}\Z")
+# How far in the future a set id may lie before the sealer refuses it (a node's clock running
+# ahead is normal within this; a set from 2099 is a forgery).
+CLOCK_SKEW_SECONDS = 300
 
 
 class BackupError(QdrantOpsError):
@@ -94,8 +101,19 @@ class Layout:
     def node_part_key(self, backup_id: str, node: str) -> str:
         return f"{self.node_prefix(backup_id, node)}part.json"
 
-    def node_shard_key(self, backup_id: str, node: str, collection: str, shard_id: int) -> str:
-        return f"{self.node_prefix(backup_id, node)}{collection}/{shard_id}.snapshot"
+    def node_shard_key(
+        self, backup_id: str, node: str, collection: str, shard_id: int, attempt: str | None = None
+    ) -> str:
+        """Format 3 without `attempt`, format 4 with it."""
+        folder = f"{attempt}/" if attempt else ""
+        return f"{self.node_prefix(backup_id, node)}{folder}{collection}/{shard_id}.snapshot"
+
+    def node_failure_key(self, backup_id: str, node: str, attempt: str) -> str:
+        return f"{self.node_prefix(backup_id, node)}failed/{attempt}.json"
+
+    def seal_key(self, backup_id: str) -> str:
+        """Written once by the sealer (the pruning role); nodes cannot write it (terraform/iam.tf)."""
+        return f"{self.set_prefix(backup_id)}seal.json"
 
 
 @dataclass(frozen=True)

@@ -1,12 +1,18 @@
 """One node's part of a backup set: a snapshot of every shard the node is the designated source of
 (one Active replica per shard, chosen the same way on every node), streamed to S3 under the node's
-own keys, then its part record (docs/qdrant-behaviour.md §3)."""
+own keys, then its part record (docs/qdrant-behaviour.md §3).
+
+Each run is an attempt with its own folder (nodes/<node>/<attempt>/); every object is written once,
+the part record only when the attempt succeeded, a failure record under failed/<attempt>.json
+otherwise. So a failed attempt never blocks the next, and nothing a node wrote changes later
+(docs/backup-trust.md)."""
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
 import json
+import secrets
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -16,6 +22,7 @@ import botocore.exceptions
 from qdrant_ops.backup import s3
 from qdrant_ops.backup.catalog import set_manifest
 from qdrant_ops.backup.model import (
+    ID_FORMAT,
     MANIFEST_FORMAT,
     BackupError,
     BackupSettings,
@@ -126,10 +133,9 @@ def snapshot_to_s3(
                 size_hint=description.get("size"),
             )
         if description.get("size") is not None and uploaded.size != description["size"]:
-            s3_client.delete_object(Bucket=settings.s3.bucket, Key=key)
-            raise BackupError(
+            raise BackupError(  # nodes may not delete: the attempt is abandoned, pruned with its set
                 f"snapshot {created} of {collection} is {description['size']} bytes on {node} but "
-                f"{uploaded.size} were read; the upload was removed"
+                f"{uploaded.size} were read; this attempt is abandoned, run the backup again"
             )
     except QdrantApiError as exc:
         what = f"collection {collection!r}" + (f" shard {shard_id}" if shard_id is not None else "")
@@ -229,7 +235,7 @@ def run_node_backup(
 
     A part of this node that already succeeded in the set is kept (returned with `skipped`), so
     a second run in the same slot can neither turn a complete set incomplete nor mix two points
-    in time; `force` replaces it."""
+    in time. Part records are written once: `force` is refused when one exists."""
     started = now()
     backup_id = check_name(backup_id, "backup id") if backup_id else slot_id(started, settings.slot_seconds)
     layout = settings.layout
@@ -238,6 +244,7 @@ def run_node_backup(
         "backup_id": backup_id,
         "cluster": settings.cluster,
         "node": node,
+        "attempt": f"{started.astimezone(UTC).strftime(ID_FORMAT)}-{secrets.token_hex(4)}",
         "started": iso_time(started),
         "status": "running",
         "shards": {},
@@ -248,9 +255,8 @@ def run_node_backup(
     check_bucket(s3_client, settings.s3.bucket, layout.cluster_prefix())
     part_key = layout.node_part_key(backup_id, name)
     done = finished_part(s3_client, settings, backup_id, peer_id)  # refuses a name another peer uses
-    if done is not None and not force:
-        log(f"peer {peer_id}'s part of {backup_id} already succeeded: kept (force replaces it)")
-        return _kept_part(client, done, settings, s3_client)
+    if done is not None:
+        return _kept_part(client, done, settings, s3_client, force=force, log=log)
     try:
         part["collections"] = {}
         for collection in selected_collections(client, settings):
@@ -260,8 +266,9 @@ def run_node_backup(
             _snapshot_own_shards(client, node, settings, s3_client, part=part, collection=collection, log=log)
     except Exception as exc:
         part.update(status="failed", error=str(exc), finished=iso_time(now()))
+        failure_key = layout.node_failure_key(backup_id, name, part["attempt"])
         with contextlib.suppress(Exception):  # S3 itself may be what failed; report the cause
-            s3.put_json(s3_client, settings.s3.bucket, part_key, part)
+            s3.put_json(s3_client, settings.s3.bucket, failure_key, part)
         raise
     part.update(status="ok", finished=iso_time(now()))
     s3.put_json(s3_client, settings.s3.bucket, part_key, part)
@@ -282,7 +289,7 @@ def _snapshot_own_shards(
     for shard in mine:
         metadata = {"collection": collection, "shard-id": str(shard), "peer-id": str(peer_id),
                     "backup-id": backup_id}  # fmt: skip
-        key = settings.layout.node_shard_key(backup_id, part["node"], collection, shard)
+        key = settings.layout.node_shard_key(backup_id, part["node"], collection, shard, part["attempt"])
         record = snapshot_to_s3(client, node, settings, s3_client, key=key, metadata=metadata, shard_id=shard)
         part["shards"][collection][str(shard)] = record
         log(f"{collection} shard {shard}: {record['size']} bytes to s3://{settings.s3.bucket}/{key} "
@@ -290,22 +297,24 @@ def _snapshot_own_shards(
 
 
 def finished_part(s3_client, settings: BackupSettings, backup_id: str, peer_id: int) -> dict | None:
-    """This peer's part of the set if it already succeeded (re-runs of a set skip such nodes).
-    Refuses when the node's name holds another peer's part: two nodes configured with one name
-    would overwrite each other's records."""
+    """This peer's part record of the set, if one exists (re-runs of a set skip nodes whose part
+    succeeded). Refuses when the node's name holds another peer's part (two nodes configured with
+    one name) or a damaged record: records are written once, so neither can be replaced."""
     name = settings.node_name(peer_id)
     key = settings.layout.node_part_key(backup_id, name)
     try:
         part = s3.get_json(s3_client, settings.s3.bucket, key)
-    except BackupError:
-        return None  # a damaged record of our own: the run replaces it
+    except BackupError as exc:
+        raise BackupError(
+            f"{exc}; records are written once: take a new set (--backup-id with a new id)"
+        ) from exc
     if part is not None and part.get("peer_id") != peer_id:
         raise BackupError(
             f"s3://{settings.s3.bucket}/{key} holds the part of peer {part.get('peer_id')!r}, not of this "
             f"node (peer {peer_id}): two nodes are configured with the node name {name!r}; give each node "
             "its own (qdrant_backup_node_name, `node` in backup.yml)"
         )
-    return part if part and part.get("status") == "ok" else None
+    return part
 
 
 def selected_collections(client: ClusterClient, settings: BackupSettings) -> list[str]:
@@ -316,16 +325,26 @@ def selected_collections(client: ClusterClient, settings: BackupSettings) -> lis
     return sorted(settings.collections) if settings.collections else names
 
 
-def _kept_part(client: ClusterClient, done: dict, settings: BackupSettings, s3_client) -> dict:
-    """The node's finished part when it covers what this run would back up; a finished part for
-    other collections is refused rather than replaced."""
+def _kept_part(
+    client: ClusterClient, done: dict, settings: BackupSettings, s3_client, *, force: bool,
+    log: Callable[[str], None],
+) -> dict:  # fmt: skip
+    """The node's finished part when it covers what this run would back up. Part records are
+    written once: a failed or damaged one, a `force`, or a part for other collections is refused."""
+    if force or done.get("status") != "ok":
+        raise BackupError(
+            f"peer {done.get('peer_id')}'s part of backup {done.get('backup_id')} exists (status "
+            f"{str(done.get('status'))[:20]!r}) and part records are written once: take a new set instead "
+            "(--backup-id with a new id)"
+        )
+    log(f"peer {done['peer_id']}'s part of {done['backup_id']} already succeeded: kept")
     wanted = set(selected_collections(client, settings))
     covered = set(done.get("shards") or {})
     if not wanted <= covered:
         raise BackupError(
             f"peer {done['peer_id']}'s part of backup {done['backup_id']} already succeeded for "
             f"{', '.join(sorted(covered))}, not {', '.join(sorted(wanted - covered))}: "
-            "use another backup id, or force to replace the part"
+            "use another backup id"
         )
     status = set_manifest(s3_client, settings, done["backup_id"])["status"]
     return {**done, "skipped": True, "set_status": status}

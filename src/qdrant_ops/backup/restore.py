@@ -108,19 +108,28 @@ def minor(version: str | None) -> str:
 
 
 # -- choosing and checking the set -------------------------------------------------------------------
-def choose_set(s3_client, settings: model.BackupSettings, backup_id: str | None = None) -> dict:
-    """The set to restore, rebuilt from its parts and the objects now in S3 (default: the newest
-    complete one). Refuses an incomplete set."""
+def choose_set(
+    s3_client, settings: model.BackupSettings, backup_id: str | None = None, *, allow_unsealed: bool = False
+) -> dict:
+    """The set to restore (default: the newest sealed one), from its seal and the objects now in
+    S3. Refuses an incomplete set, and an unsealed one unless `allow_unsealed` names it on purpose
+    (its parts then decide what comes back: docs/backup-trust.md)."""
     if backup_id is None:
         complete = [s for s in catalog.list_sets(s3_client, settings) if s["status"] == "complete"]
         if not complete:
             raise RestoreError(
-                f"no complete backup of cluster {settings.cluster} in s3://{settings.s3.bucket}/"
-                f"{settings.layout.cluster_prefix()}: see `qdrant-ops backup list`"
+                f"no sealed backup of cluster {settings.cluster} in s3://{settings.s3.bucket}/"
+                f"{settings.layout.cluster_prefix()}: see `qdrant-ops backup list` (the sealer, "
+                "`qdrant-ops backup seal` on the monitoring host, seals sets whose parts are all in)"
             )
         backup_id = complete[0]["backup_id"]
     manifest = catalog.set_manifest(s3_client, settings, backup_id, verify=True)
-    if manifest["status"] != "complete":
+    if manifest["status"] == "unsealed" and not allow_unsealed:
+        raise RestoreError(
+            f"backup {backup_id} is not sealed: nothing was restored; seal it (`qdrant-ops backup seal`) "
+            "or, knowing that its part records alone then decide what comes back, pass --allow-unsealed"
+        )
+    if manifest["status"] not in ("complete", "unsealed"):
         raise RestoreError(
             f"backup {backup_id} is incomplete ({'; '.join(manifest['problems'])}): nothing was restored; "
             "choose a complete set (`qdrant-ops backup list`)"
@@ -144,6 +153,12 @@ def _id(text) -> int:
     return int(text) if isinstance(text, str) and text.isascii() and text.isdigit() else -1
 
 
+def _attempt(record: dict) -> bool:
+    """Format 4 records name their attempt's folder; format 3 records name none."""
+    attempt = record.get("attempt")
+    return attempt is None or (isinstance(attempt, str) and bool(model.ATTEMPT_PATTERN.fullmatch(attempt)))
+
+
 def snapshots_of(manifest: dict, layout: model.Layout, name: str) -> list[Snapshot]:
     """The collection's objects, each checked against the set's layout: names and keys read from S3
     are not trusted to build local paths or requests."""
@@ -165,8 +180,10 @@ def snapshots_of(manifest: dict, layout: model.Layout, name: str) -> list[Snapsh
             expected = layout.snapshot_key(manifest["backup_id"], name, peer)
         elif node is None:
             expected = layout.shard_key(manifest["backup_id"], name, shard_id, peer)
-        elif isinstance(node, str) and model.NAME_PATTERN.fullmatch(node):
-            expected = layout.node_shard_key(manifest["backup_id"], node, name, shard_id)
+        elif isinstance(node, str) and model.NAME_PATTERN.fullmatch(node) and _attempt(record):
+            expected = layout.node_shard_key(
+                manifest["backup_id"], node, name, shard_id, record.get("attempt")
+            )
         else:
             raise RestoreError(
                 f"backup {manifest['backup_id']}: {name} names node {node!r}: the set is damaged"
@@ -737,18 +754,18 @@ def restore(
     fetch_by: str = "nodes",
     timeout: float = 3600.0,
     single_copy: bool = False,
+    allow_unsealed: bool = False,
     log: Callable[[str], None] = lambda _line: None,
 ) -> dict:
-    """Restore `collections` (default all) of the set `backup_id` (default the newest complete)
+    """Restore `collections` (default all) of the set `backup_id` (default the newest sealed one)
     into the cluster of `nodes`; the nodes fetch the objects from S3 themselves, or this host
     downloads them under `staging_dir` (`fetch_by`, see the module's docstring). Returns the report
     (the plan only, with `dry_run`); raises RestoreError with nothing changed for every refusal.
     `single_copy` creates every collection with one replica per shard (a restore drill's scratch
     node, backup/verify.py)."""
     _check_options(nodes, parallel, fetch_by)
-    started = time.monotonic()
-    nodes = [n.rstrip("/") for n in nodes]
-    manifest = choose_set(s3_client, settings, backup_id)
+    started, nodes = time.monotonic(), [n.rstrip("/") for n in nodes]
+    manifest = choose_set(s3_client, settings, backup_id, allow_unsealed=allow_unsealed)
     chosen = sorted(collections) if collections else sorted(manifest["collections"])
     snapshots, report = _plan(
         client, manifest, settings.layout, chosen, nodes=nodes, peer_map=peer_map, overwrite=overwrite,

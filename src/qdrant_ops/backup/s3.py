@@ -2,6 +2,10 @@
 hashes as it reads, keeps memory bounded, and never leaves a complete-looking object whose bytes
 are not what the snapshot's checksum says.
 
+Every object is written once: each write carries `If-None-Match: *` (S3 conditional writes), so it
+fails rather than replace an object, and the nodes' IAM policy refuses writes without it
+(terraform/iam.tf; docs/backup-trust.md).
+
 On EC2 the instance profile provides credentials: leave the keys unset. An endpoint and keys are
 for other S3 services (the tests' moto server, MinIO).
 """
@@ -87,6 +91,8 @@ def describe_error(exc: Exception, action: str, bucket: str, key: str = "") -> S
             "AccessDenied": "access denied: check the instance profile or keys allow this prefix and KMS key",
             "InvalidAccessKeyId": "the access key is not known to this S3 endpoint",
             "SignatureDoesNotMatch": "the secret key does not match the access key",
+            "PreconditionFailed": "the object exists already: backup objects are written once",
+            "ConditionalRequestConflict": "another upload of the same key finished first",
         }
         return S3Error(f"{action} {where} failed: {hints.get(code, code or str(exc))}")
     if isinstance(exc, botocore.exceptions.EndpointConnectionError | botocore.exceptions.ConnectTimeoutError):
@@ -147,7 +153,7 @@ def upload_stream(
     try:
         if len(first) < part_size:  # fits in one request
             _check_digest(digest, expected_sha256, key)
-            client.put_object(Bucket=bucket, Key=key, Body=first, Metadata=metadata)
+            client.put_object(Bucket=bucket, Key=key, Body=first, Metadata=metadata, IfNoneMatch="*")
             parts = 1
         else:
             size, parts = _multipart(
@@ -166,10 +172,10 @@ def upload_stream(
         raise
     except Exception as exc:
         raise describe_error(exc, "upload to", bucket, key) from exc
-    if head["ContentLength"] != size:
-        client.delete_object(Bucket=bucket, Key=key)
+    if head["ContentLength"] != size:  # nodes may not delete: the attempt's folder is abandoned
         raise S3Error(
-            f"s3://{bucket}/{key} holds {head['ContentLength']} bytes, {size} were sent; removed it"
+            f"s3://{bucket}/{key} holds {head['ContentLength']} bytes, {size} were sent: this attempt is "
+            "abandoned (a set never uses it; prune removes it with its set); run the backup again"
         )
     return UploadResult(key, size, digest.hexdigest(), parts, time.monotonic() - started)
 
@@ -229,7 +235,7 @@ def _multipart(client, settings, part_size, key, reader, *, first, digest, metad
         done.sort(key=lambda part: part["PartNumber"])
         _check_digest(digest, expected_sha256, key)
         client.complete_multipart_upload(
-            Bucket=bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": done}
+            Bucket=bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": done}, IfNoneMatch="*"
         )
     except BaseException:
         # Abort so no partial object and no billed orphan parts stay behind.
@@ -240,12 +246,14 @@ def _multipart(client, settings, part_size, key, reader, *, first, digest, metad
 
 
 def put_json(s3_client, bucket: str, key: str, value: dict) -> None:
+    """Write a record once (fails with the reason when the key exists)."""
     try:
         s3_client.put_object(
             Bucket=bucket,
             Key=key,
             Body=json.dumps(value, indent=1, sort_keys=True).encode(),
             ContentType="application/json",
+            IfNoneMatch="*",
         )
     except Exception as exc:
         raise describe_error(exc, "write", bucket, key) from exc
