@@ -16,8 +16,8 @@ description:
     Run it on every Qdrant node with the same O(backup_id) to make one set.
   - A node whose part of O(backup_id) already succeeded is not snapshotted again (changed=false);
     part records are written once, so O(force=true) then fails.
-  - C(state=sealed) seals every set whose parts are all in (the sealer's job: run it where the prune
-    timer runs, with a config that names the cluster's C(members)); only sealed sets are restorable.
+  - C(state=sealed) seals every set whose parts are all in. This is the sealer's job, run where the
+    prune timer runs, with a config that names the cluster's C(members). Only sealed sets are restorable.
   - C(state=list) returns the cluster's sets, newest first. C(state=absent) deletes the set O(backup_id).
   - Settings come from O(config_file) (the file the qdrant_backup role writes) with the options given
     here taking precedence, or from the options alone.

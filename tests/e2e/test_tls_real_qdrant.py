@@ -90,6 +90,7 @@ def test_every_tool_works_over_tls(tls_cluster, s3_server, s3_bucket, tmp_path):
     for node in tls_cluster.nodes:
         config = write_backup_config(tmp_path, node, tls_cluster.ca_file, s3_server, s3_bucket)
         qdrant_ops("backup", "run", "--config", str(config), "--backup-id", "20261201T000000Z")
+    qdrant_ops("backup", "seal", "--config", str(config))  # the sealer's turn (the monitoring host's)
     shown = qdrant_ops("backup", "show", "20261201T000000Z", "--config", str(config), "--json")
     assert json.loads(shown.stdout)["status"] == "complete"
     qdrant_ops("collections", "delete", "cities", "--yes", *conn)
@@ -110,7 +111,7 @@ def write_backup_config(tmp_path, node: QdrantNode, ca_file: str, s3_server, buc
     key_file.write_text(API_KEY)
     config = tmp_path / f"backup-{node.index}.yml"
     config.write_text(yaml.safe_dump({
-        "cluster": "tls-e2e", "node": f"node-{node.index}",
+        "cluster": "tls-e2e", "node": f"node-{node.index}", "members": ["node-0", "node-1", "node-2"],
         "qdrant": {"url": node.url, "api_key_file": str(key_file), "ca_file": ca_file},
         "s3": {"bucket": bucket, "endpoint_url": s3_server.endpoint_url,
                "region": TEST_CREDENTIALS["region_name"], "access_key": TEST_CREDENTIALS["aws_access_key_id"],

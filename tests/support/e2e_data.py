@@ -10,11 +10,12 @@ import threading
 import warnings
 from collections import Counter
 from collections.abc import Callable
+from datetime import UTC, datetime
 
 import numpy as np
 from qdrant_client import QdrantClient
 
-from qdrant_ops.backup import model, node_part
+from qdrant_ops.backup import model, node_part, seal
 from qdrant_ops.backup.s3 import S3Settings
 from qdrant_ops.client import ClusterClient, QdrantOpsError
 from qdrant_ops.cluster.collections import ensure_collection
@@ -66,11 +67,15 @@ def backup_settings(s3_server, bucket: str, cluster: str = "e2e") -> model.Backu
 
 
 def backup_every_node(client, urls, settings, s3_client, backup_id: str) -> dict:
-    """What each node's timer does, one node after the other; returns the last part."""
-    part = {}
+    """What each node's timer does, one node after the other, then the sealer's run on the
+    monitoring host (members: the nodes started); returns the last part."""
+    part, members = {}, []
     for url in urls:
         part = node_part.run_node_backup(client, url, settings, s3_client, backup_id=backup_id)
         assert part["status"] == "ok"
+        members.append(part["node"])
+    result = seal.seal_set(s3_client, settings, backup_id, tuple(members), datetime.now(UTC))
+    assert result["sealed"], result["problems"]
     return part
 
 

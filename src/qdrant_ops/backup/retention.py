@@ -50,8 +50,10 @@ def plan_prune(sets: list[dict], retention: Retention, now: datetime) -> list[di
     for item in sets:
         keep = reasons[item["backup_id"]]
         if item["status"] != "complete":
-            # Aged by when S3 stored its first object: a set id from 2099 must not stay forever.
-            age = (now - parse_iso_time(item.get("uploaded", item["time"]))).total_seconds()
+            # Aged by its id's time or, if earlier, by when S3 stored its first object: a node chooses
+            # the id, and a set from 2099 must not stay forever.
+            started = min(parse_iso_time(item["time"]), parse_iso_time(item.get("uploaded", item["time"])))
+            age = (now - started).total_seconds()
             if age < retention.incomplete_max_age:
                 keep.append(f"{item['status']} but recent (may still be running or waiting for its seal)")
         plan.append({**item, "keep": bool(keep), "reasons": keep or ["not selected by any rule"]})
