@@ -19,13 +19,13 @@ def test_complete_set_with_exact_counts(qdrant_cluster, s3_server, s3_client, s3
         fill_cities(client, POINTS)
         settings = backup_settings(s3_server, s3_bucket)
         part = backup_every_node(client, qdrant_cluster.urls, settings, s3_client, "20261124T000000Z")
-        assert part["set_status"] == "complete"
+        assert part["set_status"] == "unsealed"  # every part in; backup_every_node then sealed it
 
         manifest = catalog.set_manifest(s3_client, settings, "20261124T000000Z")
         assert manifest["status"] == "complete", manifest["problems"]
         cities = manifest["collections"]["cities"]
         assert cities["points_exact"] == POINTS
-        assert manifest["format"] == 3 and len(manifest["peers"]) == 3
+        assert manifest["format"] == 4 and len(manifest["peers"]) == 3
         assert len(cities["placement"]) == 12  # 6 shards x 2 replicas
         assert sorted(cities["shards"], key=int) == [str(s) for s in range(6)]  # each shard once
         for shard, record in cities["shards"].items():

@@ -100,21 +100,23 @@ def test_the_newest_set_restores_into_a_scratch_qdrant(backed_up, qdrant_binary,
 
 def test_a_set_that_does_not_match_its_manifest_fails_the_drill(backed_up, qdrant_binary, tmp_path):
     settings, s3_client, s3_server = backed_up
-    # Every part's sample says something the snapshots do not hold: the restored point differs.
+    # The sealed manifest's sample says something the snapshots do not hold (the set's seal, as only
+    # the sealer could write it): the restored point differs. Part records no longer count once sealed.
     bucket = settings.s3.bucket
     keys = [
-        o["Key"] for o in s3_client.list_objects_v2(Bucket=bucket)["Contents"] if o["Key"].endswith(".json")
+        o["Key"]
+        for o in s3_client.list_objects_v2(Bucket=bucket)["Contents"]
+        if o["Key"].endswith("seal.json")
     ]
     originals = {key: s3_client.get_object(Bucket=bucket, Key=key)["Body"].read() for key in keys}
     sampled_id = None
     for key, body in originals.items():
-        part = json.loads(body)
-        view = (part.get("collections") or {}).get("vectors")
-        if view and view.get("sample"):
-            view["sample"][0]["payload_sha256"] = "0" * 64
-            sampled_id = view["sample"][0]["id"]
-            s3_client.put_object(Bucket=bucket, Key=key, Body=json.dumps(part).encode())
-    assert sampled_id is not None, f"no part with a sample among {keys}"
+        seal = json.loads(body)
+        view = seal["manifest"]["collections"]["vectors"]
+        view["sample"][0]["payload_sha256"] = "0" * 64
+        sampled_id = view["sample"][0]["id"]
+        s3_client.put_object(Bucket=bucket, Key=key, Body=json.dumps(seal).encode())
+    assert sampled_id is not None, f"no seal among {keys}"
     try:
         assert catalog.set_manifest(s3_client, settings, BACKUP_ID)["status"] == "complete"
         config = config_file(tmp_path, s3_server, bucket)

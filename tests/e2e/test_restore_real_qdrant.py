@@ -24,11 +24,13 @@ from tests.support.e2e_data import (
     full_scan_differences,
     placement_problems,
 )
+from tests.support.forgery import forge_set
 from tests.support.qdrant_cluster import LocalQdrantCluster
 
 pytestmark = pytest.mark.qdrant
 POINTS = int(os.environ.get("E2E_RESTORE_POINTS", "200000"))
 BACKUP_ID = "20261124T000000Z"
+FORGED_ID = "20261125T000000Z"
 
 
 def client_of(cluster: LocalQdrantCluster) -> ClusterClient:
@@ -50,6 +52,20 @@ def source(qdrant_binary, tmp_path_factory, s3_server):
             started = time.monotonic()
             backup_every_node(client, cluster.urls, settings, s3_client, BACKUP_ID)
             manifest = catalog.set_manifest(s3_client, settings, BACKUP_ID)
+            # One node forges a newer set, complete by its own part alone (issue 33, reproduction 1):
+            # every default restore below must still bring back the sealed set, point for point.
+            node = manifest["collections"]["vectors"]["shards"]["0"]["node"]
+            layout = settings.layout
+            forge_set(
+                s3_client,
+                s3_client,
+                bucket,
+                layout.cluster_prefix(),
+                node=node,
+                genuine_id=BACKUP_ID,
+                forged_id=FORGED_ID,
+            )
+            assert catalog.set_manifest(s3_client, settings, FORGED_ID)["status"] == "unsealed"
             print(
                 f"\nbackup of {POINTS} x 384: {manifest['bytes']} bytes in {time.monotonic() - started:.1f}s"
             )
@@ -76,7 +92,7 @@ def restore_into(cluster: LocalQdrantCluster, settings, s3_client, staging, **op
 def test_the_set_holds_each_shard_once(source):
     _, _, _, manifest = source
     view = manifest["collections"]["vectors"]
-    assert manifest["format"] == 3 and manifest["status"] == "complete"
+    assert manifest["format"] == 4 and manifest["status"] == "complete"
     assert sorted(view["shards"], key=int) == [str(s) for s in range(6)]
     assert view["points_exact"] == POINTS
 

@@ -17,6 +17,7 @@ import yaml
 
 from qdrant_ops.cli import main
 from tests.support import terraform
+from tests.support.forgery import forge_set
 from tests.support.s3 import TEST_CREDENTIALS, MotoServer
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -214,28 +215,6 @@ def test_each_node_writes_only_its_own_part_and_only_the_pruner_deletes(
 FORGED_FUTURE, FORGED_RECENT = "20991231T000000Z", "20261124T120000Z"
 
 
-def forge_set(node_s3, admin_s3, genuine_id: str, forged_id: str) -> None:
-    """What a node can write with its own credentials: a set holding only its own part, which names
-    itself as the cluster's only peer and every shard as its own, each 'snapshot' one of its own
-    genuine objects copied under its own keys. Complete by its parts alone."""
-    source = f"{PREFIX}/prod/{genuine_id}/nodes/{NODES[0]}/part.json"
-    part = json.loads(admin_s3.get_object(Bucket=BUCKET, Key=source)["Body"].read())
-    me = next(p for p in part["peers"] if p["id"] == part["peer_id"])
-    (record,) = [r for shards in part["shards"].values() for r in list(shards.values())[:1]][:1]
-    body = admin_s3.get_object(Bucket=BUCKET, Key=record["key"])["Body"].read()
-    part.update(backup_id=forged_id, peers=[me], shards={})
-    for name, view in part["collections"].items():
-        shards = sorted({r["shard_id"] for r in view["placement"]})
-        view["placement"] = [{"shard_id": s, "peer_id": me["id"], "state": "Active"} for s in shards]
-        part["shards"][name] = {}
-        for shard in shards:
-            key = f"{PREFIX}/prod/{forged_id}/nodes/{NODES[0]}/{part['attempt']}/{name}/{shard}.snapshot"
-            node_s3.put_object(Bucket=BUCKET, Key=key, Body=body, Metadata={"sha256": record["sha256"]})
-            part["shards"][name][str(shard)] = {**record, "key": key}
-    node_s3.put_object(Bucket=BUCKET, Key=f"{PREFIX}/prod/{forged_id}/nodes/{NODES[0]}/part.json",
-                       Body=json.dumps(part).encode())  # fmt: skip
-
-
 def test_one_node_can_neither_forge_a_set_nor_get_genuine_ones_pruned(
     enforcing_s3, stub_nodes, tmp_path, capsys
 ):
@@ -268,8 +247,12 @@ def test_one_node_can_neither_forge_a_set_nor_get_genuine_ones_pruned(
     capsys.readouterr()
 
     admin, attacker = server.client(**keys["admin"]), server.client(**keys[NODES[0]])
-    forge_set(attacker, admin, NEW, FORGED_FUTURE)
-    forge_set(attacker, admin, NEW, FORGED_RECENT)
+    forge_set(
+        attacker, admin, BUCKET, f"{PREFIX}/prod/", node=NODES[0], genuine_id=NEW, forged_id=FORGED_FUTURE
+    )
+    forge_set(
+        attacker, admin, BUCKET, f"{PREFIX}/prod/", node=NODES[0], genuine_id=NEW, forged_id=FORGED_RECENT
+    )
     # The attacker rewrites its own part record in the genuine sets (on AWS its policy refuses a write
     # without If-None-Match; moto cannot evaluate that condition, see for_moto): with it, S3 refuses.
     for backup_id in (OLD, NEW):
