@@ -41,14 +41,29 @@ def pair(qdrant_binary, tmp_path_factory):
         yield primary, secondary, pc, sc, base
 
 
-def cli(pair, action: str, *extra: str) -> subprocess.CompletedProcess:
+def cli(
+    pair, action: str, *extra: str, swap: bool = False, same: bool = False
+) -> subprocess.CompletedProcess:
+    """`standby ACTION` between the pair; `swap` names each cluster as the other, `same` names the
+    standby as both (an operator's mistakes)."""
     primary, secondary, _pc, _sc, base = pair
-    urls = [a for u in primary.urls for a in ("--primary-url", u)]
-    urls += [a for u in secondary.urls for a in ("--standby-url", u)]
+    sides = [(primary, "pk"), (secondary, "sk")]
+    sides = sides[::-1] if swap else [sides[1], sides[1]] if same else sides
+    urls = [a for u in sides[0][0].urls for a in ("--primary-url", u)]
+    urls += [a for u in sides[1][0].urls for a in ("--standby-url", u)]
     command = [sys.executable, "-m", "qdrant_ops.cli", "standby", action, *urls,
-               "--primary-api-key-file", str(base / "pk"), "--standby-api-key-file", str(base / "sk"),
-               "--json", *extra]  # fmt: skip
+               "--primary-api-key-file", str(base / sides[0][1]),
+               "--standby-api-key-file", str(base / sides[1][1]), "--json", *extra]  # fmt: skip
     return subprocess.run(command, capture_output=True, text=True, timeout=900)
+
+
+def test_a_swapped_init_is_refused_before_anything_changes(pair):
+    # The real standby is still empty: only the target's own collections show the swap.
+    _primary, _secondary, pc, sc, _base = pair
+    result = cli(pair, "init", swap=True)
+    assert result.returncode == 2, result.stdout
+    assert "the target already has docs and no standby marker" in result.stderr and "swapped" in result.stderr
+    assert standby.MARKER not in pc.collection_names() and sc.collection_names() == []
 
 
 def test_init_then_syncs_under_a_writer_end_with_the_primarys_exact_points(pair, tmp_path):
@@ -106,6 +121,19 @@ def test_init_then_syncs_under_a_writer_end_with_the_primarys_exact_points(pair,
         "qdrant_ops_standby_sync_last_run_success"
         in (tmp_path / "textfile" / "qdrant_ops_standby_sync.prom").read_text()
     )
+
+
+def test_swapped_or_doubled_clusters_are_refused_by_identity(pair):
+    _primary, _secondary, pc, sc, _base = pair
+    before = fingerprints(pc)
+    swapped = cli(pair, "sync", swap=True)
+    assert swapped.returncode == 2 and "carries the standby marker" in swapped.stderr, swapped.stderr
+    same = cli(pair, "sync", same=True)
+    assert same.returncode == 2 and "the primary and the standby are one cluster" in same.stderr, same.stderr
+    assert "nothing was changed" in swapped.stderr + same.stderr
+    assert fingerprints(pc) == before and standby.MARKER not in pc.collection_names()
+    marker = standby.read_marker(sc)
+    assert sorted(marker["primary_peers"]) == sorted(str(p) for p in standby.cluster_peers(pc))
 
 
 def segment_ids(client: ClusterClient, node: str) -> set[str]:

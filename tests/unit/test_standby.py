@@ -61,3 +61,22 @@ def test_only_a_cluster_marked_standby_is_synced():
     with pytest.raises(standby.StandbyError, match=r"was promoted \(yesterday\) and takes writes"):
         standby.require_standby({"role": "promoted", "promoted_at": "yesterday"})
     assert standby.require_standby({"role": "standby"}) == {"role": "standby"}
+
+
+PRIMARY, STANDBY = frozenset({1, 2, 3}), frozenset({11, 12, 13})
+
+
+def test_which_cluster_is_which_is_decided_by_peer_ids_not_urls():
+    standby_marker = {"role": "standby", "primary_peers": ["1", "2", "3"]}
+    assert standby.pair_problem(PRIMARY, STANDBY, None, standby_marker) is None
+    # One cluster named twice (a sync whose primary is the standby itself, under other URLs).
+    assert "one cluster (peer 11 answers in both)" in standby.pair_problem(STANDBY, STANDBY, None, None)
+    # Swapped: the "primary" carries the standby marker.
+    swapped = standby.pair_problem(STANDBY, PRIMARY, standby_marker, None)
+    assert "carries the standby marker" in swapped and "swapped" in swapped
+    # A standby of another primary; a primary that replaced some nodes is still the same one.
+    other = standby.pair_problem(frozenset({7, 8, 9}), STANDBY, None, standby_marker)
+    assert "holds data of another primary" in other and "this primary has 7, 8, 9" in other
+    assert standby.pair_problem(frozenset({1, 2, 4}), STANDBY, None, standby_marker) is None
+    # A promoted cluster may be the primary of a new standby; a marker without peers learns them.
+    assert standby.pair_problem(PRIMARY, STANDBY, {"role": "promoted"}, {"role": "standby"}) is None

@@ -8,9 +8,16 @@ downloads only what changed and recovers it. Nothing is written to the primary; 
 snapshot stream, as for a backup.
 
 The standby carries a marker, one point in the collection `qdrant_ops_standby`: its role
-(`standby` until promoted) and, per collection, the primary time the last sync reflects and the
-primary's exact count then. A sync refuses a cluster without the marker (it would overwrite
-whatever that cluster holds) or with a promoted one (it takes writes of its own now).
+(`standby` until promoted), the peer ids of the primary it copies, and, per collection, the primary
+time the last sync reflects and the primary's exact count then. A sync refuses a cluster without
+the marker (it would overwrite whatever that cluster holds) or with a promoted one (it takes writes
+of its own now).
+
+Which cluster is which is decided by identity, never by URLs (`pair_problem`): Raft peer ids are
+random 64-bit numbers, so two clusters sharing one is one cluster named twice; a "primary" that
+carries a standby marker is the standby (the two swapped); a standby whose marker names other
+primary peers holds another primary's data. Each is refused before any request that changes
+anything.
 """
 
 from __future__ import annotations
@@ -143,6 +150,58 @@ def _replicas_by_shard(collection: str, standby: list[dict], standby_urls: dict[
     return ordered
 
 
+# -- identity ------------------------------------------------------------------------------------------
+def cluster_peers(client: ClusterClient) -> frozenset[int]:
+    """The cluster's Raft peer ids, as the node it asks sees them."""
+    status = client.cluster_status()
+    peers = {int(peer) for peer in status.get("peers") or {}}
+    return frozenset(peers or {int(status.get("peer_id") or 0)})
+
+
+def pair_problem(
+    primary_peers: frozenset[int], standby_peers: frozenset[int], primary_marker: dict | None,
+    standby_marker: dict | None,
+) -> str | None:  # fmt: skip
+    """Why these two clusters are not a primary and its standby (None: they are). Pure."""
+    shared = primary_peers & standby_peers
+    if shared:
+        return (
+            f"the primary and the standby are one cluster (peer {min(shared)} answers in both): check "
+            "--primary-url and --standby-url"
+        )
+    if primary_marker is not None and primary_marker.get("role") == "standby":
+        return (
+            f"the cluster named as primary carries the standby marker ({MARKER}): it is a standby; are the "
+            "primary and the standby swapped?"
+        )
+    known = {str(peer) for peer in (standby_marker or {}).get("primary_peers") or []}
+    current = sorted(str(peer) for peer in primary_peers)
+    if known and not known & set(current):
+        return (
+            f"the standby holds data of another primary (its marker names primary peers "
+            f"{', '.join(sorted(known)[:3])}; this primary has {', '.join(current[:3])})"
+        )
+    return None
+
+
+def check_pair(
+    primary: ClusterClient, standby: ClusterClient, standby_marker: dict | None, *,
+    primary_may_be_lost: bool = False,
+) -> frozenset[int]:  # fmt: skip
+    """Refuse a pair that is not this primary and its standby; returns the primary's peers (none
+    when `primary_may_be_lost` and it does not answer: a promotion goes on without it)."""
+    try:
+        primary_peers, primary_marker = cluster_peers(primary), read_marker(primary)
+    except QdrantOpsError:
+        if primary_may_be_lost:
+            return frozenset()
+        raise
+    problem = pair_problem(primary_peers, cluster_peers(standby), primary_marker, standby_marker)
+    if problem:
+        raise StandbyError(f"{problem}; nothing was changed")
+    return primary_peers
+
+
 # -- the marker ----------------------------------------------------------------------------------------
 def read_marker(standby: ClusterClient) -> dict | None:
     if MARKER not in standby.collection_names():
@@ -190,12 +249,13 @@ def init(
     marker = read_marker(standby)
     if marker is not None:
         require_standby(marker)
+    primary_peers = check_pair(primary, standby, marker)
     names = list(collections) or [name for name in primary.collection_names() if name != MARKER]
     existing = set(standby.collection_names())
-    if marker is None and existing & set(names):
+    if marker is None and existing - {MARKER}:
         raise StandbyError(
-            f"the target already has {', '.join(sorted(existing & set(names)))} and no standby marker: it "
-            "looks like a cluster in use; a standby must start empty"
+            f"the target already has {', '.join(sorted(existing - {MARKER}))} and no standby marker: it "
+            "looks like a cluster in use (the primary, if the two are swapped); a standby must start empty"
         )
     infos = {name: primary.collection_info(name) for name in names}
     absent = sorted(name for name, info in infos.items() if info is None)
@@ -207,7 +267,8 @@ def init(
             "PUT", f"/collections/{MARKER}",
             json={"vectors": {}, "shard_number": 1, "replication_factor": min(3, peers)},
         )  # fmt: skip
-        write_marker(standby, {"role": "standby", "created_at": time.time(), "collections": {}})
+        write_marker(standby, {"role": "standby", "created_at": time.time(), "collections": {},
+                               "primary_peers": sorted(str(p) for p in primary_peers)})  # fmt: skip
         log(f"marker {MARKER} created: this cluster is a standby")
     created = [name for name in names if name not in existing]
     for name in created if not dry_run else ():
@@ -255,7 +316,7 @@ def sync(
     parallel. Returns per collection the primary time the sync reflects (taken before the first
     request for it: every change acknowledged before then is on the standby) and the primary's
     exact count then."""
-    marker = require_standby(read_marker(standby))
+    check_pair(primary, standby, require_standby(read_marker(standby)))
     started = time.monotonic()
     names, config_changes = mirror_config(primary, standby, collections, log)
     primary_urls, standby_urls = peer_urls(primary, primary_nodes), peer_urls(standby, standby_nodes)
@@ -275,6 +336,9 @@ def sync(
     # Re-read: a promotion while this sync ran must not be undone by writing the old role back.
     marker = require_standby(read_marker(standby))
     marker.setdefault("collections", {}).update(report["collections"])
+    # Nodes get replaced: the primary's peers as of this sync (markers from before the identity
+    # check learn them here, on their first sync).
+    marker["primary_peers"] = sorted(str(p) for p in cluster_peers(primary))
     write_marker(standby, marker)
     report["seconds"] = round(time.monotonic() - started, 3)
     return report
@@ -336,6 +400,8 @@ def promote(
         return {"already_promoted": True, "promoted_at": marker.get("promoted_at"), "collections": {},
                 "reconciled": 0}  # fmt: skip
     marker = require_standby(marker)
+    if primary is not None:
+        check_pair(primary, standby, marker, primary_may_be_lost=True)
     # A sync cut short (the primary lost mid-sync) may have updated a shard's first replica and not
     # the others: copy it to them first, so every replica answers the same.
     reconciled = [] if dry_run else reconcile(standby, standby_key, standby_nodes, timeout=timeout, log=log)
