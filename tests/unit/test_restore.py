@@ -211,3 +211,19 @@ def test_a_presigned_url_lives_as_long_as_the_recovery_may_wait():
     assert restore.presigned_url(Signer(), settings, snap) == restore.PRESIGNED_URL_SECONDS
     assert restore.presigned_url(Signer(), settings, snap, timeout=7200.5) == 7201
     assert restore.presigned_url(Signer(), settings, snap, timeout=1e9) == 7 * 24 * 3600
+
+
+def test_the_staging_folders_are_private_and_never_someone_elses(tmp_path):
+    directory = restore.staging_path(tmp_path / "staging", "20261124T000000Z")
+    restore.private_directory(directory)
+    for folder in (directory, directory.parent):
+        assert folder.stat().st_mode & 0o777 == 0o700
+    # Made by someone else first in a shared /tmp: a symlink to where they can read, or a file.
+    trap = tmp_path / "shared"
+    (trap / "elsewhere").mkdir(parents=True)
+    (trap / restore.RESTORE_DIR).symlink_to(trap / "elsewhere")
+    with pytest.raises(restore.RestoreError, match="is a symlink or belongs to another user"):
+        restore.private_directory(restore.staging_path(trap, "20261124T000000Z"))
+    (tmp_path / "a-file").write_text("x")
+    with pytest.raises(restore.RestoreError, match="cannot use the staging directory .*a-file"):
+        restore.private_directory(restore.staging_path(tmp_path / "a-file", "20261124T000000Z"))

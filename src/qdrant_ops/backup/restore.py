@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import os
 import re
 import shutil
 import threading
@@ -315,8 +316,29 @@ def local_file(directory: Path, index: int) -> Path:
     return directory / f"{index:05d}.snapshot"
 
 
+def private_directory(directory: Path) -> None:
+    """Create the staging folders 0700 and owned by this user. The default staging directory is the
+    shared /tmp: a folder someone else made there first (or a symlink) could read or swap the
+    snapshots, so it is refused."""
+    try:
+        for first, folder in ((True, directory.parent), (False, directory)):
+            folder.mkdir(mode=0o700, parents=first, exist_ok=True)
+            stat = folder.lstat()
+            if folder.is_symlink() or not folder.is_dir() or stat.st_uid != os.geteuid():
+                raise RestoreError(
+                    f"the staging folder {folder} is a symlink or belongs to another user: remove it, or "
+                    "choose another --staging-dir; nothing was restored"
+                )
+            folder.chmod(0o700)
+    except OSError as exc:
+        raise RestoreError(
+            f"cannot use the staging directory {directory.parent.parent}: {exc.strerror}; choose a writable "
+            "directory with --staging-dir; nothing was restored"
+        ) from None
+
+
 def check_free_space(directory: Path, needed: int) -> None:
-    directory.mkdir(parents=True, exist_ok=True)
+    private_directory(directory)
     free = shutil.disk_usage(directory).free
     if free < needed * FREE_SPACE_MARGIN:
         raise RestoreError(
