@@ -134,6 +134,64 @@ LEGACY_PART = re.compile(r"^parts/(\d{1,20})\.json$")  # formats 1 and 2
 NODE_PART = re.compile(r"^nodes/([^/]+)/part\.json$")  # format 3
 
 
+def _u64(value) -> bool:
+    return type(value) is int and 0 <= value < 2**64
+
+
+def _shape_problem(part: dict) -> str | None:
+    """Why the fields the readers use do not have the shapes a node writes, or None: a record may
+    be anything, and a reader must neither crash on it nor lend its odd values to the set."""
+    if not isinstance(part.get("status"), str) or not isinstance(part.get("error", ""), str):
+        return "status or error is not a string"
+    version = part.get("qdrant_version")
+    if version is not None and not (isinstance(version, str) and VERSION_PATTERN.match(version)):
+        return f"Qdrant version {str(version)[:40]!r} is not X.Y.Z"
+    for field in ("started", "finished"):
+        value = part.get(field)
+        if value is not None and not (isinstance(value, str) and len(value) < 40 and _iso(value)):
+            return f"{field} is not an ISO time"
+    peers = part.get("peers", [])
+    if not isinstance(peers, list) or not all(
+        isinstance(p, dict) and _u64(p.get("id")) and isinstance(p.get("uri"), str) for p in peers
+    ):
+        return "peers is not a list of {id, uri}"
+    views = part.get("collections", {})
+    if not isinstance(views, dict):
+        return "collections is not a mapping"
+    for name, view in views.items():
+        problem = _view_problem(view)
+        if problem:
+            return f"collection {str(name)[:60]!r}: {problem}"
+    return None
+
+
+def _view_problem(view) -> str | None:
+    if not isinstance(view, dict) or not isinstance(view.get("config"), dict):
+        return "no config"
+    params = view["config"].get("params")
+    if not isinstance(params, dict) or not isinstance(view.get("payload_schema", {}), dict):
+        return "no config params or payload schema"
+    placement = view.get("placement")
+    replica_ok = lambda r: isinstance(r, dict) and _u64(r.get("shard_id")) and _u64(r.get("peer_id")) and (  # noqa: E731
+        isinstance(r.get("state"), str))  # fmt: skip
+    if not isinstance(placement, list) or not all(replica_ok(r) for r in placement):
+        return "placement is not a list of {shard_id, peer_id, state}"
+    sample = view.get("sample")
+    if not _u64(view.get("points_exact")) or not isinstance(sample, list):
+        return "points_exact or sample missing"
+    if not all(isinstance(p, dict) and (_u64(p.get("id")) or isinstance(p.get("id"), str)) for p in sample):
+        return "a sampled point has no id"
+    return None
+
+
+def _iso(text: str) -> bool:
+    try:
+        parse_iso_time(text)
+    except ValueError:
+        return False
+    return True
+
+
 def _record_problem(
     part: dict, layout: Layout, backup_id: str, node: str | None, peer_id: int | None
 ) -> str | None:
@@ -153,9 +211,9 @@ def _record_problem(
         return f"it names node {part.get('node')!r}, not {node!r}"
     if peer_id is not None and pid != peer_id:
         return f"it names peer {pid}, not {peer_id}"
-    version = part.get("qdrant_version")
-    if version is not None and not (isinstance(version, str) and VERSION_PATTERN.match(version)):
-        return f"Qdrant version {str(version)[:40]!r} is not X.Y.Z"
+    shape = _shape_problem(part)
+    if shape:
+        return shape
     if part.get("status") != "ok":
         return None
     groups = part.get("shards")
@@ -203,7 +261,7 @@ def read_parts(s3_client, bucket: str, layout: Layout, backup_id: str, listed: l
         node, peer_id = (per_node.group(1), None) if per_node else (None, int(legacy.group(1)))
         try:
             part = s3.get_json(s3_client, bucket, item["Key"])
-        except BackupError as exc:
+        except (BackupError, s3.S3Error) as exc:  # a junk record spoils its own set only
             part = {"status": "unreadable", "error": str(exc)}
         if part is None:
             continue

@@ -268,7 +268,7 @@ def get_json(s3_client, bucket: str, key: str) -> dict | None:
         raise describe_error(exc, "read", bucket, key) from exc
     try:
         value = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, or nested past Python's stack
         value = None
     if not isinstance(value, dict):
         raise S3Error(f"s3://{bucket}/{key} is not a JSON object: the object is damaged")
