@@ -19,12 +19,14 @@ try:
     from qdrant_ops.client import ClusterClient
     from qdrant_ops.cluster.replicas import METHODS as TRANSFER_METHODS
     from qdrant_ops.errors import QdrantOpsError
+    from qdrant_ops.redact import redact
 
     QDRANT_OPS_IMPORT_ERROR = None
 except ImportError:
     job = None
     ClusterClient = None
     QdrantOpsError = Exception
+    redact = str
     TRANSFER_METHODS = None  # the module fails in require_qdrant_ops before using it
     QDRANT_OPS_IMPORT_ERROR = traceback.format_exc()
 
@@ -82,7 +84,12 @@ def run_module(module, body: Callable, *, connect: bool = True) -> None:
             result = body(module)
     except QdrantOpsError as exc:
         report = getattr(exc, "report", None) or {}
-        module.fail_json(**{"seconds": round(time.monotonic() - started, 3), **report, "msg": str(exc)})
+        module.fail_json(
+            **{"seconds": round(time.monotonic() - started, 3), **report, "msg": redact(str(exc))}
+        )
+    except Exception as exc:  # a bug: one line, with every secret and presigned query hidden
+        module.fail_json(msg=f"internal error: {type(exc).__name__}: {redact(str(exc))[:500]}",
+                         seconds=round(time.monotonic() - started, 3))  # fmt: skip
     module.exit_json(**{"seconds": round(time.monotonic() - started, 3), **result})  # the body's own wins
 
 

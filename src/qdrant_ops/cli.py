@@ -26,6 +26,7 @@ from qdrant_ops.cluster import collections, health, points, rebalance, replicas,
 from qdrant_ops.errors import ConfigError, QdrantOpsError
 from qdrant_ops.ingest import dataset, engine, sources
 from qdrant_ops.keyfile import read_key_file
+from qdrant_ops.redact import redact, register
 from qdrant_ops.table import format_table
 
 # Exit codes, the same for every command (printed by --help, listed in the README).
@@ -99,7 +100,7 @@ def peer_id(text: str) -> int:
 def _api_key(args: argparse.Namespace) -> str | None:
     if args.api_key_file:
         return _read_key(args.api_key_file, "--api-key-file")
-    return os.environ.get("QDRANT_API_KEY") or None
+    return register(os.environ.get("QDRANT_API_KEY")) or None
 
 
 def make_client(args: argparse.Namespace) -> ClusterClient:
@@ -1123,12 +1124,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(handler(args) or 0)
     except UsageError as exc:
-        print(f"qdrant-ops: error: {exc}", file=sys.stderr)
+        print(f"qdrant-ops: error: {redact(str(exc))}", file=sys.stderr)
         return EXIT_USAGE
     except QdrantOpsError as exc:
-        print(f"qdrant-ops: error: {exc}", file=sys.stderr)
+        print(f"qdrant-ops: error: {redact(str(exc))}", file=sys.stderr)
         if getattr(args, "json", False):  # a JSON consumer reads stdout only
-            print(json.dumps({"error": str(exc), "exit_code": EXIT_ERROR}))
+            print(json.dumps({"error": redact(str(exc)), "exit_code": EXIT_ERROR}))
         return EXIT_ERROR
     except KeyboardInterrupt:
         print("qdrant-ops: interrupted", file=sys.stderr)
@@ -1136,7 +1137,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:  # a bug: one line, not a traceback that may carry secrets
         if args.debug:
             raise
-        detail = restore.hide_presigned(str(exc))[:500]
+        detail = redact(str(exc))[:500]
         print(
             f"qdrant-ops: internal error: {type(exc).__name__}: {detail} "
             "(a bug: run again as qdrant-ops --debug ... for the traceback and report it)",

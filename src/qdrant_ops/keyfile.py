@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from qdrant_ops.errors import ConfigError
+from qdrant_ops.redact import register
 
 
 def read_key_file(path: str | Path, what: str) -> str:
@@ -37,4 +38,4 @@ def read_key_file(path: str | Path, what: str) -> str:
         raise ConfigError(
             f"{what} {path} holds a space or control character inside the key: write the key alone"
         )
-    return text
+    return register(text)  # never shown in a message from now on (redact.py)

@@ -4,13 +4,16 @@ real Qdrant: tests/e2e/test_restore_real_qdrant.py)."""
 
 from __future__ import annotations
 
+import json
 import threading
 import time
+import urllib.parse
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from qdrant_ops import redact
 from qdrant_ops.backup import model, restore
 
 BACKUP_ID = "20261124T000000Z"
@@ -159,22 +162,32 @@ def test_hostile_records_are_refused_or_follow_the_layout(tmp_path_factory, coll
         assert path.parent == directory.resolve()
 
 
-def test_a_presigned_url_in_an_error_loses_its_query_and_nothing_else():
+def test_secrets_and_presigned_signatures_are_hidden_in_every_shape():
     url = (
         "https://qdrant-backups.s3.eu-west-1.amazonaws.com/qdrant-backups/prod/x/cities/3.snapshot"
         "?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=AKIAEXAMPLE%2F20261130%2Feu-west-1%2Fs3"
         "&X-Amz-Date=20261130T101010Z&X-Amz-Expires=900&X-Amz-SignedHeaders=host"
         "&X-Amz-Security-Token=FwoGZXIvYXdzE&X-Amz-Signature=0123abcd"
     )
-    text = restore.hide_presigned(
-        f'Service internal error: Failed to download tar from {url}: status - 403 "x"'
-    )
-    assert text == (
-        "Service internal error: Failed to download tar from https://qdrant-backups.s3.eu-west-1.amazonaws.com"
-        '/qdrant-backups/prod/x/cities/3.snapshot?(presigned query hidden): status - 403 "x"'
-    )
-    plain = "GET /collections/c?wait=true on http://10.0.1.10:6333 failed"  # no presigned query: untouched
-    assert restore.hide_presigned(plain) == plain
+    shapes = {
+        "plain": f'Failed to download tar from {url}: status - 403 "x"',
+        "json-escaped": json.dumps({"error": url}).replace("/", "\\/").replace("&", "\\u0026"),
+        "rust debug": 'Url { scheme: "https", host: Some(Domain("s3")), query: Some("'
+        + url.split("?", 1)[1]
+        + '"), fragment: None }',
+        "percent-encoded": urllib.parse.quote(url, safe=""),
+        "lower-case": url.lower(),
+        "sigv2": "https://b.s3.amazonaws.com/k?AWSAccessKeyId=AKIAEXAMPLE&Expires=1&Signature=abc%2Bdef",
+    }
+    for shape, text in shapes.items():
+        hidden = redact.redact(text)
+        for secret in ("0123abcd", "FwoGZXIvYXdzE", "AKIAEXAMPLE", "abc%2Bdef"):
+            assert secret.lower() not in hidden.lower(), (shape, hidden)
+        assert "<hidden>" in hidden and ("3.snapshot" in hidden) == ("3.snapshot" in text), (shape, hidden)
+    plain = "GET /collections/c?wait=true on http://10.0.1.10:6333 failed"  # nothing secret: untouched
+    assert redact.redact(plain) == plain
+    redact.register("old-key-during-rotation")
+    assert redact.redact("bad header old-key-during-rotation\nnew") == "bad header <hidden>\nnew"
 
 
 def test_each_presigned_url_is_made_when_its_recovery_starts(monkeypatch):
@@ -225,5 +238,5 @@ def test_the_staging_folders_are_private_and_never_someone_elses(tmp_path):
     with pytest.raises(restore.RestoreError, match="is a symlink or belongs to another user"):
         restore.private_directory(restore.staging_path(trap, "20261124T000000Z"))
     (tmp_path / "a-file").write_text("x")
-    with pytest.raises(restore.RestoreError, match="cannot use the staging directory .*a-file"):
+    with pytest.raises(restore.RestoreError, match=r"cannot use the staging directory .*a-file"):
         restore.private_directory(restore.staging_path(tmp_path / "a-file", "20261124T000000Z"))

@@ -34,6 +34,7 @@ from qdrant_ops.backup.s3 import MIB, S3Settings, make_client
 from qdrant_ops.client import ClusterClient, normalise_urls
 from qdrant_ops.errors import ConfigError
 from qdrant_ops.keyfile import read_key_file
+from qdrant_ops.redact import register
 
 DEFAULT_PATH = "/etc/qdrant-ops/backup.yml"
 SECTIONS = {
@@ -140,7 +141,8 @@ def from_dict(data: dict, path: str = "<config>") -> BackupConfig:
         _check_keys(section, name, path)
     if not data.get("cluster"):
         raise ConfigError(f"{path}: set 'cluster' (the cluster name used in S3 keys)")
-    api_key = qdrant.get("api_key") or None
+    api_key = register(qdrant.get("api_key") or None)
+    register(s3_section.get("secret_key") or None)
     if qdrant.get("api_key_file"):
         api_key = read_key_file(qdrant["api_key_file"], "the API key file")
     collections = data.get("collections") or []

@@ -60,6 +60,7 @@ from qdrant_ops.cluster.health import shard_placement, unhealthy_replicas
 from qdrant_ops.cluster.points import get_points
 from qdrant_ops.errors import ConfigError, QdrantOpsError
 from qdrant_ops.polling import wait_until
+from qdrant_ops.redact import redact
 
 RESTORE_DIR = "qdrant-ops-restore"  # under the staging directory, one folder per backup id
 PRIORITY = "snapshot"  # format 1: each node's part wins over what the cluster holds
@@ -71,11 +72,9 @@ FREE_SPACE_MARGIN = 1.05
 FETCH_BY = ("nodes", "restorer")
 # A node starts its GET as soon as it is asked, so each URL is made when its recovery starts (after
 # the wait for a --parallel slot) and lives at least this long, or the recovery's timeout when that
-# is longer (S3 allows 7 days at most). Its query (the values percent-encoded, so no ':' or space
-# inside) is cut from every message.
+# is longer (S3 allows 7 days at most). Its signing values are cut from every message (redact.py).
 PRESIGNED_URL_SECONDS = 900
 PRESIGNED_URL_MAX_SECONDS = 7 * 24 * 3600
-_PRESIGNED_QUERY = re.compile(r"(https?://[^\s\"'?]+)\?[^\s\"']*(?:X-Amz-|Signature=)[^\s\"':]*")
 
 
 class RestoreError(QdrantOpsError):
@@ -383,11 +382,6 @@ def presigned_url(s3_client, settings: s3.S3Settings, snap: Snapshot, timeout: f
     )
 
 
-def hide_presigned(text: str) -> str:
-    """The text with every presigned URL's query (its signature and credential) left out."""
-    return _PRESIGNED_QUERY.sub(r"\1?(presigned query hidden)", text)
-
-
 def recover(client: ClusterClient, snap: Snapshot, source: Path | str, timeout: float) -> None:
     """Recover one snapshot on its node, from a verified local file (uploaded) or from a URL the
     node downloads itself; either way Qdrant checks the sha256 before it recovers anything."""
@@ -407,7 +401,7 @@ def recover(client: ClusterClient, snap: Snapshot, source: Path | str, timeout: 
             "fetch_by restorer)"
         )  # fmt: skip
         raise RestoreError(
-            f"recovering {snap.label} on {snap.node} failed: {hide_presigned(str(exc))}{hint}"
+            f"recovering {snap.label} on {snap.node} failed: {redact(str(exc))}{hint}"
         ) from exc
 
 
