@@ -309,8 +309,8 @@ def test_nodes_that_cannot_reach_s3_fail_clearly_without_showing_the_signature(c
     code, _, err = run_restore(capsys, tmp_path, nodes, configs)
 
     assert code == EXIT_ERROR and "Connection refused" in err and "fetch_by restorer" in err
-    assert "(presigned query hidden)" in err  # Qdrant's message names the URL: its signature is cut
-    assert "X-Amz-" not in err and TEST_CREDENTIALS["aws_access_key_id"] not in err
+    assert "X-Amz-Signature=<hidden>" in err  # Qdrant's message names the URL: its signature is cut
+    assert "X-Amz-Credential=<hidden>" in err and TEST_CREDENTIALS["aws_access_key_id"] not in err
     assert nodes[0].state.collections == {}  # the collections created for the restore are gone again
 
 
