@@ -27,11 +27,22 @@ CITIES = {
             {"name": "c", "vectors": {"size": 4, "distance": "Hamming"}},
             "vectors.distance 'Hamming' is unknown",
         ),
-        ({"name": "c", "vectors": {"size": 0, "distance": "Dot"}}, "vectors.size must be a positive integer"),
+        (
+            {"name": "c", "vectors": {"size": 0, "distance": "Dot"}},
+            "vectors.size must be an integer from 1 to 65536",
+        ),
         ({"name": "c", "vectors": {"text": {"size": -1, "distance": "Dot"}}}, "vectors.text.size"),
         ({"name": "c", "vectors": {"text": {"distance": "Dot"}}}, "vectors.text.size is required"),
-        ({"name": "c", "shard_number": 0}, "shard_number must be a positive integer"),
-        ({"name": "c", "replication_factor": True}, "replication_factor must be a positive integer"),
+        ({"name": "c", "shard_number": 0}, "shard_number must be an integer from 1 to 4294967295"),
+        (
+            {"name": "c", "shard_number": 1000000000000},
+            "shard_number must be an integer from 1 to 4294967295",
+        ),
+        (
+            {"name": "c", "vectors": {"size": 65537, "distance": "Dot"}},
+            "vectors.size must be an integer from 1 to",
+        ),
+        ({"name": "c", "replication_factor": True}, "replication_factor must be an integer from 1"),
         (
             {"name": "c", "payload_indexes": {"f": "varchar"}},
             "payload_indexes.f: index type 'varchar' is unknown",

@@ -87,9 +87,14 @@ SINGLE_VECTOR = ""  # the name Qdrant's PATCH uses for the unnamed vector
 
 
 # -- validation ------------------------------------------------------------------------------------
-def _positive_int(value: Any, where: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ConfigError(f"{where} must be a positive integer, got {value!r}")
+MAX_VECTOR_SIZE = 65536  # lib/collection/src/operations/types.rs (VectorParams.size) at v1.18.3
+U32_MAX = 2**32 - 1  # shard_number, replication_factor, write_consistency_factor are u32 in Qdrant
+# (lib/storage/src/content_manager/collection_meta_ops.rs at v1.18.3)
+
+
+def _positive_int(value: Any, where: str, maximum: int = U32_MAX) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= maximum:
+        raise ConfigError(f"{where} must be an integer from 1 to {maximum}, got {value!r}")
     return value
 
 
@@ -205,7 +210,7 @@ def _vector_params(params: Any, where: str) -> dict:
         raise ConfigError(f"{where}: unknown key(s) {sorted(unknown)}; allowed: {sorted(VECTOR_KEYS)}")
     if "size" not in params:
         raise ConfigError(f"{where}.size is required (the vector dimension, e.g. 384)")
-    params["size"] = _positive_int(params["size"], f"{where}.size")
+    params["size"] = _positive_int(params["size"], f"{where}.size", MAX_VECTOR_SIZE)
     distance = str(params.get("distance", ""))
     canonical = {d.lower(): d for d in DISTANCES}.get(distance.lower())
     if canonical is None:
