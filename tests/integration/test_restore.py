@@ -299,6 +299,26 @@ def test_a_damaged_object_never_touches_the_collection_it_would_replace(
     assert staged_files(tmp_path) == []
 
 
+def test_a_failed_overwrite_says_what_it_deleted_and_how_to_restore_it(cluster, capsys, tmp_path):
+    nodes, configs, _ = cluster
+    backup_all(configs)
+    for node in nodes:
+        node.state.recover_error = "No space left on device (os error 28)"
+
+    code, _, err = run_restore(capsys, tmp_path, nodes, configs, "--overwrite", "--collection", "cities")
+
+    assert code == EXIT_ERROR and "No space left on device" in err
+    assert "The overwrite had deleted the existing cities before: they stay gone" in err
+    assert f"run `qdrant-ops restore --backup-id {BACKUP_ID} --collection cities`" in err
+    assert "cities" not in nodes[0].state.collections and "places" in nodes[0].state.collections
+    for node in nodes:
+        node.state.recover_error = None
+    code, _, err = run_restore(
+        capsys, tmp_path, nodes, configs, "--backup-id", BACKUP_ID, "--collection", "cities"
+    )
+    assert code == 0, err
+
+
 def test_nodes_that_cannot_reach_s3_fail_clearly_without_showing_the_signature(cluster, capsys, tmp_path):
     nodes, configs, _ = cluster
     backup_all(configs)

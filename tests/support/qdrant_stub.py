@@ -64,6 +64,7 @@ class StubState:
         self.snapshots: dict[str, dict[str, bytes]] = {}
         self.snapshot_size = 64 * 1024
         self.snapshot_create_error: str | None = None  # e.g. a full disk; leaves a partial file
+        self.recover_error: str | None = None  # a shard recovery that fails (e.g. a full disk)
         self.corrupt_downloads = False  # serve bytes that do not match the reported checksum
         self.recovered: list[tuple] = []  # (collection, shard id or None, priority) of every recover
         self.placement: dict[str, list[dict]] = {}  # explicit replicas once changed
@@ -420,6 +421,8 @@ def _cluster_operation(state: StubState, name: str, body: dict) -> tuple[int, An
 def _recover_upload(state: StubState, name: str, body: dict) -> tuple[int, Any]:
     """POST /collections/{c}/snapshots/upload: a whole collection snapshot, as recover does it."""
     data = body["snapshot"]
+    if state.recover_error:
+        return 500, _error(f"Service internal error: {state.recover_error}")
     if body.get("checksum") and hashlib.sha256(data).hexdigest() != body["checksum"]:
         return 400, _error("Bad request: Snapshot checksum mismatch")
     snapshot = json.loads(data.split(b"\n", 1)[0])
@@ -436,6 +439,8 @@ def _recover_shard_upload(state: StubState, name: str, shard: int, body: dict) -
     node's replica; with priority snapshot Qdrant marks the other replicas Dead and copies the
     shard to them (the stub: at once, so they are Active again)."""
     data = body["snapshot"]
+    if state.recover_error:
+        return 500, _error(f"Service internal error: {state.recover_error}")
     if body.get("checksum") and hashlib.sha256(data).hexdigest() != body["checksum"]:
         return 400, _error("Bad request: Snapshot checksum mismatch")
     if not any(r["shard_id"] == shard and r["peer_id"] == state.me for r in state.replicas(name)):

@@ -730,13 +730,23 @@ def _recover(
     if replace or manifest.get("format", 1) < 2:
         sources.wait_all()
         _replace(client, replace, log)
-    if manifest.get("format", 1) < 2:
-        _recover_node_parts(client, snapshots, sources, nodes, timeout=timeout, log=log)
-        return
-    _recover_shards(client, manifest, chosen, snapshots, sources=sources, nodes=nodes, parallel=parallel,
-                    timeout=timeout, log=log, single_copy=single_copy)  # fmt: skip
-    for name in chosen:
-        wait_healthy(client, name, nodes, timeout, trigger=True)
+    try:
+        if manifest.get("format", 1) < 2:
+            _recover_node_parts(client, snapshots, sources, nodes, timeout=timeout, log=log)
+            return
+        _recover_shards(client, manifest, chosen, snapshots, sources=sources, nodes=nodes, parallel=parallel,
+                        timeout=timeout, log=log, single_copy=single_copy)  # fmt: skip
+        for name in chosen:
+            wait_healthy(client, name, nodes, timeout, trigger=True)
+    except QdrantOpsError as exc:
+        if not replace:
+            raise
+        again = " ".join(f"--collection {name}" for name in replace)
+        raise RestoreError(
+            f"{exc}. The overwrite had deleted the existing {', '.join(replace)} before: they stay gone "
+            f"until a restore succeeds; once the cause is fixed run `qdrant-ops restore --backup-id "
+            f"{manifest['backup_id']} {again}` with the same --config and --node options"
+        ) from exc
 
 
 def _replace(client: ClusterClient, names: list[str], log) -> None:
