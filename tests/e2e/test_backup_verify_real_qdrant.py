@@ -7,8 +7,10 @@ a scratch disk too small are refused, each with the metrics saying the drill fai
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -169,3 +171,25 @@ def test_a_lab_shaped_set_loaded_by_the_ingester_restores(qdrant_cluster, s3_ser
     result = drill(config, "--qdrant-binary", qdrant_cluster.binary, "--workdir", str(tmp_path / "scratch"))
     assert result.returncode == 0, result.stderr[-3000:]
     assert json.loads(result.stdout)["points_verified"] == LAB_POINTS
+
+
+def test_sigterm_during_the_drill_stops_the_scratch_qdrant_and_removes_its_storage(
+    backed_up, qdrant_binary, tmp_path
+):
+    # What systemd does when the timer's unit is stopped, or runs past its TimeoutStopSec.
+    settings, _s3_client, s3_server = backed_up
+    config = config_file(tmp_path, s3_server, settings.s3.bucket)
+    workdir = tmp_path / "scratch"
+    command = [sys.executable, "-m", "qdrant_ops.cli", "backup", "verify", "--config", str(config),
+               "--qdrant-binary", qdrant_binary, "--workdir", str(workdir)]  # fmt: skip
+    drill_process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not list(workdir.glob("*/qdrant.log")):
+        time.sleep(0.2)  # the scratch node is starting
+    scratch = next(workdir.glob("*/qdrant.log")).parent
+    drill_process.send_signal(signal.SIGTERM)
+    _out, err = drill_process.communicate(timeout=120)
+    assert drill_process.returncode != 0 and "Traceback" not in err, err[-2000:]
+    assert not scratch.exists() and list(workdir.iterdir()) == []
+    left = subprocess.run(["pgrep", "-f", str(scratch)], capture_output=True, text=True)
+    assert left.stdout == "", "the scratch Qdrant outlived the drill"

@@ -1,6 +1,8 @@
 """The restore drill's pure parts: rounds by scratch disk space, the binary's version, the scratch
 node's config (the drill itself against real Qdrant: tests/e2e/test_backup_verify_real_qdrant.py)."""
 
+import os
+import socket
 from pathlib import Path
 
 import pytest
@@ -85,3 +87,25 @@ def test_a_templated_binary_stays_in_its_directory():
     assert verify.versioned_binary("/usr/local/bin/qdrant", "1.18.3") == "/usr/local/bin/qdrant"
     with pytest.raises(verify.VerifyError, match="outside /opt/qdrant/versions"):
         verify.versioned_binary("/opt/qdrant/versions/{version}/../../../../bin/sh", "1.18.3")
+
+
+def test_only_the_scratch_process_own_listener_is_asked(tmp_path, monkeypatch):
+    with socket.socket() as impostor:
+        impostor.bind(("127.0.0.1", 0))
+        impostor.listen()
+        impostor.setblocking(False)
+        port = impostor.getsockname()[1]
+        assert verify.listens_on(os.getpid(), port)  # this process holds it
+        assert not verify.listens_on(os.getppid(), port)
+        # A scratch "Qdrant" that never listens, on a port another program took first: the drill
+        # gives up without sending the key there.
+        binary = tmp_path / "qdrant"
+        binary.write_text("#!/bin/sh\nsleep 30\n")
+        binary.chmod(0o755)
+        monkeypatch.setattr(verify, "_free_port", lambda: port)
+        scratch = verify.ScratchQdrant(str(binary), tmp_path / "scratch", startup_seconds=2)
+        with pytest.raises(verify.VerifyError, match="did not answer within 2 s"), scratch:
+            pass
+        assert not (tmp_path / "scratch").exists()  # stopped and removed
+        with pytest.raises(BlockingIOError):
+            impostor.accept()  # nobody connected

@@ -83,6 +83,29 @@ def check_workdir(base: Path, mounts: str = "/proc/self/mounts") -> None:
         )
 
 
+def listens_on(pid: int, port: int, proc: Path = Path("/proc")) -> bool:
+    """Whether process `pid` holds the socket listening on 127.0.0.1:`port` (Linux: the socket
+    inode in /proc/net/tcp among the process's open files). Another program that took the port
+    first does not pass."""
+    wanted = f"0100007F:{port:04X}"
+    inodes = set()
+    try:
+        for line in (proc / "net/tcp").read_text().splitlines()[1:]:
+            fields = line.split()
+            if fields[1] == wanted and fields[3] == "0A":  # 0A: LISTEN
+                inodes.add(f"socket:[{fields[9]}]")
+        fds = list((proc / str(pid) / "fd").iterdir())
+    except OSError:
+        return False
+    for fd in fds:
+        try:
+            if os.readlink(fd) in inodes:
+                return True
+        except OSError:
+            continue
+    return False
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -144,6 +167,11 @@ class ScratchQdrant:
             while time.monotonic() < deadline:
                 if self.process.poll() is not None:
                     raise VerifyError(f"the scratch Qdrant exited at start: {self.log_tail()}")
+                # The port was free when picked, not reserved: ask only once our process listens on
+                # it, so the key and the presigned URLs never go to another program.
+                if not listens_on(self.process.pid, self.port):
+                    time.sleep(0.5)
+                    continue
                 try:
                     client.version()  # JSON, where /readyz answers in plain text
                     return self
@@ -171,14 +199,34 @@ class ScratchQdrant:
         shutil.rmtree(self.workdir, ignore_errors=True)
 
     def __enter__(self) -> ScratchQdrant:
+        # systemd stops a unit with SIGTERM, which ends Python without unwinding: raise instead, so
+        # the scratch node (in a session of its own) and its directory go with the drill.
+        self._previous = _raise_on_sigterm()
         try:
             return self.start()
         except BaseException:
-            self.stop()
+            self.__exit__()
             raise
 
     def __exit__(self, *exc_info) -> None:
-        self.stop()
+        try:
+            self.stop()
+        finally:
+            if getattr(self, "_previous", None) is not None:
+                signal.signal(signal.SIGTERM, self._previous)
+
+
+def _raise_on_sigterm():
+    """Make SIGTERM raise SystemExit(143); returns the previous handler (None off the main thread,
+    where Python cannot install one)."""
+
+    def terminate(_signum, _frame):
+        raise SystemExit(128 + signal.SIGTERM)
+
+    try:
+        return signal.signal(signal.SIGTERM, terminate)
+    except ValueError:
+        return None
 
 
 def collection_bytes(manifest: dict) -> dict[str, int]:
