@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
 import os
 import sys
 import tempfile
@@ -82,6 +83,32 @@ def _read_key(path: str | None, option: str) -> str | None:
     if not path:
         return None
     return read_key_file(path, option)
+
+
+def seconds(text: str) -> float:
+    """An argparse type: a finite number of seconds above 0 (at most a week)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not 0 < value <= 7 * 86400:  # false for nan too
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds between 0 and 604800")
+    return value
+
+
+def writable_dir(text: str) -> str:
+    """An argparse type: an existing directory this user may write to."""
+    if not os.path.isdir(text) or not os.access(text, os.W_OK | os.X_OK):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a directory this user can write to")
+    return text
+
+
+def output_file(text: str) -> str:
+    """An argparse type: a file whose directory exists and is writable (checked before any work)."""
+    writable_dir(os.path.dirname(os.path.abspath(text)))
+    if os.path.isdir(text):
+        raise argparse.ArgumentTypeError(f"{text!r} is a directory, not a file")
+    return text
 
 
 def peer_id(text: str) -> int:
@@ -720,7 +747,7 @@ def _standby_parser(commands) -> None:
     group.add_argument("--collection", action="append", help="only this collection, repeatable")
     group.add_argument("--ca-file", help="CA bundle to verify the nodes' TLS certificates")
     _flag(group, "--insecure", "do not verify TLS certificates")
-    group.add_argument("--timeout", type=float, default=60.0, help="seconds per request (default 60)")
+    group.add_argument("--timeout", type=seconds, default=60.0, help="seconds per request (default 60)")
     _flag(both, "--json", "machine-readable output")
     cmd = commands.add_parser("standby", help="a warm standby cluster").add_subparsers(metavar="ACTION")
     init = cmd.add_parser(
@@ -738,13 +765,15 @@ def _standby_parser(commands) -> None:
         "the standby nodes.",
     )  # fmt: skip
     sync.add_argument(
-        "--metrics-dir", help="write node_exporter textfile metrics here (synced time per collection)"
+        "--metrics-dir",
+        type=writable_dir,
+        help="write node_exporter textfile metrics here (synced time per collection)",
     )
     sync.add_argument(
         "--cluster", default="standby", help="the standby's name in the metrics (default standby)"
     )
     sync.add_argument(
-        "--wait-timeout", type=float, default=3600.0, help="seconds one shard may take (default 3600)"
+        "--wait-timeout", type=seconds, default=3600.0, help="seconds one shard may take (default 3600)"
     )
     sync.set_defaults(handler=cmd_standby_sync)
     promote = cmd.add_parser(
@@ -765,7 +794,7 @@ def _connection_options() -> argparse.ArgumentParser:
     group.add_argument("--api-key-file", help="file holding the API key (default: $QDRANT_API_KEY)")
     group.add_argument("--ca-file", help="CA bundle to verify the nodes' TLS certificates")
     _flag(group, "--insecure", "do not verify TLS certificates")
-    group.add_argument("--timeout", type=float, default=30.0, help="seconds per request (default 30)")
+    group.add_argument("--timeout", type=seconds, default=30.0, help="seconds per request (default 30)")
     _flag(common, "--json", "machine-readable output")
     return common
 
@@ -855,8 +884,9 @@ def _cluster_parser(commands, conn: argparse.ArgumentParser) -> None:
         help="peers, leader, collections, replicas sharing a zone; exit 1 when a replica is unhealthy",
     )
     status.add_argument(
-        "--textfile", metavar="PATH", help="also write the placement metrics (replicas sharing a zone) for "
-        "node_exporter's textfile collector",
+        "--textfile", metavar="PATH", type=output_file,
+        help="also write the placement metrics (replicas sharing a zone) for node_exporter's textfile "
+        "collector",
     )  # fmt: skip
     status.set_defaults(handler=cmd_cluster_status)
     repair = cluster_cmd.add_parser(
@@ -951,7 +981,7 @@ def _dataset_parser(commands) -> None:
     gen.add_argument("--format", choices=dataset.FORMATS, default="parquet", help="file format")
     gen.add_argument("--payload", choices=dataset.PAYLOADS, default="city-location", help="payload shape")
     gen.add_argument("--seed", type=int, default=42, help="random seed: the same seed writes the same file")
-    gen.add_argument("-o", "--output", required=True, help="file to write")
+    gen.add_argument("-o", "--output", required=True, type=output_file, help="file to write")
     _flag(gen, "--json", "machine-readable output")
     gen.set_defaults(handler=cmd_dataset_generate)
 
@@ -980,7 +1010,12 @@ def _tls_parser(commands) -> None:
         "collector (alerts QdrantCertificateExpiresSoon / QdrantCertificateExpired).",
     )  # fmt: skip
     expiry.add_argument("cert", nargs="+", help="PEM certificate file(s)")
-    expiry.add_argument("--textfile", metavar="PATH", help="also write the expiry metrics to this .prom file")
+    expiry.add_argument(
+        "--textfile",
+        metavar="PATH",
+        type=output_file,
+        help="also write the expiry metrics to this .prom file",
+    )
     _flag(expiry, "--json", "machine-readable output")
     expiry.set_defaults(handler=cmd_tls_expiry)
 
@@ -1083,7 +1118,9 @@ def _restore_parser(commands, config_opts: argparse.ArgumentParser) -> None:
     rst.add_argument(
         "--parallel", type=int, default=2, help="snapshots recovered at once, one per node (default 2)"
     )
-    rst.add_argument("--wait-timeout", type=float, default=3600.0, help="seconds per recover and health wait")
+    rst.add_argument(
+        "--wait-timeout", type=seconds, default=3600.0, help="seconds per recover and health wait"
+    )
     rst.set_defaults(handler=cmd_restore)  # fmt: skip
 
 

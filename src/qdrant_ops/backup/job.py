@@ -94,6 +94,13 @@ def _check_keys(section: dict, name: str | None, path: str) -> None:
         )
 
 
+def _int(section: dict, key: str, default: int) -> int:
+    value = section.get(key, default)
+    if type(value) is not int:
+        raise ConfigError(f"s3.{key} must be an integer, got {value!r}")
+    return value
+
+
 def _s3_settings(section: dict) -> S3Settings:
     return S3Settings(
         bucket=section.get("bucket") or "",
@@ -102,9 +109,9 @@ def _s3_settings(section: dict) -> S3Settings:
         region=section.get("region") or None,
         access_key=section.get("access_key") or None,
         secret_key=section.get("secret_key") or None,
-        part_size=int(section.get("part_size_mib", 8)) * MIB,
-        concurrency=int(section.get("concurrency", 8)),
-        max_attempts=int(section.get("max_attempts", 8)),
+        part_size=_int(section, "part_size_mib", 8) * MIB,
+        concurrency=_int(section, "concurrency", 8),
+        max_attempts=_int(section, "max_attempts", 8),
     )
 
 
@@ -141,6 +148,10 @@ def from_dict(data: dict, path: str = "<config>") -> BackupConfig:
         _check_keys(section, name, path)
     if not data.get("cluster"):
         raise ConfigError(f"{path}: set 'cluster' (the cluster name used in S3 keys)")
+    if not isinstance(qdrant.get("api_key") or "", str):
+        raise ConfigError(
+            f"{path}: qdrant.api_key must be a string (quote it), got a {type(qdrant['api_key']).__name__}"
+        )
     api_key = register(qdrant.get("api_key") or None)
     register(s3_section.get("secret_key") or None)
     if qdrant.get("api_key_file"):
@@ -187,6 +198,8 @@ def read_file(path: str = DEFAULT_PATH) -> dict:
         ) from None
     except OSError as exc:
         raise ConfigError(f"cannot read backup config {path}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"backup config {path} is not UTF-8 text: write it as UTF-8") from None
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import re
 import time
 from concurrent.futures import ALL_COMPLETED, FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
@@ -29,6 +30,8 @@ from qdrant_ops.errors import QdrantOpsError
 MIB = 1024 * 1024
 MIN_PART_SIZE = 5 * MIB  # S3's minimum for every part but the last
 MAX_PARTS = 10_000
+ENDPOINT = re.compile(r"^https?://[A-Za-z0-9.\-\[\]:]+(/[^\s]*)?\Z")
+REGION = re.compile(r"^[a-z]{2}(-[a-z0-9]+){1,4}\Z")
 
 
 class S3Error(QdrantOpsError):
@@ -54,10 +57,20 @@ class S3Settings:
     def __post_init__(self) -> None:
         if not self.bucket:
             raise S3Error("no S3 bucket given: set the backup bucket name")
-        if self.part_size < MIN_PART_SIZE:
-            raise S3Error(f"part size {self.part_size} is below S3's minimum of 5 MiB: raise it")
-        if self.concurrency < 1:
-            raise S3Error(f"concurrency must be at least 1, got {self.concurrency}")
+        for name in ("bucket", "prefix", "endpoint_url", "region", "access_key", "secret_key"):
+            if getattr(self, name) is not None and not isinstance(getattr(self, name), str):
+                raise S3Error(f"s3.{name} must be a string, got {type(getattr(self, name)).__name__}")
+        for name, low, high in (("part_size", MIN_PART_SIZE, 5 * 1024 * MIB), ("concurrency", 1, 256),
+                                ("max_attempts", 1, 100)):  # fmt: skip
+            value = getattr(self, name)
+            if type(value) is not int or not low <= value <= high:
+                raise S3Error(f"s3.{name} must be an integer from {low} to {high}, got {value!r}")
+        if self.endpoint_url is not None and not ENDPOINT.match(self.endpoint_url):
+            raise S3Error(
+                f"s3.endpoint_url {self.endpoint_url!r} is not an http(s) URL such as https://s3.example.com"
+            )
+        if self.region is not None and not REGION.match(self.region):
+            raise S3Error(f"s3.region {self.region!r} is not a region name such as eu-west-1")
         if bool(self.access_key) != bool(self.secret_key):
             raise S3Error("give both the S3 access key and secret key, or neither (instance profile)")
 
