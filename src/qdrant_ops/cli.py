@@ -154,7 +154,7 @@ def read_zones(
     if args.zones_file:
         try:
             data = yaml.safe_load(Path(args.zones_file).read_text())
-        except (OSError, yaml.YAMLError) as exc:
+        except (OSError, yaml.YAMLError, UnicodeDecodeError) as exc:
             raise ConfigError(f"cannot read the zones file {args.zones_file}: {exc}") from None
         if not isinstance(data, dict):
             raise ConfigError(f"{args.zones_file}: expected a mapping of peer id or node URL to zone")
@@ -264,6 +264,8 @@ def load_specs(path: str) -> list[dict]:
         raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path} is not valid YAML: {exc}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path} is not UTF-8 text: write it as UTF-8") from None
     if isinstance(data, dict) and "collections" in data:
         data = data["collections"]
     specs = [data] if isinstance(data, dict) else data

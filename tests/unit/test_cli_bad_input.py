@@ -7,6 +7,8 @@ import pytest
 import yaml
 
 from qdrant_ops.cli import EXIT_ERROR, EXIT_USAGE, main
+from qdrant_ops.cluster.points import read_jsonl_points
+from qdrant_ops.errors import ConfigError
 
 BASE = {
     "cluster": "prod",
@@ -48,15 +50,25 @@ def test_a_bad_value_in_the_backup_config_is_named(case, tmp_path, capsys):
     one_line_error(capsys, main(["backup", "list", "--config", str(path)]), EXIT_ERROR, word)
 
 
-@pytest.mark.parametrize("what", ["config", "key"])
+@pytest.mark.parametrize("what", ["config", "key", "zones", "spec"])
 def test_files_that_are_not_utf8_are_named(what, tmp_path, capsys):
     bad = tmp_path / "bad"
     bad.write_bytes(b"cluster: \xff\xfe\n")
-    if what == "config":
-        argv = ["backup", "list", "--config", str(bad)]
-    else:
-        argv = ["cluster", "status", "--url", "http://127.0.0.1:9", "--api-key-file", str(bad)]
+    url = ["--url", "http://127.0.0.1:9"]
+    argv = {
+        "config": ["backup", "list", "--config", str(bad)],
+        "key": ["cluster", "status", *url, "--api-key-file", str(bad)],
+        "zones": ["cluster", "status", *url, "--zones-file", str(bad)],
+        "spec": ["collections", "apply", "-f", str(bad), *url],
+    }[what]
     one_line_error(capsys, main(argv), EXIT_ERROR, str(bad))
+
+
+def test_a_points_file_that_is_not_utf8_names_its_line(tmp_path):
+    bad = tmp_path / "points.jsonl"
+    bad.write_bytes(b'{"id": 1}\n{"id": 2, "payload": {"x": "\xff"}}\n')
+    with pytest.raises(ConfigError, match=r"points.jsonl:2: not UTF-8 text"):
+        list(read_jsonl_points(bad))
 
 
 @pytest.mark.parametrize("timeout", ["-1", "nan", "inf", "0"])

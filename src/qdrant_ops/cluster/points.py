@@ -63,8 +63,10 @@ def get_points(client: ClusterClient, collection: str, point_ids: list) -> dict:
 
 def read_jsonl_points(path: Path) -> Iterator[dict]:
     """Yield REST PointStructs; errors name the file and line."""
-    with path.open(encoding="utf-8") as lines:
+    with path.open(encoding="utf-8", errors="surrogateescape") as lines:
         for number, line in enumerate(lines, start=1):
+            if any("\udc80" <= char <= "\udcff" for char in line):  # undecodable bytes, escaped
+                raise ConfigError(f"{path}:{number}: not UTF-8 text: write the file as UTF-8")
             if not line.strip():
                 continue
             where = f"{path}:{number}"
