@@ -26,8 +26,8 @@ from qdrant_ops.client import ClusterClient
 from qdrant_ops.cluster import collections, health, points, rebalance, replicas, standby, zone_metrics, zones
 from qdrant_ops.errors import ConfigError, QdrantOpsError
 from qdrant_ops.ingest import dataset, engine, sources
-from qdrant_ops.keyfile import read_key_file
-from qdrant_ops.redact import redact, register
+from qdrant_ops.keyfile import check_key, read_key_file
+from qdrant_ops.redact import redact
 from qdrant_ops.table import format_table
 
 # Exit codes, the same for every command (printed by --help, listed in the README).
@@ -127,7 +127,8 @@ def peer_id(text: str) -> int:
 def _api_key(args: argparse.Namespace) -> str | None:
     if args.api_key_file:
         return _read_key(args.api_key_file, "--api-key-file")
-    return register(os.environ.get("QDRANT_API_KEY")) or None
+    key = os.environ.get("QDRANT_API_KEY")
+    return check_key(key, "the environment variable QDRANT_API_KEY") if key else None
 
 
 def make_client(args: argparse.Namespace) -> ClusterClient:

@@ -23,6 +23,8 @@ CONFIG_CASES = {
     "qdrant.api_key a number": ({"qdrant": {"api_key": 12345}}, "api_key"),
     "s3.part_size_mib a word": ({"s3": {"part_size_mib": "big"}}, "part_size_mib"),
     "members a word": ({"members": "n1"}, "members"),
+    "api_key with a newline": ({"qdrant": {"api_key": "old-key\nnew-key"}}, "qdrant.api_key holds 2 lines"),
+    "api_key not ASCII": ({"qdrant": {"api_key": "k\u00e9y-secret"}}, "non-ASCII character"),
 }
 
 
@@ -88,3 +90,10 @@ def test_output_in_a_missing_directory_or_under_a_file_is_a_usage_error(where, t
         main(["cluster", "status", "--url", "http://127.0.0.1:9", "--textfile", str(target)])
     err = capsys.readouterr().err
     assert stopped.value.code == EXIT_USAGE and "is not a directory this user can write to" in err, err
+
+
+def test_a_bad_key_in_the_environment_is_named_not_shown(monkeypatch, capsys):
+    monkeypatch.setenv("QDRANT_API_KEY", "secret-one\nsecret-two")
+    line = one_line_error(capsys, main(["cluster", "status", "--url", "http://127.0.0.1:9"]), EXIT_ERROR,
+                          "QDRANT_API_KEY holds 2 lines")  # fmt: skip
+    assert "secret-one" not in line and "secret-two" not in line

@@ -33,7 +33,7 @@ from qdrant_ops.backup.retention import Retention
 from qdrant_ops.backup.s3 import MIB, S3Settings, make_client
 from qdrant_ops.client import ClusterClient, normalise_urls
 from qdrant_ops.errors import ConfigError
-from qdrant_ops.keyfile import read_key_file
+from qdrant_ops.keyfile import check_key, read_key_file
 from qdrant_ops.redact import register
 
 DEFAULT_PATH = "/etc/qdrant-ops/backup.yml"
@@ -152,7 +152,7 @@ def from_dict(data: dict, path: str = "<config>") -> BackupConfig:
         raise ConfigError(
             f"{path}: qdrant.api_key must be a string (quote it), got a {type(qdrant['api_key']).__name__}"
         )
-    api_key = register(qdrant.get("api_key") or None)
+    api_key = check_key(qdrant["api_key"], f"{path}: qdrant.api_key") if qdrant.get("api_key") else None
     register(s3_section.get("secret_key") or None)
     if qdrant.get("api_key_file"):
         api_key = read_key_file(qdrant["api_key_file"], "the API key file")
