@@ -181,8 +181,8 @@ def test_apply_moves_a_new_collections_replicas_out_of_a_shared_zone(qdrant_stub
     ("content", "message"),
     [
         (b"old-key-abcdef\nnew-key-ghijkl\n", "holds 2 lines: put exactly one key in it"),
-        (b"key-with\x07bell", "holds a space or control character inside the key"),
-        (b"key with space", "holds a space or control character inside the key"),
+        (b"key-with\x07bell", "holds a space, control or non-ASCII character inside the key"),
+        (b"key with space", "holds a space, control or non-ASCII character inside the key"),
         ("schl\u00fcssel".encode(), "holds non-ASCII bytes"),
         (b"\xff\xfe", "holds non-ASCII bytes"),
         (b"\n\n", "is empty: write the key into it"),
