@@ -103,6 +103,12 @@ def writable_dir(text: str) -> str:
     return text
 
 
+def metrics_dir(text: str) -> str:
+    """An argparse type: a writable directory, or one that can be made in a writable directory."""
+    writable_dir(text if os.path.exists(text) else os.path.dirname(os.path.abspath(text)))
+    return text
+
+
 def output_file(text: str) -> str:
     """An argparse type: a file whose directory exists and is writable (checked before any work)."""
     writable_dir(os.path.dirname(os.path.abspath(text)))
@@ -769,7 +775,7 @@ def _standby_parser(commands) -> None:
     )  # fmt: skip
     sync.add_argument(
         "--metrics-dir",
-        type=writable_dir,
+        type=metrics_dir,
         help="write node_exporter textfile metrics here (synced time per collection)",
     )
     sync.add_argument(

@@ -183,7 +183,7 @@ def test_an_index_and_a_collection_made_on_the_primary_after_init_reach_the_stan
 
 def test_a_cluster_without_the_marker_or_promoted_is_refused(pair):
     primary, _secondary, pc, sc, base = pair
-    # The primary as the "standby": no marker, so nothing is overwritten.
+    # The primary as the "standby" too: one cluster named twice, refused by identity before anything.
     command = [sys.executable, "-m", "qdrant_ops.cli", "standby", "sync",
                *[a for u in primary.urls for a in ("--primary-url", u)],
                *[a for u in primary.urls for a in ("--standby-url", u)],
@@ -191,7 +191,7 @@ def test_a_cluster_without_the_marker_or_promoted_is_refused(pair):
                "--standby-api-key-file", str(base / "pk")]  # fmt: skip
     before = pc.count_points("docs")
     result = subprocess.run(command, capture_output=True, text=True, timeout=300)
-    assert result.returncode != 0 and "carries no standby marker" in result.stderr
+    assert result.returncode != 0 and "the primary and the standby are one cluster" in result.stderr
     assert pc.count_points("docs") == before
 
     marker = standby.read_marker(sc)

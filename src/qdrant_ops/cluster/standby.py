@@ -316,7 +316,11 @@ def sync(
     parallel. Returns per collection the primary time the sync reflects (taken before the first
     request for it: every change acknowledged before then is on the standby) and the primary's
     exact count then."""
-    check_pair(primary, standby, require_standby(read_marker(standby)))
+    marker = read_marker(standby)
+    if marker is not None:
+        require_standby(marker)  # a promoted standby is refused even while the primary is lost
+    check_pair(primary, standby, marker)  # before the no-marker refusal: a swapped pair is named so
+    require_standby(marker)
     started = time.monotonic()
     names, config_changes = mirror_config(primary, standby, collections, log)
     primary_urls, standby_urls = peer_urls(primary, primary_nodes), peer_urls(standby, standby_nodes)
