@@ -22,6 +22,8 @@ KEY = "stub-secret-key"
 @pytest.fixture
 def clusters():
     with QdrantStubServer(3, KEY) as primary, QdrantStubServer(3, KEY) as target:
+        target.state.peer_ids = [2000, 2001, 2002]  # another cluster: its own Raft peer ids
+        target.state.me = 2000
         populate_demo(primary.state)
         yield primary, target
 
@@ -80,6 +82,7 @@ def test_a_missing_primary_url_and_collection_are_named(clusters, tmp_path):
 def test_promote_reconciles_replicas_reports_counts_once_and_check_mode_leaves_the_marker(tmp_path):
     with ExitStack() as stack:  # a primary, and a standby of three nodes answering as their peers
         primary = stack.enter_context(QdrantStubServer(3, KEY))
+        primary.state.peer_ids, primary.state.me = [3000, 3001, 3002], 3000  # its own Raft peer ids
         nodes = [stack.enter_context(QdrantStubServer(3, "standby-key", me=i)) for i in range(3)]
         share_cluster(nodes)
         populate_demo(primary.state)
