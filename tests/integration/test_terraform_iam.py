@@ -134,27 +134,30 @@ def enforcing_s3():
         server.stop()
 
 
+def write_config(tmp_path, server, keys, node_url: str, user: str, **retention) -> str:
+    """The backup.yml of `user` (a node, "pruner" or "admin"), with its own credentials."""
+    (tmp_path / "api-key").write_text("stub-secret-key\n")
+    path = tmp_path / f"backup-{user}.yml"
+    path.write_text(yaml.safe_dump({
+        "cluster": "prod", "node": user if user in NODES else None, "members": list(NODES),
+        "qdrant": {"url": node_url, "api_key_file": str(tmp_path / "api-key")},
+        "s3": {"bucket": BUCKET, "prefix": PREFIX, "endpoint_url": server.endpoint_url,
+               "region": TEST_CREDENTIALS["region_name"], "max_attempts": 1,
+               "access_key": keys[user]["aws_access_key_id"],
+               "secret_key": keys[user]["aws_secret_access_key"]},
+        "metrics_dir": str(tmp_path / "textfiles"),
+        "retention": {"daily": 0, "weekly": 0, "monthly": 0, **retention},
+    }))  # fmt: skip
+    return str(path)
+
+
 def test_each_node_writes_only_its_own_part_and_only_the_pruner_deletes(
     enforcing_s3, stub_nodes, tmp_path, capsys
 ):
     server, keys = enforcing_s3
-    (tmp_path / "api-key").write_text("stub-secret-key\n")
 
     def config(node_url: str, user: str) -> str:
-        path = tmp_path / f"backup-{user}.yml"
-        path.write_text(yaml.safe_dump({
-            "cluster": "prod",
-            "node": user if user in NODES else None,
-            "members": list(NODES),
-            "qdrant": {"url": node_url, "api_key_file": str(tmp_path / "api-key")},
-            "s3": {"bucket": BUCKET, "prefix": PREFIX, "endpoint_url": server.endpoint_url,
-                   "region": TEST_CREDENTIALS["region_name"], "max_attempts": 1,
-                   "access_key": keys[user]["aws_access_key_id"],
-                   "secret_key": keys[user]["aws_secret_access_key"]},
-            "metrics_dir": str(tmp_path / "textfiles"),
-            "retention": {"keep_last": 1, "daily": 0, "weekly": 0, "monthly": 0},
-        }))  # fmt: skip
-        return str(path)
+        return write_config(tmp_path, server, keys, node_url, user, keep_last=1)
 
     configs = [config(node.url, name) for node, name in zip(stub_nodes, NODES, strict=True)]
     for backup_id in (OLD, NEW):
@@ -219,20 +222,9 @@ def test_one_node_can_neither_forge_a_set_nor_get_genuine_ones_pruned(
     enforcing_s3, stub_nodes, tmp_path, capsys
 ):
     server, keys = enforcing_s3
-    (tmp_path / "api-key").write_text("stub-secret-key\n")
 
     def config(node_url: str, user: str) -> str:
-        path = tmp_path / f"backup-{user}.yml"
-        path.write_text(yaml.safe_dump({
-            "cluster": "prod", "node": user if user in NODES else None, "members": list(NODES),
-            "qdrant": {"url": node_url, "api_key_file": str(tmp_path / "api-key")},
-            "s3": {"bucket": BUCKET, "prefix": PREFIX, "endpoint_url": server.endpoint_url,
-                   "region": TEST_CREDENTIALS["region_name"], "max_attempts": 1,
-                   "access_key": keys[user]["aws_access_key_id"],
-                   "secret_key": keys[user]["aws_secret_access_key"]},
-            "retention": {"keep_last": 2, "daily": 0, "weekly": 0, "monthly": 0, "incomplete_max_age": "1s"},
-        }))  # fmt: skip
-        return str(path)
+        return write_config(tmp_path, server, keys, node_url, user, keep_last=2, incomplete_max_age="1s")
 
     configs = [config(node.url, name) for node, name in zip(stub_nodes, NODES, strict=True)]
     pruner = config(stub_nodes[0].url, "pruner")
