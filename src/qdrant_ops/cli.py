@@ -1041,7 +1041,8 @@ def _config_options() -> argparse.ArgumentParser:
 def _backup_parser(commands, config_opts: argparse.ArgumentParser) -> None:
     bak = commands.add_parser("backup", help="snapshots of every node to S3").add_subparsers(metavar="ACTION")
     run = bak.add_parser("run", parents=[config_opts], help="upload this node's part of a backup set")
-    run.add_argument("--backup-id", help="set id for an on-demand run (default: the current schedule slot)")
+    run.add_argument("--backup-id", help="set id for an on-demand run, a UTC time such as 20261206T120000Z "
+                     "(others are never sealed; default: the current schedule slot)")  # fmt: skip
     run.add_argument("--collection", action="append", help="only this collection, repeatable")
     _flag(run, "--force", "refused when the part exists (part records are written once); kept for scripts")
     run.set_defaults(handler=cmd_backup_run)
