@@ -60,6 +60,10 @@ class S3Settings:
         for name in ("bucket", "prefix", "endpoint_url", "region", "access_key", "secret_key"):
             if getattr(self, name) is not None and not isinstance(getattr(self, name), str):
                 raise S3Error(f"s3.{name} must be a string, got {type(getattr(self, name)).__name__}")
+        if type(self.part_size) is int and self.part_size < MIN_PART_SIZE:
+            raise S3Error(f"part size {self.part_size} is below S3's minimum of 5 MiB: raise it")
+        if type(self.concurrency) is int and self.concurrency < 1:
+            raise S3Error(f"concurrency must be at least 1, got {self.concurrency}")
         for name, low, high in (("part_size", MIN_PART_SIZE, 5 * 1024 * MIB), ("concurrency", 1, 256),
                                 ("max_attempts", 1, 100)):  # fmt: skip
             value = getattr(self, name)
