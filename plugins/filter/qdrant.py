@@ -4,12 +4,14 @@ do not read well, or type well, in Jinja)."""
 from __future__ import annotations
 
 import hashlib
+import hmac
 
 # The one definition of a healthy replica, shared with the CLI and the modules, so a rolling
 # restart and `qdrant-ops cluster status` never disagree (the controller's venv has qdrant_ops).
 from ansible.module_utils.parsing.convert_bool import boolean
 
 from qdrant_ops.cluster.health import HEALTHY_REPLICA_STATES
+from qdrant_ops.cluster.standby import scoped_token
 
 
 def qdrant_unhealthy_replicas(results) -> list[str]:
@@ -61,24 +63,36 @@ def qdrant_node_zones(hosts, hostvars) -> dict[str, str]:
 BCRYPT_ALPHABET = b"./ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
 
 
-def web_password_hash(password: str, seed: str, rounds: int = 10) -> str:
+def web_password_hash(password: str, salt_key: str, seed: str, rounds: int = 10) -> str:
     """bcrypt hash for a web.config.file's basic_auth_users (Prometheus, Alertmanager). The salt is
-    derived from `seed` (host and user) and the password, so a second run writes the same file; a
-    fresh salt each run would change the file, and the play, every time. bcrypt's 22-character
-    salt carries 128 bits: its last character takes one of four values."""
+    an HMAC of `seed` (host and user) and the password under `salt_key`, a random secret kept on
+    the controller: a second run writes the same file (a fresh salt each run would change the file,
+    and the play, every time), yet nobody without the key can compute a salt in advance. bcrypt's
+    22-character salt carries 128 bits: its last character takes one of four values."""
+    if len(salt_key or "") < 16:
+        raise ValueError(
+            "web_password_hash needs a salt key of at least 16 characters (the roles generate one)"
+        )
     try:
         import bcrypt  # noqa: PLC0415 - controller-only dependency, needed by this filter alone
     except ImportError as exc:
         raise RuntimeError(
             "web_password_hash needs the bcrypt package on the controller: pip install bcrypt"
         ) from exc
-    digest = hashlib.sha256(f"{seed}\0{password}".encode()).digest()
+    digest = hmac.new(salt_key.encode(), f"{seed}\0{password}".encode(), hashlib.sha256).digest()
     last = BCRYPT_ALPHABET[(digest[21] % 4) * 16]
     salt = bytes(BCRYPT_ALPHABET[b % 64] for b in digest[:21]) + bytes([last])
     return bcrypt.hashpw(password.encode(), b"$2b$%02d$" % rounds + salt).decode()
 
 
+def qdrant_standby_token(primary_key: str, collections: list[str], subject: str) -> str:
+    """The standby's JWT on the primary: rw on the collections it syncs, nothing else
+    (qdrant_ops.cluster.standby.scoped_token)."""
+    return scoped_token(primary_key, collections, subject)
+
+
 class FilterModule:
     def filters(self):
         return {"qdrant_unhealthy_replicas": qdrant_unhealthy_replicas, "qdrant_rest_urls": qdrant_rest_urls,
-                "qdrant_node_zones": qdrant_node_zones, "web_password_hash": web_password_hash}  # fmt: skip
+                "qdrant_node_zones": qdrant_node_zones, "web_password_hash": web_password_hash,
+                "qdrant_standby_token": qdrant_standby_token}  # fmt: skip

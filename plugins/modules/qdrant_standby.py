@@ -69,6 +69,11 @@ created:
   returned: when state is standby
   type: list
   elements: str
+collections:
+  description: Every collection the standby copies (what playbooks/standby.yml scopes its token to).
+  returned: when state is standby
+  type: list
+  elements: str
 already_promoted:
   description: The cluster was promoted before; nothing changed.
   returned: when state is promoted

@@ -749,7 +749,9 @@ def _standby_parser(commands) -> None:
     group = both.add_argument_group("clusters")
     group.add_argument("--primary-url", action="append", help="primary node URL, repeatable: every node")
     group.add_argument(
-        "--primary-api-key-file", help="file with the primary's API key (it makes snapshot streams)"
+        "--primary-api-key-file",
+        help="file with the primary's API key, or a token scoped to the synced collections (rw: it makes "
+        "snapshot streams; README 'What a compromised standby can do')",
     )
     group.add_argument("--standby-url", action="append", help="standby node URL, repeatable: every node")
     group.add_argument("--standby-api-key-file", help="file with the standby's API key")

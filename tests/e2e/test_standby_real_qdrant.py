@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from qdrant_ops.client import ClusterClient
+from qdrant_ops.client import ClusterClient, QdrantApiError
 from qdrant_ops.cluster import collections, standby
 from tests.support.e2e_data import fingerprints, replica_manifests, upsert
 from tests.support.qdrant_cluster import LocalQdrantCluster
@@ -23,6 +23,7 @@ pytestmark = pytest.mark.qdrant
 SPEC = {"name": "docs", "vectors": {"size": 64, "distance": "Dot"}, "shard_number": 3,
         "replication_factor": 2, "payload_indexes": {"city": "keyword"}}  # fmt: skip
 FIRST = 20_000
+ALIAS = {"collection_name": "docs", "alias_name": "x"}
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +32,9 @@ def pair(qdrant_binary, tmp_path_factory):
     (base / "pk").write_text("primary-key")
     (base / "sk").write_text("standby-key")
     with (
-        LocalQdrantCluster(qdrant_binary, base / "primary", size=3, api_key="primary-key") as primary,
+        LocalQdrantCluster(
+            qdrant_binary, base / "primary", size=3, api_key="primary-key", jwt_rbac=True
+        ) as primary,
         LocalQdrantCluster(qdrant_binary, base / "standby", size=3, api_key="standby-key") as secondary,
         ClusterClient(primary.urls, "primary-key", retries=5, backoff=0.3, timeout=120) as pc,
         ClusterClient(secondary.urls, "standby-key", retries=5, backoff=0.3, timeout=120) as sc,
@@ -70,10 +73,11 @@ def test_init_then_syncs_under_a_writer_end_with_the_primarys_exact_points(pair,
     _primary, _secondary, pc, sc, _base = pair
     result = cli(pair, "init")
     assert result.returncode == 0, result.stderr
-    assert json.loads(result.stdout) == {"marker_created": True, "created": ["docs"]}
+    assert json.loads(result.stdout) == {"marker_created": True, "created": ["docs"], "collections": ["docs"]}
     assert sc.collection_info("docs")["payload_schema"]["city"]["data_type"] == "keyword"
     again = cli(pair, "init")  # a second init changes nothing
-    assert again.returncode == 0 and json.loads(again.stdout) == {"marker_created": False, "created": []}
+    assert again.returncode == 0 and json.loads(again.stdout) == {
+        "marker_created": False, "created": [], "collections": ["docs"]}  # fmt: skip
 
     stop, written = threading.Event(), []
 
@@ -179,6 +183,47 @@ def test_an_index_and_a_collection_made_on_the_primary_after_init_reach_the_stan
     # segments of both clusters after the first sync.)
     again = json.loads(cli(pair, "sync").stdout)
     assert again["config_changes"] == {} and fingerprints(sc, "later") == fingerprints(pc, "later")
+
+
+def test_the_standbys_scoped_token_syncs_and_can_do_no_more_on_the_primary(pair):
+    """What playbooks/standby.yml gives the standby host instead of the primary's key (README "What
+    a compromised standby can do"): rw on the synced collection, r on the marker, nothing else."""
+    primary, _secondary, pc, sc, base = pair
+    (base / "token").write_text(standby.scoped_token("primary-key", ["docs"], "standby"))
+    upsert(pc, range(FIRST, FIRST + 2000), seed=33)
+    command = [sys.executable, "-m", "qdrant_ops.cli", "standby", "sync", "--collection", "docs",
+               *[a for u in primary.urls for a in ("--primary-url", u)],
+               *[a for u in pair[1].urls for a in ("--standby-url", u)],
+               "--primary-api-key-file", str(base / "token"), "--standby-api-key-file", str(base / "sk"),
+               "--json"]  # fmt: skip
+    result = subprocess.run(command, capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stderr
+    assert fingerprints(sc) == fingerprints(pc)
+    assert sorted(standby.read_marker(sc)["primary_peers"]) == sorted(
+        str(p) for p in standby.cluster_peers(pc)
+    )
+
+    token = (base / "token").read_text()
+    with ClusterClient(primary.urls, token, retries=0, timeout=30) as scoped:
+        assert scoped.collection_names() == ["docs"]  # "later" is not even listed
+        assert scoped.count_points("docs") == pc.count_points("docs")
+        forbidden = [
+            ("GET", "/cluster", None),
+            ("GET", "/collections/later", None),
+            ("POST", "/collections/later/points/count", {"exact": True}),
+            ("DELETE", "/collections/docs", None),
+            ("PUT", "/collections/stolen", {"vectors": {"size": 4, "distance": "Dot"}}),
+            ("PATCH", "/collections/docs", {"optimizers_config": {"indexing_threshold": 1}}),
+            ("POST", "/collections/docs/cluster", {"drop_replica": {"shard_id": 0, "peer_id": 1}}),
+            ("PUT", "/collections/docs/snapshots/recover", {"location": "file:///etc/passwd"}),
+            ("POST", "/collections/aliases", {"actions": [{"create_alias": ALIAS}]}),
+            ("PUT", f"/collections/{standby.MARKER}/points", {"points": [{"id": 1, "vector": {}}]}),
+        ]  # fmt: skip
+        for method, path, body in forbidden:
+            with pytest.raises(QdrantApiError) as refused:
+                scoped.request(method, path, json=body)
+            assert refused.value.status == 403, (method, path, refused.value)
+    assert sorted(pc.collection_names()) == ["docs", "later"] and pc.collection_info("docs") is not None
 
 
 def test_a_cluster_without_the_marker_or_promoted_is_refused(pair):

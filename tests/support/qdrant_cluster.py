@@ -73,11 +73,16 @@ class QdrantNode:
         return self.workdir / "config.yaml"
 
 
-def node_config(node: QdrantNode, api_key: str | None = None, storage: dict | None = None) -> dict:
+def node_config(
+    node: QdrantNode, api_key: str | None = None, storage: dict | None = None, jwt_rbac: bool = False
+) -> dict:
     """The node's config file content. Paths are absolute: a relative path would resolve
     against the working directory, and a missing file silently means defaults (cluster off).
-    `storage` adds storage settings (e.g. update_queue_size)."""
+    `storage` adds storage settings (e.g. update_queue_size); `jwt_rbac` takes JWTs signed with
+    the API key, as the qdrant role configures it by default."""
     service: dict = {"host": node.host, "http_port": node.http_port, "grpc_port": node.grpc_port}
+    if jwt_rbac:
+        service["jwt_rbac"] = True
     if api_key:
         service["api_key"] = api_key
     p2p: dict = {"port": node.p2p_port}
@@ -139,6 +144,7 @@ class LocalQdrantCluster:
         startup_timeout: float = 90.0,
         storage: dict | None = None,
         tls_ca: TestCA | None = None,
+        jwt_rbac: bool = False,
     ) -> None:
         """With `tls_ca`, every node gets a certificate from that CA and runs TLS on REST, gRPC and
         p2p (mutual); `ca_file` is then the CA for clients."""
@@ -147,6 +153,7 @@ class LocalQdrantCluster:
         self.binary = binary
         self.api_key = api_key
         self.storage = storage
+        self.jwt_rbac = jwt_rbac
         self.startup_timeout = startup_timeout
         hosts = [f"{ADDRESS_PREFIX}{i + 1}" for i in range(size)]
         http_port, grpc_port, p2p_port = pick_ports(hosts)
@@ -202,7 +209,9 @@ class LocalQdrantCluster:
     def start_node(self, node: QdrantNode, bootstrap_uri: str | None) -> None:
         for sub in ("storage", "snapshots", "tmp"):
             (node.workdir / sub).mkdir(parents=True, exist_ok=True)
-        node.config_path.write_text(json.dumps(node_config(node, self.api_key, self.storage), indent=2))
+        node.config_path.write_text(
+            json.dumps(node_config(node, self.api_key, self.storage, self.jwt_rbac), indent=2)
+        )
         env = {
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
             "RUN_MODE": "production",

@@ -1,7 +1,10 @@
 """The health filter the qdrant role waits on between node restarts."""
 
+import hashlib
 import importlib.util
 from pathlib import Path
+
+import pytest
 
 from qdrant_ops.cluster.health import unhealthy_replicas
 
@@ -98,9 +101,25 @@ def test_web_password_hash_is_bcrypt_stable_and_checks():
     import bcrypt  # noqa: PLC0415
 
     web_hash = filters.FilterModule().filters()["web_password_hash"]
-    first = web_hash("s3cret-password", "mon-1 monitoring")
+    key = "k" * 32
+    first = web_hash("s3cret-password", key, "mon-1 monitoring")
     assert first.startswith("$2b$10$") and len(first) == 60
-    assert web_hash("s3cret-password", "mon-1 monitoring") == first  # a second run changes nothing
-    assert web_hash("s3cret-password", "mon-2 monitoring") != first  # another host, another salt
+    assert web_hash("s3cret-password", key, "mon-1 monitoring") == first  # a second run changes nothing
+    assert web_hash("s3cret-password", key, "mon-2 monitoring") != first  # another host, another salt
     assert bcrypt.checkpw(b"s3cret-password", first.encode())
     assert not bcrypt.checkpw(b"other", first.encode())
+
+
+def test_the_bcrypt_salt_cannot_be_computed_without_the_deployments_salt_key():
+    web_hash = filters.FilterModule().filters()["web_password_hash"]
+
+    def salt(key: str) -> str:
+        return web_hash("s3cret-password", key, "mon-1 monitoring")[7:29]
+
+    assert salt("a" * 32) != salt("b" * 32)
+    # The salt used to be derived from public facts and the password alone: anyone could compute it.
+    public = hashlib.sha256(b"mon-1 monitoring\0s3cret-password").digest()
+    assert salt("a" * 32)[:21] != bytes(filters.BCRYPT_ALPHABET[b % 64] for b in public[:21]).decode()
+    for weak in ("", "short"):
+        with pytest.raises(ValueError, match="salt key of at least 16 characters"):
+            web_hash("s3cret-password", weak, "mon-1 monitoring")

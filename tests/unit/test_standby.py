@@ -1,8 +1,14 @@
 """The warm standby's pure parts: which primary replica each standby replica syncs from, and the
 marker rules (the syncs themselves against real Qdrant: tests/e2e/test_standby_real_qdrant.py)."""
 
+import base64
+import hashlib
+import hmac
+import json
+
 import pytest
 
+from qdrant_ops.client import QdrantApiError
 from qdrant_ops.cluster import standby
 
 
@@ -80,3 +86,49 @@ def test_which_cluster_is_which_is_decided_by_peer_ids_not_urls():
     assert standby.pair_problem(frozenset({1, 2, 4}), STANDBY, None, standby_marker) is None
     # A promoted cluster may be the primary of a new standby; a marker without peers learns them.
     assert standby.pair_problem(PRIMARY, STANDBY, {"role": "promoted"}, {"role": "standby"}) is None
+
+
+def test_the_scoped_token_is_an_hs256_jwt_with_rw_on_the_synced_collections_and_r_on_the_marker():
+    token = standby.scoped_token("primary-key", ["docs", "books", "docs", standby.MARKER], "standby-dr")
+    header, claims, signature = token.split(".")
+    expected = hmac.new(b"primary-key", f"{header}.{claims}".encode(), hashlib.sha256).digest()
+    assert base64.urlsafe_b64decode(signature + "==") == expected
+    assert decode(header) == {"alg": "HS256", "typ": "JWT"}
+    assert decode(claims) == {
+        "sub": "standby-dr",
+        "access": [  # each collection once: Qdrant refuses a token naming one twice
+            {"collection": "books", "access": "rw"},
+            {"collection": "docs", "access": "rw"},
+            {"collection": standby.MARKER, "access": "r"},
+        ],
+    }
+    assert "exp" not in decode(claims)  # revoked by rotating the primary's key, never by surprise
+    assert token == standby.scoped_token("primary-key", ["books", "docs"], "standby-dr")  # idempotent runs
+    with pytest.raises(standby.StandbyError, match="needs the collections to sync"):
+        standby.scoped_token("primary-key", [standby.MARKER], "standby-dr")
+
+
+def decode(part: str) -> dict:
+    return json.loads(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)))
+
+
+class ScopedPrimary:
+    """A primary asked with the standby's token: /cluster is forbidden (global access), the
+    collections' cluster info is not."""
+
+    def cluster_status(self, node=None):
+        raise QdrantApiError(node or "n1", "GET", "/cluster", 403, "Forbidden: Global access is required")
+
+    def collection_cluster(self, name, node=None):
+        answering = {"http://p2:6333": 12}.get(node, 11)
+        remote = [{"shard_id": 0, "peer_id": 11 if answering == 12 else 12}, {"shard_id": 1, "peer_id": 13}]
+        return {"peer_id": answering, "local_shards": [], "remote_shards": remote}
+
+
+def test_a_scoped_key_finds_peers_through_the_collections_it_may_read():
+    primary = ScopedPrimary()
+    assert standby.cluster_peers(primary, ["docs"]) == {11, 12, 13}
+    assert standby.peer_urls(primary, ["http://p1:6333", "http://p2:6333"], ["docs"]) == {
+        11: "http://p1:6333", 12: "http://p2:6333"}  # fmt: skip
+    with pytest.raises(QdrantApiError, match="403"):  # nothing to go by: the refusal is shown
+        standby.cluster_peers(primary)

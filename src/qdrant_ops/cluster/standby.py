@@ -22,6 +22,10 @@ anything.
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
+import json
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -71,15 +75,32 @@ class Transfer:
     from_primary: bool = True
 
 
-def peer_urls(client: ClusterClient, urls: Sequence[str]) -> dict[int, str]:
-    """Which of the given node URLs answers as which peer."""
+def peer_urls(client: ClusterClient, urls: Sequence[str], via: Sequence[str] = ()) -> dict[int, str]:
+    """Which of the given node URLs answers as which peer (`via`: see `cluster_peers`)."""
     found = {}
     for url in urls:
-        status = client.cluster_status(node=url)
+        status = _cluster_status(client, url, via)
         if status.get("status") != "enabled":
             raise StandbyError(f"{url} runs without cluster mode: a standby pairs two distributed clusters")
         found[int(status["peer_id"])] = url.rstrip("/")
     return found
+
+
+def _cluster_status(client: ClusterClient, node: str | None, via: Sequence[str]) -> dict:
+    """GET /cluster, or, for a key scoped to collections (the standby's token: Qdrant wants global
+    access for /cluster), what the collections' cluster info says of the same: the answering peer
+    and the peers that hold their replicas."""
+    try:
+        return client.cluster_status(node=node)
+    except QdrantApiError as exc:
+        if exc.status != 403 or not via:
+            raise
+    peers: dict[str, dict] = {}
+    for name in via:
+        info = client.collection_cluster(name, node=node)
+        answering = info["peer_id"]
+        peers.update((str(shard["peer_id"]), {}) for shard in info.get("remote_shards") or [])
+    return {"status": "enabled", "peer_id": answering, "peers": {str(answering): {}, **peers}}
 
 
 def plan_transfers(
@@ -151,9 +172,10 @@ def _replicas_by_shard(collection: str, standby: list[dict], standby_urls: dict[
 
 
 # -- identity ------------------------------------------------------------------------------------------
-def cluster_peers(client: ClusterClient) -> frozenset[int]:
-    """The cluster's Raft peer ids, as the node it asks sees them."""
-    status = client.cluster_status()
+def cluster_peers(client: ClusterClient, via: Sequence[str] = ()) -> frozenset[int]:
+    """The cluster's Raft peer ids, as the node it asks sees them; for a key scoped to the
+    collections `via`, the peers holding their replicas (enough: two clusters never share one)."""
+    status = _cluster_status(client, None, via)
     peers = {int(peer) for peer in status.get("peers") or {}}
     return frozenset(peers or {int(status.get("peer_id") or 0)})
 
@@ -186,12 +208,13 @@ def pair_problem(
 
 def check_pair(
     primary: ClusterClient, standby: ClusterClient, standby_marker: dict | None, *,
-    primary_may_be_lost: bool = False,
+    primary_may_be_lost: bool = False, via: Sequence[str] = (),
 ) -> frozenset[int]:  # fmt: skip
     """Refuse a pair that is not this primary and its standby; returns the primary's peers (none
-    when `primary_may_be_lost` and it does not answer: a promotion goes on without it)."""
+    when `primary_may_be_lost` and it does not answer: a promotion goes on without it). `via`:
+    the collections a scoped primary key may read (`cluster_peers`)."""
     try:
-        primary_peers, primary_marker = cluster_peers(primary), read_marker(primary)
+        primary_peers, primary_marker = cluster_peers(primary, via), read_marker(primary)
     except QdrantOpsError:
         if primary_may_be_lost:
             return frozenset()
@@ -200,6 +223,34 @@ def check_pair(
     if problem:
         raise StandbyError(f"{problem}; nothing was changed")
     return primary_peers
+
+
+def scoped_token(primary_key: str, collections: Sequence[str], subject: str) -> str:
+    """A JWT for the standby: what a sync needs on the primary and no more (docs/standby.md
+    "What the standby can do on the primary"). Qdrant, with `jwt_rbac` on, takes HS256 tokens
+    signed with its API key; a partial snapshot stream needs `rw` on its collection (write and
+    extras; `prw` lacks extras, `r` lacks write: src/common/snapshots.rs at v1.18.3), and `r` on the
+    marker collection lets a sync see a primary that is in fact a standby. No expiry: it is revoked
+    by rotating the primary's API key. Deterministic, so a second playbook run changes nothing."""
+    names = sorted(set(collections) - {MARKER})
+    if not names:
+        raise StandbyError(
+            "a scoped token needs the collections to sync: the primary has none, or none was given"
+        )
+    access = [{"collection": name, "access": "rw"} for name in names] + [
+        {"collection": MARKER, "access": "r"}
+    ]
+    header, claims = {"alg": "HS256", "typ": "JWT"}, {"sub": subject, "access": access}
+    signed = _b64url(_compact_json(header)) + "." + _b64url(_compact_json(claims))
+    return signed + "." + _b64url(hmac.new(primary_key.encode(), signed.encode(), hashlib.sha256).digest())
+
+
+def _compact_json(value) -> bytes:
+    return json.dumps(value, separators=(",", ":"), sort_keys=True).encode()
+
+
+def _b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
 # -- the marker ----------------------------------------------------------------------------------------
@@ -244,8 +295,9 @@ def init(
 ) -> dict:
     """Create the standby's collections with the primary's config and shard number, and its marker.
     Refuses a target that already holds one of them unless it is a standby already (a second run
-    adds what is missing and changes nothing else). Returns whether the marker was created and the
-    collections created (with `dry_run`: what would be, nothing written)."""
+    adds what is missing and changes nothing else). Returns whether the marker was created, the
+    collections created (with `dry_run`: what would be, nothing written) and every collection the
+    standby copies (what its scoped token must name)."""
     marker = read_marker(standby)
     if marker is not None:
         require_standby(marker)
@@ -274,7 +326,7 @@ def init(
     for name in created if not dry_run else ():
         apply_plan(standby, plan_collection(describe(infos[name], name), None))
         log(f"{name}: created on the standby with the primary's config")
-    return {"marker_created": marker is None, "created": created}
+    return {"marker_created": marker is None, "created": created, "collections": names}
 
 
 # -- sync ----------------------------------------------------------------------------------------------
@@ -319,11 +371,13 @@ def sync(
     marker = read_marker(standby)
     if marker is not None:
         require_standby(marker)  # a promoted standby is refused even while the primary is lost
-    check_pair(primary, standby, marker)  # before the no-marker refusal: a swapped pair is named so
+    # A scoped primary key (`scoped_token`) lists only the collections it may read.
+    via = [name for name in collections or primary.collection_names() if name != MARKER]
+    check_pair(primary, standby, marker, via=via)  # before the no-marker refusal: a swapped pair is named so
     require_standby(marker)
     started = time.monotonic()
     names, config_changes = mirror_config(primary, standby, collections, log)
-    primary_urls, standby_urls = peer_urls(primary, primary_nodes), peer_urls(standby, standby_nodes)
+    primary_urls, standby_urls = peer_urls(primary, primary_nodes, via), peer_urls(standby, standby_nodes)
     report: dict = {"collections": {}, "transfers": [], "config_changes": config_changes}
     for name in names:
         reflects, primary_points = clock(), primary.count_points(name)
@@ -342,7 +396,7 @@ def sync(
     marker.setdefault("collections", {}).update(report["collections"])
     # Nodes get replaced: the primary's peers as of this sync (markers from before the identity
     # check learn them here, on their first sync).
-    marker["primary_peers"] = sorted(str(p) for p in cluster_peers(primary))
+    marker["primary_peers"] = sorted(str(p) for p in cluster_peers(primary, via))
     write_marker(standby, marker)
     report["seconds"] = round(time.monotonic() - started, 3)
     return report
