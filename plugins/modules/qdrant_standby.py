@@ -69,7 +69,7 @@ created:
   returned: when state is standby
   type: list
   elements: str
-collections:
+synced_collections:
   description: Every collection the standby copies (what playbooks/standby.yml scopes its token to).
   returned: when state is standby
   type: list

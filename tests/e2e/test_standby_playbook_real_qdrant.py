@@ -45,7 +45,9 @@ def setup(qdrant_binary, host_image, tmp_path_factory):
         pytest.fail("no wheelhouse for the sync host: run `make wheelhouse` (make test does)")
     base = tmp_path_factory.mktemp("standby-playbook")
     with (
-        LocalQdrantCluster(qdrant_binary, base / "primary", size=3, api_key=KEYS["primary"]) as primary,
+        LocalQdrantCluster(
+            qdrant_binary, base / "primary", size=3, api_key=KEYS["primary"], jwt_rbac=True
+        ) as primary,
         LocalQdrantCluster(qdrant_binary, base / "standby", size=3, api_key=KEYS["standby"]) as secondary,
         ClusterClient(primary.urls, KEYS["primary"], retries=5, backoff=0.3, timeout=120) as pc,
         ClusterClient(secondary.urls, KEYS["standby"], retries=5, backoff=0.3, timeout=120) as sc,
@@ -127,6 +129,12 @@ def test_standby_playbook_syncs_on_its_timer_then_promote_playbook_stops_it(setu
     assert host.exec("systemctl", "is-enabled", "qdrant-standby-sync.timer").stdout.strip() == "enabled"
     mode = host.exec("stat", "-c", "%a %U", "/etc/qdrant-ops/standby/primary-api-key").stdout.split()
     assert mode == ["600", "root"]
+    # The sync host holds a token scoped to docs, never the primary's key.
+    token = host.exec("cat", "/etc/qdrant-ops/standby/primary-api-key").stdout.strip()
+    assert (
+        token == standby.scoped_token(KEYS["primary"], ["docs"], "standby-dr")
+        and KEYS["primary"] not in token
+    )
     second = play(setup, "playbooks/standby.yml", *EVERY_5_SECONDS)
     assert changed(second) == 0, "a second run changed something"
 

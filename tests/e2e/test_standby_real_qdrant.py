@@ -73,11 +73,15 @@ def test_init_then_syncs_under_a_writer_end_with_the_primarys_exact_points(pair,
     _primary, _secondary, pc, sc, _base = pair
     result = cli(pair, "init")
     assert result.returncode == 0, result.stderr
-    assert json.loads(result.stdout) == {"marker_created": True, "created": ["docs"], "collections": ["docs"]}
+    assert json.loads(result.stdout) == {
+        "marker_created": True,
+        "created": ["docs"],
+        "synced_collections": ["docs"],
+    }
     assert sc.collection_info("docs")["payload_schema"]["city"]["data_type"] == "keyword"
     again = cli(pair, "init")  # a second init changes nothing
     assert again.returncode == 0 and json.loads(again.stdout) == {
-        "marker_created": False, "created": [], "collections": ["docs"]}  # fmt: skip
+        "marker_created": False, "created": [], "synced_collections": ["docs"]}  # fmt: skip
 
     stop, written = threading.Event(), []
 

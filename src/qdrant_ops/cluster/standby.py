@@ -326,7 +326,7 @@ def init(
     for name in created if not dry_run else ():
         apply_plan(standby, plan_collection(describe(infos[name], name), None))
         log(f"{name}: created on the standby with the primary's config")
-    return {"marker_created": marker is None, "created": created, "collections": names}
+    return {"marker_created": marker is None, "created": created, "synced_collections": names}
 
 
 # -- sync ----------------------------------------------------------------------------------------------
