@@ -14,7 +14,7 @@ description:
     incomplete set, a part record whose object keys or checksums do not fit the set's layout, a Qdrant
     minor version other than the set's, collections that exist without O(overwrite), and a target with
     fewer peers than a collection's replication factor.
-  - Sets made per shard (formats 2 and 3) restore into a cluster of any size; the collection is created
+  - Sets made per shard (formats 2, 3 and 4) restore into a cluster of any size; the collection is created
     from the manifest and every replica of a shard recovers the shard's snapshot (priority C(no_sync)).
     With O(fetch_by=nodes) each node downloads its snapshots from S3 through short-lived presigned URLs
     and Qdrant checks each sha256 before it recovers anything; the nodes must reach S3.
@@ -92,7 +92,9 @@ backup_id:
   returned: always
   type: str
 format:
-  description: The set's format (1 a collection snapshot per node, 2 a snapshot per shard).
+  description: >-
+    The set's format (1 a collection snapshot per node; 2 a snapshot per shard; 3 each node's parts
+    under its own folder; 4 one folder per attempt, written once, sealed).
   returned: always
   type: int
 collections:
@@ -106,7 +108,7 @@ replace:
   type: list
   elements: str
 plan:
-  description: Per snapshot, the collection, shard id (format 2), source peer id, node (format 1) and bytes.
+  description: Per snapshot, the collection, shard id (formats 2 to 4), source peer id, node (format 1) and bytes.
   returned: always
   type: list
   elements: dict

@@ -87,7 +87,7 @@ shards:
     of the shard snapshots this node made (none for shards another node is the source of).
   returned: state is present
   type: dict
-  sample: {"cities": {"4": {"key": "qdrant-backups/prod/20261124T000000Z/cities/shards/4.381894127.snapshot",
+  sample: {"cities": {"4": {"key": "qdrant-backups/prod/20261124T000000Z/nodes/q1/20261124T000012Z-3fa2c9e1/cities/4.snapshot",
            "size": 104857600, "sha256": "9f86d0...", "seconds": 2.4}}}
 set_status:
   description: >-

@@ -12,7 +12,7 @@ description:
     (one point in the collection C(qdrant_ops_standby)) and creates the primary's collections on it with
     their config, shard number and payload indexes. Refuses a cluster that holds any of those collections
     without the marker (a cluster in use) or that was promoted. Nothing is written to the primary.
-    The syncs themselves run on the standby's C(qdrant-standby-sync.timer) (role C(qdrant_standby)).
+    The syncs themselves run on the standby's C(qdrant-standby-sync.timer) (role C(qdrant_backup), C(tasks_from=standby); playbooks/standby.yml).
   - With O(state=promoted), first brings every standby replica of a shard to the shard's first replica (a
     sync cut short by the primary's loss may have updated only that one), then marks the standby promoted,
     so no sync touches it again (stop the sync timer first), and reports per collection its count, the primary's count when the last completed sync began,

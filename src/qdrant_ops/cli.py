@@ -281,6 +281,14 @@ def load_specs(path: str) -> list[dict]:
     return specs
 
 
+def cmd_collections_validate(args: argparse.Namespace) -> int:
+    """The checks `apply` makes before it asks the cluster anything (the node count and the server
+    version are the cluster's, checked by `apply`)."""
+    names = [collections.validate_spec(spec)["name"] for spec in load_specs(args.file)]
+    _emit(args, {"valid": names}, f"{args.file}: {len(names)} spec(s) valid: {', '.join(names)}")
+    return 0
+
+
 def cmd_collections_apply(args: argparse.Namespace) -> int:
     specs = load_specs(args.file)
     with make_client(args) as client:
@@ -760,7 +768,7 @@ def _standby_parser(commands) -> None:
     _flag(group, "--insecure", "do not verify TLS certificates")
     group.add_argument("--timeout", type=seconds, default=60.0, help="seconds per request (default 60)")
     _flag(both, "--json", "machine-readable output")
-    cmd = commands.add_parser("standby", help="a warm standby cluster").add_subparsers(metavar="ACTION")
+    cmd = _command_group(commands, "standby", "a warm standby cluster")
     init = cmd.add_parser(
         "init",
         parents=[both],
@@ -887,7 +895,7 @@ def _zone_options() -> argparse.ArgumentParser:
 
 
 def _cluster_parser(commands, conn: argparse.ArgumentParser) -> None:
-    cluster_cmd = commands.add_parser("cluster", help="cluster state").add_subparsers(metavar="ACTION")
+    cluster_cmd = _command_group(commands, "cluster", "cluster state")
     conn = argparse.ArgumentParser(add_help=False, parents=[conn, _zone_options()])
     status = cluster_cmd.add_parser(
         "status",
@@ -944,7 +952,7 @@ def _cluster_parser(commands, conn: argparse.ArgumentParser) -> None:
 
 
 def _collections_parser(commands, conn: argparse.ArgumentParser) -> None:
-    coll = commands.add_parser("collections", help="collections as code").add_subparsers(metavar="ACTION")
+    coll = _command_group(commands, "collections", "collections as code")
     coll.add_parser("list", parents=[conn], help="collections with exact counts").set_defaults(
         handler=cmd_collections_list
     )
@@ -957,7 +965,7 @@ def _collections_parser(commands, conn: argparse.ArgumentParser) -> None:
     apply.add_argument("-f", "--file", required=True, help="YAML: a spec, a list, or collections: [...]")
     _flag(apply, "--recreate", "allow delete+create for unchangeable settings")
     _flag(apply, "--prune-indexes", "drop payload indexes the spec omits")
-    _flag(apply, "--dry-run", "print the plan, change nothing")
+    _flag(apply, "--dry-run", "print the plan against the live cluster, change nothing")
     _flag(apply, "--exit-code", "with --dry-run: exit 1 when a collection differs from its spec")
     _flag(
         apply,
@@ -965,6 +973,10 @@ def _collections_parser(commands, conn: argparse.ArgumentParser) -> None:
         "leave a created collection's replicas where Qdrant put them, even sharing a zone",
     )
     apply.set_defaults(handler=cmd_collections_apply)
+    validate = coll.add_parser("validate", help="check a spec file without any cluster (keys, types, limits)")
+    validate.add_argument("-f", "--file", required=True, help="YAML: a spec, a list, or collections: [...]")
+    _flag(validate, "--json", "machine-readable output")
+    validate.set_defaults(handler=cmd_collections_validate)
     delete = coll.add_parser("delete", parents=[conn], help="delete a collection and all its points")
     delete.add_argument("name", help="collection name")
     _flag(delete, "--yes", "confirm the deletion")
@@ -972,7 +984,7 @@ def _collections_parser(commands, conn: argparse.ArgumentParser) -> None:
 
 
 def _points_parser(commands, conn: argparse.ArgumentParser) -> None:
-    pts = commands.add_parser("points", help="single points").add_subparsers(metavar="ACTION")
+    pts = _command_group(commands, "points", "single points")
     get = pts.add_parser("get", parents=[conn], help="print one point as JSON")
     get.add_argument("collection", help="collection name")
     get.add_argument("id", help="point id: an unsigned integer or a UUID")
@@ -985,11 +997,13 @@ def _points_parser(commands, conn: argparse.ArgumentParser) -> None:
 
 
 def _dataset_parser(commands) -> None:
-    data = commands.add_parser("dataset", help="sample data").add_subparsers(metavar="ACTION")
+    data = _command_group(commands, "dataset", "sample data")
     gen = data.add_parser("generate", help="write a deterministic {id, vector, city, location} dataset")
     gen.add_argument("--count", type=int, default=1_000_000, help="records to write")
     gen.add_argument("--dim", type=int, default=384, help="vector size; 0 for payload-only records")
-    gen.add_argument("--format", choices=dataset.FORMATS, default="parquet", help="file format")
+    gen.add_argument(
+        "--format", choices=dataset.FORMATS, help="file format (default: the one the name ends in)"
+    )
     gen.add_argument("--payload", choices=dataset.PAYLOADS, default="city-location", help="payload shape")
     gen.add_argument("--seed", type=int, default=42, help="random seed: the same seed writes the same file")
     gen.add_argument("-o", "--output", required=True, type=output_file, help="file to write")
@@ -1013,7 +1027,7 @@ def cmd_tls_expiry(args: argparse.Namespace) -> int:
 
 
 def _tls_parser(commands) -> None:
-    tls = commands.add_parser("tls", help="TLS certificates").add_subparsers(metavar="ACTION")
+    tls = _command_group(commands, "tls", "TLS certificates")
     expiry = tls.add_parser(
         "expiry", help="when each certificate of the given PEM files expires",
         description="Lists every certificate of each file (a CA bundle may hold two during a roll-over) "
@@ -1041,7 +1055,7 @@ def _config_options() -> argparse.ArgumentParser:
 
 
 def _backup_parser(commands, config_opts: argparse.ArgumentParser) -> None:
-    bak = commands.add_parser("backup", help="snapshots of every node to S3").add_subparsers(metavar="ACTION")
+    bak = _command_group(commands, "backup", "backup sets in S3: take, list, seal, verify, prune")
     run = bak.add_parser("run", parents=[config_opts], help="upload this node's part of a backup set")
     run.add_argument("--backup-id", help="set id for an on-demand run, a UTC time such as 20261206T120000Z "
                      "(others are never sealed; default: the current schedule slot)")  # fmt: skip
@@ -1136,6 +1150,13 @@ def _restore_parser(commands, config_opts: argparse.ArgumentParser) -> None:
     rst.set_defaults(handler=cmd_restore)  # fmt: skip
 
 
+def _command_group(commands, name: str, help_text: str):
+    """A command with actions (`backup list`, ...): without an action it prints its own help."""
+    group = commands.add_parser(name, help=help_text)
+    group.set_defaults(help_of=group)
+    return group.add_subparsers(metavar="ACTION")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="qdrant-ops",
@@ -1168,7 +1189,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     handler = getattr(args, "handler", None)
     if handler is None:
-        parser.print_help(sys.stderr)
+        getattr(args, "help_of", parser).print_help(sys.stderr)
         return EXIT_USAGE
     try:
         return int(handler(args) or 0)

@@ -15,6 +15,7 @@ import numpy as np
 import orjson
 
 from qdrant_ops.errors import ConfigError
+from qdrant_ops.ingest.sources import detect_format
 
 FORMATS = ("jsonl", "parquet")
 PAYLOADS = ("city-location", "none")
@@ -97,16 +98,43 @@ def _write_parquet(path: Path, chunks: Iterator[dict], dim: int) -> None:
             writer.close()
 
 
+def output_format(path: str, fmt: str | None) -> str:
+    """The format to write: `fmt`, or the one the file's name says. A name that says another format
+    than the one written is refused: ingest reads by the name (x.csv holding Parquet was read as CSV
+    with the field `PAR1...`)."""
+    try:
+        named = detect_format(path, None)
+    except ConfigError:
+        named = None
+    if fmt is None and named is None:
+        raise ConfigError(
+            f"cannot tell the format from the name {path}: end it in .parquet or .jsonl, or pass --format"
+        )
+    written = fmt or named
+    if written not in FORMATS:
+        raise ConfigError(
+            f"{path} names {written}, which generate does not write: end it in .parquet or .jsonl"
+        )
+    if named is not None and named != written:
+        raise ConfigError(
+            f"{path} names {named}, but this writes {written}: ingest would read it as {named}; "
+            f"name it .{'parquet' if written == 'parquet' else 'jsonl'} (generate writes {' or '.join(FORMATS)})"
+        )
+    return written
+
+
 def generate(
-    path: str, *, count: int, dim: int, fmt: str, payload: str = "city-location", seed: int = 42
+    path: str, *, count: int, dim: int, fmt: str | None = None, payload: str = "city-location", seed: int = 42
 ) -> dict:
-    """Write the dataset to `path` (atomically: a partial file never has the final name)."""
+    """Write the dataset to `path` (atomically: a partial file never has the final name); `fmt`
+    defaults to the one the name says (`output_format`)."""
     if count < 1:
         raise ConfigError(f"count must be at least 1, got {count}")
     if dim < 0 or (dim == 0 and payload == "none"):
         raise ConfigError(f"dim must be 0 (payload only, needs a payload) or more, got {dim}")
-    if fmt not in FORMATS:
+    if fmt is not None and fmt not in FORMATS:
         raise ConfigError(f"format {fmt!r} is not one of {', '.join(FORMATS)}")
+    fmt = output_format(path, fmt)
     if payload not in PAYLOADS:
         raise ConfigError(f"payload {payload!r} is not one of {', '.join(PAYLOADS)}")
     target = Path(path)

@@ -459,17 +459,18 @@ def prepare(
 ) -> tuple[dict, dict[str, int], Mapping, Source]:
     """Every check that needs no write: the collection exists, the mapping names its vectors and the
     source's fields. Returns the collection info, the vectors to fill, the completed mapping and the
-    open source (the caller closes it)."""
-    info = client.collection_info(collection)
-    if info is None:
-        raise ConfigError(
-            f"collection {collection!r} does not exist: create it first "
-            "(qdrant-ops collections apply, or the qdrant_collection module)"
-        )
-    dims = resolve_vectors(mapping, collection_vectors(info), collection)
-    mapping = default_mapping(mapping, dims)
+    open source (the caller closes it). The source is opened first: a missing or unreadable file is
+    named before any server is asked."""
     source = open_source(location, fmt, s3_client_factory)
     try:
+        info = client.collection_info(collection)
+        if info is None:
+            raise ConfigError(
+                f"collection {collection!r} does not exist: create it first "
+                "(qdrant-ops collections apply, or the qdrant_collection module)"
+            )
+        dims = resolve_vectors(mapping, collection_vectors(info), collection)
+        mapping = default_mapping(mapping, dims)
         mapping.check_columns(source)
     except BaseException:
         source.close()
