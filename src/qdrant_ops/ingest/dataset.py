@@ -118,7 +118,7 @@ def output_format(path: str, fmt: str | None) -> str:
     if named is not None and named != written:
         raise ConfigError(
             f"{path} names {named}, but this writes {written}: ingest would read it as {named}; "
-            f"name it .{'parquet' if written == 'parquet' else 'jsonl'} (generate writes {' or '.join(FORMATS)})"
+            f"name it .{written} (generate writes {' or '.join(FORMATS)})"
         )
     return written
 
