@@ -137,6 +137,38 @@ def _api_key(args: argparse.Namespace) -> str | None:
     return check_key(key, "the environment variable QDRANT_API_KEY") if key else None
 
 
+# Where the backup sets are, from the environment (a workstation needs no backup.yml); AWS's own
+# variables (AWS_REGION, AWS_ENDPOINT_URL_S3, credentials) are read by boto3 itself.
+REPOSITORY_ENV = {
+    "bucket": "QDRANT_OPS_S3_BUCKET",
+    "prefix": "QDRANT_OPS_S3_PREFIX",
+    "cluster": "QDRANT_OPS_CLUSTER",
+}
+
+
+def backup_config(args: argparse.Namespace) -> job.BackupConfig:
+    """The backup config file (--config, else the default path when it exists) with the repository
+    given by flags (--bucket, --prefix, --cluster, --region, --endpoint-url) or the environment over
+    it; without a file, those alone."""
+    given = {name: getattr(args, name, None) or os.environ.get(env) for name, env in REPOSITORY_ENV.items()}
+    given |= {"region": getattr(args, "region", None), "endpoint_url": getattr(args, "endpoint_url", None)}
+    given = {name: value for name, value in given.items() if value}
+    path = args.config or job.DEFAULT_PATH
+    if args.config or not given or Path(path).exists():
+        data, source = job.read_file(path), path
+    elif not {"bucket", "cluster"} <= set(given):
+        raise ConfigError(
+            f"no backup config at {path} and no repository given: pass --bucket and --cluster (or set "
+            f"{REPOSITORY_ENV['bucket']} and {REPOSITORY_ENV['cluster']}), or --config FILE"
+        )
+    else:
+        data, source = {}, "the command line"
+    if "cluster" in given:
+        data["cluster"] = given.pop("cluster")
+    data["s3"] = {**(data.get("s3") or {}), **given}
+    return job.from_dict(data, source)
+
+
 def make_client(args: argparse.Namespace) -> ClusterClient:
     urls = args.url or [u for u in os.environ.get("QDRANT_URL", "").split(",") if u.strip()]
     if not urls:
@@ -384,7 +416,7 @@ def cmd_points_upsert(args: argparse.Namespace) -> int:
 
 # -- backup --------------------------------------------------------------------------------------------
 def cmd_backup_run(args: argparse.Namespace) -> int:
-    config = job.load(args.config)
+    config = backup_config(args)
     if args.collection:
         settings = dataclasses.replace(config.settings, collections=tuple(args.collection))
         config = dataclasses.replace(config, settings=settings)
@@ -406,7 +438,7 @@ def cmd_backup_run(args: argparse.Namespace) -> int:
 
 
 def cmd_backup_list(args: argparse.Namespace) -> int:
-    config = job.load(args.config)
+    config = backup_config(args)
     sets = catalog.list_sets(s3.make_client(config.settings.s3), config.settings)
     rows = [
         [s["backup_id"], s["time"], s["status"], s["peers"], len(s["collections"]), s["bytes"]] for s in sets
@@ -416,7 +448,7 @@ def cmd_backup_list(args: argparse.Namespace) -> int:
 
 
 def cmd_backup_show(args: argparse.Namespace) -> int:
-    config = job.load(args.config)
+    config = backup_config(args)
     manifest = catalog.set_manifest(
         s3.make_client(config.settings.s3), config.settings, args.backup_id, verify=not args.no_verify
     )
@@ -436,7 +468,7 @@ def cmd_backup_show(args: argparse.Namespace) -> int:
 
 
 def cmd_backup_seal(args: argparse.Namespace) -> int:
-    config = job.load(args.config)
+    config = backup_config(args)
     results = job.run_seal(config)
     rows = [
         [r["backup_id"], "sealed" if r["sealed"] else "not sealed", "; ".join(r["problems"])] for r in results
@@ -446,7 +478,7 @@ def cmd_backup_seal(args: argparse.Namespace) -> int:
 
 
 def cmd_backup_prune(args: argparse.Namespace) -> int:
-    config = job.load(args.config)
+    config = backup_config(args)
     log = (lambda line: print(line, file=sys.stderr)) if not args.json else (lambda _line: None)
     plan = job.run_prune(config, dry_run=args.dry_run, log=log)
     rows = [
@@ -459,7 +491,7 @@ def cmd_backup_prune(args: argparse.Namespace) -> int:
 
 
 def cmd_backup_verify(args: argparse.Namespace) -> int:
-    config = job.load(args.config)
+    config = backup_config(args)
     log = (lambda line: print(line, file=sys.stderr)) if not args.json else (lambda _line: None)
     report = job.run_verify(
         config, args.qdrant_binary, backup_id=args.backup_id, collections=tuple(args.collection or ()),
@@ -631,15 +663,19 @@ def _pair(text: str, what: str) -> tuple[str, str]:
 
 
 def cmd_restore(args: argparse.Namespace) -> int:
-    config = job.load(args.config)
+    config = backup_config(args)
+    args.node = args.node or [u for u in os.environ.get("QDRANT_URL", "").split(",") if u.strip()]
     if not args.node:
-        raise ConfigError("give every node of the target cluster as --node URL (repeatable)")
+        raise ConfigError("give every node of the target cluster as --url URL (repeatable) or QDRANT_URL")
     for url in args.node:
         if "=" in url:
             raise ConfigError(
-                f"--node takes a URL only, got {url!r}: snapshots are uploaded to the nodes now; "
+                f"--url takes a URL only, got {url!r}: snapshots are uploaded to the nodes now; "
                 "use --staging-dir for where they are downloaded first"
             )
+    key = _read_key(args.api_key_file, "--api-key-file") if args.api_key_file else config.api_key
+    if key is None and os.environ.get("QDRANT_API_KEY"):
+        key = check_key(os.environ["QDRANT_API_KEY"], "the environment variable QDRANT_API_KEY")
     peer_map = {}
     for item in args.map or []:
         peer, url = _pair(item, "--map")
@@ -649,8 +685,8 @@ def cmd_restore(args: argparse.Namespace) -> int:
     if args.parallel < 1:
         raise ConfigError(f"--parallel must be at least 1, got {args.parallel}")
     log = (lambda line: print(line, file=sys.stderr)) if not args.json else (lambda _line: None)
-    with ClusterClient(args.node, config.api_key, verify=config.verify,
-                       ca_file=config.ca_file, timeout=config.timeout) as client:  # fmt: skip
+    with ClusterClient(args.node, key, verify=config.verify,
+                       ca_file=args.ca_file or config.ca_file, timeout=config.timeout) as client:  # fmt: skip
         report = restore.restore(
             client, s3.make_client(config.settings.s3), config.settings, args.node,
             Path(args.staging_dir or tempfile.gettempdir()),
@@ -1048,8 +1084,14 @@ def _tls_parser(commands) -> None:
 def _config_options() -> argparse.ArgumentParser:
     config_opts = argparse.ArgumentParser(add_help=False)
     config_opts.add_argument(
-        "--config", default=job.DEFAULT_PATH, help=f"backup config (default {job.DEFAULT_PATH})"
+        "--config", help=f"backup config (default {job.DEFAULT_PATH}; optional with --bucket and --cluster)"
     )
+    repo = config_opts.add_argument_group("repository (over the config file)")
+    repo.add_argument("--bucket", help=f"S3 bucket of the sets (or ${REPOSITORY_ENV['bucket']})")
+    repo.add_argument("--prefix", help=f"key prefix (default qdrant-backups; or ${REPOSITORY_ENV['prefix']})")
+    repo.add_argument("--cluster", help=f"cluster name in the keys (or ${REPOSITORY_ENV['cluster']})")
+    repo.add_argument("--region", help="S3 region (or $AWS_REGION)")
+    repo.add_argument("--endpoint-url", help="S3-compatible endpoint (or $AWS_ENDPOINT_URL_S3)")
     _flag(config_opts, "--json", "machine-readable output")
     return config_opts
 
@@ -1114,8 +1156,17 @@ def _restore_parser(commands, config_opts: argparse.ArgumentParser) -> None:
         "end every replica is Active, the placement balanced, and counts and sampled points match.",
     )  # fmt: skip
     rst.add_argument(
-        "--node", action="append", metavar="URL", help="every node of the target cluster, repeatable"
+        "--url",
+        "--node",
+        dest="node",
+        action="append",
+        metavar="URL",
+        help="every node of the target cluster, repeatable (default: $QDRANT_URL, comma-separated)",
     )
+    rst.add_argument(
+        "--api-key-file", help="the target's API key (default: the config's, else $QDRANT_API_KEY)"
+    )
+    rst.add_argument("--ca-file", help="CA bundle for the target's TLS certificates (default: the config's)")
     rst.add_argument(
         "--staging-dir",
         metavar="DIR",

@@ -14,7 +14,7 @@ from itertools import pairwise
 import pytest
 import yaml
 
-from qdrant_ops.backup import model, node_part, s3
+from qdrant_ops.backup import job, model, node_part, s3
 from qdrant_ops.backup.s3 import S3Settings
 from qdrant_ops.cli import EXIT_ERROR, main
 from tests.support.backup_fixtures import corrupt_one_object
@@ -337,7 +337,7 @@ def test_nodes_that_cannot_reach_s3_fail_clearly_without_showing_the_signature(c
 def test_the_old_node_form_is_refused_with_the_new_one(cluster, capsys, tmp_path):
     nodes, configs, _ = cluster
     code = main(["restore", "--config", configs[0], "--node", f"{nodes[0].url}=/var/lib/qdrant/snapshots"])
-    assert code == EXIT_ERROR and "--node takes a URL only" in capsys.readouterr().err
+    assert code == EXIT_ERROR and "--url takes a URL only" in capsys.readouterr().err
 
 
 def test_dry_run_checks_and_prints_the_plan(cluster, capsys, tmp_path):
@@ -361,3 +361,34 @@ def test_a_restore_that_comes_out_different_fails_and_says_how(cluster, capsys, 
     assert code == EXIT_ERROR
     assert "differs from the backup: cities: 4 points, the backup has 10" in err
     assert "sampled point 9 is missing" in err
+
+
+def test_a_workstation_lists_and_restores_without_any_config_file(cluster, capsys, tmp_path, monkeypatch):
+    """The repository from flags or the environment, credentials from AWS's own variables, the
+    target's key from --api-key-file: no backup.yml (issue 34, item 6)."""
+    nodes, configs, _ = cluster
+    backup_all(configs)
+    drop_everything(nodes)
+    with open(configs[0]) as handle:
+        settings = yaml.safe_load(handle)["s3"]
+    monkeypatch.setattr(job, "DEFAULT_PATH", str(tmp_path / "no-such-backup.yml"))
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", settings["access_key"])
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", settings["secret_key"])
+    where = ["--endpoint-url", settings["endpoint_url"], "--region", settings["region"]]
+    capsys.readouterr()
+    assert (
+        main(["backup", "list", "--bucket", settings["bucket"], "--cluster", "prod", *where, "--json"]) == 0
+    )
+    listed = json.loads(capsys.readouterr().out)
+    assert [(s["backup_id"], s["status"]) for s in listed] == [(BACKUP_ID, "complete")]
+
+    monkeypatch.setenv("QDRANT_OPS_S3_BUCKET", settings["bucket"])
+    monkeypatch.setenv("QDRANT_OPS_CLUSTER", "prod")
+    urls = [arg for node in nodes for arg in ("--url", node.url)]
+    code = main(["restore", *where, *urls, "--api-key-file", str(tmp_path / "api-key"), "--dry-run"])
+    out, err = capsys.readouterr()
+    assert code == 0 and f"backup {BACKUP_ID} (format 4): restore plan (dry run" in out, err
+
+    monkeypatch.delenv("QDRANT_OPS_S3_BUCKET")
+    assert main(["backup", "list", *where]) == EXIT_ERROR
+    assert "pass --bucket and --cluster" in capsys.readouterr().err

@@ -745,7 +745,7 @@ def _recover(
         raise RestoreError(
             f"{exc}. The overwrite had deleted the existing {', '.join(replace)} before: they stay gone "
             f"until a restore succeeds; once the cause is fixed run `qdrant-ops restore --backup-id "
-            f"{manifest['backup_id']} {again}` with the same --config and --node options"
+            f"{manifest['backup_id']} {again}` with the same --config and --url options"
         ) from exc
 
 
