@@ -182,6 +182,8 @@ def test_standby_playbook_syncs_on_its_timer_then_promote_playbook_stops_it(setu
     assert standby.read_marker(sc)["role"] == "promoted"
     assert host.exec("systemctl", "is-active", "qdrant-standby-sync.timer").stdout.strip() == "inactive"
     assert host.exec("systemctl", "is-enabled", "qdrant-standby-sync.timer").stdout.strip() == "disabled"
+    # No lag metric left behind to keep QdrantStandbyLagging firing for ever.
+    assert host.exec("test", "-e", METRICS).returncode == 1, "the standby's lag metrics outlive the promotion"
 
     again = play(setup, "playbooks/promote_standby.yml")
     assert task_result(again, "Mark the standby promoted and compare counts")["already_promoted"]

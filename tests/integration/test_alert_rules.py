@@ -23,7 +23,7 @@ ALERTS = ROOT / "files/alerts"
 pytestmark = pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool missing: run `make deps`")
 
 # Rules whose result is cluster-wide, so no single instance to name.
-AGGREGATE = {"Watchdog", "QdrantPeersMissing", "QdrantReplicasShareZone"}
+AGGREGATE = {"Watchdog", "QdrantPeersMissing", "QdrantReplicasShareZone", "QdrantReplicationBelowTarget"}
 # One label set per kind of target, as the prometheus role's file_sd writes them.
 Q = 'job="qdrant",instance="q1:6333",host="q1"'
 N = 'job="node",instance="q1:9100",host="q1"'
@@ -71,10 +71,10 @@ CASES = {
         [(f"collection_dead_replicas{{{Q}}}", "0x10")],
     ),
     "QdrantReplicationBelowTarget": (
-        "6m",
-        QL,
-        [(f"collection_active_replicas_min{{{Q}}}", "1x10")],
-        [(f"collection_active_replicas_min{{{Q}}}", "2x10")],
+        "16m",
+        {"collection": "cities"},
+        [(f'qdrant_ops_shards_below_replication_factor{{{N},collection="cities"}}', "1x20")],
+        [(f'qdrant_ops_shards_below_replication_factor{{{N},collection="cities"}}', "0x20")],
     ),
     "QdrantConsensusStopped": (
         "3m",
@@ -203,8 +203,14 @@ CASES = {
     "QdrantBackupFailing": (
         "3h",
         BL,
-        [(f"qdrant_ops_backup_failures_total{{{BK}}}", "0x59 1x60 2x100")],
-        [(f"qdrant_ops_backup_failures_total{{{BK}}}", "0x59 1x160")],
+        [(f"qdrant_ops_backup_consecutive_failures{{{BK}}}", "0x59 1x60 2x100")],
+        [(f"qdrant_ops_backup_consecutive_failures{{{BK}}}", "0x59 1x60 0x100")],
+    ),
+    "QdrantBackupNeverRan": (
+        "37h",
+        QL,
+        [(f"up{{{Q}}}", "1x2300")],
+        [(f"up{{{Q}}}", "1x2300"), (f"qdrant_ops_backup_last_run_timestamp_seconds{{{BK}}}", "60x2300")],
     ),
     "QdrantBackupPruneFailed": (
         "2m",
@@ -232,6 +238,90 @@ CASES = {
     ),
 }
 # fmt: on
+
+
+# Issue 34, item 3: what each rule got wrong before its fix, as (alert, eval_time, series, the
+# labels it fires with or None for silent).
+# Each of these failed against the rules as they were (git show 0116051:files/alerts/...).
+REGRESSIONS = {
+    # A collection created with replication factor 1 held Qdrant's cluster-wide minimum at 1 forever.
+    "factor-1 collection is not below its target": (
+        "QdrantReplicationBelowTarget",
+        "30m",
+        [
+            (f"collection_active_replicas_min{{{Q}}}", "1x40"),
+            (f'qdrant_ops_shards_below_replication_factor{{{N},collection="scratch"}}', "0x40"),
+            (f'qdrant_ops_shards_below_replication_factor{{{N},collection="cities"}}', "0x40"),
+        ],
+        None,
+    ),
+    # A new peer reports term 0 until it joins, then the cluster's term: not 57 elections.
+    "a new peer's first term": (
+        "QdrantFrequentElections",
+        "60m",
+        [(f"cluster_term{{{Q}}}", "0x10 57x50")],
+        None,
+    ),
+    # Clients asking for points that do not exist are not Qdrant failing.
+    "client errors": (
+        "QdrantHighErrorRate",
+        "16m",
+        [
+            (f'rest_responses_total{{{Q},status="200"}}', "0+90x20"),
+            (f'rest_responses_total{{{Q},status="404"}}', "0+10x20"),
+        ],
+        None,
+    ),
+    # One failed request a minute out of two is no rate to page on.
+    "low traffic": (
+        "QdrantHighErrorRate",
+        "16m",
+        [
+            (f'rest_responses_total{{{Q},status="200"}}', "0+1x20"),
+            (f'rest_responses_total{{{Q},status="500"}}', "0+1x20"),
+        ],
+        None,
+    ),
+    # A node that never succeeded has no success time: the alert had nothing to fire on.
+    "never succeeded": (
+        "QdrantBackupTooOld",
+        "37h",
+        [
+            (f"qdrant_ops_backup_first_run_timestamp_seconds{{{BK}}}", "0x2300"),
+            (f"qdrant_ops_backup_last_run_success{{{BK}}}", "0x2300"),
+        ],
+        BL,
+    ),
+    "drill never succeeded": (
+        "QdrantBackupUnverified",
+        "8d1h",
+        [
+            (f"qdrant_ops_backup_verify_first_run_timestamp_seconds{{{BK}}}", "0x11600"),
+            (f"qdrant_ops_backup_verify_last_run_success{{{BK}}}", "0x11600"),
+        ],
+        BL,
+    ),
+    # Two daily runs failed in a row, 25 h apart (the timer's random delay): a 1-day window saw one.
+    "two in a row, a day apart": (
+        "QdrantBackupFailing",
+        "27h",
+        [
+            (f"qdrant_ops_backup_failures_total{{{BK}}}", "0x60 1x1500 2x100"),
+            (f"qdrant_ops_backup_consecutive_failures{{{BK}}}", "0x60 1x1500 2x100"),
+        ],
+        BL,
+    ),
+    # A failure, the retry succeeded, a failure: not failing backups.
+    "a success between": (
+        "QdrantBackupFailing",
+        "3h",
+        [
+            (f"qdrant_ops_backup_failures_total{{{BK}}}", "0x59 1x60 2x100"),
+            (f"qdrant_ops_backup_consecutive_failures{{{BK}}}", "0x59 1x30 0x30 1x100"),
+        ],
+        None,
+    ),
+}
 
 
 def render(path: Path) -> str:
@@ -327,6 +417,26 @@ def test_each_alert_fires_on_its_series_and_stays_silent_otherwise(rendered, tmp
     )
     result = subprocess.run(["promtool", "test", "rules", str(spec)], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr
+
+
+@pytest.mark.parametrize("case", list(REGRESSIONS))
+def test_what_a_rule_got_wrong_before_stays_fixed(case, rendered, tmp_path):
+    name, eval_time, series, fires_with = REGRESSIONS[case]
+    rule = all_rules(rendered)[name]
+    expected = []
+    if fires_with is not None:
+        labels = {**fires_with, "severity": rule["labels"]["severity"]}
+        expected = [{"exp_labels": labels, "exp_annotations": expected_annotations(rule, labels)}]
+    check = {"eval_time": eval_time, "alertname": name, "exp_alerts": expected}
+    test = {"interval": "1m", "input_series": [{"series": s, "values": v} for s, v in series],
+            "alert_rule_test": [check]}  # fmt: skip
+    files = [str(p) for p in rendered.values()]
+    spec = tmp_path / "regression_test.yml"
+    spec.write_text(
+        yaml.safe_dump({"rule_files": files, "evaluation_interval": "1m", "tests": [test]}, width=1000)
+    )
+    result = subprocess.run(["promtool", "test", "rules", str(spec)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr
 
 
 NODE_EXPORTER = shutil.which("prometheus-node-exporter") or "/usr/bin/prometheus-node-exporter"

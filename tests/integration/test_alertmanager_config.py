@@ -5,6 +5,7 @@ secrets out of the play's output."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -57,6 +58,20 @@ def config(tmp_path_factory) -> str:
         "alertmanager_smtp_auth_username": "am",
         "alertmanager_smtp_auth_password": "smtp-password-secret",
         "ansible_python_interpreter": "{{ ansible_playbook_python }}",
+        # Extended from variables, no fork: a route first, a named time to mute it, one more inhibition.
+        "alertmanager_extra_routes": [
+            {"matchers": ['collection="scratch"'], "receiver": "mail", "mute_time_intervals": ["weekends"]}
+        ],
+        "alertmanager_time_intervals": [
+            {"name": "weekends", "time_intervals": [{"weekdays": ["saturday", "sunday"]}]}
+        ],
+        "alertmanager_extra_inhibit_rules": [
+            {
+                "source_matchers": ['alertname="QdrantNodeDown"'],
+                "target_matchers": ['alertname="QdrantBackupFailed"'],
+                "equal": ["cluster", "host"],
+            }
+        ],
     }
     result, _ = run_playbook(playbook, "-i", "localhost,", "-c", "local", "-e", json.dumps(extra))
     assert result.returncode == 0, result.stdout[-3000:]
@@ -71,6 +86,7 @@ def config(tmp_path_factory) -> str:
         (["alertname=QdrantNodeDown", "severity=critical"], "pager"),
         (["alertname=QdrantHighLatency", "severity=warning"], "chat"),
         (["alertname=Watchdog", "severity=none"], "deadman"),
+        (["alertname=QdrantReplicationBelowTarget", "severity=warning", "collection=scratch"], "mail"),
     ],
 )
 def test_routes_by_severity(config, labels, receiver):
@@ -84,8 +100,39 @@ def test_routes_by_severity(config, labels, receiver):
 
 def test_a_down_node_inhibits_what_it_explains(config):
     rules = yaml.safe_load(Path(config).read_text())["inhibit_rules"]
-    by_target = {tuple(rule["equal"]): rule["target_matchers"][0] for rule in rules}
-    assert "QdrantHighLatency" in by_target[("host",)] and "QdrantDeadReplicas" in by_target[("cluster",)]
+    by_source = {
+        (rule["source_matchers"][0], tuple(rule["equal"])): rule["target_matchers"][0] for rule in rules
+    }
+    assert "QdrantHighLatency" in by_source[('alertname="QdrantNodeDown"', ("host",))]
+    assert "QdrantDeadReplicas" in by_source[('alertname="QdrantNodeDown"', ("cluster",))]
+
+
+def alert_names() -> set[str]:
+    return {
+        rule["alert"]
+        for path in (ROOT / "files/alerts").glob("*.rules.yml")
+        for group in yaml.safe_load(path.read_text())["groups"]
+        for rule in group["rules"]
+        if "alert" in rule
+    }
+
+
+def test_every_inhibit_rule_can_match_alerts_that_exist(config):
+    """A rule that matches no alert we ship is dead weight (one matched `severity` across names
+    that never exist at two severities)."""
+    names = alert_names()
+    for rule in yaml.safe_load(Path(config).read_text())["inhibit_rules"]:
+        for side in ("source_matchers", "target_matchers"):
+            matcher = rule[side][0]
+            assert matcher.startswith("alertname="), rule
+            pattern = re.compile(matcher.split("=", 1)[1].lstrip("~").strip('"') + r"\Z")
+            assert any(pattern.match(name) for name in names), f"{side} of {rule} matches no alert"
+
+
+def test_named_times_mute_the_extra_route(config):
+    parsed = yaml.safe_load(Path(config).read_text())
+    assert parsed["time_intervals"][0]["name"] == "weekends"
+    assert parsed["route"]["routes"][1]["mute_time_intervals"] == ["weekends"]
 
 
 @pytest.mark.parametrize(

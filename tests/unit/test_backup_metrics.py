@@ -55,3 +55,22 @@ def test_a_damaged_previous_file_is_replaced(tmp_path):
     (tmp_path / "qdrant_ops_prune.prom").write_text("this is { not metrics\n")
     path = metrics.write_run_metrics(tmp_path, "prune", "prod", success=False, finished=5.0, duration=1)
     assert samples(path)["qdrant_ops_prune_failures_total"][1] == 1
+
+
+def test_the_first_run_and_the_failures_in_a_row_anchor_the_alerts(tmp_path):
+    """QdrantBackupTooOld counts from the first run when no run succeeded yet; QdrantBackupFailing
+    reads the failures in a row, reset by a success (files/alerts/backup.rules.yml)."""
+    for finished, success in ((100.0, False), (200.0, False)):
+        path = metrics.write_run_metrics(
+            tmp_path, "backup", "prod", success=success, finished=finished, duration=1
+        )
+    values = samples(path)
+    assert "qdrant_ops_backup_last_success_timestamp_seconds" not in values
+    assert values["qdrant_ops_backup_first_run_timestamp_seconds"][1] == 100.0
+    assert values["qdrant_ops_backup_consecutive_failures"][1] == 2
+    metrics.write_run_metrics(tmp_path, "backup", "prod", success=True, finished=300.0, duration=1)
+    metrics.write_run_metrics(tmp_path, "backup", "prod", success=False, finished=400.0, duration=1)
+    values = samples(path)
+    assert values["qdrant_ops_backup_consecutive_failures"][1] == 1  # the success in between reset it
+    assert values["qdrant_ops_backup_first_run_timestamp_seconds"][1] == 100.0
+    assert values["qdrant_ops_backup_failures_total"][1] == 3

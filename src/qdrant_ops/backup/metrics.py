@@ -2,9 +2,9 @@
 by node_exporter's textfile collector. The names are defined here once; files/alerts/backup.rules.yml
 uses the same names and tests/integration/test_alert_rules.py checks that they agree.
 
-A run reads the previous file first, so the last success time and the failure counter survive a
-failed run. The file is replaced atomically (prometheus_client writes a temp file and renames it),
-so node_exporter never reads half a file.
+A run reads the previous file first, so the last success time, the first run's time and the
+failure counters survive a failed run. The file is replaced atomically (prometheus_client writes a
+temp file and renames it), so node_exporter never reads half a file.
 """
 
 from __future__ import annotations
@@ -30,6 +30,8 @@ def metric_names(job: str) -> dict[str, str]:
         "bytes": f"{base}_uploaded_bytes",
         "points": f"{base}_points_verified",
         "failures": f"{base}_failures",  # exposed as ..._failures_total
+        "first_run": f"{base}_first_run_timestamp_seconds",
+        "consecutive_failures": f"{base}_consecutive_failures",
     }
 
 
@@ -81,6 +83,10 @@ def write_run_metrics(
     previous = _previous(path, cluster)
     last_success = finished if success else previous.get(names["last_success"])
     failures = previous.get(names["failures"] + "_total", 0.0) + (0 if success else 1)
+    # The alerts' anchors: how long since the first run (for a job that never succeeded) and how
+    # many runs in a row failed (whatever the schedule's random delay).
+    first_run = previous.get(names["first_run"], finished)
+    in_a_row = 0.0 if success else previous.get(names["consecutive_failures"], 0.0) + 1
 
     def gauge(key: str, help_text: str, value: float) -> GaugeMetricFamily:
         family = GaugeMetricFamily(names[key], help_text, labels=["cluster"])
@@ -91,6 +97,12 @@ def write_run_metrics(
         gauge("last_run", f"Unix time the last {job} run finished.", finished),
         gauge("last_run_success", f"1 if the last {job} run succeeded, else 0.", 1.0 if success else 0.0),
         gauge("duration", f"Seconds the last {job} run took.", duration),
+        gauge("first_run", f"Unix time the first {job} run recorded here finished.", first_run),
+        gauge(
+            "consecutive_failures",
+            f"{job.capitalize()} runs in a row that failed (0 after a success).",
+            in_a_row,
+        ),
     ]
     if last_success is not None:
         families.append(gauge("last_success", f"Unix time of the last successful {job} run.", last_success))

@@ -27,6 +27,16 @@ def unhealthy_replicas(placement: list[dict]) -> list[dict]:
     return [replica for replica in placement if replica["state"] not in HEALTHY_REPLICA_STATES]
 
 
+def shards_below_factor(placement: list[dict], replication_factor: int | None) -> list[int]:
+    """Shard ids with fewer Active replicas than `replication_factor` (1 when unknown)."""
+    active: dict[int, int] = {}
+    for replica in placement:
+        active[replica["shard_id"]] = active.get(replica["shard_id"], 0) + (
+            replica["state"] in HEALTHY_REPLICA_STATES
+        )
+    return sorted(shard for shard, count in active.items() if count < (replication_factor or 1))
+
+
 def collection_overview(client: ClusterClient, name: str) -> dict:
     info = client.collection_info(name) or {}
     params = info.get("config", {}).get("params", {})
