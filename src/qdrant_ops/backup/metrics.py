@@ -64,6 +64,21 @@ class _RunMetrics:
         yield from self._families
 
 
+def _gauges(job: str, values: dict[str, float | None]) -> list[tuple[str, str, float]]:
+    """(key, help, value) of every gauge with a value."""
+    helps = {
+        "last_run": f"Unix time the last {job} run finished.",
+        "last_run_success": f"1 if the last {job} run succeeded, else 0.",
+        "duration": f"Seconds the last {job} run took.",
+        "first_run": f"Unix time the first {job} run recorded here finished.",
+        "consecutive_failures": f"{job.capitalize()} runs in a row that failed (0 after a success).",
+        "last_success": f"Unix time of the last successful {job} run.",
+        "bytes": f"Bytes the last {job} run uploaded to S3.",
+        "points": "Points the last restore drill restored and found as the set records.",
+    }
+    return [(key, helps[key], value) for key, value in values.items() if value is not None]
+
+
 def write_run_metrics(
     directory: str | os.PathLike,
     job: str,
@@ -81,45 +96,26 @@ def write_run_metrics(
     names = metric_names(job)
     path = textfile_path(directory, job)
     previous = _previous(path, cluster)
-    last_success = finished if success else previous.get(names["last_success"])
-    failures = previous.get(names["failures"] + "_total", 0.0) + (0 if success else 1)
-    # The alerts' anchors: how long since the first run (for a job that never succeeded) and how
-    # many runs in a row failed (whatever the schedule's random delay).
-    first_run = previous.get(names["first_run"], finished)
-    in_a_row = 0.0 if success else previous.get(names["consecutive_failures"], 0.0) + 1
-
-    def gauge(key: str, help_text: str, value: float) -> GaugeMetricFamily:
-        family = GaugeMetricFamily(names[key], help_text, labels=["cluster"])
-        family.add_metric([cluster], value)
-        return family
-
-    families: list[Metric] = [
-        gauge("last_run", f"Unix time the last {job} run finished.", finished),
-        gauge("last_run_success", f"1 if the last {job} run succeeded, else 0.", 1.0 if success else 0.0),
-        gauge("duration", f"Seconds the last {job} run took.", duration),
-        gauge("first_run", f"Unix time the first {job} run recorded here finished.", first_run),
-        gauge(
-            "consecutive_failures",
-            f"{job.capitalize()} runs in a row that failed (0 after a success).",
-            in_a_row,
-        ),
-    ]
-    if last_success is not None:
-        families.append(gauge("last_success", f"Unix time of the last successful {job} run.", last_success))
-    if uploaded_bytes is not None:
-        families.append(gauge("bytes", f"Bytes the last {job} run uploaded to S3.", uploaded_bytes))
-    if points_verified is not None:
-        families.append(
-            gauge(
-                "points",
-                "Points the last restore drill restored and found as the set records.",
-                points_verified,
-            )
-        )
+    values = {
+        "last_run": finished,
+        "last_run_success": 1.0 if success else 0.0,
+        "duration": duration,
+        # The alerts' anchors: how long since the first run (for a job that never succeeded) and
+        # how many runs in a row failed (whatever the schedule's random delay).
+        "first_run": previous.get(names["first_run"], finished),
+        "consecutive_failures": 0.0 if success else previous.get(names["consecutive_failures"], 0.0) + 1,
+        "last_success": finished if success else previous.get(names["last_success"]),
+        "bytes": uploaded_bytes,
+        "points": points_verified,
+    }
+    families: list[Metric] = []
+    for key, help_text, value in _gauges(job, values):
+        families.append(GaugeMetricFamily(names[key], help_text, labels=["cluster"]))
+        families[-1].add_metric([cluster], value)
     counter = CounterMetricFamily(
         names["failures"], f"{job.capitalize()} runs that failed.", labels=["cluster"]
     )
-    counter.add_metric([cluster], failures)
+    counter.add_metric([cluster], previous.get(names["failures"] + "_total", 0.0) + (0 if success else 1))
     families.append(counter)
 
     registry = CollectorRegistry()
