@@ -213,6 +213,32 @@ def restart_window(host: str, unit: str = "qdrant") -> tuple[int, int]:
     return int(values["ActiveExitTimestampMonotonic"]), int(values["ActiveEnterTimestampMonotonic"])
 
 
+def test_a_restart_left_pending_is_done_by_the_next_run(lab):
+    """A run that ends between a config change and the rolling restart (here by its tags; a failed
+    step leaves the same state: the mark is written in the role's `always`) leaves the restart
+    marked on every node; the next run, which changes nothing else, restarts them one at a time.
+    With the mark only in memory (before issue 34), that run saw no change and restarted nothing."""
+    client, phases = lab
+    marker = "/run/qdrant-ops-restart-pending"
+    try:
+        with timed(phases, "config changed, run ended before the restart; the next run restarts"):
+            before = {host: restart_window(host) for host in QDRANT_HOSTS}
+            ansible("playbooks/qdrant.yml", "--tags", "qdrant_configure", "-e", "qdrant_log_level=DEBUG")
+            assert {host: restart_window(host) for host in QDRANT_HOSTS} == before, "a node restarted early"
+            for host in QDRANT_HOSTS:
+                docker_exec(host, "test", "-e", marker)  # the pending restart is kept on the host
+            ansible("playbooks/qdrant.yml", "-e", "qdrant_log_level=DEBUG")
+            after = {host: restart_window(host) for host in QDRANT_HOSTS}
+            assert all(after[host][1] > before[host][1] for host in QDRANT_HOSTS), f"not restarted: {after}"
+            for host in QDRANT_HOSTS:
+                assert (
+                    subprocess.run(["docker", "exec", host, "test", "-e", marker], timeout=60).returncode == 1
+                )
+            wait_for(lambda: all_active(client), "every replica Active", 300)
+    finally:
+        ansible("playbooks/qdrant.yml")  # back to the inventory's log level (another rolling restart)
+
+
 def test_certificate_renewal_drill(lab, tmp_path):
     client, phases = lab
     with timed(phases, "certificate renewal under a writer (near-expiry certificates in place first)"):
