@@ -221,12 +221,21 @@ def test_the_standbys_scoped_token_syncs_and_can_do_no_more_on_the_primary(pair)
             ("POST", "/collections/docs/cluster", {"drop_replica": {"shard_id": 0, "peer_id": 1}}),
             ("PUT", "/collections/docs/snapshots/recover", {"location": "file:///etc/passwd"}),
             ("POST", "/collections/aliases", {"actions": [{"create_alias": ALIAS}]}),
-            ("PUT", f"/collections/{standby.MARKER}/points", {"points": [{"id": 1, "vector": {}}]}),
         ]  # fmt: skip
         for method, path, body in forbidden:
             with pytest.raises(QdrantApiError) as refused:
                 scoped.request(method, path, json=body)
             assert refused.value.status == 403, (method, path, refused.value)
+        # The marker collection is read-only for the token. (Qdrant answers 404 before it checks
+        # access for a collection that does not exist: the primary has no marker, so one is made.)
+        pc.request("PUT", f"/collections/{standby.MARKER}", json={"vectors": {}})
+        try:
+            forged = {"points": [{"id": 1, "vector": {}, "payload": {"role": "standby"}}]}
+            with pytest.raises(QdrantApiError) as refused:
+                scoped.request("PUT", f"/collections/{standby.MARKER}/points", json=forged)
+            assert refused.value.status == 403, refused.value
+        finally:
+            pc.request("DELETE", f"/collections/{standby.MARKER}")
     assert sorted(pc.collection_names()) == ["docs", "later"] and pc.collection_info("docs") is not None
 
 
