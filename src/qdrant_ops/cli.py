@@ -30,7 +30,7 @@ from qdrant_ops.keyfile import check_key, read_key_file
 from qdrant_ops.redact import redact
 from qdrant_ops.table import format_table
 
-# Exit codes, the same for every command (printed by --help, listed in the README).
+# Exit codes, the same for every command (printed by --help, listed in docs/cli.md).
 EXIT_OK = 0
 EXIT_ATTENTION = 1  # the command worked and found something to act on: unhealthy, incomplete, drift
 EXIT_ERROR = 2  # the command failed; the last stderr line says what and how to fix it
@@ -795,7 +795,7 @@ def _standby_parser(commands) -> None:
     group.add_argument(
         "--primary-api-key-file",
         help="file with the primary's API key, or a token scoped to the synced collections (rw: it makes "
-        "snapshot streams; README 'What a compromised standby can do')",
+        "snapshot streams; docs/disaster-recovery.md says what it allows)",
     )
     group.add_argument("--standby-url", action="append", help="standby node URL, repeatable: every node")
     group.add_argument("--standby-api-key-file", help="file with the standby's API key")
