@@ -583,20 +583,36 @@ def _named(items: list[str] | None, what: str) -> dict[str, str]:
     return result
 
 
+def _progress_text(state: dict) -> str:
+    rate = state["written"] / state["seconds"] if state["seconds"] > 0 else 0.0
+    fraction = state.get("fraction")
+    eta = ""
+    if fraction and 0 < fraction < 1:
+        left = state["seconds"] * (1 - fraction) / fraction
+        eta = f"  {fraction:6.1%}  ETA {int(left // 60)}m{int(left % 60):02d}s"
+    return f"{state['written']:>12,} points  {rate:>10,.0f}/s{eta}  retries {state['retries']}"
+
+
 def print_progress(stream=sys.stderr) -> Callable[[dict], None]:
     """A one-line progress display (points, points/s, percent, ETA) for a terminal."""
 
     def show(state: dict) -> None:
-        rate = state["written"] / state["seconds"] if state["seconds"] > 0 else 0.0
-        fraction = state.get("fraction")
-        eta = ""
-        if fraction and 0 < fraction < 1:
-            left = state["seconds"] * (1 - fraction) / fraction
-            eta = f"  {fraction:6.1%}  ETA {int(left // 60)}m{int(left % 60):02d}s"
-        stream.write(
-            f"\r{state['written']:>12,} points  {rate:>10,.0f}/s{eta}  retries {state['retries']}   "
-        )
+        stream.write(f"\r{_progress_text(state)}   ")
         stream.flush()
+
+    return show
+
+
+def progress_lines(every: float, stream=sys.stderr) -> Callable[[dict], None]:
+    """Without a terminal (a timer's journal, a CI log): the same figures as a line every `every`
+    seconds, so a long run shows it is alive and how far it got."""
+    last = [float("-inf")]
+
+    def show(state: dict) -> None:
+        if state["seconds"] - last[0] >= every:
+            last[0] = state["seconds"]
+            stream.write(f"progress: {_progress_text(state).strip()}\n")
+            stream.flush()
 
     return show
 
@@ -615,7 +631,13 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     })  # fmt: skip
     # The bucket comes from the s3:// URL; these settings only build the client.
     settings = s3.S3Settings(bucket="-", endpoint_url=args.s3_endpoint_url, region=args.s3_region)
-    show = print_progress() if sys.stderr.isatty() and not args.json else None
+    show = (
+        None
+        if args.json
+        else print_progress()
+        if sys.stderr.isatty()
+        else progress_lines(args.progress_every)
+    )
     log = (lambda line: print(line, file=sys.stderr)) if not args.json else (lambda _line: None)
     with make_client(args) as client:
         try:
@@ -624,13 +646,13 @@ def cmd_ingest(args: argparse.Namespace) -> int:
                 s3_client_factory=lambda: s3.make_client(settings), progress=show, log=log,
             )  # fmt: skip
         except engine.IngestError as exc:
-            if show:
+            if show and sys.stderr.isatty():
                 print(file=sys.stderr)
             if exc.report and args.json:
                 print(json.dumps(exc.report, indent=2, sort_keys=True))
             print(f"qdrant-ops: error: {exc}", file=sys.stderr)
             return EXIT_INTERRUPTED if exc.report and exc.report.get("interrupted") else EXIT_ERROR
-    if show:
+    if show and sys.stderr.isatty():
         print(file=sys.stderr)
     text = (
         f"{report['collection']}: read {report['read']}, written {report['written']}, skipped (resume) "
@@ -910,6 +932,10 @@ def _ingest_parser(commands, conn: argparse.ArgumentParser) -> None:
         "--indexing-threshold", type=int, help="value after a deferred load (default: the previous)"
     )
     _flag(ing, "--wait-green", "wait for the collection to turn green")
+    ing.add_argument(
+        "--progress-every", type=seconds, default=10.0, metavar="SECONDS",
+        help="without a terminal: a progress line on stderr this often (default 10)",
+    )  # fmt: skip
     _flag(ing, "--no-verify", "skip the final check of counts and sampled ids")
     ing.add_argument("--s3-endpoint-url", help="S3 endpoint for s3:// sources (default: AWS)")
     ing.add_argument("--s3-region", help="region of the s3:// source's bucket")

@@ -7,6 +7,7 @@ sender processes are forked from a process that has no gRPC server threads.
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -453,3 +454,17 @@ def test_the_api_key_never_appears_in_output(stub, tmp_path):
     result = run_cli(stub, source, "-c", "cities", "--json")
     assert result.returncode == 0
     assert API_KEY not in result.stdout + result.stderr
+
+
+def test_without_a_terminal_progress_lines_show_the_run_is_alive(stub, tmp_path):
+    """A timer's journal or a CI log is not a terminal: lines every --progress-every seconds, with
+    points, rate, percent and ETA, then the report (issue 34, item 5)."""
+    source = write_jsonl(tmp_path / "many.jsonl", [city(i) for i in range(60_000)])
+    result = run_cli(stub, source, "-c", "cities", "--progress-every", "0.2", timeout=300)
+    assert result.returncode == 0, result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.startswith("progress: ")]
+    assert len(lines) >= 2, result.stderr  # more than the final figure: the run reported while it ran
+    assert all(re.search(r"progress: +[\d,]+ points +[\d,]+/s", line) for line in lines), lines
+    assert any("ETA" in line for line in lines), lines
+    assert "\r" not in result.stderr  # no terminal control characters in a log
+    assert "cities: read 60000, written 60000" in result.stdout
