@@ -42,6 +42,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from qdrant_ops import silences
 from qdrant_ops.backup.verify import binary_version
 from qdrant_ops.client import ClusterClient
 from tests.support import rolling_writer
@@ -176,10 +177,26 @@ def test_lab_drill(lab, tmp_path):
         assert client.count_points("cities") == SAMPLE
         assert placement_problems(client, "cities") == []  # every replica Active, balanced
 
+    # restore.yml silenced the replica alerts of its work in the lab's Alertmanager, then ended it.
+    restore_silences = [s for s in monitoring_get(f"https://{MONITORING}:9093/api/v2/silences")
+                        if s["createdBy"] == "qdrant-ops" and "restore.yml" in s["comment"]]  # fmt: skip
+    assert restore_silences and all(s["status"]["state"] == "expired" for s in restore_silences)
+
     down = list(QDRANT_HOSTS)[-1]
-    with timed(phases, f"QdrantNodeDown firing after stopping {down}"):
+    password = (INVENTORY / ".secrets/lab/monitoring_web_password").read_text().strip()
+    manager = silences.Alertmanager(
+        f"https://{MONITORING}:9093", "monitoring", password, str(TLS_DIR / "ca.crt")
+    )
+    planned = silences.planned_work(manager, "lab", comment="lab drill: planned work", duration=600)
+    # As a rebalance's silence: a node that stops meanwhile must still page.
+    with (
+        timed(phases, f"QdrantNodeDown firing after stopping {down}, under a planned-work silence"),
+        planned as silence_id,
+    ):
+        assert silence_id
         docker_exec(down, "systemctl", "stop", "qdrant")
         wait_for(lambda: active_alerts("QdrantNodeDown"), "QdrantNodeDown firing in Alertmanager", 120)
+        assert all(alert["status"]["state"] == "active" for alert in active_alerts("QdrantNodeDown"))
     with timed(phases, "QdrantNodeDown resolved after starting it"):
         docker_exec(down, "systemctl", "start", "qdrant")
         wait_for(lambda: not active_alerts("QdrantNodeDown"), "QdrantNodeDown resolved", 240)

@@ -23,7 +23,13 @@ ALERTS = ROOT / "files/alerts"
 pytestmark = pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool missing: run `make deps`")
 
 # Rules whose result is cluster-wide, so no single instance to name.
-AGGREGATE = {"Watchdog", "QdrantPeersMissing", "QdrantReplicasShareZone", "QdrantReplicationBelowTarget"}
+AGGREGATE = {
+    "Watchdog",
+    "QdrantPeersMissing",
+    "QdrantReplicasShareZone",
+    "QdrantReplicationBelowTarget",
+    "QdrantShardTransfersLong",
+}
 # One label set per kind of target, as the prometheus role's file_sd writes them.
 Q = 'job="qdrant",instance="q1:6333",host="q1"'
 N = 'job="node",instance="q1:9100",host="q1"'
@@ -35,6 +41,8 @@ BK = f'{N},cluster="prod"'
 CERT = "qdrant_ops_tls_certificate_not_after_timestamp_seconds"
 BL = {**NL, "cluster": "prod"}
 SB = f'{N},cluster="standby",collection="docs"'
+C = 'id="cities"'
+TRANSFER_IN = "collection_shard_transfer_incoming"
 
 
 def latency(fast: bool) -> list[tuple[str, str]]:
@@ -69,6 +77,12 @@ CASES = {
         QL,
         [(f"collection_dead_replicas{{{Q}}}", "1x10")],
         [(f"collection_dead_replicas{{{Q}}}", "0x10")],
+    ),
+    "QdrantShardTransfersLong": (
+        "6h10m",
+        {},
+        [(f"collection_dead_replicas{{{Q}}}", "1x400"), (f"{TRANSFER_IN}{{{Q},{C}}}", "1x400")],
+        [(f"collection_dead_replicas{{{Q}}}", "1x400"), (f"{TRANSFER_IN}{{{Q},{C}}}", "1x300 0x100")],
     ),
     "QdrantReplicationBelowTarget": (
         "16m",
@@ -310,6 +324,40 @@ REGRESSIONS = {
             (f"qdrant_ops_backup_consecutive_failures{{{BK}}}", "0x60 1x1500 2x100"),
         ],
         BL,
+    ),
+    # A rebalance moving shards for 30 minutes: each transfer's target counts as a dead replica.
+    "a long rebalance": (
+        "QdrantDeadReplicas",
+        "30m",
+        [
+            (f"collection_dead_replicas{{{Q}}}", "1x40"),
+            (f'collection_shard_transfer_outgoing{{{Q},id="cities"}}', "1x40"),
+            (
+                'collection_shard_transfer_incoming{job="qdrant",instance="q2:6333",host="q2",id="cities"}',
+                "1x40",
+            ),
+        ],
+        None,
+    ),
+    # ... but one that stops moving leaves dead replicas, and they page.
+    "a rebalance that stopped moving": (
+        "QdrantDeadReplicas",
+        "30m",
+        [
+            (f"collection_dead_replicas{{{Q}}}", "1x40"),
+            (f'collection_shard_transfer_outgoing{{{Q},id="cities"}}', "1x10 0x30"),
+        ],
+        QL,
+    ),
+    # Transfers running for hours with replicas not Active: a warning, not silence forever.
+    "transfers for hours": (
+        "QdrantShardTransfersLong",
+        "7h",
+        [
+            (f"collection_dead_replicas{{{Q}}}", "1x450"),
+            (f'collection_shard_transfer_incoming{{{Q},id="cities"}}', "1x450"),
+        ],
+        {},
     ),
     # A failure, the retry succeeded, a failure: not failing backups.
     "a success between": (
