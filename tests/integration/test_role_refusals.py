@@ -64,6 +64,9 @@ def run_playbook(
         "qdrant_start": False,
         "qdrant_binary_src": "",
         "qdrant_secrets_dir": str(tmp_path / "secrets"),
+        # Never a download from the internet: a test without a local archive is refused instead.
+        "qdrant_archive_url": "https://127.0.0.1:9/qdrant-x86_64-unknown-linux-gnu.tar.gz",
+        "qdrant_archive_trust_first_download": False,
         **extra,
     }
     (tmp_path / "vars.json").write_text(json.dumps(variables))
@@ -125,7 +128,7 @@ def test_missing_data_device_is_refused(host, tmp_path, archive):
 def test_no_source_says_how_to_pin_one(host, tmp_path):
     result = run_playbook(host, tmp_path)
     assert result.returncode != 0
-    assert "set qdrant_archive_sha256" in " ".join(result.stdout.split())
+    assert "Pin qdrant_archive_sha256" in " ".join(result.stdout.split())
     assert nothing_installed(host)
 
 
