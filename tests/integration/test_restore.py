@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from collections import Counter
 from itertools import pairwise
 
@@ -119,6 +120,25 @@ def test_every_collection_deleted_then_restored_shard_by_shard(fetch_by, cluster
     assert info["config"]["params"]["shard_number"] == 6  # created from the manifest's config
     assert staged_files(tmp_path) == []  # cleaned up
     assert API_KEY not in out + err
+
+
+@pytest.mark.parametrize("fetch_by", ["nodes", "restorer"])
+def test_without_a_terminal_each_snapshot_done_prints_a_progress_line(fetch_by, cluster, capsys, tmp_path):
+    nodes, configs, _ = cluster
+    backup_all(configs)
+    drop_everything(nodes)
+
+    code, _, err = run_restore(capsys, tmp_path, nodes, configs, "--fetch-by", fetch_by)  # stderr is no tty
+
+    assert code == 0, err
+    lines = [line for line in err.splitlines() if line.startswith("progress: restore ")]
+    done = [int(re.match(r"progress: restore (\d+)/9 snapshots recovered, ", line)[1]) for line in lines]
+    assert done == list(range(1, 10)), err  # every one of the 9 shard snapshots, counted once
+    assert re.search(r"progress: restore 9/9 snapshots recovered, [0-9.]+ \w+ of [0-9.]+ \w+ \(100%\), "
+                     r"[0-9.]+ \w+/s: \w+ shard \d+", lines[-1]), lines[-1]  # fmt: skip
+    assert all("ETA" in line for line in lines[:-1]) and "ETA" not in lines[-1]
+    downloads = [line for line in err.splitlines() if line.startswith("progress: download ")]
+    assert len(downloads) == (9 if fetch_by == "restorer" else 0), err
 
 
 def test_existing_collections_are_replaced_only_with_overwrite(cluster, capsys, tmp_path):

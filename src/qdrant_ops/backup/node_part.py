@@ -33,6 +33,7 @@ from qdrant_ops.backup.model import (
 from qdrant_ops.client import ClusterClient, QdrantApiError, segment
 from qdrant_ops.cluster.health import HEALTHY_REPLICA_STATES, shard_placement
 from qdrant_ops.errors import ConfigError, QdrantOpsError
+from qdrant_ops.progress import Progress
 
 
 # -- what the manifest records about a collection -------------------------------------------------
@@ -286,14 +287,15 @@ def _snapshot_own_shards(
     placement = part["collections"][collection]["placement"]
     mine = [shard for shard, source in shard_sources(placement).items() if source == peer_id]
     log(f"{collection}: snapshot of shard(s) {mine or 'none'} on peer {peer_id}")
+    progress = Progress("backup", f"shards of {collection}", len(mine), 0, log)
     for shard in mine:
         metadata = {"collection": collection, "shard-id": str(shard), "peer-id": str(peer_id),
                     "backup-id": backup_id}  # fmt: skip
         key = settings.layout.node_shard_key(backup_id, part["node"], collection, shard, part["attempt"])
         record = snapshot_to_s3(client, node, settings, s3_client, key=key, metadata=metadata, shard_id=shard)
         part["shards"][collection][str(shard)] = record
-        log(f"{collection} shard {shard}: {record['size']} bytes to s3://{settings.s3.bucket}/{key} "
-            f"in {record['seconds']}s")  # fmt: skip
+        where = f"s3://{settings.s3.bucket}/{key}"
+        progress.done(f"shard {shard} to {where} in {record['seconds']}s", record["size"])
 
 
 def finished_part(s3_client, settings: BackupSettings, backup_id: str, peer_id: int) -> dict | None:

@@ -60,6 +60,7 @@ from qdrant_ops.cluster.health import shard_placement, unhealthy_replicas
 from qdrant_ops.cluster.points import get_points
 from qdrant_ops.errors import ConfigError, QdrantOpsError
 from qdrant_ops.polling import wait_until
+from qdrant_ops.progress import Progress
 from qdrant_ops.redact import redact
 
 RESTORE_DIR = "qdrant-ops-restore"  # under the staging directory, one folder per backup id
@@ -569,13 +570,14 @@ def _start_downloads(
 
     def fetch(snap: Snapshot, path: Path) -> Path:
         download(s3_client, settings, snap, path)
-        log(f"{snap.label}: {snap.size} bytes downloaded and verified")
+        progress.done(f"{snap.label} downloaded and verified", snap.size)
         return path
 
+    unique = list({snap.key: snap for snap in snapshots}.values())
+    progress = Progress("download", "snapshots", len(unique), sum(snap.size for snap in unique), log)
     files: Files = {}
-    for snap in snapshots:
-        if snap.key not in files:
-            files[snap.key] = pool.submit(fetch, snap, local_file(directory, len(files)))
+    for snap in unique:
+        files[snap.key] = pool.submit(fetch, snap, local_file(directory, len(files)))
     return files
 
 
@@ -617,6 +619,7 @@ def _recover_all(
         by_node.setdefault(snap.node, []).append(snap)
     slots = threading.Semaphore(max(1, parallel))
     failed = threading.Event()
+    progress = Progress("restore", "snapshots recovered", len(todo), sum(snap.size for snap in todo), log)
 
     def one_node(snaps: list[Snapshot]) -> None:
         for snap in snaps:
@@ -630,7 +633,7 @@ def _recover_all(
                 failed.set()
                 sources.cancel()  # no more downloads: the restore has failed
                 raise
-            log(f"{snap.label}: recovered on {snap.node}")
+            progress.done(f"{snap.label} recovered on {snap.node}", snap.size)
 
     with ThreadPoolExecutor(max_workers=len(by_node) or 1) as pool:
         futures = [pool.submit(one_node, snaps) for snaps in by_node.values()]

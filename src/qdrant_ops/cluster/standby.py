@@ -39,6 +39,7 @@ from qdrant_ops.client import ClusterClient, QdrantApiError, segment
 from qdrant_ops.cluster.collections import apply_plan, describe, plan_collection
 from qdrant_ops.cluster.health import shard_placement
 from qdrant_ops.errors import QdrantOpsError
+from qdrant_ops.progress import Progress
 
 # Written by `standby sync --metrics-dir`; the lag is recorded by files/alerts/standby.rules.yml.
 METRIC_NAMES = (
@@ -525,6 +526,7 @@ def _run_phase(standby: ClusterClient, transfers: list[Transfer], key, timeout, 
     busy: set[tuple[str, int]] = set()
     turn = threading.Condition()
     failed = threading.Event()
+    progress = Progress("standby sync", "shard copies", len(transfers), 0, log)
 
     def next_free(queue: list[Transfer]) -> Transfer | None:
         with turn:
@@ -556,8 +558,8 @@ def _run_phase(standby: ClusterClient, transfers: list[Transfer], key, timeout, 
             with turn:
                 outcomes.append(line)
             source = "primary" if transfer.from_primary else "standby"
-            log(f"{transfer.collection} shard {transfer.shard_id} -> peer {transfer.standby_peer} "
-                f"from {source} peer {transfer.source_peer}: {result}")  # fmt: skip
+            progress.done(f"{transfer.collection} shard {transfer.shard_id} -> peer {transfer.standby_peer} "
+                          f"from {source} peer {transfer.source_peer}: {result}")  # fmt: skip
 
     with ThreadPoolExecutor(max_workers=max(1, len(queues))) as pool:
         for future in [pool.submit(one_peer, queue) for queue in queues.values()]:
