@@ -8,6 +8,7 @@ never from the command line, where `ps` would show it.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import math
@@ -27,6 +28,7 @@ from qdrant_ops.cluster import collections, health, points, rebalance, replicas,
 from qdrant_ops.errors import ConfigError, QdrantOpsError
 from qdrant_ops.ingest import dataset, engine, sources
 from qdrant_ops.keyfile import check_key, read_key_file
+from qdrant_ops.progress import ProgressLine
 from qdrant_ops.redact import redact
 from qdrant_ops.table import format_table
 
@@ -76,6 +78,42 @@ class _SubParser(_Parser):
     def __init__(self, **kwargs):
         kwargs.setdefault("formatter_class", _HelpFormatter)
         super().__init__(**kwargs)
+
+
+# -- what a command says while it works -----------------------------------------------------------
+def _event(event: dict) -> None:
+    """One JSON event per stderr line, written whole (worker threads emit too)."""
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    sys.stderr.write(json.dumps({"time": stamp, **event}, sort_keys=True) + "\n")
+    sys.stderr.flush()
+
+
+def event_log(args: argparse.Namespace) -> Callable[[str], None]:
+    """Where a command's log and progress lines go: stderr as text; with --json as a stream of
+    events on stderr, one JSON object per line ({"event": "log", "message": ...} or
+    {"event": "progress", "operation": ..., "bytes": ..., ...}), while stdout keeps the one result
+    document, so a program follows the work on one stream and reads the outcome on the other."""
+    as_json = getattr(args, "json", False)
+
+    def log(line: str) -> None:
+        if as_json:
+            _event({"event": "progress", **line.fields} if isinstance(line, ProgressLine)
+                  else {"event": "log", "message": str(line)})  # fmt: skip
+        else:
+            sys.stderr.write(f"{line}\n")
+            sys.stderr.flush()
+
+    return log
+
+
+def report_error(args: argparse.Namespace, message: str, exit_code: int = EXIT_ERROR) -> None:
+    """The last stderr line says what failed (a JSON event with --json), and with --json stdout
+    says it too for a program that reads only the result."""
+    if getattr(args, "json", False):
+        _event({"event": "error", "message": message, "exit_code": exit_code})
+        print(json.dumps({"error": message, "exit_code": exit_code}))
+    else:
+        print(f"qdrant-ops: error: {message}", file=sys.stderr)
 
 
 # -- connection ------------------------------------------------------------------------------------
@@ -420,7 +458,7 @@ def cmd_backup_run(args: argparse.Namespace) -> int:
     if args.collection:
         settings = dataclasses.replace(config.settings, collections=tuple(args.collection))
         config = dataclasses.replace(config, settings=settings)
-    log = (lambda line: print(line, file=sys.stderr)) if not args.json else (lambda _line: None)
+    log = event_log(args)
     part = job.run_backup(config, args.backup_id, log=log, force=args.force)
     if part.get("skipped"):
         _emit(args, part, f"backup {part['backup_id']}: peer {part['peer_id']}'s part already succeeded, "
@@ -479,7 +517,7 @@ def cmd_backup_seal(args: argparse.Namespace) -> int:
 
 def cmd_backup_prune(args: argparse.Namespace) -> int:
     config = backup_config(args)
-    log = (lambda line: print(line, file=sys.stderr)) if not args.json else (lambda _line: None)
+    log = event_log(args)
     plan = job.run_prune(config, dry_run=args.dry_run, log=log)
     rows = [
         [p["backup_id"], p["status"], "keep" if p["keep"] else "delete", "; ".join(p["reasons"])]
@@ -492,7 +530,7 @@ def cmd_backup_prune(args: argparse.Namespace) -> int:
 
 def cmd_backup_verify(args: argparse.Namespace) -> int:
     config = backup_config(args)
-    log = (lambda line: print(line, file=sys.stderr)) if not args.json else (lambda _line: None)
+    log = event_log(args)
     report = job.run_verify(
         config, args.qdrant_binary, backup_id=args.backup_id, collections=tuple(args.collection or ()),
         workdir=args.workdir, log=log,
@@ -508,7 +546,7 @@ def cmd_backup_verify(args: argparse.Namespace) -> int:
 
 # -- parser --------------------------------------------------------------------------------------------
 def cmd_cluster_repair(args: argparse.Namespace) -> int:
-    log = (lambda line: print(line, file=sys.stderr)) if not args.json else (lambda _line: None)
+    log = event_log(args)
     with make_client(args) as client:
         peer_zones = read_zones(args, client)
         log(zones.describe([int(p) for p in client.cluster_status()["peers"]], peer_zones))
@@ -534,7 +572,7 @@ def cmd_cluster_repair(args: argparse.Namespace) -> int:
 def cmd_cluster_rebalance(args: argparse.Namespace) -> int:
     if args.remove and args.drain is None:
         raise UsageError("--remove needs --drain PEER_ID: the peer to empty, then remove")
-    log = (lambda line: print(line, file=sys.stderr)) if not args.json else (lambda _line: None)
+    log = event_log(args)
     options = {"method": args.method, "incoming_limit": args.incoming_limit,
                "outgoing_limit": args.outgoing_limit, "dry_run": args.dry_run, "log": log}  # fmt: skip
     removed = None
@@ -617,6 +655,18 @@ def progress_lines(every: float, stream=sys.stderr) -> Callable[[dict], None]:
     return show
 
 
+def progress_events(every: float) -> Callable[[dict], None]:
+    """With --json: the same figures as a progress event every `every` seconds."""
+    last = [float("-inf")]
+
+    def show(state: dict) -> None:
+        if state["seconds"] - last[0] >= every:
+            last[0] = state["seconds"]
+            _event({"event": "progress", "operation": "ingest", "unit": "points", **state})
+
+    return show
+
+
 def cmd_ingest(args: argparse.Namespace) -> int:
     options, mapping = engine.load_plan({
         "collection": args.collection, "batch_size": args.batch_size, "workers": args.workers,
@@ -632,13 +682,13 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     # The bucket comes from the s3:// URL; these settings only build the client.
     settings = s3.S3Settings(bucket="-", endpoint_url=args.s3_endpoint_url, region=args.s3_region)
     show = (
-        None
+        progress_events(args.progress_every)
         if args.json
         else print_progress()
         if sys.stderr.isatty()
         else progress_lines(args.progress_every)
     )
-    log = (lambda line: print(line, file=sys.stderr)) if not args.json else (lambda _line: None)
+    log = event_log(args)
     with make_client(args) as client:
         try:
             report = engine.ingest(
@@ -646,13 +696,15 @@ def cmd_ingest(args: argparse.Namespace) -> int:
                 s3_client_factory=lambda: s3.make_client(settings), progress=show, log=log,
             )  # fmt: skip
         except engine.IngestError as exc:
-            if show and sys.stderr.isatty():
+            if show and sys.stderr.isatty() and not args.json:
                 print(file=sys.stderr)
             if exc.report and args.json:
                 print(json.dumps(exc.report, indent=2, sort_keys=True))
-            print(f"qdrant-ops: error: {exc}", file=sys.stderr)
+                _event({"event": "error", "message": redact(str(exc)), "exit_code": EXIT_ERROR})
+            else:
+                report_error(args, redact(str(exc)))
             return EXIT_INTERRUPTED if exc.report and exc.report.get("interrupted") else EXIT_ERROR
-    if show and sys.stderr.isatty():
+    if show and sys.stderr.isatty() and not args.json:
         print(file=sys.stderr)
     text = (
         f"{report['collection']}: read {report['read']}, written {report['written']}, skipped (resume) "
@@ -706,7 +758,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
         peer_map[int(peer)] = url
     if args.parallel < 1:
         raise ConfigError(f"--parallel must be at least 1, got {args.parallel}")
-    log = (lambda line: print(line, file=sys.stderr)) if not args.json else (lambda _line: None)
+    log = event_log(args)
     with ClusterClient(args.node, key, verify=config.verify,
                        ca_file=args.ca_file or config.ca_file, timeout=config.timeout) as client:  # fmt: skip
         report = restore.restore(
@@ -742,7 +794,7 @@ def _standby_clients(args: argparse.Namespace) -> tuple[ClusterClient, ClusterCl
 
 def cmd_standby_init(args: argparse.Namespace) -> int:
     primary, target, _keys = _standby_clients(args)
-    log = (lambda line: print(line, file=sys.stderr)) if not args.json else (lambda _line: None)
+    log = event_log(args)
     with primary, target:
         result = standby.init(primary, target, collections=args.collection or (), log=log)
     _emit(args, result, f"standby ready; created: {', '.join(result['created']) or 'nothing (all there)'}")
@@ -751,10 +803,17 @@ def cmd_standby_init(args: argparse.Namespace) -> int:
 
 def cmd_standby_sync(args: argparse.Namespace) -> int:
     primary, target, keys = _standby_clients(args)
-    log = (lambda line: print(line, file=sys.stderr)) if not args.json else (lambda _line: None)
+    busy = standby.SyncBusy(args.metrics_dir, args.cluster, args.wait_timeout) if args.metrics_dir else None
+    say = event_log(args)
+
+    def log(line: str) -> None:
+        if busy and isinstance(line, ProgressLine):
+            busy.refresh()  # alive and moving: the replica alerts stay quiet a while longer
+        say(line)
+
     started = time.monotonic()
     try:
-        with primary, target:
+        with primary, target, busy or contextlib.nullcontext():
             report = standby.sync(
                 primary, target, keys["primary_key"], standby_key=keys["standby_key"],
                 primary_nodes=args.primary_url, standby_nodes=args.standby_url,
@@ -787,7 +846,7 @@ def cmd_standby_promote(args: argparse.Namespace) -> int:
     if args.primary_url:  # the primary may be gone; its count is compared when it answers
         key = _read_key(args.primary_api_key_file, "--primary-api-key-file")
         primary = ClusterClient(args.primary_url, key, retries=0, **{**options, "timeout": 5.0})
-    log = (lambda line: print(line, file=sys.stderr)) if not args.json else (lambda _line: None)
+    log = event_log(args)
     try:
         with target:
             report = standby.promote(target, primary, standby_key=standby_key, standby_nodes=args.standby_url,
@@ -1274,9 +1333,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"qdrant-ops: error: {redact(str(exc))}", file=sys.stderr)
         return EXIT_USAGE
     except QdrantOpsError as exc:
-        print(f"qdrant-ops: error: {redact(str(exc))}", file=sys.stderr)
-        if getattr(args, "json", False):  # a JSON consumer reads stdout only
-            print(json.dumps({"error": redact(str(exc)), "exit_code": EXIT_ERROR}))
+        report_error(args, redact(str(exc)), EXIT_ERROR)
         return EXIT_ERROR
     except KeyboardInterrupt:
         print("qdrant-ops: interrupted", file=sys.stderr)

@@ -6,6 +6,7 @@ without the standby marker, or a promoted one, is refused with nothing changed."
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 import sys
@@ -94,8 +95,16 @@ def test_init_then_syncs_under_a_writer_end_with_the_primarys_exact_points(pair,
             upsert(pc, range(batch * 50, batch * 50 + 50), seed=batch + 100)  # updates of old points
             written.append(batch)
 
-    thread = threading.Thread(target=writer)
+    busy_file, busy_seen = tmp_path / "textfile" / standby.SyncBusy.FILE, []
+
+    def watch_busy() -> None:  # the alert rules' hint that replicas are not Active by design
+        while not stop.wait(0.05):
+            with contextlib.suppress(FileNotFoundError):  # a sync may remove it meanwhile
+                busy_seen.append(busy_file.read_text())
+
+    thread, watcher = threading.Thread(target=writer), threading.Thread(target=watch_busy)
     thread.start()
+    watcher.start()
     syncs = []
     try:
         for _ in range(5):  # syncs while the writer runs
@@ -105,7 +114,10 @@ def test_init_then_syncs_under_a_writer_end_with_the_primarys_exact_points(pair,
     finally:
         stop.set()
         thread.join(timeout=600)
+        watcher.join(timeout=10)
     assert written, "the writer wrote nothing"
+    assert any('busy_until_timestamp_seconds{cluster="standby"}' in text for text in busy_seen)
+    assert not busy_file.exists()  # each sync removed it when it ended
     # Qdrant 1.18/1.19: on a node without every shard the schema refresh after a partial recovery
     # fails after the data is in (docs/qdrant-behaviour.md §10); the sync counts it as updated.
     results = {t["result"] for s in syncs for t in s["transfers"]}

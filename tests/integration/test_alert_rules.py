@@ -42,6 +42,7 @@ CERT = "qdrant_ops_tls_certificate_not_after_timestamp_seconds"
 BL = {**NL, "cluster": "prod"}
 SB = f'{N},cluster="standby",collection="docs"'
 C = 'id="cities"'
+BUSY = f'qdrant_ops_standby_sync_busy_until_timestamp_seconds{{{N},cluster="standby"}}'
 TRANSFER_IN = "collection_shard_transfer_incoming"
 
 
@@ -348,6 +349,36 @@ REGRESSIONS = {
             (f'collection_shard_transfer_outgoing{{{Q},id="cities"}}', "1x10 0x30"),
         ],
         QL,
+    ),
+    # A standby's sync recovering shards from snapshots for 40 minutes: no transfer, quiet while
+    # the sync keeps saying it is busy (each finished shard moves its time on) ...
+    "a standby sync at work": (
+        "QdrantDeadReplicas",
+        "40m",
+        [
+            (f"collection_dead_replicas{{{Q}}}", "1x45"),
+            (BUSY, "3600+60x45"),
+        ],
+        None,
+    ),
+    # ... but a sync killed mid-way stops hiding anything once its bound has passed.
+    "a standby sync killed": (
+        "QdrantDeadReplicas",
+        "40m",
+        [
+            (f"collection_dead_replicas{{{Q}}}", "1x45"),
+            (BUSY, "600x45"),
+        ],
+        QL,
+    ),
+    "below target during a standby sync": (
+        "QdrantReplicationBelowTarget",
+        "40m",
+        [
+            (f'qdrant_ops_shards_below_replication_factor{{{N},collection="cities"}}', "1x45"),
+            (BUSY, "3600+60x45"),
+        ],
+        None,
     ),
     # Transfers running for hours with replicas not Active: a warning, not silence forever.
     "transfers for hours": (

@@ -468,3 +468,15 @@ def test_without_a_terminal_progress_lines_show_the_run_is_alive(stub, tmp_path)
     assert any("ETA" in line for line in lines), lines
     assert "\r" not in result.stderr  # no terminal control characters in a log
     assert "cities: read 60000, written 60000" in result.stdout
+
+
+def test_with_json_progress_comes_as_events_on_stderr_and_the_report_alone_on_stdout(stub, tmp_path):
+    source = write_jsonl(tmp_path / "many.jsonl", [city(i) for i in range(60_000)])
+    result = run_cli(stub, source, "-c", "cities", "--progress-every", "0.2", "--json", timeout=300)
+    report = report_of(result)
+    assert report["written"] == 60_000
+    events = [json.loads(line) for line in result.stderr.splitlines()]  # every stderr line an event
+    progress = [event for event in events if event["event"] == "progress"]
+    assert len(progress) >= 2, result.stderr
+    assert all(event["operation"] == "ingest" and 0 <= event["written"] <= 60_000 for event in progress)
+    assert [event["written"] for event in progress] == sorted(event["written"] for event in progress)

@@ -141,6 +141,40 @@ def test_without_a_terminal_each_snapshot_done_prints_a_progress_line(fetch_by, 
     assert len(downloads) == (9 if fetch_by == "restorer" else 0), err
 
 
+def test_with_json_stderr_streams_events_and_stdout_keeps_the_one_result(cluster, capsys, tmp_path):
+    nodes, configs, _ = cluster
+    backup_all(configs)
+    drop_everything(nodes)
+
+    code, out, err = run_restore(capsys, tmp_path, nodes, configs, "--json", "--fetch-by", "restorer")
+
+    assert code == 0, err
+    assert json.loads(out)["backup_id"] == BACKUP_ID  # stdout: the result document alone
+    events = [json.loads(line) for line in err.splitlines()]  # stderr: every line one JSON event
+    assert {event["event"] for event in events} == {"log", "progress"}
+    recovered_events = [e for e in events if e["event"] == "progress" and e["operation"] == "restore"]
+    assert [e["items"] for e in recovered_events] == list(range(1, 10))
+    last = recovered_events[-1]
+    assert last["total_items"] == 9 and last["bytes"] == last["total_bytes"] > 0
+    assert last["eta_seconds"] is None
+    downloads = [e for e in events if e["event"] == "progress" and e["operation"] == "download"]
+    assert downloads[-1]["items"] == 9 and downloads[-1]["bytes"] == downloads[-1]["total_bytes"]
+    assert all(re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", e["time"]) for e in events)
+
+
+def test_with_json_a_failure_is_an_error_event_and_the_result_says_it(cluster, capsys, tmp_path):
+    nodes, configs, _ = cluster
+    backup_all(configs)  # the collections still exist: restore refuses without overwrite
+
+    code, out, err = run_restore(capsys, tmp_path, nodes, configs, "--json")
+
+    assert code == EXIT_ERROR
+    last = json.loads(err.splitlines()[-1])
+    assert last["event"] == "error" and "pass overwrite" in last["message"]
+    assert last["exit_code"] == EXIT_ERROR
+    assert json.loads(out) == {"error": last["message"], "exit_code": EXIT_ERROR}
+
+
 def test_existing_collections_are_replaced_only_with_overwrite(cluster, capsys, tmp_path):
     nodes, configs, original = cluster
     backup_all(configs)

@@ -44,10 +44,13 @@ def test_multipart_upload_hashes_while_streaming(s3_server, s3_bucket, s3_client
     data = os.urandom(23 * MIB + 17)
     expected = hashlib.sha256(data).hexdigest()
     config = settings(s3_server, s3_bucket)
+    acknowledged: list[int] = []
     result = upload_stream(
-        make_client(config), config, "c/1.snapshot", TrickleReader(data), expected_sha256=expected
-    )
+        make_client(config), config, "c/1.snapshot", TrickleReader(data), expected_sha256=expected,
+        on_bytes=acknowledged.append,
+    )  # fmt: skip
     assert (result.size, result.sha256, result.parts) == (len(data), expected, 5)
+    assert sorted(acknowledged) == sorted([5 * MIB] * 4 + [3 * MIB + 17])  # each part as S3 took it
     head = s3_client.head_object(Bucket=s3_bucket, Key="c/1.snapshot")
     assert head["Metadata"]["sha256"] == expected
     assert s3_client.get_object(Bucket=s3_bucket, Key="c/1.snapshot")["Body"].read() == data
@@ -55,8 +58,10 @@ def test_multipart_upload_hashes_while_streaming(s3_server, s3_bucket, s3_client
 
 def test_small_object_is_a_single_put(s3_server, s3_bucket, s3_client):
     config = settings(s3_server, s3_bucket)
-    result = upload_stream(make_client(config), config, "small", io.BytesIO(b"abc"))
-    assert (result.size, result.parts) == (3, 1)
+    acknowledged: list[int] = []
+    client = make_client(config)
+    result = upload_stream(client, config, "small", io.BytesIO(b"abc"), on_bytes=acknowledged.append)
+    assert (result.size, result.parts, acknowledged) == (3, 1, [3])
     assert s3_client.get_object(Bucket=s3_bucket, Key="small")["Body"].read() == b"abc"
 
 

@@ -5,6 +5,7 @@ import base64
 import hashlib
 import hmac
 import json
+import time
 
 import pytest
 
@@ -132,3 +133,17 @@ def test_a_scoped_key_finds_peers_through_the_collections_it_may_read():
         11: "http://p1:6333", 12: "http://p2:6333"}  # fmt: skip
     with pytest.raises(QdrantApiError, match="403"):  # nothing to go by: the refusal is shown
         standby.cluster_peers(primary)
+
+
+def test_while_a_sync_runs_its_textfile_says_until_when_replicas_may_be_not_active(tmp_path):
+    busy_file = tmp_path / standby.SyncBusy.FILE
+    with pytest.raises(RuntimeError), standby.SyncBusy(tmp_path, "dr", bound=600) as busy:
+        first = busy_file.read_text()
+        assert 'qdrant_ops_standby_sync_busy_until_timestamp_seconds{cluster="dr"}' in first
+        until = float(first.split("}")[-1])
+        assert time.time() + 590 < until <= time.time() + 600
+        time.sleep(0.01)
+        busy.refresh()  # a finished piece moves the time on
+        assert float(busy_file.read_text().split("}")[-1]) > until
+        raise RuntimeError("the sync failed")
+    assert not busy_file.exists()  # ended, also by a failure: nothing stays hidden

@@ -109,6 +109,7 @@ def snapshot_to_s3(
     key: str,
     metadata: dict,
     shard_id: int | None = None,
+    on_bytes: Callable[[int], None] = lambda _nbytes: None,
 ) -> dict:
     """Create a snapshot of one collection (or of one of its shards) on `node`, stream it to
     `key`, and delete the local file whatever happens (Qdrant keeps snapshots until deleted; a full
@@ -132,6 +133,7 @@ def snapshot_to_s3(
                 expected_sha256=description.get("checksum"),  # null when Qdrant stores snapshots in S3
                 metadata=metadata,
                 size_hint=description.get("size"),
+                on_bytes=on_bytes,
             )
         if description.get("size") is not None and uploaded.size != description["size"]:
             raise BackupError(  # nodes may not delete: the attempt is abandoned, pruned with its set
@@ -292,10 +294,13 @@ def _snapshot_own_shards(
         metadata = {"collection": collection, "shard-id": str(shard), "peer-id": str(peer_id),
                     "backup-id": backup_id}  # fmt: skip
         key = settings.layout.node_shard_key(backup_id, part["node"], collection, shard, part["attempt"])
-        record = snapshot_to_s3(client, node, settings, s3_client, key=key, metadata=metadata, shard_id=shard)
+        piece = f"shard {shard} to s3://{settings.s3.bucket}/{key}"
+        record = snapshot_to_s3(
+            client, node, settings, s3_client, key=key, metadata=metadata, shard_id=shard,
+            on_bytes=lambda nbytes, piece=piece: progress.advance(piece, nbytes),
+        )  # fmt: skip
         part["shards"][collection][str(shard)] = record
-        where = f"s3://{settings.s3.bucket}/{key}"
-        progress.done(f"shard {shard} to {where} in {record['seconds']}s", record["size"])
+        progress.done(f"{piece} in {record['seconds']}s", record["size"], piece=piece)
 
 
 def finished_part(s3_client, settings: BackupSettings, backup_id: str, peer_id: int) -> dict | None:

@@ -347,9 +347,12 @@ def check_free_space(directory: Path, needed: int) -> None:
         )
 
 
-def download(s3_client, settings: s3.S3Settings, snap: Snapshot, path: Path) -> None:
-    """Download one object with parallel ranged GETs, then check size and sha256 against the
-    manifest; a mismatch deletes the file."""
+def download(
+    s3_client, settings: s3.S3Settings, snap: Snapshot, path: Path,
+    on_bytes: Callable[[int], None] = lambda _nbytes: None,
+) -> None:  # fmt: skip
+    """Download one object with parallel ranged GETs (`on_bytes` hears of each chunk), then check
+    size and sha256 against the manifest; a mismatch deletes the file."""
     partial = path.with_suffix(".partial")
     try:
         s3_client.download_file(
@@ -361,6 +364,7 @@ def download(s3_client, settings: s3.S3Settings, snap: Snapshot, path: Path) -> 
                 multipart_chunksize=settings.part_size,
                 max_concurrency=settings.concurrency,
             ),
+            Callback=on_bytes,
         )
     except Exception as exc:
         partial.unlink(missing_ok=True)
@@ -569,8 +573,8 @@ def _start_downloads(
     with parallel ranged GETs), so recoveries can start on the first while the rest arrive."""
 
     def fetch(snap: Snapshot, path: Path) -> Path:
-        download(s3_client, settings, snap, path)
-        progress.done(f"{snap.label} downloaded and verified", snap.size)
+        download(s3_client, settings, snap, path, lambda nbytes: progress.advance(snap.label, nbytes))
+        progress.done(f"{snap.label} downloaded and verified", snap.size, piece=snap.label)
         return path
 
     unique = list({snap.key: snap for snap in snapshots}.values())

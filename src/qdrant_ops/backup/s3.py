@@ -17,6 +17,7 @@ import hashlib
 import json
 import re
 import time
+from collections.abc import Callable
 from concurrent.futures import ALL_COMPLETED, FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -151,12 +152,14 @@ def upload_stream(
     expected_sha256: str | None = None,
     metadata: dict[str, str] | None = None,
     size_hint: int | None = None,
+    on_bytes: Callable[[int], None] = lambda _nbytes: None,
 ) -> UploadResult:
     """Stream `reader` to s3://bucket/key. At most `concurrency` parts are in flight, so memory
     stays near (concurrency + 1) * part_size whatever the size. The sha256 is computed while
     reading; with `expected_sha256` a mismatch aborts the upload before it completes, so no
     object with wrong bytes ever appears. The stored size is checked against what was sent.
-    `size_hint` (e.g. the size Qdrant lists) raises the part size when 10,000 parts would not do."""
+    `size_hint` (e.g. the size Qdrant lists) raises the part size when 10,000 parts would not do.
+    `on_bytes` hears of each part S3 acknowledged (progress inside a large object)."""
     started = time.monotonic()
     part_size = part_size_for(settings.part_size, size_hint)
     bucket = settings.bucket
@@ -171,6 +174,7 @@ def upload_stream(
         if len(first) < part_size:  # fits in one request
             _check_digest(digest, expected_sha256, key)
             client.put_object(Bucket=bucket, Key=key, Body=first, Metadata=metadata, IfNoneMatch="*")
+            on_bytes(len(first))
             parts = 1
         else:
             size, parts = _multipart(
@@ -183,6 +187,7 @@ def upload_stream(
                 digest=digest,
                 metadata=metadata,
                 expected_sha256=expected_sha256,
+                on_bytes=on_bytes,
             )
         head = client.head_object(Bucket=bucket, Key=key)
     except QdrantOpsError:  # ours, already clear (S3Error, or the source stream failing)
@@ -213,17 +218,21 @@ def _check_digest(digest, expected: str | None, key: str) -> None:
         )
 
 
-def _multipart(client, settings, part_size, key, reader, *, first, digest, metadata, expected_sha256):
+def _multipart(
+    client, settings, part_size, key, reader, *, first, digest, metadata, expected_sha256, on_bytes
+):
     bucket = settings.bucket
     upload_id = client.create_multipart_upload(Bucket=bucket, Key=key, Metadata=metadata)["UploadId"]
-    in_flight: dict[Future, int] = {}
+    in_flight: dict[Future, tuple[int, int]] = {}  # part number and its size
     done: list[dict] = []
     size = 0
 
     def collect(return_when: str) -> None:
         finished, _ = wait(in_flight, return_when=return_when)
         for future in finished:
-            done.append({"PartNumber": in_flight.pop(future), "ETag": future.result()["ETag"]})
+            number, part_bytes = in_flight.pop(future)
+            done.append({"PartNumber": number, "ETag": future.result()["ETag"]})
+            on_bytes(part_bytes)
 
     try:
         with ThreadPoolExecutor(max_workers=settings.concurrency, thread_name_prefix="s3-part") as pool:
@@ -243,7 +252,7 @@ def _multipart(client, settings, part_size, key, reader, *, first, digest, metad
                     PartNumber=number,
                     Body=chunk,
                 )
-                in_flight[future] = number
+                in_flight[future] = (number, len(chunk))
                 size += len(chunk)
                 number += 1
                 chunk = _read_full(reader, part_size)

@@ -46,6 +46,7 @@ METRIC_NAMES = (
     "qdrant_ops_standby_synced_timestamp_seconds",
     "qdrant_ops_standby_primary_points",
     "qdrant_ops_standby_lag_seconds",
+    "qdrant_ops_standby_sync_busy_until_timestamp_seconds",
 )
 MARKER = "qdrant_ops_standby"
 MARKER_ID = 1
@@ -587,3 +588,31 @@ def write_synced_metrics(directory: str | Path, cluster: str, collections: dict[
     write_to_textfile(str(path), registry)
     path.chmod(0o644)  # node_exporter runs as another user
     return path
+
+
+class SyncBusy:
+    """While a sync runs, a textfile metric says until when the standby's replicas may be not
+    Active by design (a shard recovered from a snapshot is Partial until done, with no transfer to
+    tell the alert rules). files/alerts/qdrant.rules.yml keeps the replica alerts quiet until that
+    time. Each finished piece moves it to now + `bound` (the most one shard may take), so a sync
+    that is killed stops hiding anything within `bound`; a sync that ends removes the file."""
+
+    FILE = "qdrant_ops_standby_sync_busy.prom"
+
+    def __init__(self, directory: str | Path, cluster: str, bound: float) -> None:
+        self.path, self.cluster, self.bound = Path(directory) / self.FILE, cluster, bound
+
+    def __enter__(self) -> SyncBusy:
+        self.refresh()
+        return self
+
+    def __exit__(self, *_exc) -> None:
+        self.path.unlink(missing_ok=True)
+
+    def refresh(self) -> None:
+        registry = CollectorRegistry()
+        Gauge(METRIC_NAMES[3], "Unix time until which a running standby sync may leave replicas not Active.",
+              ["cluster"], registry=registry).labels(self.cluster).set(time.time() + self.bound)  # fmt: skip
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        write_to_textfile(str(self.path), registry)
+        self.path.chmod(0o644)  # node_exporter runs as another user
