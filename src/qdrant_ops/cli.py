@@ -217,6 +217,10 @@ def make_client(args: argparse.Namespace) -> ClusterClient:
 
 
 def _emit(args: argparse.Namespace, data, table: str) -> None:
+    """The result: a table for people, or with --json the document on stdout, also ending the
+    event stream on stderr (a program that follows the events needs no second stream)."""
+    if args.json:
+        _event({"event": "summary", "result": data})
     print(json.dumps(data, indent=2, sort_keys=True) if args.json else table)
 
 

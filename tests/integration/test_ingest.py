@@ -480,3 +480,4 @@ def test_with_json_progress_comes_as_events_on_stderr_and_the_report_alone_on_st
     assert len(progress) >= 2, result.stderr
     assert all(event["operation"] == "ingest" and 0 <= event["written"] <= 60_000 for event in progress)
     assert [event["written"] for event in progress] == sorted(event["written"] for event in progress)
+    assert events[-1] == {"event": "summary", "result": report, "time": events[-1]["time"]}

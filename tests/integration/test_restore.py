@@ -149,9 +149,11 @@ def test_with_json_stderr_streams_events_and_stdout_keeps_the_one_result(cluster
     code, out, err = run_restore(capsys, tmp_path, nodes, configs, "--json", "--fetch-by", "restorer")
 
     assert code == 0, err
-    assert json.loads(out)["backup_id"] == BACKUP_ID  # stdout: the result document alone
-    events = [json.loads(line) for line in err.splitlines()]  # stderr: every line one JSON event
-    assert {event["event"] for event in events} == {"log", "progress"}
+    result = json.loads(out)  # stdout: the result document alone
+    assert result["backup_id"] == BACKUP_ID
+    events = [json.loads(line) for line in err.splitlines()]  # stderr: every line one JSON event ...
+    assert {event["event"] for event in events} == {"log", "progress", "summary"}
+    assert events[-1]["event"] == "summary" and events[-1]["result"] == result  # ... ending with the result
     recovered_events = [e for e in events if e["event"] == "progress" and e["operation"] == "restore"]
     assert [e["items"] for e in recovered_events] == list(range(1, 10))
     last = recovered_events[-1]
