@@ -204,7 +204,7 @@ def test_an_unexpected_error_is_one_line_and_the_traceback_only_with_debug(monke
     def broken(_args):
         raise KeyError("https://bucket.s3.amazonaws.com/k?X-Amz-Signature=deadbeef&X-Amz-Credential=AKIA")
 
-    monkeypatch.setattr("qdrant_ops.cli.cmd_tls_expiry", broken)  # the parser wires it at build time
+    monkeypatch.setattr("qdrant_ops.cli.tls.cmd_tls_expiry", broken)  # the parser wires it at build time
     code = main(["tls", "expiry", "/dev/null"])
     err = capsys.readouterr().err
     assert code == EXIT_ERROR and err.startswith("qdrant-ops: internal error: KeyError: "), err
