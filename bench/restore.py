@@ -77,7 +77,8 @@ def reingest(client: ClusterClient, cluster: LocalQdrantCluster, vectors: np.nda
 
 def restore_once(client, cluster, s3_client, settings, *, count: int, staging: Path, fetch_by: str) -> dict:
     client.request("DELETE", "/collections/bench", params={"wait": "true"})
-    report = restore.restore(client, s3_client, settings, cluster.urls, staging, fetch_by=fetch_by)
+    options = restore.RestoreOptions(nodes=tuple(cluster.urls), staging_dir=staging, fetch_by=fetch_by)
+    report = restore.restore(client, s3_client, settings, options)
     assert report["problems"] == [] and client.count_points("bench") == count
     assert report["fetch_by"] == fetch_by
     return report

@@ -166,15 +166,21 @@ def run_restore(module) -> dict:
     except ValueError:
         module.fail_json(msg=f"peer_map keys must be peer ids (numbers), got {sorted(params['peer_map'])}")
     config = load_backup_config({**params, "collections": None})  # restore selection, not backup's
+    options = restore.RestoreOptions(
+        nodes=tuple(params["nodes"]),
+        staging_dir=Path(params["staging_dir"]),
+        backup_id=params["backup_id"],
+        collections=tuple(params["collections"] or ()),
+        peer_map=peer_map or None,
+        overwrite=params["overwrite"],
+        dry_run=module.check_mode,
+        parallel=params["parallel"],
+        fetch_by=params["fetch_by"],
+        timeout=params["wait_timeout"],
+        allow_unsealed=params["allow_unsealed"],
+    )
     with config.client() as client:
-        report = restore.restore(
-            client, s3.make_client(config.settings.s3), config.settings, params["nodes"],
-            Path(params["staging_dir"]), backup_id=params["backup_id"],
-            collections=params["collections"] or (), peer_map=peer_map or None,
-            overwrite=params["overwrite"], dry_run=module.check_mode, parallel=params["parallel"],
-            fetch_by=params["fetch_by"],
-            timeout=params["wait_timeout"], allow_unsealed=params["allow_unsealed"],
-        )  # fmt: skip
+        report = restore.restore(client, s3.make_client(config.settings.s3), config.settings, options)
         if not module.check_mode:
             report["points"] = {name: client.count_points(name) for name in report["collections"]}
     report.pop("dry_run")

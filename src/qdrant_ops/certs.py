@@ -59,9 +59,10 @@ class _Expiries:
 
     def collect(self) -> Iterator[Metric]:
         family = GaugeMetricFamily(
-            NOT_AFTER, "End of validity (Unix time) of each certificate the node's TLS files hold.",
+            NOT_AFTER,
+            "End of validity (Unix time) of each certificate the node's TLS files hold.",
             labels=["path", "subject", "serial"],
-        )  # fmt: skip
+        )
         for item in self.expiries:
             family.add_metric([item.path, item.subject, item.serial], item.not_after)
         yield family

@@ -102,9 +102,15 @@ class Progress:
         if eta is not None:
             parts.append(f"ETA {duration(eta)}")
         fields = {
-            "operation": self.operation, "unit": self.unit, "items": self.items,
-            "total_items": self.total_items, "bytes": moved, "total_bytes": self.total_bytes,
-            "bytes_per_second": round(moved / elapsed, 1), "seconds": round(elapsed, 3),
-            "eta_seconds": None if eta is None else round(eta, 1), "label": label,
-        }  # fmt: skip
+            "operation": self.operation,
+            "unit": self.unit,
+            "items": self.items,
+            "total_items": self.total_items,
+            "bytes": moved,
+            "total_bytes": self.total_bytes,
+            "bytes_per_second": round(moved / elapsed, 1),
+            "seconds": round(elapsed, 3),
+            "eta_seconds": None if eta is None else round(eta, 1),
+            "label": label,
+        }
         return ProgressLine(", ".join(parts) + (f": {label}" if label else ""), fields)

@@ -2,6 +2,7 @@
 playbook converges against the REST stub with accurate `changed`, check mode, diff and clear errors."""
 
 import ast
+import dataclasses
 import importlib.util
 import json
 import subprocess
@@ -11,6 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from qdrant_ops.backup.restore import RestoreOptions
 from tests.support.playbook import run_playbook as run_ansible
 from tests.support.playbook import task_results
 
@@ -174,3 +176,26 @@ def test_cluster_info_reports_peers_and_placement(run_playbook, qdrant_stub, tmp
     assert [peer["id"] for peer in info["peers"]] == [1000, 1001, 1002] and info["leader"] == 1000
     assert info["collections"][0]["name"] == "cities" and info["collections"][0]["points_exact"] == 0
     assert len(info["collections"][0]["replicas"]) == 3
+
+
+def test_qdrant_restore_options_are_restore_options():
+    """The module and the CLI build the same typed RestoreOptions: every option the module takes
+    is one of its fields (or the backup config's), with the same default, and every field a
+    person may set is an option (check mode is dry_run; single_copy belongs to the restore drill)."""
+    _load("ansible.module_utils.qdrant_common", ROOT / "plugins/module_utils/qdrant_common.py")
+    module = _load("_module_qdrant_restore", ROOT / "plugins/modules/qdrant_restore.py")
+    common = sys.modules["ansible.module_utils.qdrant_common"]
+    renamed = {"wait_timeout": "timeout"}
+    fields = {field.name: field for field in dataclasses.fields(RestoreOptions)}
+    own = {
+        name: spec
+        for name, spec in module.ARGUMENT_SPEC.items()
+        if name not in common.BACKUP_CONFIG_ARGUMENT_SPEC
+    }
+    assert {renamed.get(name, name) for name in own} | {"collections", "dry_run", "single_copy"} == set(
+        fields
+    )
+    for name, spec in own.items():
+        field = fields[renamed.get(name, name)]
+        if field.default is not dataclasses.MISSING and field.default is not None:
+            assert spec.get("default") == field.default, name

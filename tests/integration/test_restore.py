@@ -262,7 +262,7 @@ REFUSALS = {
     "unknown collection": ("has no collection nope", ["--collection", "nope"]),
     "key outside the layout": ("is not this node's key", []),
     "version that is a path": ("Qdrant version '1.18.3/../../../../tmp/evil' is not X.Y.Z", []),
-    "bad parallel": ("--parallel must be at least 1", ["--parallel", "0"]),
+    "bad parallel": ("parallel must be at least 1, got 0", ["--parallel", "0"]),
 }
 
 

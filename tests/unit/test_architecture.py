@@ -110,3 +110,15 @@ def test_each_cli_command_group_keeps_its_parser_beside_its_handlers():
             assert handler.__module__ == f"qdrant_ops.cli.{registered_in}", (
                 f"{name} {action}: {handler.__module__}"
             )
+
+
+def test_no_formatting_turned_off_to_squeeze_a_function():
+    """`# fmt: skip` packed several statements per line to pass the 60-line rule; functions are
+    split into named steps instead (issue 35)."""
+    skipped = [
+        f"{path.relative_to(SRC)}:{number}"
+        for path in sorted(PACKAGE.rglob("*.py"))
+        for number, line in enumerate(path.read_text().splitlines(), 1)
+        if "fmt: skip" in line or "fmt: off" in line
+    ]
+    assert skipped == []

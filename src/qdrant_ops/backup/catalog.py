@@ -165,6 +165,15 @@ def _shape_problem(part: dict) -> str | None:
     return None
 
 
+def _replica_ok(replica) -> bool:
+    return (
+        isinstance(replica, dict)
+        and _u64(replica.get("shard_id"))
+        and _u64(replica.get("peer_id"))
+        and isinstance(replica.get("state"), str)
+    )
+
+
 def _view_problem(view) -> str | None:
     if not isinstance(view, dict) or not isinstance(view.get("config"), dict):
         return "no config"
@@ -172,9 +181,7 @@ def _view_problem(view) -> str | None:
     if not isinstance(params, dict) or not isinstance(view.get("payload_schema", {}), dict):
         return "no config params or payload schema"
     placement = view.get("placement")
-    replica_ok = lambda r: isinstance(r, dict) and _u64(r.get("shard_id")) and _u64(r.get("peer_id")) and (  # noqa: E731
-        isinstance(r.get("state"), str))  # fmt: skip
-    if not isinstance(placement, list) or not all(replica_ok(r) for r in placement):
+    if not isinstance(placement, list) or not all(_replica_ok(r) for r in placement):
         return "placement is not a list of {shard_id, peer_id, state}"
     sample = view.get("sample")
     if not _u64(view.get("points_exact")) or not isinstance(sample, list):
@@ -229,9 +236,14 @@ def _record_problem(
             if not usable:
                 return "a snapshot record lacks a key, size or sha256"
             own = node is None or _own_key(
-                layout, backup_id, node, collection=collection, shard=shard, key=record["key"],
+                layout,
+                backup_id,
+                node,
+                collection=collection,
+                shard=shard,
+                key=record["key"],
                 attempt=part.get("attempt") if part.get("format") == 4 else None,
-            )  # fmt: skip
+            )
             if not own:
                 return f"object {record['key']!r} is not this node's key for {collection!r} shard {shard!r}"
     return None
@@ -299,8 +311,9 @@ def _from_seal(seal: dict, layout: Layout, backup_id: str, check: Callable[[dict
     here means the bucket was changed by someone with more rights than a node)."""
     try:
         if seal.get("seal_format") != SEAL_FORMAT or (seal.get("backup_id"), seal.get("cluster")) != (
-            backup_id, layout.cluster
-        ):  # fmt: skip
+            backup_id,
+            layout.cluster,
+        ):
             raise ValueError("it does not name this set and cluster in seal format 1")
         manifest = dict(seal["manifest"])
         if manifest.get("status") != "complete" or manifest.get("backup_id") != backup_id:
@@ -310,8 +323,15 @@ def _from_seal(seal: dict, layout: Layout, backup_id: str, check: Callable[[dict
         ]
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         problem = f"{layout.seal_key(backup_id)} is damaged: {exc}"
-        return {"backup_id": backup_id, "cluster": layout.cluster, "status": "incomplete", "peers": [],
-                "collections": {}, "started": None, "problems": [problem]}  # fmt: skip
+        return {
+            "backup_id": backup_id,
+            "cluster": layout.cluster,
+            "status": "incomplete",
+            "peers": [],
+            "collections": {},
+            "started": None,
+            "problems": [problem],
+        }
     sealed = {"at": seal.get("sealed_at"), "members": seal.get("members")}
     return manifest | {
         "status": "incomplete" if problems else "complete",
@@ -321,9 +341,14 @@ def _from_seal(seal: dict, layout: Layout, backup_id: str, check: Callable[[dict
 
 
 def _manifest(
-    s3_client, layout: Layout, backup_id: str, *, bucket: str, listed: list[dict],
+    s3_client,
+    layout: Layout,
+    backup_id: str,
+    *,
+    bucket: str,
+    listed: list[dict],
     check: Callable[[dict], str | None],
-) -> dict | None:  # fmt: skip
+) -> dict | None:
     """The sealed manifest of a sealed set; else the one its parts describe, "unsealed" at best.
     None when the set has neither seal nor part record."""
     seal_key = layout.seal_key(backup_id)

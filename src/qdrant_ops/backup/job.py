@@ -214,9 +214,14 @@ def load(path: str = DEFAULT_PATH) -> BackupConfig:
 
 
 def _record(
-    config: BackupConfig, job: str, started: float, success: bool, *, uploaded: int | None = None,
+    config: BackupConfig,
+    job: str,
+    started: float,
+    success: bool,
+    *,
+    uploaded: int | None = None,
     points: int | None = None,
-) -> None:  # fmt: skip
+) -> None:
     if not config.metrics_dir:
         return
     try:
@@ -330,9 +335,14 @@ def run_verify(
     started = time.time()
     try:
         report = verify.verify_set(
-            make_client(config.settings.s3), config.settings, binary, backup_id=backup_id,
-            collections=collections, workdir=workdir, log=log,
-        )  # fmt: skip
+            make_client(config.settings.s3),
+            config.settings,
+            binary,
+            backup_id=backup_id,
+            collections=collections,
+            workdir=workdir,
+            log=log,
+        )
     except BaseException as exc:
         _record_failure(config, "backup_verify", started, exc)
         raise

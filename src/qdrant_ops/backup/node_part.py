@@ -280,9 +280,15 @@ def run_node_backup(
 
 
 def _snapshot_own_shards(
-    client: ClusterClient, node: str, settings: BackupSettings, s3_client, *, part: dict, collection: str,
+    client: ClusterClient,
+    node: str,
+    settings: BackupSettings,
+    s3_client,
+    *,
+    part: dict,
+    collection: str,
     log: Callable[[str], None],
-) -> None:  # fmt: skip
+) -> None:
     """Snapshot to S3 the shards of `collection` this peer is the designated source of, recording
     each in `part`."""
     peer_id, backup_id = part["peer_id"], part["backup_id"]
@@ -291,14 +297,24 @@ def _snapshot_own_shards(
     log(f"{collection}: snapshot of shard(s) {mine or 'none'} on peer {peer_id}")
     progress = Progress("backup", f"shards of {collection}", len(mine), 0, log)
     for shard in mine:
-        metadata = {"collection": collection, "shard-id": str(shard), "peer-id": str(peer_id),
-                    "backup-id": backup_id}  # fmt: skip
+        metadata = {
+            "collection": collection,
+            "shard-id": str(shard),
+            "peer-id": str(peer_id),
+            "backup-id": backup_id,
+        }
         key = settings.layout.node_shard_key(backup_id, part["node"], collection, shard, part["attempt"])
         piece = f"shard {shard} to s3://{settings.s3.bucket}/{key}"
         record = snapshot_to_s3(
-            client, node, settings, s3_client, key=key, metadata=metadata, shard_id=shard,
+            client,
+            node,
+            settings,
+            s3_client,
+            key=key,
+            metadata=metadata,
+            shard_id=shard,
             on_bytes=lambda nbytes, piece=piece: progress.advance(piece, nbytes),
-        )  # fmt: skip
+        )
         part["shards"][collection][str(shard)] = record
         progress.done(f"{piece} in {record['seconds']}s", record["size"], piece=piece)
 
@@ -333,9 +349,14 @@ def selected_collections(client: ClusterClient, settings: BackupSettings) -> lis
 
 
 def _kept_part(
-    client: ClusterClient, done: dict, settings: BackupSettings, s3_client, *, force: bool,
+    client: ClusterClient,
+    done: dict,
+    settings: BackupSettings,
+    s3_client,
+    *,
+    force: bool,
     log: Callable[[str], None],
-) -> dict:  # fmt: skip
+) -> dict:
     """The node's finished part when it covers what this run would back up. Part records are
     written once: a failed or damaged one, a `force`, or a part for other collections is refused."""
     if force or done.get("status") != "ok":

@@ -42,11 +42,12 @@ import math
 import os
 import re
 import shutil
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from boto3.s3.transfer import TransferConfig
@@ -98,9 +99,11 @@ class Snapshot:
 
     @property
     def label(self) -> str:
-        return f"{self.collection} shard {self.shard_id}" if self.shard_id is not None else (
-            f"{self.collection} (peer {self.peer_id}'s part)"
-        )  # fmt: skip
+        return (
+            f"{self.collection} shard {self.shard_id}"
+            if self.shard_id is not None
+            else (f"{self.collection} (peer {self.peer_id}'s part)")
+        )
 
 
 def minor(version: str | None) -> str:
@@ -348,9 +351,12 @@ def check_free_space(directory: Path, needed: int) -> None:
 
 
 def download(
-    s3_client, settings: s3.S3Settings, snap: Snapshot, path: Path,
+    s3_client,
+    settings: s3.S3Settings,
+    snap: Snapshot,
+    path: Path,
     on_bytes: Callable[[int], None] = lambda _nbytes: None,
-) -> None:  # fmt: skip
+) -> None:
     """Download one object with parallel ranged GETs (`on_bytes` hears of each chunk), then check
     size and sha256 against the manifest; a mismatch deletes the file."""
     partial = path.with_suffix(".partial")
@@ -398,13 +404,23 @@ def recover(client: ClusterClient, snap: Snapshot, source: Path | str, timeout: 
             client.upload(endpoint + "/upload", snap.node, source, params=params, timeout=timeout)
         else:
             body = {"location": source, "priority": priority, "checksum": snap.sha256}
-            client.request("PUT", endpoint + "/recover", params={"wait": "true"}, json=body,
-                           node=snap.node, timeout=timeout)  # fmt: skip
+            client.request(
+                "PUT",
+                endpoint + "/recover",
+                params={"wait": "true"},
+                json=body,
+                node=snap.node,
+                timeout=timeout,
+            )
     except QdrantOpsError as exc:
-        hint = "" if isinstance(source, Path) else (
-            " (the node fetches the object from S3 itself: if it cannot reach S3, restore with "
-            "fetch_by restorer)"
-        )  # fmt: skip
+        hint = (
+            ""
+            if isinstance(source, Path)
+            else (
+                " (the node fetches the object from S3 itself: if it cannot reach S3, restore with "
+                "fetch_by restorer)"
+            )
+        )
         raise RestoreError(
             f"recovering {snap.label} on {snap.node} failed: {redact(str(exc))}{hint}"
         ) from exc
@@ -459,12 +475,14 @@ def wait_healthy(
         return what
 
     wait_until(
-        missing, timeout=timeout, interval=0.25,
+        missing,
+        timeout=timeout,
+        interval=0.25,
         error=lambda what: RestoreError(
             f"{collection} did not become healthy within {timeout:.0f}s: {what}; "
             "see `qdrant-ops cluster status`"
         ),
-    )  # fmt: skip
+    )
 
 
 def _wait_everywhere(
@@ -566,9 +584,14 @@ class Sources:
 
 
 def _start_downloads(
-    pool: ThreadPoolExecutor, s3_client, settings: s3.S3Settings, snapshots: list[Snapshot], *,
-    directory: Path, log,
-) -> Files:  # fmt: skip
+    pool: ThreadPoolExecutor,
+    s3_client,
+    settings: s3.S3Settings,
+    snapshots: list[Snapshot],
+    *,
+    directory: Path,
+    log,
+) -> Files:
     """Every object downloaded and checked in the background, one at a time in plan order (each
     with parallel ranged GETs), so recoveries can start on the first while the rest arrive."""
 
@@ -585,13 +608,34 @@ def _start_downloads(
     return files
 
 
-def _check_options(nodes: Sequence[str], parallel: int, fetch_by: str) -> None:
-    if not nodes:
-        raise ConfigError("no target nodes: give every node's URL")
-    if parallel < 1:
-        raise ConfigError(f"parallel must be at least 1, got {parallel}")
-    if fetch_by not in FETCH_BY:
-        raise ConfigError(f"fetch_by must be one of {', '.join(FETCH_BY)}, got {fetch_by!r}")
+@dataclass(frozen=True)
+class RestoreOptions:
+    """What one restore does, built once by each front door (the CLI, qdrant_restore, the restore
+    drill) and checked here, so every door refuses the same things with the same words."""
+
+    nodes: tuple[str, ...]  # every node of the target cluster
+    staging_dir: Path = field(default_factory=lambda: Path(tempfile.gettempdir()))
+    backup_id: str | None = None  # default: the newest sealed set
+    collections: tuple[str, ...] = ()  # default: every collection of the set
+    peer_map: dict[int, str] | None = None  # format 1 only: whose part goes to which node
+    overwrite: bool = False
+    dry_run: bool = False
+    parallel: int = 2
+    fetch_by: str = "nodes"
+    timeout: float = 3600.0
+    single_copy: bool = False  # one replica per shard: the restore drill's scratch node
+    allow_unsealed: bool = False
+
+    def __post_init__(self) -> None:
+        if not self.nodes:
+            raise ConfigError("no target nodes: give every node's URL")
+        if self.parallel < 1:
+            raise ConfigError(f"parallel must be at least 1, got {self.parallel}")
+        if self.fetch_by not in FETCH_BY:
+            raise ConfigError(f"fetch_by must be one of {', '.join(FETCH_BY)}, got {self.fetch_by!r}")
+        object.__setattr__(self, "nodes", tuple(node.rstrip("/") for node in self.nodes))
+        object.__setattr__(self, "collections", tuple(self.collections))
+        object.__setattr__(self, "staging_dir", Path(self.staging_dir))
 
 
 def _fetcher(report: dict, fetch_by: str, log) -> str:
@@ -604,9 +648,16 @@ def _fetcher(report: dict, fetch_by: str, log) -> str:
 
 
 def _sources(
-    report: dict, downloads: ThreadPoolExecutor, s3_client, settings: s3.S3Settings,
-    snapshots: list[Snapshot], *, directory: Path, timeout: float, log,
-) -> Sources:  # fmt: skip
+    report: dict,
+    downloads: ThreadPoolExecutor,
+    s3_client,
+    settings: s3.S3Settings,
+    snapshots: list[Snapshot],
+    *,
+    directory: Path,
+    timeout: float,
+    log,
+) -> Sources:
     if report["fetch_by"] == "nodes":
         return Sources({}, lambda snap: presigned_url(s3_client, settings, snap, timeout))
     check_free_space(directory, report["bytes"])
@@ -647,27 +698,32 @@ def _recover_all(
 
 
 def _plan(
-    client: ClusterClient, manifest: dict, layout: model.Layout, chosen: list[str], *, nodes: list[str],
-    peer_map: dict[int, str] | None, overwrite: bool, dry_run: bool, single_copy: bool = False,
-) -> tuple[list[Snapshot], dict]:  # fmt: skip
+    client: ClusterClient, manifest: dict, layout: model.Layout, chosen: list[str], options: RestoreOptions
+) -> tuple[list[Snapshot], dict]:
     """Every check that needs no download, then which snapshot goes where."""
     existing = client.collection_names()
     check_restorable(
-        manifest, collections=chosen, existing=existing, target_version=client.version(),
-        overwrite=overwrite, peer_count=client.peer_count() or 1, single_copy=single_copy,
-    )  # fmt: skip
+        manifest,
+        collections=chosen,
+        existing=existing,
+        target_version=client.version(),
+        overwrite=options.overwrite,
+        peer_count=client.peer_count() or 1,
+        single_copy=options.single_copy,
+    )
     snapshots = [snap for name in chosen for snap in snapshots_of(manifest, layout, name)]
     if manifest.get("format", 1) < 2:
-        snapshots = plan_nodes(snapshots, nodes, peer_map)
-    elif peer_map:
+        snapshots = plan_nodes(snapshots, list(options.nodes), options.peer_map)
+    elif options.peer_map:
         raise RestoreError(
             "a peer map applies to format 1 sets only: shards of this set go where Qdrant places them"
         )
-    return snapshots, _plan_report(manifest, chosen, existing, snapshots, dry_run)
+    return snapshots, _plan_report(manifest, chosen, existing, snapshots, options.dry_run)
 
 
-def _plan_report(manifest: dict, chosen: list[str], existing: list[str], snapshots: list[Snapshot],
-                 dry_run: bool) -> dict:  # fmt: skip
+def _plan_report(
+    manifest: dict, chosen: list[str], existing: list[str], snapshots: list[Snapshot], dry_run: bool
+) -> dict:
     return {
         "backup_id": manifest["backup_id"],
         "format": manifest.get("format", 1),
@@ -689,22 +745,28 @@ def _plan_report(manifest: dict, chosen: list[str], existing: list[str], snapsho
 
 
 def _recover_shards(
-    client: ClusterClient, manifest: dict, chosen: list[str], snapshots: list[Snapshot], *,
-    sources: Sources, nodes: list[str], parallel: int, timeout: float, log, single_copy: bool = False,
-) -> None:  # fmt: skip
+    client: ClusterClient,
+    manifest: dict,
+    chosen: list[str],
+    snapshots: list[Snapshot],
+    *,
+    sources: Sources,
+    options: RestoreOptions,
+    log,
+) -> None:
     """Formats 2 and 3: create each collection from the set, then every replica of a shard
     receives that shard's snapshot as soon as its source is ready. If a download or a recovery fails,
     the collections created here are deleted again: nothing half-restored is left serving."""
-    todo, created = [], []
+    todo, created, nodes = [], [], list(options.nodes)
     try:
         for name in chosen:
-            _create(client, name, manifest["collections"][name], single_copy)
+            _create(client, name, manifest["collections"][name], options.single_copy)
             created.append(name)
-            placement = _wait_everywhere(client, name, nodes, timeout)
+            placement = _wait_everywhere(client, name, nodes, options.timeout)
             mine = [s for s in snapshots if s.collection == name]
             todo += assign_shards(mine, placement, _peer_urls(client, nodes, placement))
             log(f"{name}: created with {len(mine)} shard(s); recovering each on every replica")
-        _recover_all(client, todo, sources, parallel=parallel, timeout=timeout, log=log)
+        _recover_all(client, todo, sources, parallel=options.parallel, timeout=options.timeout, log=log)
     except BaseException as exc:
         for name in created:
             client.request("DELETE", f"/collections/{segment(name)}", params={"wait": "true"})
@@ -717,8 +779,15 @@ def _recover_shards(
         raise
 
 
-def _recover_node_parts(client: ClusterClient, snapshots: list[Snapshot], sources: Sources,
-                        nodes: list[str], *, timeout: float, log) -> None:  # fmt: skip
+def _recover_node_parts(
+    client: ClusterClient,
+    snapshots: list[Snapshot],
+    sources: Sources,
+    nodes: list[str],
+    *,
+    timeout: float,
+    log,
+) -> None:
     """Format 1: each node recovers its own collection snapshots, node by node."""
     for node in dict.fromkeys(s.node for s in snapshots):
         here = [s for s in snapshots if s.node == node]
@@ -728,21 +797,27 @@ def _recover_node_parts(client: ClusterClient, snapshots: list[Snapshot], source
 
 
 def _recover(
-    client: ClusterClient, manifest: dict, chosen: list[str], snapshots: list[Snapshot], *,
-    sources: Sources, replace: list[str], nodes: list[str], parallel: int, timeout: float, log,
-    single_copy: bool = False,
-) -> None:  # fmt: skip
+    client: ClusterClient,
+    manifest: dict,
+    chosen: list[str],
+    snapshots: list[Snapshot],
+    *,
+    sources: Sources,
+    replace: list[str],
+    options: RestoreOptions,
+    log,
+) -> None:
     """Recover every snapshot as its source is ready, until every replica is Active. A collection
     is replaced, and a format 1 set recovered, only once every object of the set has checked out."""
     if replace or manifest.get("format", 1) < 2:
         sources.wait_all()
         _replace(client, replace, log)
+    nodes, timeout = list(options.nodes), options.timeout
     try:
         if manifest.get("format", 1) < 2:
             _recover_node_parts(client, snapshots, sources, nodes, timeout=timeout, log=log)
             return
-        _recover_shards(client, manifest, chosen, snapshots, sources=sources, nodes=nodes, parallel=parallel,
-                        timeout=timeout, log=log, single_copy=single_copy)  # fmt: skip
+        _recover_shards(client, manifest, chosen, snapshots, sources=sources, options=options, log=log)
         for name in chosen:
             wait_healthy(client, name, nodes, timeout, trigger=True)
     except QdrantOpsError as exc:
@@ -775,59 +850,90 @@ def restore(
     client: ClusterClient,
     s3_client,
     settings: model.BackupSettings,
-    nodes: Sequence[str],
-    staging_dir: Path,
+    options: RestoreOptions,
     *,
-    backup_id: str | None = None,
-    collections: Sequence[str] = (),
-    peer_map: dict[int, str] | None = None,
-    overwrite: bool = False,
-    dry_run: bool = False,
-    parallel: int = 2,
-    fetch_by: str = "nodes",
-    timeout: float = 3600.0,
-    single_copy: bool = False,
-    allow_unsealed: bool = False,
     log: Callable[[str], None] = lambda _line: None,
 ) -> dict:
-    """Restore `collections` (default all) of the set `backup_id` (default the newest sealed one)
-    into the cluster of `nodes`; the nodes fetch the objects from S3 themselves, or this host
-    downloads them under `staging_dir` (`fetch_by`, see the module's docstring). Returns the report
-    (the plan only, with `dry_run`); raises RestoreError with nothing changed for every refusal.
-    `single_copy` creates every collection with one replica per shard (a restore drill's scratch
-    node, backup/verify.py)."""
-    _check_options(nodes, parallel, fetch_by)
-    started, nodes = time.monotonic(), [n.rstrip("/") for n in nodes]
-    manifest = choose_set(s3_client, settings, backup_id, allow_unsealed=allow_unsealed)
-    chosen = sorted(collections) if collections else sorted(manifest["collections"])
-    snapshots, report = _plan(
-        client, manifest, settings.layout, chosen, nodes=nodes, peer_map=peer_map, overwrite=overwrite,
-        dry_run=dry_run, single_copy=single_copy,
-    )  # fmt: skip
-    report["fetch_by"] = _fetcher(report, fetch_by, log)
-    if dry_run:
+    """Restore `options.collections` (default all) of the set `options.backup_id` (default the
+    newest sealed one) into the cluster of `options.nodes`; the nodes fetch the objects from S3
+    themselves, or this host downloads them under `options.staging_dir` (`fetch_by`, see the
+    module's docstring). Returns the report (the plan only, with `dry_run`); raises RestoreError
+    with nothing changed for every refusal."""
+    started = time.monotonic()
+    manifest = choose_set(s3_client, settings, options.backup_id, allow_unsealed=options.allow_unsealed)
+    chosen = sorted(options.collections) if options.collections else sorted(manifest["collections"])
+    snapshots, report = _plan(client, manifest, settings.layout, chosen, options)
+    report["fetch_by"] = _fetcher(report, options.fetch_by, log)
+    if options.dry_run:
         return report
-    directory = staging_path(staging_dir, manifest["backup_id"])
+    done = _execute(
+        client,
+        s3_client,
+        settings,
+        manifest=manifest,
+        chosen=chosen,
+        snapshots=snapshots,
+        plan=report,
+        options=options,
+        log=log,
+    )
+    report.update(done)
+    report["seconds"] = round(time.monotonic() - started, 3)
+    if report["problems"]:
+        raise RestoreError(
+            f"restore of {manifest['backup_id']} differs from the backup: {'; '.join(report['problems'])}"
+        )
+    return report
+
+
+def _execute(
+    client: ClusterClient,
+    s3_client,
+    settings: model.BackupSettings,
+    *,
+    manifest: dict,
+    chosen: list[str],
+    snapshots: list[Snapshot],
+    plan: dict,
+    options: RestoreOptions,
+    log: Callable[[str], None],
+) -> dict:
+    """The planned restore: sources, recoveries, balance, checks; the staging directory is removed
+    whatever happens. Returns the problems found and how long the downloads and recoveries took."""
+    started = time.monotonic()
+    directory = staging_path(options.staging_dir, manifest["backup_id"])
     downloads = ThreadPoolExecutor(max_workers=1, thread_name_prefix="restore-download")
     downloaded: list[float] = []
     try:
-        sources = _sources(report, downloads, s3_client, settings.s3, snapshots, directory=directory,
-                           timeout=timeout, log=log)  # fmt: skip
+        sources = _sources(
+            plan,
+            downloads,
+            s3_client,
+            settings.s3,
+            snapshots,
+            directory=directory,
+            timeout=options.timeout,
+            log=log,
+        )
         for pending in sources.files.values():
             pending.add_done_callback(lambda _f: downloaded.append(time.monotonic() - started))
-        _recover(client, manifest, chosen, snapshots, sources=sources, replace=report["replace"], nodes=nodes,
-                 parallel=parallel, timeout=timeout, log=log, single_copy=single_copy)  # fmt: skip
+        _recover(
+            client,
+            manifest,
+            chosen,
+            snapshots,
+            sources=sources,
+            replace=plan["replace"],
+            options=options,
+            log=log,
+        )
         recovered = time.monotonic() - started
-        problems = _balance_and_verify(client, manifest, chosen, timeout, log)
+        problems = _balance_and_verify(client, manifest, chosen, options.timeout, log)
     finally:
         downloads.shutdown(cancel_futures=True)
         shutil.rmtree(directory, ignore_errors=True)
-    report.update(
-        problems=problems, download_seconds=round(max(downloaded, default=0.0), 3),
-        recover_seconds=round(recovered, 3), seconds=round(time.monotonic() - started, 3),
-    )  # fmt: skip
-    if problems:
-        raise RestoreError(
-            f"restore of {manifest['backup_id']} differs from the backup: {'; '.join(problems)}"
-        )
-    return report
+    return {
+        "problems": problems,
+        "download_seconds": round(max(downloaded, default=0.0), 3),
+        "recover_seconds": round(recovered, 3),
+    }

@@ -65,8 +65,11 @@ class S3Settings:
             raise S3Error(f"part size {self.part_size} is below S3's minimum of 5 MiB: raise it")
         if type(self.concurrency) is int and self.concurrency < 1:
             raise S3Error(f"concurrency must be at least 1, got {self.concurrency}")
-        for name, low, high in (("part_size", MIN_PART_SIZE, 5 * 1024 * MIB), ("concurrency", 1, 256),
-                                ("max_attempts", 1, 100)):  # fmt: skip
+        for name, low, high in (
+            ("part_size", MIN_PART_SIZE, 5 * 1024 * MIB),
+            ("concurrency", 1, 256),
+            ("max_attempts", 1, 100),
+        ):
             value = getattr(self, name)
             if type(value) is not int or not low <= value <= high:
                 raise S3Error(f"s3.{name} must be an integer from {low} to {high}, got {value!r}")

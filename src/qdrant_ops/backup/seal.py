@@ -111,8 +111,14 @@ def seal_set(
     problems = seal_problems(parts, manifest, members, now)
     if problems:
         return {"backup_id": backup_id, "sealed": False, "problems": problems}
-    seal = {"seal_format": catalog.SEAL_FORMAT, "backup_id": backup_id, "cluster": settings.cluster,
-            "sealed_at": iso_time(now), "members": list(members), "manifest": manifest}  # fmt: skip
+    seal = {
+        "seal_format": catalog.SEAL_FORMAT,
+        "backup_id": backup_id,
+        "cluster": settings.cluster,
+        "sealed_at": iso_time(now),
+        "members": list(members),
+        "manifest": manifest,
+    }
     try:
         s3.put_json(s3_client, bucket, layout.seal_key(backup_id), seal)  # written once
     except s3.S3Error as exc:
@@ -128,9 +134,12 @@ def seal_set(
 
 
 def seal_pending(
-    s3_client, settings: BackupSettings, members: tuple[str, ...], now: datetime,
+    s3_client,
+    settings: BackupSettings,
+    members: tuple[str, ...],
+    now: datetime,
     log: Callable[[str], None] = lambda _line: None,
-) -> list[dict]:  # fmt: skip
+) -> list[dict]:
     """Seal every unsealed set that qualifies (the pruner runs this before it prunes)."""
     results = []
     for item in catalog.list_sets(s3_client, settings):

@@ -155,13 +155,20 @@ class ScratchQdrant:
         config = self.workdir / "config.yaml"
         config.write_text(json.dumps(self.config()))  # JSON is YAML
         config.chmod(0o600)  # it holds the scratch key
-        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "RUN_MODE": "production",
-               "QDRANT_INIT_FILE_PATH": str(self.workdir / ".initialized")}  # fmt: skip
+        env = {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "RUN_MODE": "production",
+            "QDRANT_INIT_FILE_PATH": str(self.workdir / ".initialized"),
+        }
         with (self.workdir / "qdrant.log").open("ab") as log:
             self.process = subprocess.Popen(
-                [self.binary, "--config-path", str(config)], cwd=self.workdir, env=env,
-                stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-            )  # fmt: skip
+                [self.binary, "--config-path", str(config)],
+                cwd=self.workdir,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         deadline = time.monotonic() + self.startup_seconds
         with ClusterClient([self.url], self.api_key, retries=0, timeout=5) as client:
             while time.monotonic() < deadline:
@@ -290,8 +297,11 @@ def check_drill(manifest: dict, binary: str, collections: Sequence[str]) -> tupl
     unknown = sorted(set(collections) - set(manifest["collections"]))
     if unknown:
         raise VerifyError(f"backup {manifest['backup_id']} has no collection {', '.join(unknown)}")
-    sizes = {name: size for name, size in collection_bytes(manifest).items()
-             if not collections or name in collections}  # fmt: skip
+    sizes = {
+        name: size
+        for name, size in collection_bytes(manifest).items()
+        if not collections or name in collections
+    }
     return binary, version, sizes
 
 
@@ -317,21 +327,32 @@ def verify_set(
     check_workdir(base)
     rounds = plan_rounds(sizes, shutil.disk_usage(base).free, base)
     scratch_dir = Path(tempfile.mkdtemp(prefix="qdrant-ops-verify-", dir=base))
-    report = {"backup_id": manifest["backup_id"], "qdrant_version": version, "collections": {},
-              "rounds": len(rounds), "bytes": sum(sizes.values())}  # fmt: skip
+    report = {
+        "backup_id": manifest["backup_id"],
+        "qdrant_version": version,
+        "collections": {},
+        "rounds": len(rounds),
+        "bytes": sum(sizes.values()),
+    }
     with (
         ScratchQdrant(binary, scratch_dir) as scratch,
         ClusterClient([scratch.url], scratch.api_key, retries=3, backoff=0.5, timeout=120) as client,
     ):
-        log(f"backup {manifest['backup_id']}: scratch Qdrant {version} at {scratch.url}, "
-            f"{len(sizes)} collection(s) in {len(rounds)} round(s)")  # fmt: skip
+        log(
+            f"backup {manifest['backup_id']}: scratch Qdrant {version} at {scratch.url}, "
+            f"{len(sizes)} collection(s) in {len(rounds)} round(s)"
+        )
         for names in rounds:
             try:
-                restore.restore(
-                    client, s3_client, settings, [scratch.url], scratch_dir / "staging",
-                    backup_id=manifest["backup_id"], collections=names, single_copy=True,
-                    timeout=timeout, log=log,
-                )  # fmt: skip
+                options = restore.RestoreOptions(
+                    nodes=(scratch.url,),
+                    staging_dir=scratch_dir / "staging",
+                    backup_id=manifest["backup_id"],
+                    collections=tuple(names),
+                    single_copy=True,
+                    timeout=timeout,
+                )
+                restore.restore(client, s3_client, settings, options, log=log)
             except restore.RestoreError as exc:
                 raise VerifyError(f"backup {manifest['backup_id']} did not restore: {exc}") from exc
             for name in names:

@@ -76,30 +76,30 @@ def _plan_table(report: dict) -> str:
 
 def cmd_restore(args: argparse.Namespace) -> int:
     config = backup_config(args)
-    args.node = _target_nodes(args)
-    key, peer_map = _target_key(args, config), _peer_map(args)
-    if args.parallel < 1:
-        raise ConfigError(f"--parallel must be at least 1, got {args.parallel}")
+    options = restore.RestoreOptions(
+        nodes=tuple(_target_nodes(args)),
+        staging_dir=Path(args.staging_dir or tempfile.gettempdir()),
+        backup_id=args.backup_id,
+        collections=tuple(args.collection or ()),
+        peer_map=_peer_map(args) or None,
+        overwrite=args.overwrite,
+        dry_run=args.dry_run,
+        parallel=args.parallel,
+        fetch_by=args.fetch_by,
+        timeout=args.wait_timeout,
+        allow_unsealed=args.allow_unsealed,
+    )
+    key = _target_key(args, config)
     log = event_log(args)
     with ClusterClient(
-        args.node, key, verify=config.verify, ca_file=args.ca_file or config.ca_file, timeout=config.timeout
+        list(options.nodes),
+        key,
+        verify=config.verify,
+        ca_file=args.ca_file or config.ca_file,
+        timeout=config.timeout,
     ) as client:
         report = restore.restore(
-            client,
-            s3.make_client(config.settings.s3),
-            config.settings,
-            args.node,
-            Path(args.staging_dir or tempfile.gettempdir()),
-            backup_id=args.backup_id,
-            collections=args.collection or (),
-            peer_map=peer_map or None,
-            overwrite=args.overwrite,
-            dry_run=args.dry_run,
-            parallel=args.parallel,
-            fetch_by=args.fetch_by,
-            timeout=args.wait_timeout,
-            allow_unsealed=args.allow_unsealed,
-            log=log,
+            client, s3.make_client(config.settings.s3), config.settings, options, log=log
         )
     names = ", ".join(report["collections"])
     head = (

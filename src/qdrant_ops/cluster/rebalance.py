@@ -66,8 +66,11 @@ class _Placement:
                     "replication_factor"
                 )
             crowding = zones.zone_counts(self.shards[shard] - {peer}, self.zones)
-            self.move(shard, peer, min(options, key=lambda p: (crowding[zones.zone_of(self.zones, p)],
-                                                               self.load[p], p)))  # fmt: skip
+            self.move(
+                shard,
+                peer,
+                min(options, key=lambda p: (crowding[zones.zone_of(self.zones, p)], self.load[p], p)),
+            )
 
     def spread_zones(self) -> None:
         """Move replicas out of crowded zones until every shard's spread is even; each move takes
@@ -77,12 +80,20 @@ class _Placement:
                 holders = self.shards[shard]
                 crowding = zones.zone_counts(holders, self.zones)
                 fullest = max(crowding.values())
-                source = max((p for p in holders if crowding[zones.zone_of(self.zones, p)] == fullest),
-                             key=lambda p: (self.load[p], -p))  # fmt: skip
-                options = [p for p in self.targets if p not in holders
-                           and crowding[zones.zone_of(self.zones, p)] <= fullest - 2]  # fmt: skip
-                self.move(shard, source, min(options, key=lambda p: (crowding[zones.zone_of(self.zones, p)],
-                                                                     self.load[p], p)))  # fmt: skip
+                source = max(
+                    (p for p in holders if crowding[zones.zone_of(self.zones, p)] == fullest),
+                    key=lambda p: (self.load[p], -p),
+                )
+                options = [
+                    p
+                    for p in self.targets
+                    if p not in holders and crowding[zones.zone_of(self.zones, p)] <= fullest - 2
+                ]
+                self.move(
+                    shard,
+                    source,
+                    min(options, key=lambda p: (crowding[zones.zone_of(self.zones, p)], self.load[p], p)),
+                )
 
     def balance(self) -> None:
         """From the most to the least loaded peers while they differ by two or more, moving only
@@ -96,9 +107,12 @@ class _Placement:
         through a third peer (heavy -> middle in one shard, middle -> light in another: the
         middle's load is unchanged). E.g. peers 3 and 4 share a zone: a shard that cannot go from
         3 to 10 goes to 4, and one of 4's shards goes to 10 (tests/unit/test_zones.py)."""
-        pairs = [(heavy, light) for heavy in sorted(self.targets, key=lambda p: (-self.load[p], p))
-                 for light in sorted(self.targets, key=lambda p: (self.load[p], p))
-                 if self.load[heavy] - self.load[light] >= 2]  # fmt: skip
+        pairs = [
+            (heavy, light)
+            for heavy in sorted(self.targets, key=lambda p: (-self.load[p], p))
+            for light in sorted(self.targets, key=lambda p: (self.load[p], p))
+            if self.load[heavy] - self.load[light] >= 2
+        ]
         for heavy, light in pairs:
             for shard in sorted(self.shards):
                 if self._can_move(shard, heavy, light):

@@ -39,8 +39,14 @@ class ShardTransfer:
 
     def start(self, client: ClusterClient, operation: str, method: str) -> None:
         """Ask Qdrant to start it (POST /collections/{c}/cluster); Qdrant runs it in the background."""
-        body = {operation: {"shard_id": self.shard_id, "from_peer_id": self.from_peer,
-                            "to_peer_id": self.to_peer, "method": method}}  # fmt: skip
+        body = {
+            operation: {
+                "shard_id": self.shard_id,
+                "from_peer_id": self.from_peer,
+                "to_peer_id": self.to_peer,
+                "method": method,
+            }
+        }
         client.request("POST", f"/collections/{segment(self.collection)}/cluster", json=body)
 
 
@@ -214,11 +220,13 @@ def unsettled(client: ClusterClient, collection: str) -> str | None:
 def wait_settled(client: ClusterClient, collection: str, timeout: float) -> None:
     """Until the collection has no shard transfer running and every replica is Active."""
     wait_until(
-        lambda: unsettled(client, collection), timeout=timeout, interval=1,
+        lambda: unsettled(client, collection),
+        timeout=timeout,
+        interval=1,
         error=lambda missing: ReplicationError(
             f"{collection}: transfers still running or replicas not Active after {timeout:.0f}s: {missing}"
         ),
-    )  # fmt: skip
+    )
 
 
 def repair(

@@ -183,9 +183,11 @@ def cluster_peers(client: ClusterClient, via: Sequence[str] = ()) -> frozenset[i
 
 
 def pair_problem(
-    primary_peers: frozenset[int], standby_peers: frozenset[int], primary_marker: dict | None,
+    primary_peers: frozenset[int],
+    standby_peers: frozenset[int],
+    primary_marker: dict | None,
     standby_marker: dict | None,
-) -> str | None:  # fmt: skip
+) -> str | None:
     """Why these two clusters are not a primary and its standby (None: they are). Pure."""
     shared = primary_peers & standby_peers
     if shared:
@@ -209,9 +211,13 @@ def pair_problem(
 
 
 def check_pair(
-    primary: ClusterClient, standby: ClusterClient, standby_marker: dict | None, *,
-    primary_may_be_lost: bool = False, via: Sequence[str] = (),
-) -> frozenset[int]:  # fmt: skip
+    primary: ClusterClient,
+    standby: ClusterClient,
+    standby_marker: dict | None,
+    *,
+    primary_may_be_lost: bool = False,
+    via: Sequence[str] = (),
+) -> frozenset[int]:
     """Refuse a pair that is not this primary and its standby; returns the primary's peers (none
     when `primary_may_be_lost` and it does not answer: a promotion goes on without it). `via`:
     the collections a scoped primary key may read (`cluster_peers`)."""
@@ -267,9 +273,11 @@ def read_marker(standby: ClusterClient) -> dict | None:
 
 def write_marker(standby: ClusterClient, payload: dict) -> None:
     standby.request(
-        "PUT", f"/collections/{MARKER}/points", params={"wait": "true"},
+        "PUT",
+        f"/collections/{MARKER}/points",
+        params={"wait": "true"},
         json={"points": [{"id": MARKER_ID, "vector": {}, "payload": payload}]},
-    )  # fmt: skip
+    )
 
 
 def require_standby(marker: dict | None) -> dict:
@@ -318,11 +326,19 @@ def init(
     if marker is None and not dry_run:
         peers = len(standby.cluster_status().get("peers") or {}) or 1
         standby.request(
-            "PUT", f"/collections/{MARKER}",
+            "PUT",
+            f"/collections/{MARKER}",
             json={"vectors": {}, "shard_number": 1, "replication_factor": min(3, peers)},
-        )  # fmt: skip
-        write_marker(standby, {"role": "standby", "created_at": time.time(), "collections": {},
-                               "primary_peers": sorted(str(p) for p in primary_peers)})  # fmt: skip
+        )
+        write_marker(
+            standby,
+            {
+                "role": "standby",
+                "created_at": time.time(),
+                "collections": {},
+                "primary_peers": sorted(str(p) for p in primary_peers),
+            },
+        )
         log(f"marker {MARKER} created: this cluster is a standby")
     created = [name for name in names if name not in existing]
     for name in created if not dry_run else ():
@@ -339,8 +355,9 @@ def recover_from(standby: ClusterClient, transfer: Transfer, key: str | None, ti
     path = f"{shard}/snapshot/partial/recover_from"
     body = {"peer_url": transfer.source_url, "api_key": key}
     try:
-        changed = standby.request("POST", path, params={"wait": "true"}, json=body, node=transfer.standby_url,
-                                  timeout=timeout)  # fmt: skip
+        changed = standby.request(
+            "POST", path, params={"wait": "true"}, json=body, node=transfer.standby_url, timeout=timeout
+        )
     except QdrantApiError as exc:
         if exc.status == 500 and SCHEMA_REFRESH_FAILURE in exc.message:
             return "updated (schema refresh failed)"
@@ -457,8 +474,12 @@ def promote(
     `dry_run`: the report, the marker left as it is)."""
     marker = read_marker(standby)
     if marker is not None and marker.get("role") == "promoted":
-        return {"already_promoted": True, "promoted_at": marker.get("promoted_at"), "collections": {},
-                "reconciled": 0}  # fmt: skip
+        return {
+            "already_promoted": True,
+            "promoted_at": marker.get("promoted_at"),
+            "collections": {},
+            "reconciled": 0,
+        }
     marker = require_standby(marker)
     if primary is not None:
         check_pair(primary, standby, marker, primary_may_be_lost=True)
@@ -466,31 +487,44 @@ def promote(
     # the others: copy it to them first, so every replica answers the same.
     reconciled = [] if dry_run else reconcile(standby, standby_key, standby_nodes, timeout=timeout, log=log)
     now = clock()
-    report: dict = {"already_promoted": False, "promoted_at": now, "collections": {},
-                    "reconciled": sum(o["result"] != "unchanged" for o in reconciled)}  # fmt: skip
+    report: dict = {
+        "already_promoted": False,
+        "promoted_at": now,
+        "collections": {},
+        "reconciled": sum(o["result"] != "unchanged" for o in reconciled),
+    }
     for name, state in sorted((marker.get("collections") or {}).items()):
-        row = {
-            "standby_points": standby.count_points(name),
-            "primary_points_at_sync": state["primary_points"],
-            "lag_seconds": round(now - state["reflects"], 3),
-            "primary_points_now": None,
-        }
-        # Fewer points than the primary had when the last completed sync began: points deleted on
-        # the primary since, or data missing on the standby. The operator decides; it is reported.
-        row["behind_last_sync"] = row["standby_points"] < row["primary_points_at_sync"]
-        if primary is not None:
-            try:
-                row["primary_points_now"] = primary.count_points(name)
-            except QdrantOpsError as exc:
-                log(f"{name}: the primary did not answer ({exc}); its last known count is the sync's")
-        report["collections"][name] = row
-        log(f"{name}: {row['standby_points']} points on the standby, lag at promotion {row['lag_seconds']} s")
-        if row["behind_last_sync"]:
-            log(f"{name}: WARNING: fewer points than the primary's {row['primary_points_at_sync']} at the "
-                "last sync (deleted there since, or missing here): check before taking writes")  # fmt: skip
+        report["collections"][name] = _promotion_row(standby, primary, name, state, now=now, log=log)
     if not dry_run:
         write_marker(standby, {**marker, "role": "promoted", "promoted_at": now})
     return report
+
+
+def _promotion_row(
+    standby: ClusterClient, primary: ClusterClient | None, name: str, state: dict, *, now: float, log
+) -> dict:
+    """One collection at promotion: its count here, the primary's at the last sync and now, the lag."""
+    row = {
+        "standby_points": standby.count_points(name),
+        "primary_points_at_sync": state["primary_points"],
+        "lag_seconds": round(now - state["reflects"], 3),
+        "primary_points_now": None,
+    }
+    # Fewer points than the primary had when the last completed sync began: points deleted on
+    # the primary since, or data missing on the standby. The operator decides; it is reported.
+    row["behind_last_sync"] = row["standby_points"] < row["primary_points_at_sync"]
+    if primary is not None:
+        try:
+            row["primary_points_now"] = primary.count_points(name)
+        except QdrantOpsError as exc:
+            log(f"{name}: the primary did not answer ({exc}); its last known count is the sync's")
+    log(f"{name}: {row['standby_points']} points on the standby, lag at promotion {row['lag_seconds']} s")
+    if row["behind_last_sync"]:
+        log(
+            f"{name}: WARNING: fewer points than the primary's {row['primary_points_at_sync']} at the "
+            "last sync (deleted there since, or missing here): check before taking writes"
+        )
+    return row
 
 
 def reconcile(
@@ -552,15 +586,22 @@ def _run_phase(standby: ClusterClient, transfers: list[Transfer], key, timeout, 
                 with turn:
                     busy.discard((transfer.collection, transfer.shard_id))
                     turn.notify_all()
-            line = {"collection": transfer.collection, "shard_id": transfer.shard_id,
-                    "standby_peer": transfer.standby_peer, "source_peer": transfer.source_peer,
-                    "from_primary": transfer.from_primary, "result": result,
-                    "seconds": round(time.monotonic() - began, 3)}  # fmt: skip
+            line = {
+                "collection": transfer.collection,
+                "shard_id": transfer.shard_id,
+                "standby_peer": transfer.standby_peer,
+                "source_peer": transfer.source_peer,
+                "from_primary": transfer.from_primary,
+                "result": result,
+                "seconds": round(time.monotonic() - began, 3),
+            }
             with turn:
                 outcomes.append(line)
             source = "primary" if transfer.from_primary else "standby"
-            progress.done(f"{transfer.collection} shard {transfer.shard_id} -> peer {transfer.standby_peer} "
-                          f"from {source} peer {transfer.source_peer}: {result}")  # fmt: skip
+            progress.done(
+                f"{transfer.collection} shard {transfer.shard_id} -> peer {transfer.standby_peer} "
+                f"from {source} peer {transfer.source_peer}: {result}"
+            )
 
     with ThreadPoolExecutor(max_workers=max(1, len(queues))) as pool:
         for future in [pool.submit(one_peer, queue) for queue in queues.values()]:
@@ -574,12 +615,18 @@ def write_synced_metrics(directory: str | Path, cluster: str, collections: dict[
     so a failing sync leaves the last good time and the lag keeps growing):
     `time() - qdrant_ops_standby_synced_timestamp_seconds` is the recovery point."""
     registry = CollectorRegistry()
-    synced = Gauge("qdrant_ops_standby_synced_timestamp_seconds",
-                   "Primary time the standby's copy of the collection reflects (its last completed sync).",
-                   ["cluster", "collection"], registry=registry)  # fmt: skip
-    points = Gauge("qdrant_ops_standby_primary_points",
-                   "The primary's exact point count when the last completed sync began.",
-                   ["cluster", "collection"], registry=registry)  # fmt: skip
+    synced = Gauge(
+        "qdrant_ops_standby_synced_timestamp_seconds",
+        "Primary time the standby's copy of the collection reflects (its last completed sync).",
+        ["cluster", "collection"],
+        registry=registry,
+    )
+    points = Gauge(
+        "qdrant_ops_standby_primary_points",
+        "The primary's exact point count when the last completed sync began.",
+        ["cluster", "collection"],
+        registry=registry,
+    )
     for name, state in collections.items():
         synced.labels(cluster, name).set(state["reflects"])
         points.labels(cluster, name).set(state["primary_points"])
@@ -611,8 +658,12 @@ class SyncBusy:
 
     def refresh(self) -> None:
         registry = CollectorRegistry()
-        Gauge(METRIC_NAMES[3], "Unix time until which a running standby sync may leave replicas not Active.",
-              ["cluster"], registry=registry).labels(self.cluster).set(time.time() + self.bound)  # fmt: skip
+        Gauge(
+            METRIC_NAMES[3],
+            "Unix time until which a running standby sync may leave replicas not Active.",
+            ["cluster"],
+            registry=registry,
+        ).labels(self.cluster).set(time.time() + self.bound)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         write_to_textfile(str(self.path), registry)
         self.path.chmod(0o644)  # node_exporter runs as another user

@@ -41,7 +41,7 @@ from qdrant_ops.ingest.messages import (
     BatchSkipped,
     DecodedBlock,
     SenderMessage,
-)  # fmt: skip
+)
 from qdrant_ops.ingest.pool import WorkerPool
 from qdrant_ops.ingest.sources import DEFAULT_ID_NAMESPACE, Decoder, Mapping, NpyRows, Source, open_source
 from qdrant_ops.ingest.wire import ORDERINGS
@@ -193,11 +193,17 @@ def _sender_settings(client: ClusterClient, options: IngestOptions) -> SenderSet
             "gRPC cannot skip TLS verification: give the CA with --ca-file instead of --insecure"
         )
     return SenderSettings(
-        targets=tuple(f"{p.hostname}:{options.grpc_port}" for p in parts), tls=tls,
-        ca_file=client.verify if isinstance(client.verify, str) else None, api_key=client.api_key,
-        collection=options.collection, ordering=options.ordering, timeout=options.timeout,
-        retries=options.retries, backoff=options.backoff, max_backoff=options.max_backoff,
-    )  # fmt: skip
+        targets=tuple(f"{p.hostname}:{options.grpc_port}" for p in parts),
+        tls=tls,
+        ca_file=client.verify if isinstance(client.verify, str) else None,
+        api_key=client.api_key,
+        collection=options.collection,
+        ordering=options.ordering,
+        timeout=options.timeout,
+        retries=options.retries,
+        backoff=options.backoff,
+        max_backoff=options.max_backoff,
+    )
 
 
 class _Run:
@@ -221,9 +227,13 @@ class _Run:
         self.dead_letter = dead_letter  # an open JSONL file, or None: the first bad record stops the load
         self.sender_settings = _sender_settings(client, options)
         self.pool = WorkerPool(
-            settings=self.sender_settings, senders=options.workers, in_flight=options.in_flight,
-            decoder=decoder, decoders=options.decoders, keep_going=dead_letter is not None,
-        )  # fmt: skip
+            settings=self.sender_settings,
+            senders=options.workers,
+            in_flight=options.in_flight,
+            decoder=decoder,
+            decoders=options.decoders,
+            keep_going=dead_letter is not None,
+        )
         self.stats = {"read": 0, "skipped": 0, "written": 0, "batches": 0, "retries": 0, "failed": 0}
         self.pending: dict[int, list] = {}  # chunk -> [parts left, first, last]
         self.inflight: dict[tuple[int, int], list] = {}  # (chunk, sender) -> ids
@@ -509,20 +519,22 @@ def ingest(
         try:
             with _dead_letter_file(options.dead_letter) as dead_letter:
                 run = _Run(
-                    client=client, source=source, decoder=Decoder(mapping, dims, location), npy=npy,
-                    options=options, checkpoint=checkpoint, progress=progress, dead_letter=dead_letter,
-                )  # fmt: skip
+                    client=client,
+                    source=source,
+                    decoder=Decoder(mapping, dims, location),
+                    npy=npy,
+                    options=options,
+                    checkpoint=checkpoint,
+                    progress=progress,
+                    dead_letter=dead_letter,
+                )
                 previous_handlers = _install_stop_handlers(run)
                 run.run()
         finally:
             if previous_handlers is not None:
                 _restore_handlers(previous_handlers)
             if threshold_before is not None:
-                restored = options.indexing_threshold or threshold_before
-                _set_indexing_threshold(client, options.collection, restored)
-                checkpoint.restore_indexing_threshold = None
-                checkpoint.save(force=True)
-                log(f"indexing_threshold restored to {restored}")
+                _undefer_indexing(client, options, threshold_before, checkpoint, log)
         report = _report(location, options, run, checkpoint)
         _raise_unless_complete(run, options, npy, report)
         _verify_load(client, options, run, start_count, report)
@@ -537,8 +549,24 @@ def ingest(
             rows.close()
 
 
-def _defer_indexing(client: ClusterClient, options: IngestOptions, info: dict, checkpoint: Checkpoint,
-                    log: Callable[[str], None]) -> int | None:  # fmt: skip
+def _undefer_indexing(
+    client: ClusterClient, options: IngestOptions, threshold_before: int, checkpoint: Checkpoint, log
+) -> None:
+    """The threshold back to what it was (or the one asked for), whatever ended the load."""
+    restored = options.indexing_threshold or threshold_before
+    _set_indexing_threshold(client, options.collection, restored)
+    checkpoint.restore_indexing_threshold = None
+    checkpoint.save(force=True)
+    log(f"indexing_threshold restored to {restored}")
+
+
+def _defer_indexing(
+    client: ClusterClient,
+    options: IngestOptions,
+    info: dict,
+    checkpoint: Checkpoint,
+    log: Callable[[str], None],
+) -> int | None:
     """With defer_indexing, set indexing_threshold 0 for the load; returns the value to restore
     (recorded in the checkpoint first, so a crashed run's successor restores the right one)."""
     if not options.defer_indexing:
@@ -607,9 +635,13 @@ def _verify_load(
     fresh = start_count == 0 and not options.resume
     distinct = run.distinct_written()
     check = verify_written(
-        client, options.collection, run.sample, expected=distinct if fresh else None, minimum=distinct,
+        client,
+        options.collection,
+        run.sample,
+        expected=distinct if fresh else None,
+        minimum=distinct,
         timeout=options.verify_timeout,
-    )  # fmt: skip
+    )
     report["verified"] = check
     if not check["ok"]:
         raise IngestError(

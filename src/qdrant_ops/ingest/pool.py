@@ -17,25 +17,35 @@ class WorkerPool:
     """`senders` gRPC senders (each with a bounded inbox of `in_flight` jobs) and `decoders`
     decoder processes, forked: spawn would re-run an Ansible module's __main__."""
 
-    def __init__(self, *, settings: SenderSettings, senders: int, in_flight: int, decoder: Decoder,
-                 decoders: int, keep_going: bool) -> None:  # fmt: skip
+    def __init__(
+        self,
+        *,
+        settings: SenderSettings,
+        senders: int,
+        in_flight: int,
+        decoder: Decoder,
+        decoders: int,
+        keep_going: bool,
+    ) -> None:
         context = multiprocessing.get_context("fork")
         self.abort = context.Event()  # set: senders drop the jobs still queued
         self.exited: set[int] = set()  # senders that said SenderExited or died
         self._inboxes = [context.Queue(maxsize=in_flight) for _ in range(senders)]
         self._outbox = context.Queue()
         self._senders = [
-            context.Process(target=sender_main, args=(settings, i, inbox, self._outbox, self.abort),
-                            daemon=True)
+            context.Process(
+                target=sender_main, args=(settings, i, inbox, self._outbox, self.abort), daemon=True
+            )
             for i, inbox in enumerate(self._inboxes)
-        ]  # fmt: skip
+        ]
         self._decode_inboxes = [context.Queue() for _ in range(decoders)]
         self._decoded_outbox = context.Queue()
         self._decoders = [
-            context.Process(target=decoder_main, args=(decoder, keep_going, inbox, self._decoded_outbox),
-                            daemon=True)
+            context.Process(
+                target=decoder_main, args=(decoder, keep_going, inbox, self._decoded_outbox), daemon=True
+            )
             for inbox in self._decode_inboxes
-        ]  # fmt: skip
+        ]
 
     @property
     def decoders(self) -> int:

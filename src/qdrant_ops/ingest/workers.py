@@ -29,7 +29,7 @@ from qdrant_ops.ingest.messages import (
     DecodedBlock,
     RejectedRecord,
     SenderExited,
-)  # fmt: skip
+)
 from qdrant_ops.ingest.sources import Decoder, RecordError
 
 TRANSIENT = frozenset({"UNAVAILABLE", "DEADLINE_EXCEEDED", "RESOURCE_EXHAUSTED", "ABORTED", "INTERNAL"})
