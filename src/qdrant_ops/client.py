@@ -288,3 +288,117 @@ class ClusterClient:
         return self.request("POST", f"/collections/{segment(name)}/points/count", json={"exact": True})[
             "count"
         ]
+
+    def create_collection(self, name: str, body: dict, *, timeout: int = 60) -> None:
+        """PUT /collections/{name}; `timeout`: seconds Qdrant waits for consensus to apply it."""
+        self.request("PUT", f"/collections/{segment(name)}", params={"timeout": timeout}, json=body)
+
+    def update_collection(self, name: str, body: dict, *, timeout: int = 60) -> None:
+        self.request("PATCH", f"/collections/{segment(name)}", params={"timeout": timeout}, json=body)
+
+    def delete_collection(self, name: str, *, timeout: int = 60) -> None:
+        """DELETE /collections/{name}: through consensus, answered once applied (or `timeout`)."""
+        self.request("DELETE", f"/collections/{segment(name)}", params={"timeout": timeout})
+
+    def create_payload_index(self, name: str, body: dict) -> None:
+        self.request("PUT", f"/collections/{segment(name)}/index", params={"wait": "true"}, json=body)
+
+    def delete_payload_index(self, name: str, field: str) -> None:
+        path = f"/collections/{segment(name)}/index/{segment(field)}"
+        self.request("DELETE", path, params={"wait": "true"})
+
+    def update_collection_cluster(self, name: str, operation: dict) -> None:
+        """POST /collections/{name}/cluster: one shard operation (move, replicate, drop a replica)."""
+        self.request("POST", f"/collections/{segment(name)}/cluster", json=operation)
+
+    def remove_peer(self, peer_id: int, *, force: bool = False, timeout: float = 60) -> None:
+        """DELETE /cluster/peer/{id}; without `force` Qdrant refuses while the peer holds shards."""
+        params: dict = {"timeout": timeout} | ({"force": "true"} if force else {})
+        self.request("DELETE", f"/cluster/peer/{peer_id}", params=params)
+
+    # -- points ----------------------------------------------------------------------------------
+    def get_point(self, name: str, point_id: int | str) -> dict:
+        return self.get(f"/collections/{segment(name)}/points/{segment(str(point_id))}")
+
+    def retrieve_points(
+        self, name: str, ids: Sequence[int | str], *, with_payload: bool = True, with_vector: bool = False
+    ) -> list[dict]:
+        """The points of `ids` that exist (absent ids are left out, not an error)."""
+        body = {"ids": list(ids), "with_payload": with_payload, "with_vector": with_vector}
+        return self.request("POST", f"/collections/{segment(name)}/points", json=body)
+
+    def scroll_points(
+        self, name: str, *, limit: int, with_payload: bool = True, with_vector: bool = True
+    ) -> dict:
+        """The first `limit` points in id order: {"points": [...], "next_page_offset": ...}."""
+        body = {"limit": limit, "with_payload": with_payload, "with_vector": with_vector}
+        return self.request("POST", f"/collections/{segment(name)}/points/scroll", json=body)
+
+    def upsert_points(self, name: str, points: list[dict]) -> None:
+        """PUT /points with wait=true: answered once the points are applied."""
+        path = f"/collections/{segment(name)}/points"
+        self.request("PUT", path, params={"wait": "true"}, json={"points": points})
+
+    # -- snapshots (each on one node: a snapshot is that node's copy) ----------------------------
+    def list_snapshots(self, node: str, collection: str, shard_id: int | None = None) -> list[dict]:
+        return self.get(_snapshots_path(collection, shard_id), node=node)
+
+    def create_snapshot(self, node: str, collection: str, shard_id: int | None, *, timeout: float) -> dict:
+        """A new snapshot on `node`: {"name", "size", "checksum" (null when stored in S3), ...}."""
+        path = _snapshots_path(collection, shard_id)
+        return self.request("POST", path, params={"wait": "true"}, node=node, timeout=timeout)
+
+    def delete_snapshot(self, node: str, collection: str, shard_id: int | None, name: str) -> None:
+        path = f"{_snapshots_path(collection, shard_id)}/{segment(name)}"
+        self.request("DELETE", path, params={"wait": "true"}, node=node)
+
+    def download_snapshot(
+        self, node: str, collection: str, shard_id: int | None, name: str
+    ) -> contextlib.AbstractContextManager[StreamReader]:
+        return self.download(f"{_snapshots_path(collection, shard_id)}/{segment(name)}", node=node)
+
+    def upload_snapshot(
+        self,
+        node: str,
+        collection: str,
+        shard_id: int | None,
+        source: Path,
+        *,
+        priority: str,
+        checksum: str,
+        timeout: float,
+    ) -> None:
+        """Recover from a file sent to `node` (Qdrant checks `checksum` before it recovers)."""
+        params = {"wait": "true", "priority": priority, "checksum": checksum}
+        path = _snapshots_path(collection, shard_id) + "/upload"
+        self.upload(path, node, source, params=params, timeout=timeout)
+
+    def recover_snapshot(
+        self,
+        node: str,
+        collection: str,
+        shard_id: int | None,
+        location: str,
+        *,
+        priority: str,
+        checksum: str,
+        timeout: float,
+    ) -> None:
+        """Recover from a URL `node` downloads itself (Qdrant checks `checksum` first)."""
+        body = {"location": location, "priority": priority, "checksum": checksum}
+        path = _snapshots_path(collection, shard_id) + "/recover"
+        self.request("PUT", path, params={"wait": "true"}, json=body, node=node, timeout=timeout)
+
+    def recover_partial_from(
+        self, node: str, collection: str, shard_id: int, *, peer_url: str, api_key: str | None, timeout: float
+    ) -> Any:
+        """The replica on `node` fetches from the replica at `peer_url` only the segments that
+        differ (docs/qdrant-behaviour.md §8): false when nothing changed (the source said 304)."""
+        path = f"/collections/{segment(collection)}/shards/{shard_id}/snapshot/partial/recover_from"
+        body = {"peer_url": peer_url, "api_key": api_key}
+        return self.request("POST", path, params={"wait": "true"}, json=body, node=node, timeout=timeout)
+
+
+def _snapshots_path(collection: str, shard_id: int | None) -> str:
+    base = f"/collections/{segment(collection)}"
+    return f"{base}/snapshots" if shard_id is None else f"{base}/shards/{shard_id}/snapshots"

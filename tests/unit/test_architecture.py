@@ -122,3 +122,25 @@ def test_no_formatting_turned_off_to_squeeze_a_function():
         if "fmt: skip" in line or "fmt: off" in line
     ]
     assert skipped == []
+
+
+RAW_CALLS = {"request", "upload", "download"}
+
+
+def test_only_the_client_speaks_qdrants_rest_api():
+    """Every Qdrant endpoint is a named ClusterClient method (client.py): nothing else builds a
+    path and sends it (issue 35). silences.py speaks to Alertmanager, not Qdrant."""
+    raw = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        if path.name in ("client.py", "silences.py"):
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)):
+                continue
+            first = node.args[0] if node.args else None
+            path_arg = isinstance(first, ast.Constant | ast.JoinedStr) and ast.unparse(first).lstrip(
+                "f'\""
+            ).startswith("/")
+            if node.func.attr in RAW_CALLS or (node.func.attr == "get" and path_arg):
+                raw.append(f"{module_name(path)}:{node.lineno} {ast.unparse(node.func)}")
+    assert raw == []

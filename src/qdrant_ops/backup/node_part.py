@@ -30,7 +30,7 @@ from qdrant_ops.backup.model import (
     iso_time,
     slot_id,
 )
-from qdrant_ops.client import ClusterClient, QdrantApiError, segment
+from qdrant_ops.client import ClusterClient, QdrantApiError
 from qdrant_ops.cluster.health import HEALTHY_REPLICA_STATES, shard_placement
 from qdrant_ops.errors import ConfigError, QdrantOpsError
 from qdrant_ops.progress import Progress
@@ -54,11 +54,7 @@ def point_fingerprint(record: dict) -> dict:
 def sample_points(client: ClusterClient, collection: str, size: int) -> list[dict]:
     if size == 0:
         return []
-    result = client.request(
-        "POST",
-        f"/collections/{segment(collection)}/points/scroll",
-        json={"limit": size, "with_payload": True, "with_vector": True},
-    )
+    result = client.scroll_points(collection, limit=size)
     return [point_fingerprint(record) for record in result["points"]]
 
 
@@ -86,18 +82,8 @@ def _hint(exc: Exception) -> str:
     return text
 
 
-def snapshots_path(collection: str, shard_id: int | None = None) -> str:
-    """The snapshots endpoint of a collection, or of one of its shards."""
-    base = f"/collections/{segment(collection)}"
-    return f"{base}/snapshots" if shard_id is None else f"{base}/shards/{shard_id}/snapshots"
-
-
-def _snapshot_names(client: ClusterClient, node: str, path: str) -> set[str]:
-    return {item["name"] for item in client.get(path, node=node)}
-
-
-def _delete_snapshot(client: ClusterClient, node: str, path: str, name: str) -> None:
-    client.request("DELETE", f"{path}/{segment(name)}", params={"wait": "true"}, node=node)
+def _snapshot_names(client: ClusterClient, node: str, collection: str, shard_id: int | None) -> set[str]:
+    return {item["name"] for item in client.list_snapshots(node, collection, shard_id)}
 
 
 def snapshot_to_s3(
@@ -115,16 +101,13 @@ def snapshot_to_s3(
     `key`, and delete the local file whatever happens (Qdrant keeps snapshots until deleted; a full
     disk stops the node)."""
     collection = metadata["collection"]
-    path = snapshots_path(collection, shard_id)
-    before = _snapshot_names(client, node, path)
+    before = _snapshot_names(client, node, collection, shard_id)
     created: str | None = None
     started = time.monotonic()
     try:
-        description = client.request(
-            "POST", path, params={"wait": "true"}, node=node, timeout=settings.snapshot_timeout
-        )
+        description = client.create_snapshot(node, collection, shard_id, timeout=settings.snapshot_timeout)
         created = description["name"]
-        with client.download(f"{path}/{segment(created)}", node=node) as reader:
+        with client.download_snapshot(node, collection, shard_id, created) as reader:
             uploaded = s3.upload_stream(
                 s3_client,
                 settings.s3,
@@ -144,7 +127,7 @@ def snapshot_to_s3(
         what = f"collection {collection!r}" + (f" shard {shard_id}" if shard_id is not None else "")
         raise BackupError(f"snapshot of {what} on {node} failed: {_hint(exc)}") from exc
     finally:
-        _remove_new_snapshots(client, node, path, before, created)
+        _remove_new_snapshots(client, node, (collection, shard_id), before, created)
     return {
         "key": key,
         "size": uploaded.size,
@@ -156,18 +139,20 @@ def snapshot_to_s3(
 
 
 def _remove_new_snapshots(
-    client: ClusterClient, node: str, path: str, before: set[str], created: str | None
+    client: ClusterClient, node: str, of: tuple[str, int | None], before: set[str], created: str | None
 ) -> None:
+    """Delete the snapshots of `of` (collection, shard id) this run made on `node`."""
     names = {created} if created else set()
     with contextlib.suppress(QdrantOpsError):  # a failed create may still have left a file
-        names |= _snapshot_names(client, node, path) - before
+        names |= _snapshot_names(client, node, *of) - before
     for name in sorted(names):
         try:
-            _delete_snapshot(client, node, path, name)
+            client.delete_snapshot(node, *of, name)
         except QdrantApiError as exc:
             if exc.status != 404:
+                where = f"{of[0]}" + ("" if of[1] is None else f" shard {of[1]}")
                 raise BackupError(
-                    f"could not delete local snapshot {name} ({path}) on {node}: {exc}; "
+                    f"could not delete local snapshot {name} ({where}) on {node}: {exc}; "
                     "delete it by hand before the disk fills"
                 ) from exc
 

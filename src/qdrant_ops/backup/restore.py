@@ -53,7 +53,7 @@ from pathlib import Path
 from boto3.s3.transfer import TransferConfig
 
 from qdrant_ops.backup import catalog, model, node_part, s3
-from qdrant_ops.client import ClusterClient, QdrantApiError, segment
+from qdrant_ops.client import ClusterClient, QdrantApiError
 from qdrant_ops.cluster import rebalance
 from qdrant_ops.cluster.collections import NAME_PATTERN as COLLECTION_NAME
 from qdrant_ops.cluster.collections import apply_plan, describe, plan_collection
@@ -396,22 +396,13 @@ def presigned_url(s3_client, settings: s3.S3Settings, snap: Snapshot, timeout: f
 def recover(client: ClusterClient, snap: Snapshot, source: Path | str, timeout: float) -> None:
     """Recover one snapshot on its node, from a verified local file (uploaded) or from a URL the
     node downloads itself; either way Qdrant checks the sha256 before it recovers anything."""
-    endpoint = node_part.snapshots_path(snap.collection, snap.shard_id)
     priority = PRIORITY if snap.shard_id is None else SHARD_PRIORITY
+    where = (snap.node, snap.collection, snap.shard_id)
     try:
         if isinstance(source, Path):
-            params = {"wait": "true", "priority": priority, "checksum": snap.sha256}
-            client.upload(endpoint + "/upload", snap.node, source, params=params, timeout=timeout)
+            client.upload_snapshot(*where, source, priority=priority, checksum=snap.sha256, timeout=timeout)
         else:
-            body = {"location": source, "priority": priority, "checksum": snap.sha256}
-            client.request(
-                "PUT",
-                endpoint + "/recover",
-                params={"wait": "true"},
-                json=body,
-                node=snap.node,
-                timeout=timeout,
-            )
+            client.recover_snapshot(*where, source, priority=priority, checksum=snap.sha256, timeout=timeout)
     except QdrantOpsError as exc:
         hint = (
             ""
@@ -435,7 +426,7 @@ def trigger_optimizers(client: ClusterClient, collection: str) -> None:
     restored collection whose segments still need work stays grey until some update arrives; an
     empty optimizers_config update restarts the optimizers on every replica
     (docs/qdrant-behaviour.md §7)."""
-    client.request("PATCH", f"/collections/{segment(collection)}", json={"optimizers_config": {}})
+    client.update_collection(collection, {"optimizers_config": {}})
 
 
 def _not_healthy(client: ClusterClient, collection: str, nodes: Sequence[str]) -> tuple[str | None, bool]:
@@ -769,7 +760,7 @@ def _recover_shards(
         _recover_all(client, todo, sources, parallel=options.parallel, timeout=options.timeout, log=log)
     except BaseException as exc:
         for name in created:
-            client.request("DELETE", f"/collections/{segment(name)}", params={"wait": "true"})
+            client.delete_collection(name)
             log(f"{name}: deleted again, the restore failed")
         if created and isinstance(exc, QdrantOpsError):
             raise RestoreError(
@@ -833,7 +824,7 @@ def _recover(
 
 def _replace(client: ClusterClient, names: list[str], log) -> None:
     for name in names:
-        client.request("DELETE", f"/collections/{segment(name)}", params={"wait": "true"})
+        client.delete_collection(name)
         log(f"{name}: existing collection deleted (overwrite)")
 
 

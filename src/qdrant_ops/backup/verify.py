@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from qdrant_ops.backup import catalog, model, restore
-from qdrant_ops.client import ClusterClient, segment
+from qdrant_ops.client import ClusterClient
 from qdrant_ops.errors import QdrantOpsError
 
 SPACE_FACTOR = 2.0  # scratch bytes per snapshot byte: the download being unpacked, then the segments
@@ -360,7 +360,7 @@ def verify_set(
                 log(f"{name}: {points} points and the sampled points match the set")
             if len(rounds) > 1:  # make room for the next round
                 for name in names:
-                    client.request("DELETE", f"/collections/{segment(name)}", params={"wait": "true"})
+                    client.delete_collection(name)
     report["points_verified"] = sum(report["collections"].values())
     report["seconds"] = round(time.monotonic() - started, 3)
     return report

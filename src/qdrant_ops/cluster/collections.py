@@ -42,7 +42,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from qdrant_ops.client import ClusterClient, segment
+from qdrant_ops.client import ClusterClient
 from qdrant_ops.errors import ConfigError
 
 DISTANCES = ("Cosine", "Euclid", "Dot", "Manhattan")
@@ -547,23 +547,16 @@ def require_applicable(plan: Plan) -> None:
 def apply_plan(client: ClusterClient, plan: Plan, *, timeout: int = 60) -> None:
     """Carry out a plan. Creates and deletes go through consensus; `timeout` bounds the wait."""
     require_applicable(plan)
-    path = f"/collections/{segment(plan.name)}"
-    params = {"timeout": timeout}
     if plan.action in ("delete", "recreate"):
-        client.request("DELETE", path, params=params)
+        client.delete_collection(plan.name, timeout=timeout)
     if plan.action in ("create", "recreate"):
-        client.request("PUT", path, params=params, json=plan.create_body)
+        client.create_collection(plan.name, plan.create_body, timeout=timeout)
     if plan.action == "update" and plan.patch:
-        client.request("PATCH", path, params=params, json=plan.patch)
+        client.update_collection(plan.name, plan.patch, timeout=timeout)
     for fname in plan.indexes_to_delete:
-        client.request("DELETE", f"{path}/index/{segment(fname)}", params={"wait": "true"})
+        client.delete_payload_index(plan.name, fname)
     for fname, index in plan.indexes_to_create.items():
-        client.request(
-            "PUT",
-            f"{path}/index",
-            params={"wait": "true"},
-            json={"field_name": fname, "field_schema": _index_schema(index)},
-        )
+        client.create_payload_index(plan.name, {"field_name": fname, "field_schema": _index_schema(index)})
 
 
 def ensure_collection(

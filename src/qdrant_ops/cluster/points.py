@@ -11,7 +11,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-from qdrant_ops.client import ClusterClient, QdrantApiError, segment
+from qdrant_ops.client import ClusterClient, QdrantApiError
 from qdrant_ops.errors import ConfigError
 
 DEFAULT_BATCH = 256
@@ -39,7 +39,7 @@ def parse_point_id(raw: str | int) -> int | str:
 def get_point(client: ClusterClient, collection: str, point_id: str | int) -> dict | None:
     pid = parse_point_id(point_id)
     try:
-        return client.get(f"/collections/{segment(collection)}/points/{segment(pid)}")
+        return client.get_point(collection, pid)
     except QdrantApiError as exc:
         if (
             exc.status == 404
@@ -55,8 +55,8 @@ def get_points(client: ClusterClient, collection: str, point_ids: list) -> dict:
     thousand ids (POST /collections/{c}/points); missing ids are simply absent."""
     found = {}
     for start in range(0, len(point_ids), 1000):
-        body = {"ids": point_ids[start : start + 1000], "with_payload": True, "with_vector": True}
-        for record in client.request("POST", f"/collections/{segment(collection)}/points", json=body):
+        part = point_ids[start : start + 1000]
+        for record in client.retrieve_points(collection, part, with_payload=True, with_vector=True):
             found[record["id"]] = record
     return found
 
@@ -96,9 +96,6 @@ def upsert_file(client: ClusterClient, collection: str, path: Path, batch_size: 
         raise ConfigError(f"collection {collection!r} does not exist: create it first (collections apply)")
     # Parse everything first: a bad line stops the run before any point is written.
     points = list(read_jsonl_points(path))
-    target = f"/collections/{segment(collection)}/points"
     for start in range(0, len(points), batch_size):
-        client.request(
-            "PUT", target, params={"wait": "true"}, json={"points": points[start : start + batch_size]}
-        )
+        client.upsert_points(collection, points[start : start + batch_size])
     return len(points)

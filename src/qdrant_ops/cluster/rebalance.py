@@ -282,7 +282,7 @@ def remove_drained(client: ClusterClient, peer_id: int, *, dry_run: bool = False
             f"peer {peer_id} still holds replicas of {', '.join(held)}: drain it first (nothing was removed)"
         )
     if not dry_run:
-        client.request("DELETE", f"/cluster/peer/{peer_id}", params={"timeout": 60})
+        client.remove_peer(peer_id, timeout=60)
     return True
 
 

@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from qdrant_ops.client import ClusterClient, QdrantApiError, segment
+from qdrant_ops.client import ClusterClient, QdrantApiError
 from qdrant_ops.cluster.health import HEALTHY_REPLICA_STATES, shard_placement
 from qdrant_ops.cluster.zones import Zones, zone_counts, zone_of
 from qdrant_ops.errors import QdrantOpsError
@@ -47,7 +47,7 @@ class ShardTransfer:
                 "method": method,
             }
         }
-        client.request("POST", f"/collections/{segment(self.collection)}/cluster", json=body)
+        client.update_collection_cluster(self.collection, body)
 
 
 def plan_replication(
@@ -127,7 +127,7 @@ def remove_peer(
     Refused, with nothing changed, for the reasons check_removable gives."""
     if not check_removable(client, peer_id, allow_data_loss):
         return False
-    client.request("DELETE", f"/cluster/peer/{peer_id}", params={"force": "true", "timeout": timeout})
+    client.remove_peer(peer_id, force=True, timeout=timeout)
     return True
 
 

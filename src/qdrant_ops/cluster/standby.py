@@ -35,7 +35,7 @@ from pathlib import Path
 
 from prometheus_client import CollectorRegistry, Gauge, write_to_textfile
 
-from qdrant_ops.client import ClusterClient, QdrantApiError, segment
+from qdrant_ops.client import ClusterClient, QdrantApiError
 from qdrant_ops.cluster.collections import apply_plan, describe, plan_collection
 from qdrant_ops.cluster.health import shard_placement
 from qdrant_ops.errors import QdrantOpsError
@@ -265,19 +265,12 @@ def _b64url(data: bytes) -> str:
 def read_marker(standby: ClusterClient) -> dict | None:
     if MARKER not in standby.collection_names():
         return None
-    points = standby.request(
-        "POST", f"/collections/{MARKER}/points", json={"ids": [MARKER_ID], "with_payload": True}
-    )
+    points = standby.retrieve_points(MARKER, [MARKER_ID], with_payload=True)
     return points[0]["payload"] if points else None
 
 
 def write_marker(standby: ClusterClient, payload: dict) -> None:
-    standby.request(
-        "PUT",
-        f"/collections/{MARKER}/points",
-        params={"wait": "true"},
-        json={"points": [{"id": MARKER_ID, "vector": {}, "payload": payload}]},
-    )
+    standby.upsert_points(MARKER, [{"id": MARKER_ID, "vector": {}, "payload": payload}])
 
 
 def require_standby(marker: dict | None) -> dict:
@@ -325,10 +318,8 @@ def init(
         raise StandbyError(f"the primary has no collection {', '.join(absent)}: check --collection")
     if marker is None and not dry_run:
         peers = len(standby.cluster_status().get("peers") or {}) or 1
-        standby.request(
-            "PUT",
-            f"/collections/{MARKER}",
-            json={"vectors": {}, "shard_number": 1, "replication_factor": min(3, peers)},
+        standby.create_collection(
+            MARKER, {"vectors": {}, "shard_number": 1, "replication_factor": min(3, peers)}
         )
         write_marker(
             standby,
@@ -351,12 +342,14 @@ def init(
 def recover_from(standby: ClusterClient, transfer: Transfer, key: str | None, timeout: float) -> str:
     """Bring one standby replica up to date from its source (`key`: the source cluster's API key):
     'updated', 'unchanged' (the source answered 304) or 'updated (schema refresh failed)'."""
-    shard = f"/collections/{segment(transfer.collection)}/shards/{transfer.shard_id}"
-    path = f"{shard}/snapshot/partial/recover_from"
-    body = {"peer_url": transfer.source_url, "api_key": key}
     try:
-        changed = standby.request(
-            "POST", path, params={"wait": "true"}, json=body, node=transfer.standby_url, timeout=timeout
+        changed = standby.recover_partial_from(
+            transfer.standby_url,
+            transfer.collection,
+            transfer.shard_id,
+            peer_url=transfer.source_url,
+            api_key=key,
+            timeout=timeout,
         )
     except QdrantApiError as exc:
         if exc.status == 500 and SCHEMA_REFRESH_FAILURE in exc.message:

@@ -31,7 +31,7 @@ from urllib.parse import urlsplit
 
 import numpy as np
 
-from qdrant_ops.client import ClusterClient, segment
+from qdrant_ops.client import ClusterClient
 from qdrant_ops.errors import ConfigError, QdrantOpsError
 from qdrant_ops.ingest.checkpoint import Checkpoint
 from qdrant_ops.ingest.messages import (
@@ -429,16 +429,13 @@ def verify_written(
 ) -> dict:
     """The final check: sampled ids exist, and the exact count is what was sent (writes were
     acknowledged with wait=false, so the count may need a moment to catch up)."""
-    path = f"/collections/{segment(collection)}/points"
     missing: list = []
 
     def sample_present() -> bool:
         missing.clear()
         for start in range(0, len(ids), 1000):
             part = ids[start : start + 1000]
-            found = client.request(
-                "POST", path, json={"ids": part, "with_payload": False, "with_vector": False}
-            )
+            found = client.retrieve_points(collection, part, with_payload=False, with_vector=False)
             present = {point["id"] for point in found}
             missing.extend(i for i in part if i not in present)
         return not missing
@@ -455,7 +452,7 @@ def verify_written(
 
 def _set_indexing_threshold(client: ClusterClient, collection: str, value: int) -> None:
     body = {"optimizers_config": {"indexing_threshold": value}}
-    client.request("PATCH", f"/collections/{segment(collection)}", json=body)
+    client.update_collection(collection, body)
 
 
 def prepare(
