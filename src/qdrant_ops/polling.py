@@ -16,3 +16,17 @@ def wait_until(
         if time.monotonic() > deadline:
             raise error(what)
         time.sleep(interval)
+
+
+class _Missed(Exception):
+    pass
+
+
+def reached(check: Callable[[], bool], *, timeout: float, interval: float) -> bool:
+    """`wait_until` for a caller that reports a missed deadline instead of failing on it: True
+    once `check()` is true, False when `timeout` passed first."""
+    try:
+        wait_until(lambda: None if check() else "not yet", timeout=timeout, interval=interval, error=_Missed)
+    except _Missed:
+        return False
+    return True

@@ -144,3 +144,16 @@ def test_only_the_client_speaks_qdrants_rest_api():
             if node.func.attr in RAW_CALLS or (node.func.attr == "get" and path_arg):
                 raw.append(f"{module_name(path)}:{node.lineno} {ast.unparse(node.func)}")
     assert raw == []
+
+
+def test_waits_share_one_deadline_rule():
+    """A loop that sleeps until the cluster reaches a state goes through polling.wait_until (or
+    polling.reached); only the client's and the senders' retry back-offs sleep on their own."""
+    sleeping = [
+        f"{module_name(path)}:{node.lineno}"
+        for path in sorted(PACKAGE.rglob("*.py"))
+        if path.name not in ("polling.py", "client.py", "workers.py")
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.Call) and ast.unparse(node.func) == "time.sleep"
+    ]
+    assert sleeping == []

@@ -480,15 +480,24 @@ def _wait_everywhere(
     client: ClusterClient, collection: str, nodes: Sequence[str], timeout: float
 ) -> list[dict]:
     """Until every node knows the new collection; returns its placement."""
-    deadline = time.monotonic() + timeout
-    while True:
+    views: list[dict] = []
+
+    def missing() -> str | None:
         try:
-            views = [client.collection_cluster(collection, node=node) for node in nodes]
-            return shard_placement(views[0])
+            views[:] = [client.collection_cluster(collection, node=node) for node in nodes]
         except QdrantApiError as exc:
-            if exc.status != 404 or time.monotonic() > deadline:
+            if exc.status != 404:
                 raise RestoreError(f"{collection} was created but not every node knows it: {exc}") from exc
-        time.sleep(0.2)
+            return str(exc)
+        return None
+
+    wait_until(
+        missing,
+        timeout=timeout,
+        interval=0.2,
+        error=lambda what: RestoreError(f"{collection} was created but not every node knows it: {what}"),
+    )
+    return shard_placement(views[0])
 
 
 def verify_restore(client: ClusterClient, manifest: dict, collections: Sequence[str]) -> list[str]:

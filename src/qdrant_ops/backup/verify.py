@@ -33,6 +33,7 @@ from pathlib import Path
 from qdrant_ops.backup import catalog, model, restore
 from qdrant_ops.client import ClusterClient
 from qdrant_ops.errors import QdrantOpsError
+from qdrant_ops.polling import wait_until
 
 SPACE_FACTOR = 2.0  # scratch bytes per snapshot byte: the download being unpacked, then the segments
 STARTUP_SECONDS = 120.0
@@ -169,24 +170,30 @@ class ScratchQdrant:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
-        deadline = time.monotonic() + self.startup_seconds
         with ClusterClient([self.url], self.api_key, retries=0, timeout=5) as client:
-            while time.monotonic() < deadline:
-                if self.process.poll() is not None:
-                    raise VerifyError(f"the scratch Qdrant exited at start: {self.log_tail()}")
-                # The port was free when picked, not reserved: ask only once our process listens on
-                # it, so the key and the presigned URLs never go to another program.
-                if not listens_on(self.process.pid, self.port):
-                    time.sleep(0.5)
-                    continue
-                try:
-                    client.version()  # JSON, where /readyz answers in plain text
-                    return self
-                except QdrantOpsError:
-                    time.sleep(0.5)
-        raise VerifyError(
-            f"the scratch Qdrant did not answer within {self.startup_seconds:.0f} s: {self.log_tail()}"
-        )
+            wait_until(
+                lambda: self._not_ready(client),
+                timeout=self.startup_seconds,
+                interval=0.5,
+                error=lambda _what: VerifyError(
+                    f"the scratch Qdrant did not answer within {self.startup_seconds:.0f} s: "
+                    f"{self.log_tail()}"
+                ),
+            )
+        return self
+
+    def _not_ready(self, client: ClusterClient) -> str | None:
+        if self.process.poll() is not None:
+            raise VerifyError(f"the scratch Qdrant exited at start: {self.log_tail()}")
+        # The port was free when picked, not reserved: ask only once our process listens on it, so
+        # the key and the presigned URLs never go to another program.
+        if not listens_on(self.process.pid, self.port):
+            return "not listening yet"
+        try:
+            client.version()  # JSON, where /readyz answers in plain text
+        except QdrantOpsError as exc:
+            return str(exc)
+        return None
 
     def log_tail(self, lines: int = 15) -> str:
         try:

@@ -46,6 +46,7 @@ from qdrant_ops.ingest.pool import WorkerPool
 from qdrant_ops.ingest.sources import DEFAULT_ID_NAMESPACE, Decoder, Mapping, NpyRows, Source, open_source
 from qdrant_ops.ingest.wire import ORDERINGS
 from qdrant_ops.ingest.workers import Job, SenderSettings, longest_send
+from qdrant_ops.polling import reached
 
 # bench/ingest.py sweep (sink server, 384-d): 256 and 512 within noise of each other and ~1.5x
 # faster than qdrant-client's default 64; 512 keeps a batch near 0.8 MiB on the wire.
@@ -414,16 +415,6 @@ class _Run:
             self._report_progress(force=True)
 
 
-def _wait_for(check: Callable[[], bool], timeout: float, interval: float = 0.5) -> bool:
-    deadline = time.monotonic() + timeout
-    while True:
-        if check():
-            return True
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(interval)
-
-
 def verify_written(
     client: ClusterClient, collection: str, ids: list, *, expected: int | None, minimum: int, timeout: float
 ) -> dict:
@@ -446,7 +437,9 @@ def verify_written(
         counted["count"] = client.count_points(collection)
         return counted["count"] == expected if expected is not None else counted["count"] >= minimum
 
-    ok = _wait_for(sample_present, timeout) and _wait_for(count_ok, timeout)
+    ok = reached(sample_present, timeout=timeout, interval=0.5) and reached(
+        count_ok, timeout=timeout, interval=0.5
+    )
     return {"ok": ok, "count": counted["count"], "expected": expected, "missing_sample": missing[:10]}
 
 
@@ -535,15 +528,20 @@ def ingest(
         report = _report(location, options, run, checkpoint)
         _raise_unless_complete(run, options, npy, report)
         _verify_load(client, options, run, start_count, report)
-        if options.wait_green and not _wait_for(
-            lambda: client.collection_info(options.collection)["status"] == "green", 3600, 2.0
-        ):
-            raise IngestError("the collection did not turn green within an hour after the load", report)
+        if options.wait_green:
+            _wait_green(client, options.collection, report)
         return report
     finally:
         source.close()
         for rows in npy.values():
             rows.close()
+
+
+def _wait_green(client: ClusterClient, collection: str, report: dict) -> None:
+    if not reached(
+        lambda: client.collection_info(collection)["status"] == "green", timeout=3600, interval=2.0
+    ):
+        raise IngestError("the collection did not turn green within an hour after the load", report)
 
 
 def _undefer_indexing(
