@@ -95,23 +95,9 @@ def cmd_collections_validate(args: argparse.Namespace) -> int:
 def cmd_collections_apply(args: argparse.Namespace) -> int:
     specs = load_specs(args.file)
     with make_client(args) as client:
-        peer_count = client.peer_count()
-        # Validate every spec before changing anything, so a typo in the third leaves the first alone.
-        normalised = [collections.validate_spec(spec, peer_count) for spec in specs]
-        server_version = client.version()
-        for spec in normalised:
-            collections.require_server_support(spec, server_version)
-        plans = [
-            collections.plan_collection(
-                spec,
-                client.collection_info(spec["name"]),
-                recreate=args.recreate,
-                prune_payload_indexes=args.prune_indexes,
-            )
-            for spec in normalised
-        ]
-        for plan in plans:
-            collections.require_applicable(plan)
+        plans = collections.plan_specs(
+            client, specs, recreate=args.recreate, prune_payload_indexes=args.prune_indexes
+        )
         moved = []
         if not args.dry_run:
             for plan in plans:

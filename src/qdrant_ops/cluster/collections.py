@@ -559,6 +559,46 @@ def apply_plan(client: ClusterClient, plan: Plan, *, timeout: int = 60) -> None:
         client.create_payload_index(plan.name, {"field_name": fname, "field_schema": _index_schema(index)})
 
 
+def plan_specs(
+    client: ClusterClient,
+    specs: list[dict],
+    *,
+    state: str = "present",
+    recreate: bool = False,
+    prune_payload_indexes: bool = False,
+) -> list[Plan]:
+    """Validate every declared collection, then plan each against the live cluster: a typo in the
+    third spec refuses before the first is changed."""
+    if state not in ("present", "absent"):
+        raise ConfigError(f"state {state!r} is unknown: use present or absent")
+    if state == "absent":
+        normalised = [{"name": _checked_name(spec.get("name"))} for spec in specs]
+    else:
+        peer_count, server_version = client.peer_count(), client.version()
+        normalised = [validate_spec(spec, peer_count=peer_count) for spec in specs]
+        for spec in normalised:
+            require_server_support(spec, server_version)
+    plans = [
+        plan_collection(
+            spec,
+            client.collection_info(spec["name"]),
+            state=state,
+            recreate=recreate,
+            prune_payload_indexes=prune_payload_indexes,
+        )
+        for spec in normalised
+    ]
+    for plan in plans:
+        require_applicable(plan)
+    return plans
+
+
+def _checked_name(name) -> str:
+    if not isinstance(name, str) or not NAME_PATTERN.match(name):
+        raise ConfigError(f"collection name {name!r} is invalid")
+    return name
+
+
 def ensure_collection(
     client: ClusterClient,
     spec: dict,
@@ -569,24 +609,9 @@ def ensure_collection(
     check_mode: bool = False,
 ) -> Plan:
     """Validate, plan and (unless check_mode) apply one declared collection."""
-    if state not in ("present", "absent"):
-        raise ConfigError(f"state {state!r} is unknown: use present or absent")
-    if state == "absent":
-        name = spec.get("name")
-        if not isinstance(name, str) or not NAME_PATTERN.match(name):
-            raise ConfigError(f"collection name {name!r} is invalid")
-        normalised = {"name": name}
-    else:
-        normalised = validate_spec(spec, peer_count=client.peer_count())
-        require_server_support(normalised, client.version())
-    plan = plan_collection(
-        normalised,
-        client.collection_info(normalised["name"]),
-        state=state,
-        recreate=recreate,
-        prune_payload_indexes=prune_payload_indexes,
+    (plan,) = plan_specs(
+        client, [spec], state=state, recreate=recreate, prune_payload_indexes=prune_payload_indexes
     )
-    require_applicable(plan)
     if plan.changed and not check_mode:
         apply_plan(client, plan)
     return plan
