@@ -10,7 +10,7 @@ import hmac
 # restart and `qdrant-ops cluster status` never disagree (the controller's venv has qdrant_ops).
 from ansible.module_utils.parsing.convert_bool import boolean
 
-from qdrant_ops.cluster.health import HEALTHY_REPLICA_STATES
+from qdrant_ops.cluster.health import shard_placement, unhealthy_replicas
 from qdrant_ops.cluster.standby import scoped_token
 
 
@@ -25,12 +25,9 @@ def qdrant_unhealthy_replicas(results) -> list[str]:
         if result.get("status") != 200 or not body:
             problems.append(f"{name}: HTTP {result.get('status', 'no answer')}")
             continue
-        replicas = [(s["shard_id"], body.get("peer_id"), s["state"]) for s in body.get("local_shards", [])]
-        replicas += [(s["shard_id"], s["peer_id"], s["state"]) for s in body.get("remote_shards", [])]
         bad = [
-            f"shard {shard} on peer {peer} {state}"
-            for shard, peer, state in replicas
-            if state not in HEALTHY_REPLICA_STATES
+            f"shard {r['shard_id']} on peer {r['peer_id']} {r['state']}"
+            for r in unhealthy_replicas(shard_placement({"peer_id": None, **body}))
         ]
         if bad:
             problems.append(f"{name}: {', '.join(bad)}")
