@@ -74,7 +74,8 @@ def source(qdrant_binary, tmp_path_factory, s3_server):
 
 def restore_into(cluster: LocalQdrantCluster, settings, s3_client, staging, **options) -> dict:
     with client_of(cluster) as client:
-        report = restore.restore(client, s3_client, settings, cluster.urls, staging, **options)
+        chosen = restore.RestoreOptions(nodes=tuple(cluster.urls), staging_dir=staging, **options)
+        report = restore.restore(client, s3_client, settings, chosen)
         assert report["problems"] == []
         assert client.count_points("vectors") == POINTS
         assert placement_problems(client, "vectors") == []
@@ -130,6 +131,7 @@ def test_damaged_object_refused_and_cluster_untouched(source, qdrant_binary, tmp
         client_of(new) as client,
     ):
         with pytest.raises(restore.RestoreError, match="checksum mismatch"):
-            restore.restore(client, s3_client, settings, new.urls, tmp_path / "staging")
+            chosen = restore.RestoreOptions(nodes=tuple(new.urls), staging_dir=tmp_path / "staging")
+            restore.restore(client, s3_client, settings, chosen)
         assert client.collection_names() == []
     assert list((tmp_path / "staging").rglob("*.snapshot*")) == []
