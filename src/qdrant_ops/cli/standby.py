@@ -48,6 +48,19 @@ def cmd_standby_init(args: argparse.Namespace) -> int:
     return 0
 
 
+def _record_run(args: argparse.Namespace, *, success: bool, duration: float) -> None:
+    """The sync job's run metrics (last run, success, failures in a row) with --metrics-dir."""
+    if args.metrics_dir:
+        metrics.write_run_metrics(
+            args.metrics_dir,
+            "standby_sync",
+            args.cluster,
+            success=success,
+            finished=time.time(),
+            duration=duration,
+        )
+
+
 def cmd_standby_sync(args: argparse.Namespace) -> int:
     primary, target, keys = _standby_clients(args)
     busy = standby.SyncBusy(args.metrics_dir, args.cluster, args.wait_timeout) if args.metrics_dir else None
@@ -73,26 +86,11 @@ def cmd_standby_sync(args: argparse.Namespace) -> int:
                 log=log,
             )
     except BaseException:
-        if args.metrics_dir:
-            metrics.write_run_metrics(
-                args.metrics_dir,
-                "standby_sync",
-                args.cluster,
-                success=False,
-                finished=time.time(),
-                duration=time.monotonic() - started,
-            )
+        _record_run(args, success=False, duration=time.monotonic() - started)
         raise
     if args.metrics_dir:
         standby.write_synced_metrics(args.metrics_dir, args.cluster, report["collections"])
-        metrics.write_run_metrics(
-            args.metrics_dir,
-            "standby_sync",
-            args.cluster,
-            success=True,
-            finished=time.time(),
-            duration=report["seconds"],
-        )
+    _record_run(args, success=True, duration=report["seconds"])
     rows = [
         [
             name,
