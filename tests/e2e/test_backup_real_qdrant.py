@@ -21,7 +21,7 @@ def test_complete_set_with_exact_counts(qdrant_cluster, s3_server, s3_client, s3
         part = backup_every_node(client, qdrant_cluster.urls, settings, s3_client, "20261124T000000Z")
         assert part["set_status"] == "unsealed"  # every part in; backup_every_node then sealed it
 
-        manifest = catalog.set_manifest(s3_client, settings, "20261124T000000Z")
+        manifest = catalog.set_manifest(s3_client, settings, "20261124T000000Z").to_dict()
         assert manifest["status"] == "complete", manifest["problems"]
         cities = manifest["collections"]["cities"]
         assert cities["points_exact"] == POINTS

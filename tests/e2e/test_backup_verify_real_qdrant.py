@@ -120,7 +120,7 @@ def test_a_set_that_does_not_match_its_manifest_fails_the_drill(backed_up, qdran
         s3_client.put_object(Bucket=bucket, Key=key, Body=json.dumps(seal).encode())
     assert sampled_id is not None, f"no seal among {keys}"
     try:
-        assert catalog.set_manifest(s3_client, settings, BACKUP_ID)["status"] == "complete"
+        assert catalog.set_manifest(s3_client, settings, BACKUP_ID).status == "complete"
         config = config_file(tmp_path, s3_server, bucket)
         result = drill(config, "--qdrant-binary", qdrant_binary, "--workdir", str(tmp_path / "scratch"))
     finally:

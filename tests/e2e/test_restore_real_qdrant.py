@@ -51,7 +51,7 @@ def source(qdrant_binary, tmp_path_factory, s3_server):
             fill_vectors(client, cluster, POINTS)
             started = time.monotonic()
             backup_every_node(client, cluster.urls, settings, s3_client, BACKUP_ID)
-            manifest = catalog.set_manifest(s3_client, settings, BACKUP_ID)
+            manifest = catalog.set_manifest(s3_client, settings, BACKUP_ID).to_dict()  # as --json shows it
             # One node forges a newer set, complete by its own part alone (issue 33, reproduction 1):
             # every default restore below must still bring back the sealed set, point for point.
             node = manifest["collections"]["vectors"]["shards"]["0"]["node"]
@@ -65,7 +65,7 @@ def source(qdrant_binary, tmp_path_factory, s3_server):
                 genuine_id=BACKUP_ID,
                 forged_id=FORGED_ID,
             )
-            assert catalog.set_manifest(s3_client, settings, FORGED_ID)["status"] == "unsealed"
+            assert catalog.set_manifest(s3_client, settings, FORGED_ID).status == "unsealed"
             print(
                 f"\nbackup of {POINTS} x 384: {manifest['bytes']} bytes in {time.monotonic() - started:.1f}s"
             )

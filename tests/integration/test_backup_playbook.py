@@ -54,7 +54,7 @@ def test_one_failing_node_fails_the_run_and_leaves_an_incomplete_set(run, stub_n
     assert "backup 20261124T120000Z is incomplete: " in result.stdout
     assert "node peer-1001: attempt 2026" in result.stdout and "failed: " in result.stdout
     manifest = catalog.set_manifest(s3_client, settings, "20261124T120000Z")
-    assert manifest["status"] == "incomplete"
+    assert manifest.status == "incomplete"
 
     stub_nodes[1].state.snapshot_create_error = None  # fixed: the re-run redoes only that node
     requests_before = [len(node.state.requests) for node in stub_nodes]
@@ -69,4 +69,4 @@ def test_one_failing_node_fails_the_run_and_leaves_an_incomplete_set(run, stub_n
         for node, before in zip(stub_nodes, requests_before, strict=True)
     ]
     assert created == [0, 3, 0]  # peer 1001's shards only: cities 1 and 4, places 1
-    assert catalog.set_manifest(s3_client, settings, "20261124T120000Z")["status"] == "complete"
+    assert catalog.set_manifest(s3_client, settings, "20261124T120000Z").status == "complete"

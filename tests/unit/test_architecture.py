@@ -157,3 +157,17 @@ def test_waits_share_one_deadline_rule():
         if isinstance(node, ast.Call) and ast.unparse(node.func) == "time.sleep"
     ]
     assert sleeping == []
+
+
+def test_manifests_are_read_through_their_type():
+    """A set's manifest is parsed and checked once (backup/manifest.py); nothing downstream
+    subscripts one or reads its keys with .get (issue 35)."""
+    raw = [
+        f"{module_name(path)}:{node.lineno} {ast.unparse(node)}"
+        for path in sorted(PACKAGE.rglob("*.py"))
+        if path.name != "manifest.py"
+        for node in ast.walk(ast.parse(path.read_text()))
+        if (isinstance(node, ast.Subscript) and ast.unparse(node.value).endswith("manifest"))
+        or (isinstance(node, ast.Call) and ast.unparse(node.func).endswith("manifest.get"))
+    ]
+    assert raw == []

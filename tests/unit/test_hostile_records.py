@@ -92,7 +92,7 @@ def test_the_genuine_set_seals_and_its_plan_names_each_node_s_objects():
         "problems": [],
     }
     manifest = restore.choose_set(s3, SETTINGS)
-    assert manifest["backup_id"] == GOOD and manifest["status"] == "complete"
+    assert manifest.backup_id == GOOD and manifest.status == "complete"
     snaps = restore.snapshots_of(manifest, LAYOUT, "c")
     assert [(s.shard_id, s.peer_id) for s in snaps] == [(0, 1), (1, 2), (2, 3)]
 
@@ -141,7 +141,7 @@ def damaged_records(draw):
 
 def restore_plan(s3) -> list:
     manifest = restore.choose_set(s3, SETTINGS, DAMAGED, allow_unsealed=True)
-    return [restore.snapshots_of(manifest, LAYOUT, name) for name in manifest["collections"]]
+    return [restore.snapshots_of(manifest, LAYOUT, name) for name in manifest.collections]
 
 
 def readers(s3) -> dict:

@@ -5,6 +5,7 @@ real Qdrant: tests/e2e/test_restore_real_qdrant.py)."""
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 import urllib.parse
@@ -15,6 +16,7 @@ from hypothesis import strategies as st
 
 from qdrant_ops import redact
 from qdrant_ops.backup import model, restore
+from qdrant_ops.backup.manifest import Manifest, ManifestError
 
 BACKUP_ID = "20261124T000000Z"
 
@@ -23,20 +25,44 @@ BACKUP_ID = "20261124T000000Z"
 LAYOUT = model.Layout("qdrant-backups", "prod")
 
 
-def shard_manifest(**record_changes) -> dict:
+def raw_manifest(**record_changes) -> dict:
+    """A format 2 set as a seal stores it, one record changed."""
     shards = {
         str(s): {"peer_id": 7 + s % 3, "key": LAYOUT.shard_key(BACKUP_ID, "a", s, 7 + s % 3), "size": 10,
                  "sha256": "0" * 64}
         for s in range(4)
     }  # fmt: skip
     shards["1"].update(record_changes)
-    view = {"shards": shards, "config": {"params": {"replication_factor": 2}}}
-    return {"backup_id": BACKUP_ID, "format": 2, "qdrant_version": "1.18.3", "collections": {"a": view}}
+    view = {"shards": shards, "config": {"params": {"replication_factor": 2}}, "points_exact": 0,
+            "placement": [], "sample": []}  # fmt: skip
+    return {"backup_id": BACKUP_ID, "cluster": "prod", "status": "complete", "format": 2,
+            "qdrant_version": "1.18.3", "collections": {"a": view}}  # fmt: skip
+
+
+def shard_manifest(**record_changes) -> Manifest:
+    return Manifest.parse(raw_manifest(**record_changes))
+
+
+def plan_or_refusal(raw: dict, name: str):
+    """The restore plan of a manifest read from S3, or the error that refused it: when it was read
+    (a value of the wrong type or shape) or when it was held to the layout (a key not its own)."""
+    try:
+        return restore.snapshots_of(Manifest.parse(raw), LAYOUT, name)
+    except (ManifestError, restore.RestoreError) as exc:
+        return exc
 
 
 def test_snapshots_of_a_shard_set_follow_the_layout():
     snaps = restore.snapshots_of(shard_manifest(), LAYOUT, "a")
     assert [(s.shard_id, s.peer_id) for s in snaps] == [(0, 7), (1, 8), (2, 9), (3, 7)]
+
+
+def test_a_manifest_reads_back_as_it_was_written():
+    raw = raw_manifest()
+    manifest = Manifest.parse(raw)
+    assert Manifest.parse(manifest.to_dict()) == manifest
+    assert manifest.to_dict()["collections"]["a"]["shards"] == raw["collections"]["a"]["shards"]
+    assert manifest.bytes == 40 and not manifest.per_node and manifest.collections["a"].params
 
 
 @pytest.mark.parametrize(
@@ -46,22 +72,24 @@ def test_snapshots_of_a_shard_set_follow_the_layout():
         ({"key": "../../../victim"}, "tampered with"),
         ({"peer_id": 9}, "tampered with"),  # the key no longer fits the peer
         ({"sha256": "zz"}, "no valid sha256"),
-        ({"size": -1}, "not an unsigned 64-bit integer"),
+        ({"size": -1}, "size is -1, not an unsigned 64-bit integer"),
         ({"size": 2**64}, "not an unsigned 64-bit integer"),
-        ({"peer_id": "7"}, "not an unsigned 64-bit integer"),
+        ({"peer_id": "7"}, "peer id is '7', not an unsigned 64-bit integer"),
+        ({"node": "../n1"}, "node '../n1' is not valid"),
+        ({"attempt": "x"}, "attempt 'x' is not valid"),
     ],
 )
 def test_records_that_do_not_fit_the_layout_are_refused(changes, message):
-    with pytest.raises(restore.RestoreError, match=message):
-        restore.snapshots_of(shard_manifest(**changes), LAYOUT, "a")
+    refusal = plan_or_refusal(raw_manifest(**changes), "a")
+    assert isinstance(refusal, Exception) and re.search(message, str(refusal)), refusal
 
 
-@pytest.mark.parametrize("name", ["../x", "..", "a/b", ""])
+@pytest.mark.parametrize("name", ["../x", "..", "a/b", "", "ä"])
 def test_collection_names_from_s3_are_checked(name):
-    manifest = shard_manifest()
-    manifest["collections"][name] = manifest["collections"].pop("a")
-    with pytest.raises(restore.RestoreError, match="names a collection"):
-        restore.snapshots_of(manifest, LAYOUT, name)
+    raw = raw_manifest()
+    raw["collections"][name] = raw["collections"].pop("a")
+    with pytest.raises(ManifestError, match=r"collection name .* is not valid"):
+        Manifest.parse(raw)
 
 
 def test_every_replica_of_a_shard_receives_its_snapshot():
@@ -144,14 +172,13 @@ HOSTILE_VALUE = st.one_of(
     value=HOSTILE_VALUE,
 )
 def test_hostile_records_are_refused_or_follow_the_layout(tmp_path_factory, collection, shard, field, value):
-    manifest = shard_manifest(**{field: value})
-    view = manifest["collections"].pop("a")
+    raw = raw_manifest(**{field: value})
+    view = raw["collections"].pop("a")
     view["shards"][shard] = view["shards"].pop("1")
-    manifest["collections"][collection] = view
+    raw["collections"][collection] = view
     directory = tmp_path_factory.mktemp("staging")
-    try:
-        snaps = restore.snapshots_of(manifest, LAYOUT, collection)
-    except restore.RestoreError:
+    snaps = plan_or_refusal(raw, collection)
+    if isinstance(snaps, Exception):
         return  # refused before anything is written
     for index, snap in enumerate(snaps):
         # What passes is exactly the layout's key for its own set, and its file stays in the directory.

@@ -7,10 +7,19 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from dataclasses import replace
 
 import botocore.exceptions
 
 from qdrant_ops.backup import s3
+from qdrant_ops.backup.manifest import (
+    CollectionView,
+    Manifest,
+    ManifestError,
+    SnapshotRecord,
+    parse_peers,
+    parse_time,
+)
 from qdrant_ops.backup.model import (
     ATTEMPT_PATTERN,
     MANIFEST_FORMAT,
@@ -24,25 +33,26 @@ from qdrant_ops.backup.model import (
     iso_time,
     parse_iso_time,
 )
+from qdrant_ops.cluster.collections import NAME_PATTERN as COLLECTION_NAME
 from qdrant_ops.errors import ConfigError
 
 SEAL_FORMAT = 1
 
 
 # -- the set's manifest -----------------------------------------------------------------------------
-def object_problem(s3_client, bucket: str, record: dict) -> str | None:
+def object_problem(s3_client, bucket: str, record: SnapshotRecord) -> str | None:
     try:
-        head = s3_client.head_object(Bucket=bucket, Key=record["key"])
+        head = s3_client.head_object(Bucket=bucket, Key=record.key)
     except botocore.exceptions.ClientError:
-        return f"{record['key']} is missing"
-    if head["ContentLength"] != record["size"]:
-        return f"{record['key']} holds {head['ContentLength']} bytes, the part says {record['size']}"
-    if head.get("Metadata", {}).get("sha256", record["sha256"]) != record["sha256"]:
-        return f"{record['key']} has sha256 {head['Metadata']['sha256']}, the part says {record['sha256']}"
+        return f"{record.key} is missing"
+    if head["ContentLength"] != record.size:
+        return f"{record.key} holds {head['ContentLength']} bytes, the part says {record.size}"
+    if head.get("Metadata", {}).get("sha256", record.sha256) != record.sha256:
+        return f"{record.key} has sha256 {head['Metadata']['sha256']}, the part says {record.sha256}"
     return None
 
 
-def _shard_records(name: str, view: dict, ok: dict[int, dict], problems: list[str], check) -> dict:
+def _shard_records(name: str, view: dict, ok: dict[int, dict], problems: list[str]) -> dict:
     """Format 2: one snapshot of every shard of the collection, from whichever peer made it."""
     expected = sorted({replica["shard_id"] for replica in view["placement"]})
     shards: dict[str, dict] = {}
@@ -53,18 +63,15 @@ def _shard_records(name: str, view: dict, ok: dict[int, dict], problems: list[st
             problems.append(f"{name} shard {shard}: no snapshot (no Active replica, or its peer failed)")
             continue
         pid, record = min(made, key=lambda item: item[0])  # two sources after a placement change
-        problem = check(record)
-        if problem:
-            problems.append(problem)
         shards[str(shard)] = {"peer_id": pid, **{k: record[k] for k in ("key", "size", "sha256")}}
         if "node" in ok[pid]:  # formats 3 and 4: the key lies under the node's own prefix
             shards[str(shard)]["node"] = ok[pid]["node"]
-        if "attempt" in ok[pid]:  # format 4: in the attempt's folder
+        if ok[pid].get("format") == 4:  # in the attempt's folder
             shards[str(shard)]["attempt"] = ok[pid]["attempt"]
     return shards
 
 
-def _node_records(name: str, ok: dict[int, dict], problems: list[str], check) -> dict:
+def _node_records(name: str, ok: dict[int, dict], problems: list[str]) -> dict:
     """Format 1: one collection snapshot from every peer."""
     nodes: dict[str, dict] = {}
     for pid, part in ok.items():
@@ -72,20 +79,15 @@ def _node_records(name: str, ok: dict[int, dict], problems: list[str], check) ->
         if record is None:
             problems.append(f"peer {pid} has no snapshot of {name}")
             continue
-        problem = check(record)
-        if problem:
-            problems.append(problem)
         nodes[str(pid)] = {k: record[k] for k in ("key", "size", "sha256")}
     return nodes
 
 
-def manifest_records(manifest: dict, name: str) -> list[dict]:
-    """The snapshot objects of one collection in a set of either format."""
-    view = manifest["collections"][name]
-    return list((view.get("shards") or view.get("nodes") or {}).values())
+def object_problems(manifest: Manifest, check: Callable[[SnapshotRecord], str | None]) -> list[str]:
+    return [p for name in manifest.collections for r in manifest.records(name) if (p := check(r))]
 
 
-def build_manifest(parts: dict[int, dict], object_problem: Callable[[dict], str | None]) -> dict:
+def build_manifest(parts: dict[int, dict], check: Callable[[SnapshotRecord], str | None]) -> Manifest:
     """The set as its parts describe it. Complete only when every peer the nodes saw has a part
     that succeeded, every collection's snapshots are there, and their objects check out."""
     ok = {pid: part for pid, part in sorted(parts.items()) if part.get("status") == "ok"}
@@ -106,36 +108,35 @@ def build_manifest(parts: dict[int, dict], object_problem: Callable[[dict], str 
     collections: dict[str, dict] = {}
     for name, view in (reference.get("collections") or {}).items():
         if set_format >= 2:
-            collections[name] = {**view, "shards": _shard_records(name, view, ok, problems, object_problem)}
+            collections[name] = {**view, "shards": _shard_records(name, view, ok, problems)}
         else:
-            collections[name] = {**view, "nodes": _node_records(name, ok, problems, object_problem)}
+            collections[name] = {**view, "nodes": _node_records(name, ok, problems)}
     versions = sorted({part.get("qdrant_version") for part in parts.values() if part.get("qdrant_version")})
     if len(versions) > 1:
         problems.append(f"nodes run different Qdrant versions: {', '.join(versions)}")
     started = [part["started"] for part in parts.values() if part.get("started")]
     finished = [part["finished"] for part in parts.values() if part.get("finished")]
-    manifest = {
+    described = {
         "format": set_format,
         "backup_id": reference["backup_id"],
         "cluster": reference["cluster"],
-        "status": "complete" if not problems else "incomplete",
-        "problems": problems,
+        "status": "incomplete",
         "qdrant_version": versions[0] if versions else None,
         "peers": peers,
         "collections": collections,
         "started": min(started) if started else None,
         "finished": max(finished) if finished else None,
     }
-    manifest["bytes"] = sum(r["size"] for name in collections for r in manifest_records(manifest, name))
-    return manifest
+    try:  # the parts were checked one by one (_record_problem); this checks what they form together
+        manifest = Manifest.parse(described)
+    except ManifestError as exc:
+        return Manifest.damaged(reference["backup_id"], reference["cluster"], f"the parts disagree: {exc}")
+    problems += object_problems(manifest, check)
+    return manifest.with_problems(problems, "complete" if not problems else "incomplete")
 
 
 LEGACY_PART = re.compile(r"^parts/(\d{1,20})\.json$")  # formats 1 and 2
 NODE_PART = re.compile(r"^nodes/([^/]+)/part\.json$")  # format 3
-
-
-def _u64(value) -> bool:
-    return type(value) is int and 0 <= value < 2**64
 
 
 def _shape_problem(part: dict) -> str | None:
@@ -146,57 +147,21 @@ def _shape_problem(part: dict) -> str | None:
     version = part.get("qdrant_version")
     if version is not None and not (isinstance(version, str) and VERSION_PATTERN.match(version)):
         return f"Qdrant version {str(version)[:40]!r} is not X.Y.Z"
-    for field in ("started", "finished"):
-        value = part.get(field)
-        if value is not None and not (isinstance(value, str) and len(value) < 40 and _iso(value)):
-            return f"{field} is not an ISO time"
-    peers = part.get("peers", [])
-    if not isinstance(peers, list) or not all(
-        isinstance(p, dict) and _u64(p.get("id")) and isinstance(p.get("uri"), str) for p in peers
-    ):
-        return "peers is not a list of {id, uri}"
     views = part.get("collections", {})
     if not isinstance(views, dict):
         return "collections is not a mapping"
-    for name, view in views.items():
-        problem = _view_problem(view)
-        if problem:
-            return f"collection {str(name)[:60]!r}: {problem}"
+    try:  # the same checks as a manifest's, on what this part contributes to one
+        parse_time(part.get("started"), "started")
+        parse_time(part.get("finished"), "finished")
+        parse_peers(part.get("peers", []))
+        for name, view in views.items():
+            if not isinstance(name, str) or not COLLECTION_NAME.match(name):
+                raise ManifestError(f"collection name {str(name)[:60]!r} is not valid")
+            contributed = {**view, "shards": {}} if isinstance(view, dict) else view  # no records yet
+            CollectionView.parse(contributed, per_node=False, where=f"collection {name!r}")
+    except ManifestError as exc:
+        return str(exc)
     return None
-
-
-def _replica_ok(replica) -> bool:
-    return (
-        isinstance(replica, dict)
-        and _u64(replica.get("shard_id"))
-        and _u64(replica.get("peer_id"))
-        and isinstance(replica.get("state"), str)
-    )
-
-
-def _view_problem(view) -> str | None:
-    if not isinstance(view, dict) or not isinstance(view.get("config"), dict):
-        return "no config"
-    params = view["config"].get("params")
-    if not isinstance(params, dict) or not isinstance(view.get("payload_schema", {}), dict):
-        return "no config params or payload schema"
-    placement = view.get("placement")
-    if not isinstance(placement, list) or not all(_replica_ok(r) for r in placement):
-        return "placement is not a list of {shard_id, peer_id, state}"
-    sample = view.get("sample")
-    if not _u64(view.get("points_exact")) or not isinstance(sample, list):
-        return "points_exact or sample missing"
-    if not all(isinstance(p, dict) and (_u64(p.get("id")) or isinstance(p.get("id"), str)) for p in sample):
-        return "a sampled point has no id"
-    return None
-
-
-def _iso(text: str) -> bool:
-    try:
-        parse_iso_time(text)
-    except ValueError:
-        return False
-    return True
 
 
 def _record_problem(
@@ -231,10 +196,10 @@ def _record_problem(
         return "its snapshot records are not a mapping per collection"
     for collection, records in groups.items():
         for shard, record in records.items():
-            usable = isinstance(record, dict) and isinstance(record.get("key"), str)
-            usable = usable and isinstance(record.get("sha256"), str) and type(record.get("size")) is int
-            if not usable:
-                return "a snapshot record lacks a key, size or sha256"
+            try:
+                SnapshotRecord.parse(record, with_peer=False)
+            except ManifestError as exc:
+                return str(exc)
             own = node is None or _own_key(
                 layout,
                 backup_id,
@@ -292,21 +257,23 @@ def read_parts(s3_client, bucket: str, layout: Layout, backup_id: str, listed: l
     return parts
 
 
-def _listed_problem(listed: list[dict]) -> Callable[[dict], str | None]:
+def _listed_problem(listed: list[dict]) -> Callable[[SnapshotRecord], str | None]:
     """Check a snapshot record against a listing: present, and of the recorded size."""
     sizes = {item["Key"]: item["Size"] for item in listed}
 
-    def problem(record: dict) -> str | None:
-        if record["key"] not in sizes:
-            return f"{record['key']} is missing"
-        if sizes[record["key"]] != record["size"]:
-            return f"{record['key']} holds {sizes[record['key']]} bytes, the part says {record['size']}"
+    def problem(record: SnapshotRecord) -> str | None:
+        if record.key not in sizes:
+            return f"{record.key} is missing"
+        if sizes[record.key] != record.size:
+            return f"{record.key} holds {sizes[record.key]} bytes, the part says {record.size}"
         return None
 
     return problem
 
 
-def _from_seal(seal: dict, layout: Layout, backup_id: str, check: Callable[[dict], str | None]) -> dict:
+def _from_seal(
+    seal: dict, layout: Layout, backup_id: str, check: Callable[[SnapshotRecord], str | None]
+) -> Manifest:
     """The manifest a seal froze, its objects checked again (they are written once, so a problem
     here means the bucket was changed by someone with more rights than a node)."""
     try:
@@ -315,29 +282,16 @@ def _from_seal(seal: dict, layout: Layout, backup_id: str, check: Callable[[dict
             layout.cluster,
         ):
             raise ValueError("it does not name this set and cluster in seal format 1")
-        manifest = dict(seal["manifest"])
-        if manifest.get("status") != "complete" or manifest.get("backup_id") != backup_id:
+        manifest = Manifest.parse(seal["manifest"])
+        if manifest.status != "complete" or manifest.backup_id != backup_id:
             raise ValueError("its manifest is not a complete manifest of this set")
-        problems = [
-            p for name in manifest["collections"] for r in manifest_records(manifest, name) if (p := check(r))
-        ]
-    except (KeyError, TypeError, ValueError, AttributeError) as exc:
-        problem = f"{layout.seal_key(backup_id)} is damaged: {exc}"
-        return {
-            "backup_id": backup_id,
-            "cluster": layout.cluster,
-            "status": "incomplete",
-            "peers": [],
-            "collections": {},
-            "started": None,
-            "problems": [problem],
-        }
+        problems = object_problems(manifest, check)
+    except (KeyError, TypeError, ValueError, AttributeError, ManifestError) as exc:
+        return Manifest.damaged(backup_id, layout.cluster, f"{layout.seal_key(backup_id)} is damaged: {exc}")
     sealed = {"at": seal.get("sealed_at"), "members": seal.get("members")}
-    return manifest | {
-        "status": "incomplete" if problems else "complete",
-        "problems": problems,
-        "sealed": sealed,
-    }
+    return replace(
+        manifest, status="incomplete" if problems else "complete", problems=tuple(problems), sealed=sealed
+    )
 
 
 def _manifest(
@@ -347,8 +301,8 @@ def _manifest(
     *,
     bucket: str,
     listed: list[dict],
-    check: Callable[[dict], str | None],
-) -> dict | None:
+    check: Callable[[SnapshotRecord], str | None],
+) -> Manifest | None:
     """The sealed manifest of a sealed set; else the one its parts describe, "unsealed" at best.
     None when the set has neither seal nor part record."""
     seal_key = layout.seal_key(backup_id)
@@ -362,10 +316,8 @@ def _manifest(
     if not parts:
         return None
     manifest = build_manifest(parts, check)
-    manifest["problems"] += failed_attempts(s3_client, bucket, layout.set_prefix(backup_id), listed)
-    if manifest["status"] == "complete":
-        manifest["status"] = "unsealed"
-    return manifest
+    problems = [*manifest.problems, *failed_attempts(s3_client, bucket, layout.set_prefix(backup_id), listed)]
+    return manifest.with_problems(problems, "unsealed" if manifest.status == "complete" else manifest.status)
 
 
 FAILED_ATTEMPT = re.compile(r"^nodes/([^/]+)/failed/([^/]+)\.json$")
@@ -391,7 +343,7 @@ def failed_attempts(s3_client, bucket: str, prefix: str, listed: list[dict]) -> 
     return notes
 
 
-def set_manifest(s3_client, settings: BackupSettings, backup_id: str, verify: bool = True) -> dict:
+def set_manifest(s3_client, settings: BackupSettings, backup_id: str, verify: bool = True) -> Manifest:
     """The set as its seal (or, unsealed, its part records) and the objects now in S3 describe it;
     with `verify` each object's size and recorded sha256 are read from S3, else its size from the
     listing."""
@@ -409,12 +361,9 @@ def set_manifest(s3_client, settings: BackupSettings, backup_id: str, verify: bo
 
 
 # -- listing and retention --------------------------------------------------------------------------
-def _started(manifest: dict | None):
-    """When a set without a time in its id started, if its records say so readably."""
-    try:
-        return parse_iso_time(manifest["started"]) if manifest and manifest.get("started") else None
-    except (TypeError, ValueError, AttributeError):
-        return None
+def _started(manifest: Manifest | None):
+    """When a set without a time in its id started, if its records say so (checked when parsed)."""
+    return parse_iso_time(manifest.started) if manifest and manifest.started else None
 
 
 def list_sets(s3_client, settings: BackupSettings) -> list[dict]:
@@ -436,17 +385,18 @@ def list_sets(s3_client, settings: BackupSettings) -> list[dict]:
             )
         uploaded = min(item["LastModified"] for item in items)
         when = id_time(backup_id) or _started(manifest) or uploaded
+        none_written = ["no part record: no node wrote its part"]
         sets.append(
             {
                 "backup_id": backup_id,
                 "time": iso_time(when),
                 "uploaded": iso_time(uploaded),  # S3's clock, not a node's: retention's age of unsealed sets
-                "status": manifest["status"] if manifest else "incomplete",
-                "collections": sorted(manifest["collections"]) if manifest else [],
-                "peers": len(manifest["peers"]) if manifest else 0,
+                "status": manifest.status if manifest else "incomplete",
+                "collections": sorted(manifest.collections) if manifest else [],
+                "peers": len(manifest.peers) if manifest else 0,
                 "bytes": sum(item["Size"] for item in items),
                 "objects": len(items),
-                "problems": manifest["problems"] if manifest else ["no part record: no node wrote its part"],
+                "problems": list(manifest.problems) if manifest else none_written,
             }
         )
     return sorted(sets, key=lambda s: (s["time"], s["backup_id"]), reverse=True)

@@ -260,7 +260,7 @@ def run_node_backup(
         raise
     part.update(status="ok", finished=iso_time(now()))
     s3.put_json(s3_client, settings.s3.bucket, part_key, part)
-    part["set_status"] = set_manifest(s3_client, settings, backup_id)["status"]
+    part["set_status"] = set_manifest(s3_client, settings, backup_id).status
     return part
 
 
@@ -359,5 +359,5 @@ def _kept_part(
             f"{', '.join(sorted(covered))}, not {', '.join(sorted(wanted - covered))}: "
             "use another backup id"
         )
-    status = set_manifest(s3_client, settings, done["backup_id"])["status"]
+    status = set_manifest(s3_client, settings, done["backup_id"]).status
     return {**done, "skipped": True, "set_status": status}

@@ -40,7 +40,6 @@ from __future__ import annotations
 import hashlib
 import math
 import os
-import re
 import shutil
 import tempfile
 import threading
@@ -53,9 +52,9 @@ from pathlib import Path
 from boto3.s3.transfer import TransferConfig
 
 from qdrant_ops.backup import catalog, model, node_part, s3
+from qdrant_ops.backup.manifest import CollectionView, Manifest
 from qdrant_ops.client import ClusterClient, QdrantApiError
 from qdrant_ops.cluster import rebalance
-from qdrant_ops.cluster.collections import NAME_PATTERN as COLLECTION_NAME
 from qdrant_ops.cluster.collections import apply_plan, describe, plan_collection
 from qdrant_ops.cluster.health import shard_placement, unhealthy_replicas
 from qdrant_ops.cluster.points import get_points
@@ -69,7 +68,6 @@ PRIORITY = "snapshot"  # format 1: each node's part wins over what the cluster h
 # Format 2: every replica of a new collection receives the same shard snapshot; no_sync activates
 # each without marking the others Dead, so no transfer starts (docs/qdrant-behaviour.md §7).
 SHARD_PRIORITY = "no_sync"
-SHA256_PATTERN = re.compile(r"^[0-9a-f]{64}$")
 FREE_SPACE_MARGIN = 1.05
 FETCH_BY = ("nodes", "restorer")
 # A node starts its GET as soon as it is asked, so each URL is made when its recovery starts (after
@@ -128,86 +126,50 @@ def choose_set(
             )
         backup_id = complete[0]["backup_id"]
     manifest = catalog.set_manifest(s3_client, settings, backup_id, verify=True)
-    if manifest["status"] == "unsealed" and not allow_unsealed:
+    if manifest.status == "unsealed" and not allow_unsealed:
         raise RestoreError(
             f"backup {backup_id} is not sealed: nothing was restored; seal it (`qdrant-ops backup seal`) "
             "or, knowing that its part records alone then decide what comes back, pass --allow-unsealed"
         )
-    if manifest["status"] not in ("complete", "unsealed"):
+    if manifest.status not in ("complete", "unsealed"):
         raise RestoreError(
-            f"backup {backup_id} is incomplete ({'; '.join(manifest['problems'])}): nothing was restored; "
+            f"backup {backup_id} is incomplete ({'; '.join(manifest.problems)}): nothing was restored; "
             "choose a complete set (`qdrant-ops backup list`)"
         )
-    if manifest.get("backup_id") != backup_id:
+    if manifest.backup_id != backup_id:
         raise RestoreError(
-            f"the part records under backup {backup_id} name backup {manifest.get('backup_id')!r}: the set "
+            f"the part records under backup {backup_id} name backup {manifest.backup_id!r}: the set "
             "was tampered with or copied; nothing was restored"
         )
     return manifest
 
 
-def _int(value, what: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**64:
-        raise RestoreError(f"{what} is {value!r}, not an unsigned 64-bit integer: the set is damaged")
-    return value
-
-
-def _id(text) -> int:
-    """A shard or peer id from a manifest key: ASCII digits only (else -1, refused by _int)."""
-    return int(text) if isinstance(text, str) and text.isascii() and text.isdigit() else -1
-
-
-def _attempt(record: dict) -> bool:
-    """Format 4 records name their attempt's folder; format 3 records name none."""
-    attempt = record.get("attempt")
-    return attempt is None or (isinstance(attempt, str) and bool(model.ATTEMPT_PATTERN.fullmatch(attempt)))
-
-
-def snapshots_of(manifest: dict, layout: model.Layout, name: str) -> list[Snapshot]:
-    """The collection's objects, each checked against the set's layout: names and keys read from S3
-    are not trusted to build local paths or requests."""
-    if not isinstance(name, str) or not COLLECTION_NAME.fullmatch(name) or name in (".", ".."):
-        raise RestoreError(f"backup {manifest['backup_id']} names a collection {name!r} that no backup makes")
-    view = manifest["collections"][name]
-    sharded = "shards" in view
-    records = view["shards"] if sharded else view.get("nodes")
-    if not isinstance(records, dict) or not all(isinstance(r, dict) for r in records.values()):
-        raise RestoreError(
-            f"backup {manifest['backup_id']}: {name} has no valid snapshot records: the set is damaged"
-        )
+def snapshots_of(manifest: Manifest, layout: model.Layout, name: str) -> list[Snapshot]:
+    """The collection's objects, each held to the set's layout: the manifest's types were checked
+    when it was read, and a record may still name another object than its own (a sealed set whose
+    seal was rewritten by someone with more rights than a node)."""
+    if name not in manifest.collections:
+        raise RestoreError(f"backup {manifest.backup_id} has no collection {name!r}")
     result = []
-    for number, record in records.items():
-        shard_id = _int(_id(number), f"{name}: shard id {number!r}") if sharded else None
-        peer = _int(record.get("peer_id") if sharded else _id(number), f"{name}: peer id")
-        node = record.get("node")
+    for number, record in manifest.collections[name].records.items():
+        peer, shard_id = (number, None) if manifest.per_node else (record.peer_id, number)
         if shard_id is None:
-            expected = layout.snapshot_key(manifest["backup_id"], name, peer)
-        elif node is None:
-            expected = layout.shard_key(manifest["backup_id"], name, shard_id, peer)
-        elif isinstance(node, str) and model.NAME_PATTERN.fullmatch(node) and _attempt(record):
-            expected = layout.node_shard_key(
-                manifest["backup_id"], node, name, shard_id, record.get("attempt")
-            )
+            expected = layout.snapshot_key(manifest.backup_id, name, peer)
+        elif record.node is None:
+            expected = layout.shard_key(manifest.backup_id, name, shard_id, peer)
         else:
+            expected = layout.node_shard_key(manifest.backup_id, record.node, name, shard_id, record.attempt)
+        if record.key != expected:
             raise RestoreError(
-                f"backup {manifest['backup_id']}: {name} names node {node!r}: the set is damaged"
-            )
-        if record.get("key") != expected:
-            raise RestoreError(
-                f"backup {manifest['backup_id']}: {name} names object {record.get('key')!r} where the "
+                f"backup {manifest.backup_id}: {name} names object {record.key!r} where the "
                 f"layout has {expected!r}: the part record was tampered with; nothing was restored"
             )
-        if not isinstance(record.get("sha256"), str) or not SHA256_PATTERN.fullmatch(record["sha256"]):
-            raise RestoreError(
-                f"backup {manifest['backup_id']}: {expected} has no valid sha256: the set is damaged"
-            )
-        size = _int(record.get("size"), f"{expected}: size")
-        result.append(Snapshot(name, expected, size, record["sha256"], peer, shard_id))
+        result.append(Snapshot(name, expected, record.size, record.sha256, peer, shard_id))
     return sorted(result, key=lambda snap: (snap.shard_id or 0, snap.peer_id))
 
 
 def check_restorable(
-    manifest: dict,
+    manifest: Manifest,
     *,
     collections: Sequence[str],
     existing: Sequence[str],
@@ -217,18 +179,19 @@ def check_restorable(
     single_copy: bool = False,
 ) -> None:
     """Every refusal that needs no download, so nothing is touched before the plan is possible."""
-    available = sorted(manifest["collections"])
+    available = sorted(manifest.collections)
     unknown = sorted(set(collections) - set(available))
     if unknown:
         raise RestoreError(
-            f"backup {manifest['backup_id']} has no collection {', '.join(unknown)}; "
+            f"backup {manifest.backup_id} has no collection {', '.join(unknown)}; "
             f"it holds {', '.join(available)}"
         )
-    if target_version is not None and minor(target_version) != minor(manifest["qdrant_version"]):
+    made_by = manifest.qdrant_version
+    if target_version is not None and (made_by is None or minor(target_version) != minor(made_by)):
         raise RestoreError(
-            f"backup {manifest['backup_id']} was made by Qdrant {manifest['qdrant_version']} but the target "
+            f"backup {manifest.backup_id} was made by Qdrant {made_by} but the target "
             f"runs {target_version}: snapshots restore only into the same minor version "
-            f"({minor(manifest['qdrant_version'])}.x); install that version first"
+            f"({minor(made_by) if made_by else 'unknown'}.x); install that version first"
         )
     clashing = sorted(set(collections) & set(existing))
     if clashing and not overwrite:
@@ -236,10 +199,10 @@ def check_restorable(
             f"collection(s) {', '.join(clashing)} already exist on the target: pass overwrite to replace "
             "them, or restore other collections"
         )
-    if manifest.get("format", 1) < 2:
+    if manifest.per_node:
         return
     for name in collections:
-        params = manifest["collections"][name]["config"]["params"]
+        params = manifest.collections[name].params
         if params.get("sharding_method") == "custom":
             raise RestoreError(
                 f"{name} uses custom sharding: its shard keys are not recreated by this restore; "
@@ -500,16 +463,16 @@ def _wait_everywhere(
     return shard_placement(views[0])
 
 
-def verify_restore(client: ClusterClient, manifest: dict, collections: Sequence[str]) -> list[str]:
+def verify_restore(client: ClusterClient, manifest: Manifest, collections: Sequence[str]) -> list[str]:
     """Differences between the cluster now and the manifest: exact counts, sampled points."""
     problems = []
     for name in collections:
-        expected = manifest["collections"][name]
+        expected = manifest.collections[name]
         count = client.count_points(name)
-        if count != expected["points_exact"]:
-            problems.append(f"{name}: {count} points, the backup has {expected['points_exact']}")
-        points = get_points(client, name, [sample["id"] for sample in expected["sample"]])
-        for sample in expected["sample"]:
+        if count != expected.points_exact:
+            problems.append(f"{name}: {count} points, the backup has {expected.points_exact}")
+        points = get_points(client, name, [sample["id"] for sample in expected.sample])
+        for sample in expected.sample:
             point = points.get(sample["id"])
             if point is None:
                 problems.append(f"{name}: sampled point {sample['id']} is missing")
@@ -546,8 +509,8 @@ def _peer_urls(client: ClusterClient, nodes: Sequence[str], placement: list[dict
     return urls
 
 
-def _create(client: ClusterClient, name: str, view: dict, single_copy: bool = False) -> None:
-    spec = describe({"config": view["config"], "payload_schema": view["payload_schema"]}, name)
+def _create(client: ClusterClient, name: str, view: CollectionView, single_copy: bool = False) -> None:
+    spec = describe({"config": view.config, "payload_schema": view.payload_schema}, name)
     if single_copy:  # a restore drill's scratch node: one replica of every shard
         spec.update(replication_factor=1, write_consistency_factor=1)
     apply_plan(client, plan_collection(spec, None))
@@ -698,7 +661,11 @@ def _recover_all(
 
 
 def _plan(
-    client: ClusterClient, manifest: dict, layout: model.Layout, chosen: list[str], options: RestoreOptions
+    client: ClusterClient,
+    manifest: Manifest,
+    layout: model.Layout,
+    chosen: list[str],
+    options: RestoreOptions,
 ) -> tuple[list[Snapshot], dict]:
     """Every check that needs no download, then which snapshot goes where."""
     existing = client.collection_names()
@@ -712,7 +679,7 @@ def _plan(
         single_copy=options.single_copy,
     )
     snapshots = [snap for name in chosen for snap in snapshots_of(manifest, layout, name)]
-    if manifest.get("format", 1) < 2:
+    if manifest.per_node:
         snapshots = plan_nodes(snapshots, list(options.nodes), options.peer_map)
     elif options.peer_map:
         raise RestoreError(
@@ -722,11 +689,11 @@ def _plan(
 
 
 def _plan_report(
-    manifest: dict, chosen: list[str], existing: list[str], snapshots: list[Snapshot], dry_run: bool
+    manifest: Manifest, chosen: list[str], existing: list[str], snapshots: list[Snapshot], dry_run: bool
 ) -> dict:
     return {
-        "backup_id": manifest["backup_id"],
-        "format": manifest.get("format", 1),
+        "backup_id": manifest.backup_id,
+        "format": manifest.format,
         "collections": chosen,
         "replace": sorted(set(chosen) & set(existing)),
         "plan": [
@@ -746,7 +713,7 @@ def _plan_report(
 
 def _recover_shards(
     client: ClusterClient,
-    manifest: dict,
+    manifest: Manifest,
     chosen: list[str],
     snapshots: list[Snapshot],
     *,
@@ -760,7 +727,7 @@ def _recover_shards(
     todo, created, nodes = [], [], list(options.nodes)
     try:
         for name in chosen:
-            _create(client, name, manifest["collections"][name], options.single_copy)
+            _create(client, name, manifest.collections[name], options.single_copy)
             created.append(name)
             placement = _wait_everywhere(client, name, nodes, options.timeout)
             mine = [s for s in snapshots if s.collection == name]
@@ -798,7 +765,7 @@ def _recover_node_parts(
 
 def _recover(
     client: ClusterClient,
-    manifest: dict,
+    manifest: Manifest,
     chosen: list[str],
     snapshots: list[Snapshot],
     *,
@@ -809,12 +776,12 @@ def _recover(
 ) -> None:
     """Recover every snapshot as its source is ready, until every replica is Active. A collection
     is replaced, and a format 1 set recovered, only once every object of the set has checked out."""
-    if replace or manifest.get("format", 1) < 2:
+    if replace or manifest.per_node:
         sources.wait_all()
         _replace(client, replace, log)
     nodes, timeout = list(options.nodes), options.timeout
     try:
-        if manifest.get("format", 1) < 2:
+        if manifest.per_node:
             _recover_node_parts(client, snapshots, sources, nodes, timeout=timeout, log=log)
             return
         _recover_shards(client, manifest, chosen, snapshots, sources=sources, options=options, log=log)
@@ -827,7 +794,7 @@ def _recover(
         raise RestoreError(
             f"{exc}. The overwrite had deleted the existing {', '.join(replace)} before: they stay gone "
             f"until a restore succeeds; once the cause is fixed run `qdrant-ops restore --backup-id "
-            f"{manifest['backup_id']} {again}` with the same --config and --url options"
+            f"{manifest.backup_id} {again}` with the same --config and --url options"
         ) from exc
 
 
@@ -838,7 +805,7 @@ def _replace(client: ClusterClient, names: list[str], log) -> None:
 
 
 def _balance_and_verify(
-    client: ClusterClient, manifest: dict, chosen: list[str], timeout: float, log
+    client: ClusterClient, manifest: Manifest, chosen: list[str], timeout: float, log
 ) -> list[str]:
     if unbalanced(client, chosen):
         log("placement uneven after the restore: moving replicas (rebalance)")
@@ -861,7 +828,7 @@ def restore(
     with nothing changed for every refusal."""
     started = time.monotonic()
     manifest = choose_set(s3_client, settings, options.backup_id, allow_unsealed=options.allow_unsealed)
-    chosen = sorted(options.collections) if options.collections else sorted(manifest["collections"])
+    chosen = sorted(options.collections) if options.collections else sorted(manifest.collections)
     snapshots, report = _plan(client, manifest, settings.layout, chosen, options)
     report["fetch_by"] = _fetcher(report, options.fetch_by, log)
     if options.dry_run:
@@ -881,7 +848,7 @@ def restore(
     report["seconds"] = round(time.monotonic() - started, 3)
     if report["problems"]:
         raise RestoreError(
-            f"restore of {manifest['backup_id']} differs from the backup: {'; '.join(report['problems'])}"
+            f"restore of {manifest.backup_id} differs from the backup: {'; '.join(report['problems'])}"
         )
     return report
 
@@ -891,7 +858,7 @@ def _execute(
     s3_client,
     settings: model.BackupSettings,
     *,
-    manifest: dict,
+    manifest: Manifest,
     chosen: list[str],
     snapshots: list[Snapshot],
     plan: dict,
@@ -901,7 +868,7 @@ def _execute(
     """The planned restore: sources, recoveries, balance, checks; the staging directory is removed
     whatever happens. Returns the problems found and how long the downloads and recoveries took."""
     started = time.monotonic()
-    directory = staging_path(options.staging_dir, manifest["backup_id"])
+    directory = staging_path(options.staging_dir, manifest.backup_id)
     downloads = ThreadPoolExecutor(max_workers=1, thread_name_prefix="restore-download")
     downloaded: list[float] = []
     try:

@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 
 from qdrant_ops.backup import catalog, s3
+from qdrant_ops.backup.manifest import Manifest
 from qdrant_ops.backup.model import (
     CLOCK_SKEW_SECONDS,
     NAME_PATTERN,
@@ -67,11 +68,11 @@ def _agreement_problems(ok: dict[int, dict]) -> list[str]:
 
 
 def seal_problems(
-    parts: dict[int, dict], manifest: dict, members: tuple[str, ...], now: datetime
+    parts: dict[int, dict], manifest: Manifest, members: tuple[str, ...], now: datetime
 ) -> list[str]:
     """Why the set may not be sealed (empty: it may)."""
-    problems = list(manifest["problems"])
-    backup_id = manifest["backup_id"]
+    problems = list(manifest.problems)
+    backup_id = manifest.backup_id
     when = id_time(backup_id)
     if when is None:
         problems.append(
@@ -80,7 +81,7 @@ def seal_problems(
     elif when > now + timedelta(seconds=CLOCK_SKEW_SECONDS):
         problems.append(f"set id {backup_id} lies in the future: refused")
     ok = {pid: part for pid, part in parts.items() if part.get("status") == "ok"}
-    if manifest["format"] >= 3:
+    if manifest.format >= 3:
         names = [part.get("node") for part in ok.values()]
         missing = sorted(set(members) - set(names))
         strangers = sorted({str(n) for n in names} - set(members))
@@ -88,9 +89,9 @@ def seal_problems(
             problems.append(f"no part from member node(s) {', '.join(missing)}")
         if strangers:
             problems.append(f"parts from node(s) that are not members: {', '.join(strangers)}")
-        if len(manifest["peers"]) != len(members):
+        if len(manifest.peers) != len(members):
             problems.append(
-                f"the parts name {len(manifest['peers'])} peer(s), the cluster has {len(members)} node(s)"
+                f"the parts name {len(manifest.peers)} peer(s), the cluster has {len(members)} node(s)"
             )
     return problems + _agreement_problems(ok)
 
@@ -117,7 +118,7 @@ def seal_set(
         "cluster": settings.cluster,
         "sealed_at": iso_time(now),
         "members": list(members),
-        "manifest": manifest,
+        "manifest": manifest.to_dict(),
     }
     try:
         s3.put_json(s3_client, bucket, layout.seal_key(backup_id), seal)  # written once

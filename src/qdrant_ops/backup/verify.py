@@ -30,7 +30,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from qdrant_ops.backup import catalog, model, restore
+from qdrant_ops.backup import model, restore
+from qdrant_ops.backup.manifest import Manifest
 from qdrant_ops.client import ClusterClient
 from qdrant_ops.errors import QdrantOpsError
 from qdrant_ops.polling import wait_until
@@ -243,11 +244,8 @@ def _raise_on_sigterm():
         return None
 
 
-def collection_bytes(manifest: dict) -> dict[str, int]:
-    return {
-        name: sum(record["size"] for record in catalog.manifest_records(manifest, name))
-        for name in manifest["collections"]
-    }
+def collection_bytes(manifest: Manifest) -> dict[str, int]:
+    return {name: sum(record.size for record in manifest.records(name)) for name in manifest.collections}
 
 
 def plan_rounds(sizes: dict[str, int], free: int, where: Path) -> list[list[str]]:
@@ -286,24 +284,29 @@ def versioned_binary(template: str, version: object) -> str:
     return path
 
 
-def check_drill(manifest: dict, binary: str, collections: Sequence[str]) -> tuple[str, str, dict[str, int]]:
+def check_drill(
+    manifest: Manifest, binary: str, collections: Sequence[str]
+) -> tuple[str, str, dict[str, int]]:
     """Every refusal before anything starts: (binary, its version, bytes per collection to verify)."""
-    if manifest.get("format", 1) < 2:
+    if manifest.per_node:
         raise VerifyError(
-            f"backup {manifest['backup_id']} is a format 1 set (a snapshot per node): it restores only onto "
+            f"backup {manifest.backup_id} is a format 1 set (a snapshot per node): it restores only onto "
             "as many nodes as it has parts, not onto one scratch node; verify a newer set"
         )
-    binary = versioned_binary(binary, manifest["qdrant_version"])
+    made_by = manifest.qdrant_version
+    if made_by is None:
+        raise VerifyError(f"backup {manifest.backup_id} names no Qdrant version: verify another")
+    binary = versioned_binary(binary, made_by)
     version = binary_version(binary)
-    if restore.minor(version) != restore.minor(manifest["qdrant_version"]):
+    if restore.minor(version) != restore.minor(made_by):
         raise VerifyError(
-            f"backup {manifest['backup_id']} was made by Qdrant {manifest['qdrant_version']} but {binary} is "
+            f"backup {manifest.backup_id} was made by Qdrant {made_by} but {binary} is "
             f"{version}: a set restores only into its own minor version; install "
-            f"{restore.minor(manifest['qdrant_version'])}.x on this host and pass --qdrant-binary"
+            f"{restore.minor(made_by)}.x on this host and pass --qdrant-binary"
         )
-    unknown = sorted(set(collections) - set(manifest["collections"]))
+    unknown = sorted(set(collections) - set(manifest.collections))
     if unknown:
-        raise VerifyError(f"backup {manifest['backup_id']} has no collection {', '.join(unknown)}")
+        raise VerifyError(f"backup {manifest.backup_id} has no collection {', '.join(unknown)}")
     sizes = {
         name: size
         for name, size in collection_bytes(manifest).items()
@@ -335,7 +338,7 @@ def verify_set(
     rounds = plan_rounds(sizes, shutil.disk_usage(base).free, base)
     scratch_dir = Path(tempfile.mkdtemp(prefix="qdrant-ops-verify-", dir=base))
     report = {
-        "backup_id": manifest["backup_id"],
+        "backup_id": manifest.backup_id,
         "qdrant_version": version,
         "collections": {},
         "rounds": len(rounds),
@@ -346,7 +349,7 @@ def verify_set(
         ClusterClient([scratch.url], scratch.api_key, retries=3, backoff=0.5, timeout=120) as client,
     ):
         log(
-            f"backup {manifest['backup_id']}: scratch Qdrant {version} at {scratch.url}, "
+            f"backup {manifest.backup_id}: scratch Qdrant {version} at {scratch.url}, "
             f"{len(sizes)} collection(s) in {len(rounds)} round(s)"
         )
         for names in rounds:
@@ -354,16 +357,16 @@ def verify_set(
                 options = restore.RestoreOptions(
                     nodes=(scratch.url,),
                     staging_dir=scratch_dir / "staging",
-                    backup_id=manifest["backup_id"],
+                    backup_id=manifest.backup_id,
                     collections=tuple(names),
                     single_copy=True,
                     timeout=timeout,
                 )
                 restore.restore(client, s3_client, settings, options, log=log)
             except restore.RestoreError as exc:
-                raise VerifyError(f"backup {manifest['backup_id']} did not restore: {exc}") from exc
+                raise VerifyError(f"backup {manifest.backup_id} did not restore: {exc}") from exc
             for name in names:
-                report["collections"][name] = points = manifest["collections"][name]["points_exact"]
+                report["collections"][name] = points = manifest.collections[name].points_exact
                 log(f"{name}: {points} points and the sampled points match the set")
             if len(rounds) > 1:  # make room for the next round
                 for name in names:

@@ -58,18 +58,18 @@ def cmd_backup_show(args: argparse.Namespace) -> int:
         s3.make_client(config.settings.s3), config.settings, args.backup_id, verify=not args.no_verify
     )
     rows = []
-    for name, view in sorted(manifest["collections"].items()):
-        records = catalog.manifest_records(manifest, name)
-        rows.append([name, view["points_exact"], len(records), sum(r["size"] for r in records)])
+    for name, view in sorted(manifest.collections.items()):
+        records = manifest.records(name)
+        rows.append([name, view.points_exact, len(records), sum(r.size for r in records)])
     text = (
-        f"backup {manifest['backup_id']} of {manifest['cluster']}: {manifest['status']}, "
-        f"Qdrant {manifest['qdrant_version']}, {len(manifest['peers'])} peers, "
-        f"{manifest['started']} .. {manifest['finished']}\n\n"
+        f"backup {manifest.backup_id} of {manifest.cluster}: {manifest.status}, "
+        f"Qdrant {manifest.qdrant_version}, {len(manifest.peers)} peers, "
+        f"{manifest.started} .. {manifest.finished}\n\n"
         + format_table(rows, ["COLLECTION", "POINTS", "SNAPSHOTS", "BYTES"])
-        + "".join(f"\nproblem: {p}" for p in manifest["problems"])
+        + "".join(f"\nproblem: {p}" for p in manifest.problems)
     )
-    emit_result(args, manifest, text)
-    return 0 if manifest["status"] == "complete" else 1
+    emit_result(args, manifest.to_dict(), text)
+    return 0 if manifest.status == "complete" else 1
 
 
 def cmd_backup_seal(args: argparse.Namespace) -> int:

@@ -574,8 +574,11 @@ def plan_specs(
     if state == "absent":
         normalised = [{"name": _checked_name(spec.get("name"))} for spec in specs]
     else:
-        peer_count, server_version = client.peer_count(), client.version()
+        # The peer count is part of validation; the server version is read only once every spec
+        # is well-formed, so a typo costs one request.
+        peer_count = client.peer_count()
         normalised = [validate_spec(spec, peer_count=peer_count) for spec in specs]
+        server_version = client.version()
         for spec in normalised:
             require_server_support(spec, server_version)
     plans = [
