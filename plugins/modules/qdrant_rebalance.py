@@ -103,16 +103,19 @@ def balance(module, client) -> dict:
 
     params = module.params
     drain = rebalance.peer_of(client, params["drain_url"]) if params["drain_url"] else params["drain"]
-    options = {"method": params["method"], "incoming_limit": params["incoming_limit"],
-               "outgoing_limit": params["outgoing_limit"], "timeout": params["transfer_timeout"],
-               "zones": zones.resolve(client, params["zones"])}  # fmt: skip
+    options = rebalance.RebalanceOptions(
+        drain=drain,
+        remove_drained=params["remove_drained"],
+        method=params["method"],
+        incoming_limit=params["incoming_limit"],
+        outgoing_limit=params["outgoing_limit"],
+        timeout=params["transfer_timeout"],
+        dry_run=module.check_mode,
+    )
+    plan, removed = rebalance.run(client, options, zones=zones.resolve(client, params["zones"]))
     result = {} if drain is None else {"drained_peer": drain}
-    if params["remove_drained"]:
-        plan, result["removed_peer"] = rebalance.drain_and_remove(
-            client, drain, dry_run=module.check_mode, **options
-        )
-    else:
-        plan = rebalance.rebalance(client, drain=drain, dry_run=module.check_mode, **options)
+    if removed is not None:
+        result["removed_peer"] = removed
     moves = sum(len(batch) for batch in plan)
     result.update(moves=moves, batches=[[dataclasses.asdict(m) for m in batch] for batch in plan])
     return {"changed": moves > 0 or bool(result.get("removed_peer")), **result}

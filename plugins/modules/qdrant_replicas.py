@@ -88,12 +88,17 @@ def repair(module, client) -> dict:
     from qdrant_ops.cluster import replicas, zones  # here: a missing library is reported by run_module
 
     params = module.params
-    removed, plan = replicas.repair(
-        client, remove=params["remove_peers"], replicate=params["replicate"],
-        allow_data_loss=params["allow_data_loss"], prefer=params["prefer_peer"], method=params["method"],
-        timeout=params["transfer_timeout"], dry_run=module.check_mode,
-        zones=zones.resolve(client, params["zones"], skip_silent=True),  # the dead node does not answer
-    )  # fmt: skip
+    options = replicas.RepairOptions(
+        remove=tuple(params["remove_peers"]),
+        replicate=params["replicate"],
+        allow_data_loss=params["allow_data_loss"],
+        prefer=params["prefer_peer"],
+        method=params["method"],
+        timeout=params["transfer_timeout"],
+        dry_run=module.check_mode,
+    )
+    peer_zones = zones.resolve(client, params["zones"], skip_silent=True)  # the dead node does not answer
+    removed, plan = replicas.repair(client, options, zones=peer_zones)
     return {
         "changed": bool(removed or plan),
         "removed_peers": removed,

@@ -52,13 +52,15 @@ def test_grow_rebalance_then_drain_under_load(qdrant_cluster, tmp_path):
         for worker in workers:
             worker.start()
         try:
-            rebalance.rebalance(client)
+            rebalance.rebalance(client, rebalance.RebalanceOptions())
             peers = {int(p) for p in client.cluster_status()["peers"]}
             assert new_peer in peers and balanced(client, peers)
 
             with pytest.raises(rebalance.RebalanceError, match="still holds replicas"):
                 rebalance.remove_drained(client, new_peer)  # refused before the drain, nothing removed
-            plan, removed = rebalance.drain_and_remove(client, rebalance.peer_of(client, fourth.url))
+            plan, removed = rebalance.drain_and_remove(
+                client, rebalance.RebalanceOptions(drain=rebalance.peer_of(client, fourth.url))
+            )
             assert plan and removed and new_peer not in {int(p) for p in client.cluster_status()["peers"]}
             assert balanced(client, peers - {new_peer})
         finally:

@@ -33,7 +33,7 @@ def test_replace_a_killed_node(qdrant_cluster, tmp_path):
         new_peer = int(cluster.cluster_status(replacement)["peer_id"])
         assert new_peer != dead_peer
 
-        _, done = replicas.repair(client, prefer=new_peer)
+        _, done = replicas.repair(client, replicas.RepairOptions(prefer=new_peer))
 
         assert done and {item.to_peer for item in done} == {new_peer}
         placement = shard_placement(client.collection_cluster("cities"))
@@ -43,4 +43,4 @@ def test_replace_a_killed_node(qdrant_cluster, tmp_path):
             per_shard.setdefault(replica["shard_id"], set()).add(replica["peer_id"])
         assert len(per_shard) == 6 and all(len(peers) == 2 for peers in per_shard.values())
         assert client.count_points("cities") == POINTS
-        assert replicas.repair(client) == ([], [])  # nothing left to do
+        assert replicas.repair(client, replicas.RepairOptions()) == ([], [])  # nothing left to do

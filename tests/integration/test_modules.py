@@ -13,6 +13,8 @@ import pytest
 import yaml
 
 from qdrant_ops.backup.restore import RestoreOptions
+from qdrant_ops.cluster.rebalance import RebalanceOptions
+from qdrant_ops.cluster.replicas import RepairOptions
 from tests.support.playbook import run_playbook as run_ansible
 from tests.support.playbook import task_results
 
@@ -178,24 +180,42 @@ def test_cluster_info_reports_peers_and_placement(run_playbook, qdrant_stub, tmp
     assert len(info["collections"][0]["replicas"]) == 3
 
 
-def test_qdrant_restore_options_are_restore_options():
-    """The module and the CLI build the same typed RestoreOptions: every option the module takes
-    is one of its fields (or the backup config's), with the same default, and every field a
-    person may set is an option (check mode is dry_run; single_copy belongs to the restore drill)."""
+# module, its typed options, {parameter: field} where the names differ, the shared specs that are
+# not options (how to reach the cluster or the bucket), its other parameters that are not options
+# (zones and a peer by URL are resolved from the cluster), and the fields no parameter sets (check
+# mode is dry_run; single_copy is the restore drill's; qdrant_restore's collections is the backup
+# config's parameter; a rebalance's collections are restore's and the zone spreader's).
+OPTION_TYPES = [
+    ("qdrant_restore", RestoreOptions, {"wait_timeout": "timeout"}, "BACKUP_CONFIG_ARGUMENT_SPEC",
+     set(), {"dry_run", "single_copy", "collections"}),
+    ("qdrant_rebalance", RebalanceOptions, {"transfer_timeout": "timeout"}, "CONNECTION_ARGUMENT_SPEC",
+     {"zones", "drain_url"}, {"dry_run", "collections"}),
+    ("qdrant_replicas", RepairOptions,
+     {"transfer_timeout": "timeout", "remove_peers": "remove", "prefer_peer": "prefer"},
+     "CONNECTION_ARGUMENT_SPEC", {"zones"}, {"dry_run"}),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("name", "options", "renamed", "shared", "resolved", "unset"), OPTION_TYPES)
+def test_each_modules_options_are_its_operations_options(name, options, renamed, shared, resolved, unset):
+    """A module and the CLI build the same typed options: every option the module takes is one of
+    its fields, with the same default, and every field a person may set is an option."""
     _load("ansible.module_utils.qdrant_common", ROOT / "plugins/module_utils/qdrant_common.py")
-    module = _load("_module_qdrant_restore", ROOT / "plugins/modules/qdrant_restore.py")
+    module = _load(f"_module_{name}", ROOT / f"plugins/modules/{name}.py")
     common = sys.modules["ansible.module_utils.qdrant_common"]
-    renamed = {"wait_timeout": "timeout"}
-    fields = {field.name: field for field in dataclasses.fields(RestoreOptions)}
+    fields = {field.name: field for field in dataclasses.fields(options)}
     own = {
-        name: spec
-        for name, spec in module.ARGUMENT_SPEC.items()
-        if name not in common.BACKUP_CONFIG_ARGUMENT_SPEC
+        parameter: spec
+        for parameter, spec in module.ARGUMENT_SPEC.items()
+        if parameter not in getattr(common, shared) and parameter not in resolved
     }
-    assert {renamed.get(name, name) for name in own} | {"collections", "dry_run", "single_copy"} == set(
-        fields
-    )
-    for name, spec in own.items():
-        field = fields[renamed.get(name, name)]
-        if field.default is not dataclasses.MISSING and field.default is not None:
-            assert spec.get("default") == field.default, name
+    assert {renamed.get(parameter, parameter) for parameter in own} | unset == set(fields)
+    for parameter, spec in own.items():
+        field = fields[renamed.get(parameter, parameter)]
+        default = (
+            field.default_factory() if field.default_factory is not dataclasses.MISSING else field.default
+        )
+        if default is not dataclasses.MISSING and default is not None and not spec.get("required"):
+            assert spec.get("default") == (list(default) if isinstance(default, tuple) else default), (
+                parameter
+            )

@@ -16,6 +16,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from qdrant_ops.cli import EXIT_ERROR, EXIT_USAGE, main
 from qdrant_ops.client import ClusterClient
 from qdrant_ops.cluster import rebalance
+from qdrant_ops.errors import ConfigError
 
 
 @st.composite
@@ -209,3 +210,20 @@ def test_cli_zones_status_warns_then_rebalance_spreads_the_replicas(grown, capsy
 def test_cli_bad_zones_are_refused_before_any_move(grown, capsys, zone_args, message):
     assert main(["cluster", "rebalance", *zone_args]) == EXIT_ERROR
     assert message in capsys.readouterr().err and grown.state.replications == []
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"method": "rsync"}, "unknown transfer method 'rsync': use one of stream_records"),
+        ({"incoming_limit": 0}, "transfer limits must be at least 1, got incoming 0"),
+        ({"timeout": 0}, "the transfer timeout must be positive"),
+        ({"remove_drained": True}, "removing the drained peer needs the peer to drain"),
+        ({"drain": -1}, "drain must be a peer id"),
+        ({"drain": True}, "drain must be a peer id"),
+    ],
+)
+def test_rebalance_options_refuse_what_no_run_can_do(options, message):
+    """Checked once where the options are built, for the CLI and the module alike."""
+    with pytest.raises(ConfigError, match=message):
+        rebalance.RebalanceOptions(**options)

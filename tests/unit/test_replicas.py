@@ -13,6 +13,7 @@ import pytest
 
 from qdrant_ops.cli import EXIT_ERROR, EXIT_USAGE, main
 from qdrant_ops.cluster import replicas
+from qdrant_ops.errors import ConfigError
 
 
 def spread(shards: int, factor: int, peers: list[int]) -> list[dict]:
@@ -161,3 +162,21 @@ def test_a_peer_id_that_cannot_be_one_is_refused_before_anything(value, cli, qdr
         main(["cluster", "repair", "--remove-peer", value])
     assert stop.value.code == EXIT_USAGE and "is not a peer id" in capsys.readouterr().err
     assert 1002 in qdrant_stub.state.peer_ids and qdrant_stub.state.replications == []
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"remove": (5, -1)}, "a peer to remove must be a peer id"),
+        ({"prefer": "7"}, "the preferred peer must be a peer id"),
+        ({"method": "copy"}, "unknown transfer method 'copy'"),
+        ({"timeout": -1}, "the transfer timeout must be positive"),
+    ],
+)
+def test_repair_options_refuse_what_no_run_can_do(options, message):
+    with pytest.raises(ConfigError, match=message):
+        replicas.RepairOptions(**options)
+
+
+def test_repair_options_remove_each_peer_once():
+    assert replicas.RepairOptions(remove=[7, 8, 7]).remove == (7, 8)

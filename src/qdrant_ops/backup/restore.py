@@ -809,7 +809,9 @@ def _balance_and_verify(
 ) -> list[str]:
     if unbalanced(client, chosen):
         log("placement uneven after the restore: moving replicas (rebalance)")
-        rebalance.rebalance(client, collections=chosen, timeout=timeout, log=log)
+        rebalance.rebalance(
+            client, rebalance.RebalanceOptions(collections=tuple(chosen), timeout=timeout), log=log
+        )
     return verify_restore(client, manifest, chosen)
 
 

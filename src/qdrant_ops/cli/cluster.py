@@ -66,20 +66,18 @@ def cmd_cluster_status(args: argparse.Namespace) -> int:
 
 
 def cmd_cluster_repair(args: argparse.Namespace) -> int:
+    options = replicas.RepairOptions(
+        remove=tuple(args.remove_peer or ()),
+        allow_data_loss=args.allow_data_loss,
+        prefer=args.to_peer,
+        method=args.method,
+        dry_run=args.dry_run,
+    )
     log = event_log(args)
     with make_client(args) as client:
         peer_zones = read_zones(args, client)
         log(zones.describe([int(p) for p in client.cluster_status()["peers"]], peer_zones))
-        removable, plan = replicas.repair(
-            client,
-            remove=args.remove_peer or (),
-            allow_data_loss=args.allow_data_loss,
-            prefer=args.to_peer,
-            method=args.method,
-            dry_run=args.dry_run,
-            zones=peer_zones,
-            log=log,
-        )
+        removable, plan = replicas.repair(client, options, zones=peer_zones, log=log)
     removed = [] if args.dry_run else removable
     rows = [[r.collection, r.shard_id, r.from_peer, r.to_peer] for r in plan]
     head = (
@@ -102,22 +100,19 @@ def cmd_cluster_repair(args: argparse.Namespace) -> int:
 def cmd_cluster_rebalance(args: argparse.Namespace) -> int:
     if args.remove and args.drain is None:
         raise UsageError("--remove needs --drain PEER_ID: the peer to empty, then remove")
+    options = rebalance.RebalanceOptions(
+        drain=args.drain,
+        remove_drained=args.remove,
+        method=args.method,
+        incoming_limit=args.incoming_limit,
+        outgoing_limit=args.outgoing_limit,
+        dry_run=args.dry_run,
+    )
     log = event_log(args)
-    options = {
-        "method": args.method,
-        "incoming_limit": args.incoming_limit,
-        "outgoing_limit": args.outgoing_limit,
-        "dry_run": args.dry_run,
-        "log": log,
-    }
-    removed = None
     with make_client(args) as client:
-        options["zones"] = read_zones(args, client)
-        log(zones.describe([int(p) for p in client.cluster_status()["peers"]], options["zones"]))
-        if args.remove:
-            plan, removed = rebalance.drain_and_remove(client, args.drain, **options)
-        else:
-            plan = rebalance.rebalance(client, drain=args.drain, **options)
+        peer_zones = read_zones(args, client)
+        log(zones.describe([int(p) for p in client.cluster_status()["peers"]], peer_zones))
+        plan, removed = rebalance.run(client, options, zones=peer_zones, log=log)
     rows = [
         [n, m.collection, m.shard_id, m.from_peer, m.to_peer]
         for n, batch in enumerate(plan, 1)

@@ -15,17 +15,50 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 from qdrant_ops.client import ClusterClient, QdrantApiError
 from qdrant_ops.cluster import zones
 from qdrant_ops.cluster.health import unhealthy_replicas
 from qdrant_ops.cluster.replicas import METHODS, ReplicationError, ShardTransfer, cluster_view, wait_settled
 from qdrant_ops.cluster.zones import Zones
-from qdrant_ops.errors import QdrantOpsError
+from qdrant_ops.errors import ConfigError, QdrantOpsError
 
 
 class RebalanceError(QdrantOpsError):
     """The plan is impossible or its execution failed; the message says why."""
+
+
+@dataclass(frozen=True)
+class RebalanceOptions:
+    """What one rebalance or drain does, built once by each front door (the CLI, qdrant_rebalance,
+    restore, the zone spreader) and checked here, so every door refuses the same things."""
+
+    drain: int | None = None  # the peer to empty
+    remove_drained: bool = False  # then remove it from the cluster (without force)
+    method: str = "stream_records"
+    incoming_limit: int = 1  # transfers a peer receives at once
+    outgoing_limit: int = 1  # transfers a peer sends at once
+    timeout: float = 3600.0  # per batch of transfers
+    collections: tuple[str, ...] | None = None  # default: every collection
+    dry_run: bool = False
+
+    def __post_init__(self) -> None:
+        if self.method not in METHODS:
+            raise ConfigError(f"unknown transfer method {self.method!r}: use one of {', '.join(METHODS)}")
+        if self.incoming_limit < 1 or self.outgoing_limit < 1:
+            raise ConfigError(
+                f"transfer limits must be at least 1, got incoming {self.incoming_limit} and "
+                f"outgoing {self.outgoing_limit}"
+            )
+        if not self.timeout > 0:
+            raise ConfigError(f"the transfer timeout must be positive, got {self.timeout}")
+        if self.remove_drained and self.drain is None:
+            raise ConfigError("removing the drained peer needs the peer to drain: give drain (its peer id)")
+        if self.drain is not None and (isinstance(self.drain, bool) or not 0 <= self.drain < 2**64):
+            raise ConfigError(f"drain must be a peer id (an unsigned 64-bit integer), got {self.drain!r}")
+        if self.collections is not None:
+            object.__setattr__(self, "collections", tuple(self.collections))
 
 
 def _holders(placement: list[dict]) -> dict[int, set[int]]:
@@ -191,45 +224,40 @@ def _wait_transfers(client: ClusterClient, collections: set[str], timeout: float
             raise RebalanceError(f"{exc}; run the rebalance again to continue") from exc
 
 
+def _view(client: ClusterClient, collections: tuple[str, ...] | None):
+    peers, placements, factors = cluster_view(client)
+    if collections is not None:
+        placements = {name: p for name, p in placements.items() if name in collections}
+    return peers, placements, factors
+
+
 def rebalance(
     client: ClusterClient,
+    options: RebalanceOptions,
     *,
-    drain: int | None = None,
-    method: str = "stream_records",
-    incoming_limit: int = 1,
-    outgoing_limit: int = 1,
-    dry_run: bool = False,
-    timeout: float = 3600.0,
-    collections: Sequence[str] | None = None,
     zones: Zones | None = None,
     log: Callable[[str], None] = lambda _line: None,
 ) -> list[list[ShardTransfer]]:
-    """Plan from the live placement (of `collections`, default all) and apply it batch by batch;
-    returns the batches. `zones` (peer -> zone) as in plan_moves."""
-    if method not in METHODS:
-        raise RebalanceError(f"unknown transfer method {method!r}: use one of {', '.join(METHODS)}")
-
-    def view() -> tuple[list[int], dict[str, list[dict]], dict[str, int]]:
-        peers, placements, factors = cluster_view(client)
-        if collections is not None:
-            placements = {name: p for name, p in placements.items() if name in collections}
-        return peers, placements, factors
-
-    peers, placements, factors = view()
-    plan = batches(plan_moves(placements, peers, drain, zones), incoming_limit, outgoing_limit)
-    if dry_run:
+    """Plan from the live placement (of the options' collections, default all) and apply it batch
+    by batch; returns the batches. `zones` (peer -> zone) as in plan_moves."""
+    drain = options.drain
+    peers, placements, factors = _view(client, options.collections)
+    plan = batches(
+        plan_moves(placements, peers, drain, zones), options.incoming_limit, options.outgoing_limit
+    )
+    if options.dry_run:
         return plan
     for number, batch in enumerate(plan, 1):
         for move in batch:
             try:
-                move.start(client, "move_shard", method)
+                move.start(client, "move_shard", options.method)
             except QdrantApiError as exc:
                 raise RebalanceError(f"moving {move}: {exc}; run the rebalance again to continue") from exc
             where = f"{move.collection} shard {move.shard_id} {move.from_peer} -> {move.to_peer}"
             log(f"batch {number}/{len(plan)}: {where}")
-        _wait_transfers(client, {m.collection for m in batch}, timeout)
+        _wait_transfers(client, {m.collection for m in batch}, options.timeout)
     # Re-read everything checked below: collections may have been created or dropped meanwhile.
-    peers, placements, factors = view()
+    peers, placements, factors = _view(client, options.collections)
     left = plan_moves(placements, peers, drain, zones)
     if left:
         raise RebalanceError(
@@ -259,7 +287,8 @@ def spread_over_zones(
     placements = {name: p for name, p in placements.items() if name in names}
     if not zones.shared_zones(placements, peers, zone_map)[0]:
         return []
-    return rebalance(client, collections=list(names), zones=zone_map, timeout=timeout, log=log)
+    options = RebalanceOptions(collections=tuple(names), timeout=timeout)
+    return rebalance(client, options, zones=zone_map, log=log)
 
 
 def peer_of(client: ClusterClient, url: str) -> int:
@@ -287,13 +316,26 @@ def remove_drained(client: ClusterClient, peer_id: int, *, dry_run: bool = False
 
 
 def drain_and_remove(
-    client: ClusterClient, peer_id: int, *, dry_run: bool = False, **options
+    client: ClusterClient, options: RebalanceOptions, *, zones: Zones | None = None, log=lambda _line: None
 ) -> tuple[list[list[ShardTransfer]], bool]:
-    """Move every replica off the peer, then remove it (without force); returns the batches and
-    whether the peer was (with `dry_run`: would be) removed. A peer already gone is done: ([], False)."""
+    """Move every replica off the options' drain peer, then remove it (without force); returns the
+    batches and whether the peer was (dry run: would be) removed. A peer already gone: ([], False)."""
+    peer_id = options.drain
+    if peer_id is None:
+        raise ConfigError("no peer to drain: give drain (its peer id)")
     if peer_id not in {int(p) for p in client.cluster_status()["peers"]}:
         return [], False
-    plan = rebalance(client, drain=peer_id, dry_run=dry_run, **options)
-    if dry_run and plan:  # the moves are only planned: afterwards the peer would be empty
+    plan = rebalance(client, options, zones=zones, log=log)
+    if options.dry_run and plan:  # the moves are only planned: afterwards the peer would be empty
         return plan, True
-    return plan, remove_drained(client, peer_id, dry_run=dry_run)
+    return plan, remove_drained(client, peer_id, dry_run=options.dry_run)
+
+
+def run(
+    client: ClusterClient, options: RebalanceOptions, *, zones: Zones | None = None, log=lambda _line: None
+) -> tuple[list[list[ShardTransfer]], bool | None]:
+    """The operation the options describe: the batches, and with remove_drained whether the peer
+    was (dry run: would be) removed, else None."""
+    if options.remove_drained:
+        return drain_and_remove(client, options, zones=zones, log=log)
+    return rebalance(client, options, zones=zones, log=log), None

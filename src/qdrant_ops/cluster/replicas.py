@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 from qdrant_ops.client import ClusterClient, QdrantApiError
 from qdrant_ops.cluster.health import HEALTHY_REPLICA_STATES, shard_placement
 from qdrant_ops.cluster.zones import Zones, zone_counts, zone_of
-from qdrant_ops.errors import QdrantOpsError
+from qdrant_ops.errors import ConfigError, QdrantOpsError
 from qdrant_ops.polling import wait_until
 
 # Shard transfer methods Qdrant accepts in replicate_shard / move_shard.
@@ -229,45 +229,70 @@ def wait_settled(client: ClusterClient, collection: str, timeout: float) -> None
     )
 
 
+def _peer_id(value, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**64:
+        raise ConfigError(f"{what} must be a peer id (an unsigned 64-bit integer), got {value!r}")
+    return value
+
+
+@dataclass(frozen=True)
+class RepairOptions:
+    """What one repair does, built once by the CLI and qdrant_replicas and checked here."""
+
+    remove: tuple[int, ...] = ()  # dead peers to remove first
+    replicate: bool = True  # then bring every shard back to its replication factor
+    allow_data_loss: bool = False  # remove a peer even if it holds a shard's last Active replica
+    prefer: int | None = None  # the peer that receives new replicas when it may
+    method: str = "stream_records"
+    timeout: float = 3600.0  # per replication
+    dry_run: bool = False
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "remove", tuple(dict.fromkeys(self.remove)))
+        for peer in self.remove:
+            _peer_id(peer, "a peer to remove")
+        if self.prefer is not None:
+            _peer_id(self.prefer, "the preferred peer")
+        if self.method not in METHODS:
+            raise ConfigError(f"unknown transfer method {self.method!r}: use one of {', '.join(METHODS)}")
+        if not self.timeout > 0:
+            raise ConfigError(f"the transfer timeout must be positive, got {self.timeout}")
+
+
 def repair(
     client: ClusterClient,
+    options: RepairOptions,
     *,
-    remove: Sequence[int] = (),
-    replicate: bool = True,
-    allow_data_loss: bool = False,
-    prefer: int | None = None,
-    method: str = "stream_records",
-    dry_run: bool = False,
-    timeout: float = 3600.0,
     zones: Zones | None = None,
     log: Callable[[str], None] = lambda _line: None,
 ) -> tuple[list[int], list[ShardTransfer]]:
-    """Remove the dead peers `remove` (every refusal before any removal; peers already gone are
-    skipped), then replicate every shard below its factor. Returns the peers removed (or that
-    would be) and the replications done (or planned: with `dry_run`, the plan as it will be once
+    """Remove the dead peers `options.remove` (every refusal before any removal; peers already gone
+    are skipped), then replicate every shard below its factor. Returns the peers removed (or that
+    would be) and the replications done (or planned: with dry_run, the plan as it will be once
     those peers' replicas are dropped)."""
-    gone = [peer for peer in dict.fromkeys(remove) if check_removable(client, peer, allow_data_loss)]
+    prefer = options.prefer
+    gone = [peer for peer in options.remove if check_removable(client, peer, options.allow_data_loss)]
     peers, placements, factors = cluster_view(client)
     peers = [peer for peer in peers if peer not in gone]
     placements = {name: [r for r in p if r["peer_id"] not in gone] for name, p in placements.items()}
     if prefer is not None and prefer not in peers:
         raise ReplicationError(f"peer {prefer} is not in the cluster (peers: {peers})")
-    plan = plan_replication(placements, factors, peers, prefer, zones) if replicate else []
-    if dry_run:
+    plan = plan_replication(placements, factors, peers, prefer, zones) if options.replicate else []
+    if options.dry_run:
         return gone, plan
     for peer in gone:
-        remove_peer(client, peer, allow_data_loss=allow_data_loss)
-    if not replicate:
+        remove_peer(client, peer, allow_data_loss=options.allow_data_loss)
+    if not options.replicate:
         return gone, []
     peers, placements, factors = cluster_view(client)
     plan = plan_replication(placements, factors, peers, prefer, zones)
     for item in plan:  # one at a time: every node takes one incoming transfer by default
         try:
-            item.start(client, "replicate_shard", method)
+            item.start(client, "replicate_shard", options.method)
         except QdrantApiError as exc:
             raise ReplicationError(f"replicating {item}: {exc}") from exc
         log(f"{item.collection} shard {item.shard_id}: peer {item.from_peer} -> {item.to_peer}")
-        wait_settled(client, item.collection, timeout)
+        wait_settled(client, item.collection, options.timeout)
     _, placements, factors = cluster_view(client)
     left = plan_replication(placements, factors, peers, zones=zones)
     if left:
