@@ -138,7 +138,7 @@ def test_a_binary_of_another_minor_is_refused_before_anything_starts(backed_up, 
     other.write_text('#!/bin/sh\necho "qdrant 1.0.0"\n')
     other.chmod(0o755)
     with pytest.raises(verify.VerifyError, match=r"made by Qdrant 1\.\d+\.\d+ but .* is 1\.0\.0"):
-        verify.verify_set(s3_client, settings, str(other), workdir=tmp_path / "scratch")
+        verify.verify_set(s3_client, settings, verify.VerifyOptions(str(other), workdir=tmp_path / "scratch"))
     assert not (tmp_path / "scratch").exists() or list((tmp_path / "scratch").iterdir()) == []
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from qdrant_ops.backup import verify
+from qdrant_ops.errors import ConfigError
 
 
 def test_a_collection_larger_than_the_scratch_disk_is_refused():
@@ -109,3 +110,17 @@ def test_only_the_scratch_process_own_listener_is_asked(tmp_path, monkeypatch):
         assert not (tmp_path / "scratch").exists()  # stopped and removed
         with pytest.raises(BlockingIOError):
             impostor.accept()  # nobody connected
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"binary": ""}, "must be a path"),
+        ({"binary": "/opt/{version}/{version}/qdrant"}, r"with \{version\} at most once"),
+        ({"backup_id": "../x"}, "backup id"),
+        ({"timeout": 0}, "timeout must be positive"),
+    ],
+)
+def test_verify_options_refuse_what_no_drill_can_do(options, message):
+    with pytest.raises(ConfigError, match=message):
+        verify.VerifyOptions(**options)

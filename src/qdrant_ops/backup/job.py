@@ -323,26 +323,12 @@ def run_prune(
 
 
 def run_verify(
-    config: BackupConfig,
-    binary: str,
-    *,
-    backup_id: str | None = None,
-    collections: tuple[str, ...] = (),
-    workdir: str | None = None,
-    log: Callable[[str], None] = lambda _line: None,
+    config: BackupConfig, options: verify.VerifyOptions, log: Callable[[str], None] = lambda _line: None
 ) -> dict:
     """A restore drill (backup/verify.py); metrics are written on success and on failure."""
     started = time.time()
     try:
-        report = verify.verify_set(
-            make_client(config.settings.s3),
-            config.settings,
-            binary,
-            backup_id=backup_id,
-            collections=collections,
-            workdir=workdir,
-            log=log,
-        )
+        report = verify.verify_set(make_client(config.settings.s3), config.settings, options, log=log)
     except BaseException as exc:
         _record_failure(config, "backup_verify", started, exc)
         raise

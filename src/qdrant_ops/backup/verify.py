@@ -33,7 +33,7 @@ from pathlib import Path
 from qdrant_ops.backup import model, restore
 from qdrant_ops.backup.manifest import Manifest
 from qdrant_ops.client import ClusterClient
-from qdrant_ops.errors import QdrantOpsError
+from qdrant_ops.errors import ConfigError, QdrantOpsError
 from qdrant_ops.polling import wait_until
 
 SPACE_FACTOR = 2.0  # scratch bytes per snapshot byte: the download being unpacked, then the segments
@@ -315,24 +315,46 @@ def check_drill(
     return binary, version, sizes
 
 
+DEFAULT_BINARY = "/opt/qdrant/versions/{version}/qdrant"  # where the qdrant role installs each version
+
+
+@dataclass(frozen=True)
+class VerifyOptions:
+    """What one restore drill does, built once by the CLI (the timer runs the CLI) and checked here."""
+
+    binary: str = DEFAULT_BINARY  # `{version}` is replaced by the version that made the set
+    backup_id: str | None = None  # default: the newest sealed set
+    collections: tuple[str, ...] = ()  # default: every collection of the set
+    workdir: Path | None = None  # where the scratch storage goes; default: the temp directory
+    timeout: float = 3600.0  # per restore round
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.binary, str) or not self.binary or self.binary.count("{version}") > 1:
+            raise ConfigError(
+                f"the Qdrant binary {self.binary!r} must be a path, with {{version}} at most once"
+            )
+        if self.backup_id is not None:
+            model.check_name(self.backup_id, "backup id")
+        object.__setattr__(self, "collections", tuple(self.collections))
+        if self.workdir is not None:
+            object.__setattr__(self, "workdir", Path(self.workdir))
+        if not self.timeout > 0:
+            raise ConfigError(f"the drill's timeout must be positive, got {self.timeout}")
+
+
 def verify_set(
     s3_client,
     settings: model.BackupSettings,
-    binary: str,
+    options: VerifyOptions,
     *,
-    backup_id: str | None = None,
-    collections: Sequence[str] = (),
-    workdir: str | os.PathLike | None = None,
-    timeout: float = 3600.0,
     log: Callable[[str], None] = lambda _line: None,
 ) -> dict:
     """Restore the set into a scratch Qdrant and compare it with its manifest. Returns the report;
-    raises VerifyError when the drill cannot run or the set does not restore as recorded.
-    `{version}` in `binary` is replaced by the version that made the set."""
+    raises VerifyError when the drill cannot run or the set does not restore as recorded."""
     started = time.monotonic()
-    manifest = restore.choose_set(s3_client, settings, backup_id)
-    binary, version, sizes = check_drill(manifest, binary, collections)
-    base = Path(workdir or tempfile.gettempdir())
+    manifest = restore.choose_set(s3_client, settings, options.backup_id)
+    binary, version, sizes = check_drill(manifest, options.binary, options.collections)
+    base = options.workdir or Path(tempfile.gettempdir())
     base.mkdir(parents=True, exist_ok=True)
     check_workdir(base)
     rounds = plan_rounds(sizes, shutil.disk_usage(base).free, base)
@@ -354,15 +376,15 @@ def verify_set(
         )
         for names in rounds:
             try:
-                options = restore.RestoreOptions(
+                round_options = restore.RestoreOptions(
                     nodes=(scratch.url,),
                     staging_dir=scratch_dir / "staging",
                     backup_id=manifest.backup_id,
                     collections=tuple(names),
                     single_copy=True,
-                    timeout=timeout,
+                    timeout=options.timeout,
                 )
-                restore.restore(client, s3_client, settings, options, log=log)
+                restore.restore(client, s3_client, settings, round_options, log=log)
             except restore.RestoreError as exc:
                 raise VerifyError(f"backup {manifest.backup_id} did not restore: {exc}") from exc
             for name in names:

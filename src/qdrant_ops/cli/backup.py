@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 
-from qdrant_ops.backup import catalog, job, node_part, s3
+from qdrant_ops.backup import catalog, job, node_part, s3, verify
 from qdrant_ops.cli.common import (
     backup_config,
     command_group,
@@ -96,16 +96,13 @@ def cmd_backup_prune(args: argparse.Namespace) -> int:
 
 
 def cmd_backup_verify(args: argparse.Namespace) -> int:
-    config = backup_config(args)
-    log = event_log(args)
-    report = job.run_verify(
-        config,
-        args.qdrant_binary,
+    options = verify.VerifyOptions(
+        binary=args.qdrant_binary,
         backup_id=args.backup_id,
         collections=tuple(args.collection or ()),
         workdir=args.workdir,
-        log=log,
     )
+    report = job.run_verify(backup_config(args), options, log=event_log(args))
     rows = [[name, points] for name, points in sorted(report["collections"].items())]
     head = (
         f"backup {report['backup_id']} restores: {report['points_verified']} points in a scratch Qdrant "
@@ -151,7 +148,7 @@ def register(commands, config_opts: argparse.ArgumentParser) -> None:
     )
     flag(prune, "--dry-run", "print the plan, delete nothing")
     prune.set_defaults(handler=cmd_backup_prune)
-    verify = bak.add_parser(
+    drill = bak.add_parser(
         "verify",
         parents=[config_opts],
         help="restore drill: restore a set into a scratch Qdrant, check it",
@@ -159,19 +156,19 @@ def register(commands, config_opts: argparse.ArgumentParser) -> None:
         "for the drill on 127.0.0.1 with its storage under --workdir, removed afterwards; compares exact "
         "counts and the sampled points with the set. Writes the backup_verify metrics to metrics_dir.",
     )
-    verify.add_argument("backup_id", nargs="?", help="the set's id (default: the newest complete set)")
-    verify.add_argument(
+    drill.add_argument("backup_id", nargs="?", help="the set's id (default: the newest complete set)")
+    drill.add_argument(
         "--qdrant-binary",
-        default="/opt/qdrant/versions/{version}/qdrant",
+        default=verify.DEFAULT_BINARY,
         metavar="PATH",
         help="a Qdrant of the set's minor version; {version} is the version that made the set "
         "(default: %(default)s)",
     )
-    verify.add_argument(
+    drill.add_argument(
         "--workdir",
         metavar="DIR",
         help="where the scratch storage goes (default: the temp directory); needs twice the set's bytes, "
         "or twice the largest collection's",
     )
-    verify.add_argument("--collection", action="append", help="only this collection, repeatable")
-    verify.set_defaults(handler=cmd_backup_verify)
+    drill.add_argument("--collection", action="append", help="only this collection, repeatable")
+    drill.set_defaults(handler=cmd_backup_verify)
