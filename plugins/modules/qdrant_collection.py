@@ -164,10 +164,10 @@ from ansible.module_utils.qdrant_common import (
 )
 
 try:
-    from qdrant_ops.cluster import rebalance, zones
-    from qdrant_ops.cluster.collections import SPEC_KEYS, ensure_collection
+    from qdrant_ops.cluster import collections, zones
+    from qdrant_ops.cluster.collections import SPEC_KEYS
 except ImportError:
-    SPEC_KEYS, ensure_collection, rebalance, zones = set(), None, None, None  # reported by client_from_module
+    SPEC_KEYS, collections, zones = set(), None, None  # reported by client_from_module
 
 ARGUMENT_SPEC = {
     **CONNECTION_ARGUMENT_SPEC,
@@ -193,22 +193,20 @@ ARGUMENT_SPEC = {
 
 
 def apply(module, client) -> dict:
-    spec = {key: module.params[key] for key in SPEC_KEYS if module.params.get(key) is not None}
-    plan = ensure_collection(
-        client,
-        spec,
-        state=module.params["state"],
-        recreate=module.params["recreate"],
-        prune_payload_indexes=module.params["prune_payload_indexes"],
-        check_mode=module.check_mode,
+    params = module.params
+    spec = {key: params[key] for key in SPEC_KEYS if params.get(key) is not None}
+    options = collections.ApplyOptions(
+        state=params["state"],
+        recreate=params["recreate"],
+        prune_payload_indexes=params["prune_payload_indexes"],
+        fix_zones=params["fix_zones"],
+        dry_run=module.check_mode,
+    )
+    (plan,), moved = collections.apply_specs(
+        client, [spec], options, zones=lambda: zones.resolve(client, params["zones"])
     )
     for warning in plan.warnings:
         module.warn(warning)
-    moved = []
-    if plan.action in ("create", "recreate") and module.params["fix_zones"] and not module.check_mode:
-        moved = rebalance.spread_over_zones(
-            client, [plan.name], zones.resolve(client, module.params["zones"])
-        )
     result = {
         "changed": plan.changed,
         "action": plan.action,

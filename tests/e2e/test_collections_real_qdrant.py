@@ -3,7 +3,7 @@
 import pytest
 
 from qdrant_ops.client import ClusterClient
-from qdrant_ops.cluster.collections import ensure_collection
+from qdrant_ops.cluster.collections import ApplyOptions, ensure_collection
 from qdrant_ops.cluster.health import cluster_overview
 from qdrant_ops.cluster.points import get_point, upsert_file
 from qdrant_ops.errors import ConfigError
@@ -55,14 +55,14 @@ def test_create_change_refuse_recreate_delete(client):
     assert client.collection_info("cities")["config"]["params"]["vectors"]["size"] == 4
 
     recreated = ensure_collection(
-        client, {**SPEC, "vectors": {"size": 8, "distance": "Cosine"}}, recreate=True
+        client, {**SPEC, "vectors": {"size": 8, "distance": "Cosine"}}, ApplyOptions(recreate=True)
     )
     assert recreated.action == "recreate"
     info = client.collection_info("cities")
     assert info["config"]["params"]["vectors"]["size"] == 8
     assert set(info["payload_schema"]) == {"city", "population"}
 
-    assert ensure_collection(client, {"name": "cities"}, state="absent").action == "delete"
+    assert ensure_collection(client, {"name": "cities"}, ApplyOptions(state="absent")).action == "delete"
     assert client.collection_info("cities") is None
 
 

@@ -13,6 +13,7 @@ import pytest
 import yaml
 
 from qdrant_ops.backup.restore import RestoreOptions
+from qdrant_ops.cluster.collections import SPEC_KEYS, ApplyOptions
 from qdrant_ops.cluster.rebalance import RebalanceOptions
 from qdrant_ops.cluster.replicas import RepairOptions
 from tests.support.playbook import run_playbook as run_ansible
@@ -182,9 +183,10 @@ def test_cluster_info_reports_peers_and_placement(run_playbook, qdrant_stub, tmp
 
 # module, its typed options, {parameter: field} where the names differ, the shared specs that are
 # not options (how to reach the cluster or the bucket), its other parameters that are not options
-# (zones and a peer by URL are resolved from the cluster), and the fields no parameter sets (check
-# mode is dry_run; single_copy is the restore drill's; qdrant_restore's collections is the backup
-# config's parameter; a rebalance's collections are restore's and the zone spreader's).
+# (zones and a peer by URL are resolved from the cluster; a collection's spec is no option), and
+# the fields no parameter sets (check mode is dry_run; single_copy is the restore drill's;
+# qdrant_restore's collections is the backup config's parameter; a rebalance's collections are
+# restore's and the zone spreader's).
 OPTION_TYPES = [
     ("qdrant_restore", RestoreOptions, {"wait_timeout": "timeout"}, "BACKUP_CONFIG_ARGUMENT_SPEC",
      set(), {"dry_run", "single_copy", "collections"}),
@@ -193,6 +195,7 @@ OPTION_TYPES = [
     ("qdrant_replicas", RepairOptions,
      {"transfer_timeout": "timeout", "remove_peers": "remove", "prefer_peer": "prefer"},
      "CONNECTION_ARGUMENT_SPEC", {"zones"}, {"dry_run"}),
+    ("qdrant_collection", ApplyOptions, {}, "CONNECTION_ARGUMENT_SPEC", SPEC_KEYS | {"zones"}, {"dry_run"}),
 ]  # fmt: skip
 
 

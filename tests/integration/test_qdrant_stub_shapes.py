@@ -111,7 +111,7 @@ def served(qdrant_stub, stub_client, tmp_path, s3_server, s3_client, s3_bucket):
         s3_client.download_file(s3_bucket, snap.key, str(local))
         snap = dataclasses.replace(snap, shard_id=shard_id, node=qdrant_stub.url)
         restore.recover(stub_client, snap, local, timeout=30)
-    collections.ensure_collection(stub_client, {"name": "places"}, state="absent")
+    collections.ensure_collection(stub_client, {"name": "places"}, collections.ApplyOptions(state="absent"))
     return qdrant_stub.state.requests
 
 

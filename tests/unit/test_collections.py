@@ -3,6 +3,7 @@
 import pytest
 
 from qdrant_ops.cluster.collections import (
+    ApplyOptions,
     ensure_collection,
     plan_collection,
     require_server_support,
@@ -226,7 +227,7 @@ def test_create_then_second_apply_changes_nothing(qdrant_stub, stub_client):
 
 
 def test_check_mode_plans_but_sends_no_write(qdrant_stub, stub_client):
-    plan = ensure_collection(stub_client, CITIES, check_mode=True)
+    plan = ensure_collection(stub_client, CITIES, ApplyOptions(dry_run=True))
     assert plan.action == "create"
     assert all(method == "GET" for method, *_ in qdrant_stub.state.requests)
     assert stub_client.collection_info("cities") is None
@@ -278,7 +279,7 @@ def test_size_change_is_refused_without_recreate(qdrant_stub, stub_client):
 def test_recreate_deletes_and_creates(stub_client):
     ensure_collection(stub_client, CITIES)
     plan = ensure_collection(
-        stub_client, {**CITIES, "vectors": {"size": 768, "distance": "Dot"}}, recreate=True
+        stub_client, {**CITIES, "vectors": {"size": 768, "distance": "Dot"}}, ApplyOptions(recreate=True)
     )
     assert plan.action == "recreate"
     assert stub_client.collection_info("cities")["config"]["params"]["vectors"]["size"] == 768
@@ -300,7 +301,7 @@ def test_payload_index_type_change_rebuilds_and_prune_is_opt_in(stub_client):
     assert plan.indexes_to_delete == ["city"] and plan.indexes_to_create == {"city": {"type": "text"}}
     assert "population" in stub_client.collection_info("cities")["payload_schema"]
     plan = ensure_collection(
-        stub_client, {**CITIES, "payload_indexes": {"city": "text"}}, prune_payload_indexes=True
+        stub_client, {**CITIES, "payload_indexes": {"city": "text"}}, ApplyOptions(prune_payload_indexes=True)
     )
     assert plan.indexes_to_delete == ["population"]
     assert set(stub_client.collection_info("cities")["payload_schema"]) == {"city"}
@@ -308,5 +309,5 @@ def test_payload_index_type_change_rebuilds_and_prune_is_opt_in(stub_client):
 
 def test_absent_deletes_once(stub_client):
     ensure_collection(stub_client, CITIES)
-    assert ensure_collection(stub_client, {"name": "cities"}, state="absent").action == "delete"
-    assert ensure_collection(stub_client, {"name": "cities"}, state="absent").action == "none"
+    assert ensure_collection(stub_client, {"name": "cities"}, ApplyOptions(state="absent")).action == "delete"
+    assert ensure_collection(stub_client, {"name": "cities"}, ApplyOptions(state="absent")).action == "none"

@@ -17,7 +17,7 @@ from qdrant_ops.cli.common import (
     read_zones,
     zone_options,
 )
-from qdrant_ops.cluster import collections, health, rebalance
+from qdrant_ops.cluster import collections, health
 from qdrant_ops.errors import ConfigError
 from qdrant_ops.table import format_table
 
@@ -93,19 +93,15 @@ def cmd_collections_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_collections_apply(args: argparse.Namespace) -> int:
+    options = collections.ApplyOptions(
+        recreate=args.recreate,
+        prune_payload_indexes=args.prune_indexes,
+        fix_zones=not args.no_zone_fix,
+        dry_run=args.dry_run,
+    )
     specs = load_specs(args.file)
     with make_client(args) as client:
-        plans = collections.plan_specs(
-            client, specs, recreate=args.recreate, prune_payload_indexes=args.prune_indexes
-        )
-        moved = []
-        if not args.dry_run:
-            for plan in plans:
-                if plan.changed:
-                    collections.apply_plan(client, plan)
-            created = [p.name for p in plans if p.action in ("create", "recreate")]
-            if not args.no_zone_fix:
-                moved = rebalance.spread_over_zones(client, created, read_zones(args, client))
+        plans, moved = collections.apply_specs(client, specs, options, zones=lambda: read_zones(args, client))
     rows = [
         [
             p.name,
@@ -143,7 +139,9 @@ def cmd_collections_delete(args: argparse.Namespace) -> int:
     if not args.yes:
         raise ConfigError(f"deleting {args.name!r} removes all its points: add --yes to confirm")
     with make_client(args) as client:
-        plan = collections.ensure_collection(client, {"name": args.name}, state="absent")
+        plan = collections.ensure_collection(
+            client, {"name": args.name}, collections.ApplyOptions(state="absent")
+        )
     result = {"name": args.name, "deleted": plan.changed}
     emit_result(args, result, f"{args.name}: {'deleted' if plan.changed else 'did not exist'}")
     return 0

@@ -39,10 +39,14 @@ from __future__ import annotations
 import copy
 import json
 import re
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from qdrant_ops.client import ClusterClient
+from qdrant_ops.cluster import rebalance
+from qdrant_ops.cluster.replicas import ShardTransfer
+from qdrant_ops.cluster.zones import Zones
 from qdrant_ops.errors import ConfigError
 
 DISTANCES = ("Cosine", "Euclid", "Dot", "Manhattan")
@@ -559,19 +563,26 @@ def apply_plan(client: ClusterClient, plan: Plan, *, timeout: int = 60) -> None:
         client.create_payload_index(plan.name, {"field_name": fname, "field_schema": _index_schema(index)})
 
 
-def plan_specs(
-    client: ClusterClient,
-    specs: list[dict],
-    *,
-    state: str = "present",
-    recreate: bool = False,
-    prune_payload_indexes: bool = False,
-) -> list[Plan]:
+@dataclass(frozen=True)
+class ApplyOptions:
+    """What one apply of declared collections does, built once by the CLI and qdrant_collection
+    and checked here."""
+
+    state: str = "present"  # absent: delete the named collections
+    recreate: bool = False  # drop and create a collection whose immutable settings changed
+    prune_payload_indexes: bool = False  # delete payload indexes the spec does not name
+    fix_zones: bool = True  # after creating: move replicas that share a zone needlessly
+    dry_run: bool = False  # plan only
+
+    def __post_init__(self) -> None:
+        if self.state not in ("present", "absent"):
+            raise ConfigError(f"state {self.state!r} is unknown: use present or absent")
+
+
+def plan_specs(client: ClusterClient, specs: list[dict], options: ApplyOptions) -> list[Plan]:
     """Validate every declared collection, then plan each against the live cluster: a typo in the
     third spec refuses before the first is changed."""
-    if state not in ("present", "absent"):
-        raise ConfigError(f"state {state!r} is unknown: use present or absent")
-    if state == "absent":
+    if options.state == "absent":
         normalised = [{"name": _checked_name(spec.get("name"))} for spec in specs]
     else:
         # The peer count is part of validation; the server version is read only once every spec
@@ -585,9 +596,9 @@ def plan_specs(
         plan_collection(
             spec,
             client.collection_info(spec["name"]),
-            state=state,
-            recreate=recreate,
-            prune_payload_indexes=prune_payload_indexes,
+            state=options.state,
+            recreate=options.recreate,
+            prune_payload_indexes=options.prune_payload_indexes,
         )
         for spec in normalised
     ]
@@ -596,25 +607,36 @@ def plan_specs(
     return plans
 
 
+def apply_specs(
+    client: ClusterClient,
+    specs: list[dict],
+    options: ApplyOptions,
+    *,
+    zones: Callable[[], Zones] = dict,
+) -> tuple[list[Plan], list[list[ShardTransfer]]]:
+    """Plan every spec, then (unless dry_run) apply each changed plan and, with fix_zones, move
+    the replicas of created collections that share a zone needlessly (Qdrant places by counts
+    only). `zones` is asked only then: reading the zones may ask every node. Returns the plans and
+    the zone moves."""
+    plans = plan_specs(client, specs, options)
+    if options.dry_run:
+        return plans, []
+    for plan in plans:
+        if plan.changed:
+            apply_plan(client, plan)
+    created = [plan.name for plan in plans if plan.action in ("create", "recreate")]
+    if not (created and options.fix_zones):
+        return plans, []
+    return plans, rebalance.spread_over_zones(client, created, zones())
+
+
 def _checked_name(name) -> str:
     if not isinstance(name, str) or not NAME_PATTERN.match(name):
         raise ConfigError(f"collection name {name!r} is invalid")
     return name
 
 
-def ensure_collection(
-    client: ClusterClient,
-    spec: dict,
-    *,
-    state: str = "present",
-    recreate: bool = False,
-    prune_payload_indexes: bool = False,
-    check_mode: bool = False,
-) -> Plan:
-    """Validate, plan and (unless check_mode) apply one declared collection."""
-    (plan,) = plan_specs(
-        client, [spec], state=state, recreate=recreate, prune_payload_indexes=prune_payload_indexes
-    )
-    if plan.changed and not check_mode:
-        apply_plan(client, plan)
+def ensure_collection(client: ClusterClient, spec: dict, options: ApplyOptions | None = None) -> Plan:
+    """Validate, plan and (unless dry_run) apply one declared collection, without zone moves."""
+    (plan,), _ = apply_specs(client, [spec], replace(options or ApplyOptions(), fix_zones=False))
     return plan
