@@ -1,4 +1,5 @@
-"""DOC backup"""
+"""`qdrant-ops backup`: upload this node's part of a set, list and show sets, seal, prune, and
+run the restore drill (the library: qdrant_ops.backup)."""
 
 from __future__ import annotations
 

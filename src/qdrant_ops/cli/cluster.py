@@ -1,4 +1,5 @@
-"""DOC cluster"""
+"""`qdrant-ops cluster`: the cluster's peers, zones and replica health, repair of dead peers' replicas
+and rebalancing or draining peers (the library: qdrant_ops.cluster)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""DOC collections"""
+"""`qdrant-ops collections`: list and show collections, validate and apply declared ones from a
+YAML file, delete one (the library: qdrant_ops.cluster.collections)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,6 @@
-"""DOC common"""
+"""What every command group shares: exit codes, argument types, the connection options and the one
+way to build a client from them, the one way to log to stderr (text or --json events) and to
+print a result."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""DOC ingest"""
+"""`qdrant-ops ingest` and `qdrant-ops dataset`: bulk-load records in parallel, and generate a test
+dataset (the library: qdrant_ops.ingest)."""
 
 from __future__ import annotations
 

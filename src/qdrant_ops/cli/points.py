@@ -1,4 +1,4 @@
-"""DOC points"""
+"""`qdrant-ops points`: get one point, upsert a JSONL file of points."""
 
 from __future__ import annotations
 

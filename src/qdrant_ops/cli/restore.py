@@ -1,4 +1,5 @@
-"""DOC restore"""
+"""`qdrant-ops restore`: bring a backup set back into a cluster; its options become one
+RestoreOptions (the library: qdrant_ops.backup.restore)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""DOC standby"""
+"""`qdrant-ops standby`: make a cluster the warm standby of another, sync it, promote it (the
+library: qdrant_ops.cluster.standby)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""DOC tls"""
+"""`qdrant-ops tls`: when each certificate of PEM files expires, optionally as node_exporter
+textfile metrics."""
 
 from __future__ import annotations
 
