@@ -120,13 +120,14 @@ def converge(module, standby_client) -> dict:
         if not params["primary_url"]:
             module.fail_json(msg="state=standby needs primary_url: every primary node's REST URL")
         with primary_client(module, may_be_gone=False) as primary:
-            result = standby.init(primary, standby_client, collections=params["collections"],
-                                  dry_run=module.check_mode)  # fmt: skip
+            options = standby.StandbyOptions(
+                collections=tuple(params["collections"]), dry_run=module.check_mode
+            )
+            result = standby.init(primary, standby_client, options)
         return {"changed": result["marker_created"] or bool(result["created"]), **result}
     primary = primary_client(module, may_be_gone=True) if params["primary_url"] else None
     try:
-        report = standby.promote(standby_client, primary, standby_key=params["api_key"],
-                                 standby_nodes=params["url"], dry_run=module.check_mode)  # fmt: skip
+        report = standby.promote(standby_client, primary, standby.StandbyOptions(dry_run=module.check_mode))
     finally:
         if primary is not None:
             primary.close()

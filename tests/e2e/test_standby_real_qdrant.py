@@ -290,9 +290,7 @@ def test_primary_lost_mid_write_then_promote_loses_only_writes_after_the_last_sy
         collections.ensure_collection(pc, SPEC)
         upsert(pc, range(5000), seed=1)
         standby.init(pc, sc)
-        sync_args = {"primary_nodes": primary.urls, "standby_nodes": secondary.urls}
-        sync_args["standby_key"] = "standby-key"
-        standby.sync(pc, sc, "primary-key", **sync_args)
+        standby.sync(pc, sc)
 
         stop = threading.Event()
         acked: list[tuple[float, range]] = []
@@ -313,7 +311,7 @@ def test_primary_lost_mid_write_then_promote_loses_only_writes_after_the_last_sy
                 if stop.is_set():
                     return
                 try:
-                    report = standby.sync(pc, sc, "primary-key", **sync_args)
+                    report = standby.sync(pc, sc)
                 except Exception:
                     return
                 reflects.append(report["collections"]["docs"]["reflects"])

@@ -11,6 +11,7 @@ import pytest
 
 from qdrant_ops.client import QdrantApiError
 from qdrant_ops.cluster import standby
+from qdrant_ops.errors import ConfigError
 
 
 def replica(shard: int, peer: int, state: str = "Active") -> dict:
@@ -147,3 +148,21 @@ def test_while_a_sync_runs_its_textfile_says_until_when_replicas_may_be_not_acti
         assert float(busy_file.read_text().split("}")[-1]) > until
         raise RuntimeError("the sync failed")
     assert not busy_file.exists()  # ended, also by a failure: nothing stays hidden
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"collections": ("docs", "../x")}, "collection '../x' cannot be copied"),
+        ({"collections": (standby.MARKER,)}, "cannot be copied"),
+        ({"timeout": 0}, "the timeout must be positive"),
+    ],
+)
+def test_standby_options_refuse_what_no_run_can_do(options, message):
+    with pytest.raises(ConfigError, match=message):
+        standby.StandbyOptions(**options)
+
+
+def test_a_sync_has_no_dry_run_and_says_where_to_look_instead():
+    with pytest.raises(ConfigError, match="standby init --dry-run"):
+        standby.sync(None, None, standby.StandbyOptions(dry_run=True))

@@ -24,25 +24,24 @@ from qdrant_ops.progress import ProgressLine
 from qdrant_ops.table import format_table
 
 
-def _standby_clients(args: argparse.Namespace) -> tuple[ClusterClient, ClusterClient, dict]:
+def _standby_clients(args: argparse.Namespace) -> tuple[ClusterClient, ClusterClient]:
     if not args.primary_url or not args.standby_url:
         raise ConfigError(
             "give every node of both clusters: --primary-url URL and --standby-url URL (repeatable)"
         )
-    keys = {
-        "primary_key": read_key(args.primary_api_key_file, "--primary-api-key-file"),
-        "standby_key": read_key(args.standby_api_key_file, "--standby-api-key-file"),
-    }
+    primary_key = read_key(args.primary_api_key_file, "--primary-api-key-file")
+    standby_key = read_key(args.standby_api_key_file, "--standby-api-key-file")
     options = {"verify": not args.insecure, "ca_file": args.ca_file, "timeout": args.timeout}
-    primary = ClusterClient(args.primary_url, keys["primary_key"], **options)
-    return primary, ClusterClient(args.standby_url, keys["standby_key"], **options), keys
+    primary = ClusterClient(args.primary_url, primary_key, **options)
+    return primary, ClusterClient(args.standby_url, standby_key, **options)
 
 
 def cmd_standby_init(args: argparse.Namespace) -> int:
-    primary, target, _keys = _standby_clients(args)
+    options = standby.StandbyOptions(collections=tuple(args.collection or ()))
+    primary, target = _standby_clients(args)
     log = event_log(args)
     with primary, target:
-        result = standby.init(primary, target, collections=args.collection or (), log=log)
+        result = standby.init(primary, target, options, log=log)
     emit_result(
         args, result, f"standby ready; created: {', '.join(result['created']) or 'nothing (all there)'}"
     )
@@ -63,7 +62,8 @@ def _record_run(args: argparse.Namespace, *, success: bool, duration: float) -> 
 
 
 def cmd_standby_sync(args: argparse.Namespace) -> int:
-    primary, target, keys = _standby_clients(args)
+    options = standby.StandbyOptions(collections=tuple(args.collection or ()), timeout=args.wait_timeout)
+    primary, target = _standby_clients(args)
     busy = standby.SyncBusy(args.metrics_dir, args.cluster, args.wait_timeout) if args.metrics_dir else None
     say = event_log(args)
 
@@ -75,17 +75,7 @@ def cmd_standby_sync(args: argparse.Namespace) -> int:
     started = time.monotonic()
     try:
         with primary, target, busy or contextlib.nullcontext():
-            report = standby.sync(
-                primary,
-                target,
-                keys["primary_key"],
-                standby_key=keys["standby_key"],
-                primary_nodes=args.primary_url,
-                standby_nodes=args.standby_url,
-                collections=args.collection or (),
-                timeout=args.wait_timeout,
-                log=log,
-            )
+            report = standby.sync(primary, target, options, log=log)
     except BaseException:
         _record_run(args, success=False, duration=time.monotonic() - started)
         raise
@@ -120,9 +110,7 @@ def cmd_standby_promote(args: argparse.Namespace) -> int:
     log = event_log(args)
     try:
         with target:
-            report = standby.promote(
-                target, primary, standby_key=standby_key, standby_nodes=args.standby_url, log=log
-            )
+            report = standby.promote(target, primary, standby.StandbyOptions(), log=log)
     finally:
         if primary is not None:
             primary.close()

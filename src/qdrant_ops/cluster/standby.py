@@ -36,9 +36,9 @@ from pathlib import Path
 from prometheus_client import CollectorRegistry, Gauge, write_to_textfile
 
 from qdrant_ops.client import ClusterClient, QdrantApiError
-from qdrant_ops.cluster.collections import apply_plan, describe, plan_collection
+from qdrant_ops.cluster.collections import NAME_PATTERN, apply_plan, describe, plan_collection
 from qdrant_ops.cluster.health import shard_placement
-from qdrant_ops.errors import QdrantOpsError
+from qdrant_ops.errors import ConfigError, QdrantOpsError
 from qdrant_ops.progress import Progress
 
 # Written by `standby sync --metrics-dir`; the lag is recorded by files/alerts/standby.rules.yml.
@@ -287,13 +287,33 @@ def require_standby(marker: dict | None) -> dict:
     return marker
 
 
+@dataclass(frozen=True)
+class StandbyOptions:
+    """What one init, sync or promote does, built once by the CLI and qdrant_standby and checked
+    here. Each cluster's node URLs and API key are its client's own (ClusterClient.urls, .api_key):
+    a standby node recovers from exactly the peers and with the key the operator gave."""
+
+    collections: tuple[str, ...] = ()  # init, sync: default every collection of the primary
+    timeout: float = 3600.0  # sync, promote: the longest one round of shard recoveries may take
+    dry_run: bool = False  # init, promote: report what would change, change nothing
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "collections", tuple(self.collections))
+        for name in self.collections:
+            if not (isinstance(name, str) and NAME_PATTERN.match(name)) or name == MARKER:
+                raise ConfigError(
+                    f"collection {name!r} cannot be copied: give the primary's collection names"
+                )
+        if not self.timeout > 0:
+            raise ConfigError(f"the timeout must be positive, got {self.timeout}")
+
+
 # -- init ----------------------------------------------------------------------------------------------
 def init(
     primary: ClusterClient,
     standby: ClusterClient,
+    options: StandbyOptions = StandbyOptions(),
     *,
-    collections: Sequence[str] = (),
-    dry_run: bool = False,
     log=lambda _line: None,
 ) -> dict:
     """Create the standby's collections with the primary's config and shard number, and its marker.
@@ -305,7 +325,8 @@ def init(
     if marker is not None:
         require_standby(marker)
     primary_peers = check_pair(primary, standby, marker)
-    names = list(collections) or [name for name in primary.collection_names() if name != MARKER]
+    dry_run = options.dry_run
+    names = list(options.collections) or [name for name in primary.collection_names() if name != MARKER]
     existing = set(standby.collection_names())
     if marker is None and existing - {MARKER}:
         raise StandbyError(
@@ -365,13 +386,8 @@ def recover_from(standby: ClusterClient, transfer: Transfer, key: str | None, ti
 def sync(
     primary: ClusterClient,
     standby: ClusterClient,
-    primary_key: str | None,
+    options: StandbyOptions = StandbyOptions(),
     *,
-    standby_key: str | None,
-    primary_nodes: Sequence[str],
-    standby_nodes: Sequence[str],
-    collections: Sequence[str] = (),
-    timeout: float = 3600.0,
     log: Callable[[str], None] = lambda _line: None,
     clock: Callable[[], float] = time.time,
 ) -> dict:
@@ -380,6 +396,9 @@ def sync(
     parallel. Returns per collection the primary time the sync reflects (taken before the first
     request for it: every change acknowledged before then is on the standby) and the primary's
     exact count then."""
+    if options.dry_run:
+        raise ConfigError("a sync has no dry run: `qdrant-ops standby init --dry-run` shows what is missing")
+    collections = options.collections
     marker = read_marker(standby)
     if marker is not None:
         require_standby(marker)  # a promoted standby is refused even while the primary is lost
@@ -389,13 +408,14 @@ def sync(
     require_standby(marker)
     started = time.monotonic()
     names, config_changes = mirror_config(primary, standby, collections, log)
-    primary_urls, standby_urls = peer_urls(primary, primary_nodes, via), peer_urls(standby, standby_nodes)
+    primary_urls, standby_urls = peer_urls(primary, primary.urls, via), peer_urls(standby, standby.urls)
+    keys = {True: primary.api_key, False: standby.api_key}
     report: dict = {"collections": {}, "transfers": [], "config_changes": config_changes}
     for name in names:
         reflects, primary_points = clock(), primary.count_points(name)
         placements = [shard_placement(side.collection_cluster(name)) for side in (primary, standby)]
         transfers = plan_transfers(name, *placements, primary_urls, standby_urls)
-        outcomes = _run_per_peer(standby, transfers, {True: primary_key, False: standby_key}, timeout, log)
+        outcomes = _run_per_peer(standby, transfers, keys, options.timeout, log)
         report["transfers"] += outcomes
         updated = sum(o["result"] != "unchanged" for o in outcomes)
         report["collections"][name] = {
@@ -451,11 +471,8 @@ def mirror_config(
 def promote(
     standby: ClusterClient,
     primary: ClusterClient | None = None,
+    options: StandbyOptions = StandbyOptions(),
     *,
-    standby_key: str | None,
-    standby_nodes: Sequence[str] = (),
-    timeout: float = 3600.0,
-    dry_run: bool = False,
     log: Callable[[str], None] = lambda _line: None,
     clock: Callable[[], float] = time.time,
 ) -> dict:
@@ -478,7 +495,8 @@ def promote(
         check_pair(primary, standby, marker, primary_may_be_lost=True)
     # A sync cut short (the primary lost mid-sync) may have updated a shard's first replica and not
     # the others: copy it to them first, so every replica answers the same.
-    reconciled = [] if dry_run else reconcile(standby, standby_key, standby_nodes, timeout=timeout, log=log)
+    dry_run = options.dry_run
+    reconciled = [] if dry_run else reconcile(standby, timeout=options.timeout, log=log)
     now = clock()
     report: dict = {
         "already_promoted": False,
@@ -520,17 +538,15 @@ def _promotion_row(
     return row
 
 
-def reconcile(
-    standby: ClusterClient, standby_key: str | None, standby_nodes: Sequence[str], *, timeout: float, log
-) -> list[dict]:
+def reconcile(standby: ClusterClient, *, timeout: float, log) -> list[dict]:
     """Every standby replica of every shard brought to the shard's first replica (a 304, nothing
     copied, where they already agree)."""
-    urls = peer_urls(standby, standby_nodes or standby.urls)
+    urls = peer_urls(standby, standby.urls)
     transfers = []
     for name in standby.collection_names():
         if name != MARKER:
             transfers += plan_reconcile(name, shard_placement(standby.collection_cluster(name)), urls)
-    return _run_per_peer(standby, transfers, {False: standby_key}, timeout, log)
+    return _run_per_peer(standby, transfers, {False: standby.api_key}, timeout, log)
 
 
 def _run_per_peer(standby: ClusterClient, transfers: list[Transfer], keys: dict, timeout, log) -> list[dict]:
