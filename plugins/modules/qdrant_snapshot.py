@@ -155,21 +155,20 @@ def present(module, config) -> dict:
     settings = config.settings
     s3_client = s3.make_client(settings.s3)
     node_part.check_bucket(s3_client, settings.s3.bucket, settings.layout.cluster_prefix())
-    backup_id = module.params["backup_id"] or model.slot_id(datetime.now(UTC), settings.slot_seconds)
-    model.check_name(backup_id, "backup id")
+    options = job.BackupOptions(
+        backup_id=module.params["backup_id"] or model.slot_id(datetime.now(UTC), settings.slot_seconds),
+        force=module.params["force"],
+    )
+    backup_id = options.backup_id
     if module.check_mode:
         with config.client() as client:
             peer_id, _ = node_part.node_identity(client, config.node_url)
-            done = (
-                None
-                if module.params["force"]
-                else node_part.finished_part(s3_client, settings, backup_id, peer_id)
-            )
+            done = None if options.force else node_part.finished_part(s3_client, settings, backup_id, peer_id)
             wanted = set(settings.collections) or set(client.collection_names())
         kept = done is not None and wanted <= set(done.get("shards") or done.get("snapshots") or {})
         return {"changed": not kept, "backup_id": backup_id, "peer_id": peer_id,
                 "would_snapshot": [] if kept else sorted(wanted)}  # fmt: skip
-    part = job.run_backup(config, backup_id, force=module.params["force"])
+    part = job.run_backup(config, options)
     return {
         "changed": not part.get("skipped"),
         "backup_id": backup_id,

@@ -21,14 +21,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
 import yaml
 
 from qdrant_ops.backup import metrics, node_part, retention, seal, verify
-from qdrant_ops.backup.model import BackupSettings, parse_duration
+from qdrant_ops.backup.model import BackupSettings, check_name, parse_duration
 from qdrant_ops.backup.retention import Retention
 from qdrant_ops.backup.s3 import MIB, S3Settings, make_client
 from qdrant_ops.client import ClusterClient, normalise_urls
@@ -250,23 +250,42 @@ def _record_failure(config: BackupConfig, job: str, started: float, error: BaseE
         raise ConfigError(f"{error}; and the failure was not recorded: {metrics_error}") from error
 
 
+@dataclass(frozen=True)
+class BackupOptions:
+    """What one node's backup run does, built once by the CLI (and so the timers) and qdrant_snapshot."""
+
+    backup_id: str | None = None  # default: the current schedule slot's id
+    force: bool = False  # fail, rather than keep it, when this node's part of the set exists
+    collections: tuple[str, ...] = ()  # default: the config's collections (else every collection)
+
+    def __post_init__(self) -> None:
+        if self.backup_id is not None:
+            check_name(self.backup_id, "backup id")
+        object.__setattr__(self, "collections", tuple(self.collections))
+
+
+@dataclass(frozen=True)
+class PruneOptions:
+    """What one prune does: with dry_run the plan only (nothing sealed, nothing deleted, no metrics)."""
+
+    dry_run: bool = False
+
+
 def run_backup(
-    config: BackupConfig,
-    backup_id: str | None = None,
-    log: Callable[[str], None] = lambda _line: None,
-    force: bool = False,
+    config: BackupConfig, options: BackupOptions, log: Callable[[str], None] = lambda _line: None
 ) -> dict:
     """This node's part of a set; metrics are written on success and on failure."""
     started = time.time()
+    settings = replace(config.settings, collections=options.collections or config.settings.collections)
     try:
         with config.client() as client:
             part = node_part.run_node_backup(
                 client,
                 config.node_url,
-                config.settings,
-                make_client(config.settings.s3),
-                backup_id=backup_id,
-                force=force,
+                settings,
+                make_client(settings.s3),
+                backup_id=options.backup_id,
+                force=options.force,
                 log=log,
             )
     except BaseException as exc:
@@ -295,11 +314,12 @@ def run_seal(config: BackupConfig, log: Callable[[str], None] = lambda _line: No
 
 
 def run_prune(
-    config: BackupConfig, dry_run: bool, log: Callable[[str], None] = lambda _line: None
+    config: BackupConfig, options: PruneOptions, log: Callable[[str], None] = lambda _line: None
 ) -> list[dict]:
     """Seal what qualifies, then delete what retention drops: only sealed sets count as complete,
     so a set waiting for its seal must not be judged before the sealer has seen it."""
     started = time.time()
+    dry_run = options.dry_run
     members = _members(config)
     try:
         if not dry_run:

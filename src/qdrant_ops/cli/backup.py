@@ -4,7 +4,6 @@ run the restore drill (the library: qdrant_ops.backup)."""
 from __future__ import annotations
 
 import argparse
-import dataclasses
 
 from qdrant_ops.backup import catalog, job, node_part, s3, verify
 from qdrant_ops.cli.common import (
@@ -18,12 +17,10 @@ from qdrant_ops.table import format_table
 
 
 def cmd_backup_run(args: argparse.Namespace) -> int:
-    config = backup_config(args)
-    if args.collection:
-        settings = dataclasses.replace(config.settings, collections=tuple(args.collection))
-        config = dataclasses.replace(config, settings=settings)
-    log = event_log(args)
-    part = job.run_backup(config, args.backup_id, log=log, force=args.force)
+    options = job.BackupOptions(
+        backup_id=args.backup_id, force=args.force, collections=tuple(args.collection or ())
+    )
+    part = job.run_backup(backup_config(args), options, log=event_log(args))
     if part.get("skipped"):
         emit_result(
             args,
@@ -86,7 +83,7 @@ def cmd_backup_seal(args: argparse.Namespace) -> int:
 def cmd_backup_prune(args: argparse.Namespace) -> int:
     config = backup_config(args)
     log = event_log(args)
-    plan = job.run_prune(config, dry_run=args.dry_run, log=log)
+    plan = job.run_prune(config, job.PruneOptions(dry_run=args.dry_run), log=log)
     rows = [
         [p["backup_id"], p["status"], "keep" if p["keep"] else "delete", "; ".join(p["reasons"])]
         for p in plan
