@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from openapi_schema_validator import OAS30Validator
 
-from qdrant_ops.backup import catalog, model, node_part, restore
+from qdrant_ops.backup import catalog, model, node_part, restore_plan, snapshot_files
 from qdrant_ops.backup.s3 import S3Settings
 from qdrant_ops.cluster import collections, health, points
 from qdrant_ops.ingest import engine
@@ -106,11 +106,11 @@ def served(qdrant_stub, stub_client, tmp_path, s3_server, s3_client, s3_bucket):
     node_part.run_node_backup(stub_client, qdrant_stub.url, settings, s3_client, backup_id="shapes")
     manifest = catalog.set_manifest(s3_client, settings, "shapes")
     for shard_id in (0, None):  # a shard snapshot, then the same file as a whole-collection upload
-        snap = restore.snapshots_of(manifest, settings.layout, "cities")[0]
+        snap = restore_plan.snapshots_of(manifest, settings.layout, "cities")[0]
         local = tmp_path / f"upload-{shard_id}.snapshot"
         s3_client.download_file(s3_bucket, snap.key, str(local))
         snap = dataclasses.replace(snap, shard_id=shard_id, node=qdrant_stub.url)
-        restore.recover(stub_client, snap, local, timeout=30)
+        snapshot_files.recover(stub_client, snap, local, timeout=30)
     collections.ensure_collection(stub_client, {"name": "places"}, collections.ApplyOptions(state="absent"))
     return qdrant_stub.state.requests
 

@@ -18,7 +18,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from qdrant_ops.backup import catalog, model, restore, retention, seal
+from qdrant_ops.backup import catalog, model, restore_plan, retention, seal
 from qdrant_ops.backup.s3 import S3Settings
 from qdrant_ops.errors import QdrantOpsError
 
@@ -91,9 +91,9 @@ def test_the_genuine_set_seals_and_its_plan_names_each_node_s_objects():
         "sealed": True,
         "problems": [],
     }
-    manifest = restore.choose_set(s3, SETTINGS)
+    manifest = restore_plan.choose_set(s3, SETTINGS)
     assert manifest.backup_id == GOOD and manifest.status == "complete"
-    snaps = restore.snapshots_of(manifest, LAYOUT, "c")
+    snaps = restore_plan.snapshots_of(manifest, LAYOUT, "c")
     assert [(s.shard_id, s.peer_id) for s in snaps] == [(0, 1), (1, 2), (2, 3)]
 
 
@@ -139,9 +139,9 @@ def damaged_records(draw):
     return json.dumps(part).encode()
 
 
-def restore_plan(s3) -> list:
-    manifest = restore.choose_set(s3, SETTINGS, DAMAGED, allow_unsealed=True)
-    return [restore.snapshots_of(manifest, LAYOUT, name) for name in manifest.collections]
+def plan_of_the_damaged_set(s3) -> list:
+    manifest = restore_plan.choose_set(s3, SETTINGS, DAMAGED, allow_unsealed=True)
+    return [restore_plan.snapshots_of(manifest, LAYOUT, name) for name in manifest.collections]
 
 
 def readers(s3) -> dict:
@@ -154,8 +154,8 @@ def readers(s3) -> dict:
         "prune plan": lambda: retention.plan_prune(
             catalog.list_sets(s3, SETTINGS), retention.Retention(), NOW
         ),
-        "restore choice": lambda: restore.choose_set(s3, SETTINGS, DAMAGED, allow_unsealed=True),
-        "restore plan": lambda: restore_plan(s3),
+        "restore choice": lambda: restore_plan.choose_set(s3, SETTINGS, DAMAGED, allow_unsealed=True),
+        "restore plan": lambda: plan_of_the_damaged_set(s3),
     }
     for name, call in calls.items():
         try:

@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from qdrant_ops import redact
-from qdrant_ops.backup import model, restore
+from qdrant_ops.backup import model, restore, restore_plan, snapshot_files
 from qdrant_ops.backup.manifest import Manifest, ManifestError
 
 BACKUP_ID = "20261124T000000Z"
@@ -47,13 +47,13 @@ def plan_or_refusal(raw: dict, name: str):
     """The restore plan of a manifest read from S3, or the error that refused it: when it was read
     (a value of the wrong type or shape) or when it was held to the layout (a key not its own)."""
     try:
-        return restore.snapshots_of(Manifest.parse(raw), LAYOUT, name)
+        return restore_plan.snapshots_of(Manifest.parse(raw), LAYOUT, name)
     except (ManifestError, restore.RestoreError) as exc:
         return exc
 
 
 def test_snapshots_of_a_shard_set_follow_the_layout():
-    snaps = restore.snapshots_of(shard_manifest(), LAYOUT, "a")
+    snaps = restore_plan.snapshots_of(shard_manifest(), LAYOUT, "a")
     assert [(s.shard_id, s.peer_id) for s in snaps] == [(0, 7), (1, 8), (2, 9), (3, 7)]
 
 
@@ -93,22 +93,22 @@ def test_collection_names_from_s3_are_checked(name):
 
 
 def test_every_replica_of_a_shard_receives_its_snapshot():
-    snaps = restore.snapshots_of(shard_manifest(), LAYOUT, "a")
+    snaps = restore_plan.snapshots_of(shard_manifest(), LAYOUT, "a")
     placement = [
         {"shard_id": s, "peer_id": p, "state": "Active"} for s in range(4) for p in (1, 1 + s % 2 + 1)
     ]
-    assigned = restore.assign_shards(snaps, placement, {1: "http://n1", 2: "http://n2", 3: "http://n3"})
+    assigned = restore_plan.assign_shards(snaps, placement, {1: "http://n1", 2: "http://n2", 3: "http://n3"})
     assert [(s.shard_id, s.node) for s in assigned] == [
         (0, "http://n1"), (0, "http://n2"), (1, "http://n1"), (1, "http://n3"),
         (2, "http://n1"), (2, "http://n2"), (3, "http://n1"), (3, "http://n3"),
     ]  # fmt: skip
     with pytest.raises(restore.RestoreError, match="no node URL given answers"):
-        restore.assign_shards(snaps, placement, {1: "http://n1"})
+        restore_plan.assign_shards(snaps, placement, {1: "http://n1"})
 
 
 def test_too_few_peers_for_the_replication_factor_is_refused():
     with pytest.raises(restore.RestoreError, match="replication factor 2 but the target has 1 peer"):
-        restore.check_restorable(
+        restore_plan.check_restorable(
             shard_manifest(),
             collections=["a"],
             existing=[],
@@ -118,18 +118,18 @@ def test_too_few_peers_for_the_replication_factor_is_refused():
         )
 
 
-FORMAT1 = [restore.Snapshot(c, f"k/{c}/{p}", 1, "0" * 64, p) for p in (7, 8, 9) for c in ("a", "b")]
+FORMAT1 = [restore_plan.Snapshot(c, f"k/{c}/{p}", 1, "0" * 64, p) for p in (7, 8, 9) for c in ("a", "b")]
 NODES = [f"http://n{i}:6333" for i in range(4)]
 
 
 def test_a_format_1_plan_goes_node_by_node_in_peer_order_or_as_mapped():
-    steps = restore.plan_nodes(FORMAT1, NODES)
+    steps = restore_plan.plan_nodes(FORMAT1, NODES)
     assert [(s.peer_id, s.node, s.collection) for s in steps] == [
         (7, "http://n0:6333", "a"), (7, "http://n0:6333", "b"),
         (8, "http://n1:6333", "a"), (8, "http://n1:6333", "b"),
         (9, "http://n2:6333", "a"), (9, "http://n2:6333", "b"),
     ]  # fmt: skip
-    mapped = restore.plan_nodes(
+    mapped = restore_plan.plan_nodes(
         [s for s in FORMAT1 if s.collection == "b"], NODES,
         {7: "http://n3:6333", 8: "http://n0:6333", 9: "http://n1:6333"},
     )  # fmt: skip
@@ -148,7 +148,7 @@ def test_a_format_1_plan_goes_node_by_node_in_peer_order_or_as_mapped():
 )
 def test_format_1_plan_refusals(nodes, peer_map, message):
     with pytest.raises(restore.RestoreError, match=message):
-        restore.plan_nodes(FORMAT1, nodes, peer_map)
+        restore_plan.plan_nodes(FORMAT1, nodes, peer_map)
 
 
 # -- hostile part records (property-based) -------------------------------------------------------------
@@ -185,7 +185,7 @@ def test_hostile_records_are_refused_or_follow_the_layout(tmp_path_factory, coll
         assert snap.key == LAYOUT.shard_key(BACKUP_ID, snap.collection, snap.shard_id, snap.peer_id)
         assert snap.key.startswith(LAYOUT.set_prefix(BACKUP_ID))
         assert isinstance(snap.size, int) and snap.size >= 0 and len(snap.sha256) == 64
-        path = restore.local_file(directory, index).resolve()
+        path = snapshot_files.local_file(directory, index).resolve()
         assert path.parent == directory.resolve()
 
 
@@ -235,8 +235,10 @@ def test_each_presigned_url_is_made_when_its_recovery_starts(monkeypatch):
         return snap.node
 
     monkeypatch.setattr(restore, "recover", fake_recover)
-    todo = [restore.Snapshot("c", f"k{i}", 1, "0" * 64, 1000 + i, 0, f"http://n{i}") for i in range(4)]
-    restore._recover_all(None, todo, restore.Sources({}, url_for), parallel=1, timeout=60, log=lambda _: None)
+    todo = [restore_plan.Snapshot("c", f"k{i}", 1, "0" * 64, 1000 + i, 0, f"http://n{i}") for i in range(4)]
+    restore._recover_all(
+        None, todo, snapshot_files.Sources({}, url_for), parallel=1, timeout=60, log=lambda _: None
+    )
     assert [kind for kind, _ in events] == ["made", "start", "end"] * 4, events
     assert all(events[i][1] == events[i + 1][1] for i in range(0, 12, 3))
 
@@ -247,23 +249,23 @@ def test_a_presigned_url_lives_as_long_as_the_recovery_may_wait():
             return ExpiresIn
 
     settings = type("S", (), {"bucket": "b"})()
-    snap = restore.Snapshot("c", "k", 1, "0" * 64, 1000, 0, "http://n")
-    assert restore.presigned_url(Signer(), settings, snap) == restore.PRESIGNED_URL_SECONDS
-    assert restore.presigned_url(Signer(), settings, snap, timeout=7200.5) == 7201
-    assert restore.presigned_url(Signer(), settings, snap, timeout=1e9) == 7 * 24 * 3600
+    snap = restore_plan.Snapshot("c", "k", 1, "0" * 64, 1000, 0, "http://n")
+    assert snapshot_files.presigned_url(Signer(), settings, snap) == snapshot_files.PRESIGNED_URL_SECONDS
+    assert snapshot_files.presigned_url(Signer(), settings, snap, timeout=7200.5) == 7201
+    assert snapshot_files.presigned_url(Signer(), settings, snap, timeout=1e9) == 7 * 24 * 3600
 
 
 def test_the_staging_folders_are_private_and_never_someone_elses(tmp_path):
-    directory = restore.staging_path(tmp_path / "staging", "20261124T000000Z")
-    restore.private_directory(directory)
+    directory = snapshot_files.staging_path(tmp_path / "staging", "20261124T000000Z")
+    snapshot_files.private_directory(directory)
     for folder in (directory, directory.parent):
         assert folder.stat().st_mode & 0o777 == 0o700
     # Made by someone else first in a shared /tmp: a symlink to where they can read, or a file.
     trap = tmp_path / "shared"
     (trap / "elsewhere").mkdir(parents=True)
-    (trap / restore.RESTORE_DIR).symlink_to(trap / "elsewhere")
+    (trap / snapshot_files.RESTORE_DIR).symlink_to(trap / "elsewhere")
     with pytest.raises(restore.RestoreError, match="is a symlink or belongs to another user"):
-        restore.private_directory(restore.staging_path(trap, "20261124T000000Z"))
+        snapshot_files.private_directory(snapshot_files.staging_path(trap, "20261124T000000Z"))
     (tmp_path / "a-file").write_text("x")
     with pytest.raises(restore.RestoreError, match=r"cannot use the staging directory .*a-file"):
-        restore.private_directory(restore.staging_path(tmp_path / "a-file", "20261124T000000Z"))
+        snapshot_files.private_directory(snapshot_files.staging_path(tmp_path / "a-file", "20261124T000000Z"))

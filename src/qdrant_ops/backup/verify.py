@@ -30,7 +30,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from qdrant_ops.backup import model, restore
+from qdrant_ops.backup import model, restore, restore_plan
 from qdrant_ops.backup.manifest import Manifest
 from qdrant_ops.client import ClusterClient
 from qdrant_ops.errors import ConfigError, QdrantOpsError
@@ -298,11 +298,11 @@ def check_drill(
         raise VerifyError(f"backup {manifest.backup_id} names no Qdrant version: verify another")
     binary = versioned_binary(binary, made_by)
     version = binary_version(binary)
-    if restore.minor(version) != restore.minor(made_by):
+    if restore_plan.minor(version) != restore_plan.minor(made_by):
         raise VerifyError(
             f"backup {manifest.backup_id} was made by Qdrant {made_by} but {binary} is "
             f"{version}: a set restores only into its own minor version; install "
-            f"{restore.minor(made_by)}.x on this host and pass --qdrant-binary"
+            f"{restore_plan.minor(made_by)}.x on this host and pass --qdrant-binary"
         )
     unknown = sorted(set(collections) - set(manifest.collections))
     if unknown:
@@ -352,7 +352,7 @@ def verify_set(
     """Restore the set into a scratch Qdrant and compare it with its manifest. Returns the report;
     raises VerifyError when the drill cannot run or the set does not restore as recorded."""
     started = time.monotonic()
-    manifest = restore.choose_set(s3_client, settings, options.backup_id)
+    manifest = restore_plan.choose_set(s3_client, settings, options.backup_id)
     binary, version, sizes = check_drill(manifest, options.binary, options.collections)
     base = options.workdir or Path(tempfile.gettempdir())
     base.mkdir(parents=True, exist_ok=True)
