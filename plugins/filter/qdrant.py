@@ -11,7 +11,7 @@ import hmac
 from ansible.module_utils.parsing.convert_bool import boolean
 
 from qdrant_ops.cluster.health import shard_placement, unhealthy_replicas
-from qdrant_ops.cluster.standby import scoped_token
+from qdrant_ops.cluster.standby_identity import scoped_token
 
 
 def qdrant_unhealthy_replicas(results) -> list[str]:
@@ -84,7 +84,7 @@ def web_password_hash(password: str, salt_key: str, seed: str, rounds: int = 10)
 
 def qdrant_standby_token(primary_key: str, collections: list[str], subject: str) -> str:
     """The standby's JWT on the primary: rw on the collections it syncs, nothing else
-    (qdrant_ops.cluster.standby.scoped_token)."""
+    (qdrant_ops.cluster.standby_identity.scoped_token)."""
     return scoped_token(primary_key, collections, subject)
 
 

@@ -23,7 +23,7 @@ import pytest
 import yaml
 
 from qdrant_ops.client import ClusterClient
-from qdrant_ops.cluster import collections, standby
+from qdrant_ops.cluster import collections, standby_identity
 from qdrant_ops.cluster.health import shard_placement
 from tests.support.containers import SystemdContainer
 from tests.support.e2e_data import fingerprints, replica_manifests, upsert
@@ -109,7 +109,7 @@ def synced_after(sc: ClusterClient, moment: float, timeout: float = 120) -> dict
     """The marker's record of `docs` once a sync began after `moment` (the timer's, not ours)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        state = (standby.read_marker(sc) or {}).get("collections", {}).get("docs")
+        state = (standby_identity.read_marker(sc) or {}).get("collections", {}).get("docs")
         if state and state["reflects"] > moment:
             return state
         time.sleep(1)
@@ -132,7 +132,7 @@ def test_standby_playbook_syncs_on_its_timer_then_promote_playbook_stops_it(setu
     # The sync host holds a token scoped to docs, never the primary's key.
     token = host.exec("cat", "/etc/qdrant-ops/standby/primary-api-key").stdout.strip()
     assert (
-        token == standby.scoped_token(KEYS["primary"], ["docs"], "standby-dr")
+        token == standby_identity.scoped_token(KEYS["primary"], ["docs"], "standby-dr")
         and KEYS["primary"] not in token
     )
     second = play(setup, "playbooks/standby.yml", *EVERY_5_SECONDS)
@@ -179,7 +179,7 @@ def test_standby_playbook_syncs_on_its_timer_then_promote_playbook_stops_it(setu
     assert len({sc.count_points("docs") for _ in range(20)}) == 1
     query = {"query": [0.5] * 64, "limit": 5}
     assert len(sc.request("POST", "/collections/docs/points/query", json=query)["points"]) == 5
-    assert standby.read_marker(sc)["role"] == "promoted"
+    assert standby_identity.read_marker(sc)["role"] == "promoted"
     assert host.exec("systemctl", "is-active", "qdrant-standby-sync.timer").stdout.strip() == "inactive"
     assert host.exec("systemctl", "is-enabled", "qdrant-standby-sync.timer").stdout.strip() == "disabled"
     # No lag metric left behind to keep QdrantStandbyLagging firing for ever.
@@ -238,7 +238,7 @@ def worst_case_primary_loss(setup, start: int):
             time.sleep(0.2)
         else:
             raise AssertionError("the timer started no sync within the interval")
-        last = (standby.read_marker(sc) or {})["collections"]["docs"]  # the newest completed one
+        last = (standby_identity.read_marker(sc) or {})["collections"]["docs"]  # the newest completed one
         killed_at = time.time()
         for node in primary.nodes:  # the region is gone: no clean shutdown
             node.process.kill()

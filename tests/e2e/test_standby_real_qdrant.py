@@ -16,7 +16,7 @@ import time
 import pytest
 
 from qdrant_ops.client import ClusterClient, QdrantApiError
-from qdrant_ops.cluster import collections, standby
+from qdrant_ops.cluster import collections, standby, standby_identity, standby_metrics
 from tests.support.e2e_data import fingerprints, replica_manifests, upsert
 from tests.support.qdrant_cluster import LocalQdrantCluster
 
@@ -67,7 +67,7 @@ def test_a_swapped_init_is_refused_before_anything_changes(pair):
     result = cli(pair, "init", swap=True)
     assert result.returncode == 2, result.stdout
     assert "the target already has docs and no standby marker" in result.stderr and "swapped" in result.stderr
-    assert standby.MARKER not in pc.collection_names() and sc.collection_names() == []
+    assert standby_identity.MARKER not in pc.collection_names() and sc.collection_names() == []
 
 
 def test_init_then_syncs_under_a_writer_end_with_the_primarys_exact_points(pair, tmp_path):
@@ -95,7 +95,7 @@ def test_init_then_syncs_under_a_writer_end_with_the_primarys_exact_points(pair,
             upsert(pc, range(batch * 50, batch * 50 + 50), seed=batch + 100)  # updates of old points
             written.append(batch)
 
-    busy_file, busy_seen = tmp_path / "textfile" / standby.SyncBusy.FILE, []
+    busy_file, busy_seen = tmp_path / "textfile" / standby_metrics.SyncBusy.FILE, []
 
     def watch_busy() -> None:  # the alert rules' hint that replicas are not Active by design
         while not stop.wait(0.05):
@@ -151,9 +151,9 @@ def test_swapped_or_doubled_clusters_are_refused_by_identity(pair):
     same = cli(pair, "sync", same=True)
     assert same.returncode == 2 and "the primary and the standby are one cluster" in same.stderr, same.stderr
     assert "nothing was changed" in swapped.stderr + same.stderr
-    assert fingerprints(pc) == before and standby.MARKER not in pc.collection_names()
-    marker = standby.read_marker(sc)
-    assert sorted(marker["primary_peers"]) == sorted(str(p) for p in standby.cluster_peers(pc))
+    assert fingerprints(pc) == before and standby_identity.MARKER not in pc.collection_names()
+    marker = standby_identity.read_marker(sc)
+    assert sorted(marker["primary_peers"]) == sorted(str(p) for p in standby_identity.cluster_peers(pc))
 
 
 def segment_ids(client: ClusterClient, node: str) -> set[str]:
@@ -208,7 +208,7 @@ def test_the_standbys_scoped_token_syncs_and_can_do_no_more_on_the_primary(pair)
     primary, _secondary, pc, sc, base = pair
     if "later" not in pc.collection_names():  # another collection the token must not reach
         collections.ensure_collection(pc, {**SPEC, "name": "later", "shard_number": 2, "payload_indexes": {}})
-    (base / "token").write_text(standby.scoped_token("primary-key", ["docs"], "standby"))
+    (base / "token").write_text(standby_identity.scoped_token("primary-key", ["docs"], "standby"))
     upsert(pc, range(FIRST, FIRST + 2000), seed=33)
     command = [sys.executable, "-m", "qdrant_ops.cli", "standby", "sync", "--collection", "docs",
                *[a for u in primary.urls for a in ("--primary-url", u)],
@@ -218,8 +218,8 @@ def test_the_standbys_scoped_token_syncs_and_can_do_no_more_on_the_primary(pair)
     result = subprocess.run(command, capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stderr
     assert fingerprints(sc) == fingerprints(pc)
-    assert sorted(standby.read_marker(sc)["primary_peers"]) == sorted(
-        str(p) for p in standby.cluster_peers(pc)
+    assert sorted(standby_identity.read_marker(sc)["primary_peers"]) == sorted(
+        str(p) for p in standby_identity.cluster_peers(pc)
     )
 
     token = (base / "token").read_text()
@@ -243,14 +243,14 @@ def test_the_standbys_scoped_token_syncs_and_can_do_no_more_on_the_primary(pair)
             assert refused.value.status == 403, (method, path, refused.value)
         # The marker collection is read-only for the token. (Qdrant answers 404 before it checks
         # access for a collection that does not exist: the primary has no marker, so one is made.)
-        pc.request("PUT", f"/collections/{standby.MARKER}", json={"vectors": {}})
+        pc.request("PUT", f"/collections/{standby_identity.MARKER}", json={"vectors": {}})
         try:
             forged = {"points": [{"id": 1, "vector": {}, "payload": {"role": "standby"}}]}
             with pytest.raises(QdrantApiError) as refused:
-                scoped.request("PUT", f"/collections/{standby.MARKER}/points", json=forged)
+                scoped.request("PUT", f"/collections/{standby_identity.MARKER}/points", json=forged)
             assert refused.value.status == 403, refused.value
         finally:
-            pc.request("DELETE", f"/collections/{standby.MARKER}")
+            pc.request("DELETE", f"/collections/{standby_identity.MARKER}")
     assert {"docs", "later"} <= set(pc.collection_names()), "the token's refused requests changed the primary"
 
 
@@ -267,13 +267,13 @@ def test_a_cluster_without_the_marker_or_promoted_is_refused(pair):
     assert result.returncode != 0 and "the primary and the standby are one cluster" in result.stderr
     assert pc.count_points("docs") == before
 
-    marker = standby.read_marker(sc)
-    standby.write_marker(sc, {**marker, "role": "promoted", "promoted_at": "2026-11-30T00:00:00Z"})
+    marker = standby_identity.read_marker(sc)
+    standby_identity.write_marker(sc, {**marker, "role": "promoted", "promoted_at": "2026-11-30T00:00:00Z"})
     try:
         result = cli(pair, "sync")
         assert result.returncode != 0 and "was promoted (2026-11-30T00:00:00Z)" in result.stderr
     finally:
-        standby.write_marker(sc, marker)
+        standby_identity.write_marker(sc, marker)
 
 
 def test_primary_lost_mid_write_then_promote_loses_only_writes_after_the_last_sync(qdrant_binary, tmp_path):

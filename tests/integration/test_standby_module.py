@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from qdrant_ops.client import ClusterClient
-from qdrant_ops.cluster import standby
+from qdrant_ops.cluster import standby_identity
 from tests.support.playbook import run_module_task, run_playbook
 from tests.support.qdrant_stub import QdrantStubServer, populate_demo, share_cluster
 
@@ -44,7 +44,7 @@ def test_init_check_mode_then_once(clusters, tmp_path):
     assert done["changed"] and done["created"] == ["cities", "places"]
     assert target.state.info("cities")["config"]["params"]["shard_number"] == 6
     with ClusterClient([target.url], KEY) as client:
-        assert standby.read_marker(client)["role"] == "standby"
+        assert standby_identity.read_marker(client)["role"] == "standby"
     again = run_module_task(tmp_path, "qdrant_standby", task(clusters))
     assert not again["changed"] and again["created"] == [] and again["marker_created"] is False
 
@@ -69,7 +69,7 @@ def test_a_cluster_in_use_is_refused_with_nothing_written(clusters, tmp_path):
     populate_demo(target.state)  # the "standby" given is a cluster with data: e.g. the primary itself
     message = run_failing(tmp_path, task(clusters))
     assert "already has cities, places and no standby marker" in message
-    assert standby.MARKER not in target.state.points
+    assert standby_identity.MARKER not in target.state.points
 
 
 def test_a_missing_primary_url_and_collection_are_named(clusters, tmp_path):
@@ -92,9 +92,9 @@ def test_promote_reconciles_replicas_reports_counts_once_and_check_mode_leaves_t
                    "primary_api_key": KEY, "state": "promoted"}  # fmt: skip
         run_module_task(tmp_path, "qdrant_standby", {**promote, "state": "standby"})
         with ClusterClient([nodes[0].url], "standby-key") as client:  # as a sync leaves it
-            marker = standby.read_marker(client)
+            marker = standby_identity.read_marker(client)
             marker["collections"] = {"cities": {"reflects": 1000.0, "primary_points": 10}}
-            standby.write_marker(client, marker)
+            standby_identity.write_marker(client, marker)
             for i in range(8):  # 8 here, 10 on the primary then
                 nodes[0].state.points["cities"][i] = primary.state.points["cities"][i]
 
@@ -104,7 +104,7 @@ def test_promote_reconciles_replicas_reports_counts_once_and_check_mode_leaves_t
         assert row["primary_points_now"] == 10 and row["behind_last_sync"] is True
         assert nodes[0].state.partial_recoveries == [], "check mode copied replicas"
         with ClusterClient([nodes[0].url], "standby-key") as client:
-            assert standby.read_marker(client)["role"] == "standby", "check mode promoted"
+            assert standby_identity.read_marker(client)["role"] == "standby", "check mode promoted"
 
         done = run_module_task(tmp_path, "qdrant_standby", {**promote, "primary_url": []})
         assert done["changed"] and done["collections"]["cities"]["primary_points_now"] is None

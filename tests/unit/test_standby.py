@@ -10,7 +10,7 @@ import time
 import pytest
 
 from qdrant_ops.client import QdrantApiError
-from qdrant_ops.cluster import standby
+from qdrant_ops.cluster import standby, standby_identity, standby_metrics
 from qdrant_ops.errors import ConfigError
 
 
@@ -46,29 +46,33 @@ def test_the_first_standby_replica_is_an_active_one():
 
 
 def test_a_shard_without_an_active_primary_replica_is_refused():
-    with pytest.raises(standby.StandbyError, match="shard 1 has no Active replica on the primary"):
+    with pytest.raises(standby_identity.StandbyError, match="shard 1 has no Active replica on the primary"):
         standby.plan_transfers("docs", [replica(0, 1), replica(1, 2, "Partial")],
                                [replica(0, 11), replica(1, 12)], PRIMARY_URLS, STANDBY_URLS)  # fmt: skip
 
 
 def test_a_different_shard_number_is_refused():
-    with pytest.raises(standby.StandbyError, match=r"the standby has shards \[0\], the primary \[0, 1\]"):
+    with pytest.raises(
+        standby_identity.StandbyError, match=r"the standby has shards \[0\], the primary \[0, 1\]"
+    ):
         standby.plan_transfers(
             "docs", [replica(0, 1), replica(1, 2)], [replica(0, 11)], PRIMARY_URLS, STANDBY_URLS
         )
 
 
 def test_a_standby_peer_no_url_answers_as_is_refused():
-    with pytest.raises(standby.StandbyError, match="standby peer 99 holds shard 0 but no --standby-url"):
+    with pytest.raises(
+        standby_identity.StandbyError, match="standby peer 99 holds shard 0 but no --standby-url"
+    ):
         standby.plan_transfers("docs", [replica(0, 1)], [replica(0, 99)], PRIMARY_URLS, STANDBY_URLS)
 
 
 def test_only_a_cluster_marked_standby_is_synced():
-    with pytest.raises(standby.StandbyError, match="carries no standby marker"):
-        standby.require_standby(None)
-    with pytest.raises(standby.StandbyError, match=r"was promoted \(yesterday\) and takes writes"):
-        standby.require_standby({"role": "promoted", "promoted_at": "yesterday"})
-    assert standby.require_standby({"role": "standby"}) == {"role": "standby"}
+    with pytest.raises(standby_identity.StandbyError, match="carries no standby marker"):
+        standby_identity.require_standby(None)
+    with pytest.raises(standby_identity.StandbyError, match=r"was promoted \(yesterday\) and takes writes"):
+        standby_identity.require_standby({"role": "promoted", "promoted_at": "yesterday"})
+    assert standby_identity.require_standby({"role": "standby"}) == {"role": "standby"}
 
 
 PRIMARY, STANDBY = frozenset({1, 2, 3}), frozenset({11, 12, 13})
@@ -76,22 +80,26 @@ PRIMARY, STANDBY = frozenset({1, 2, 3}), frozenset({11, 12, 13})
 
 def test_which_cluster_is_which_is_decided_by_peer_ids_not_urls():
     standby_marker = {"role": "standby", "primary_peers": ["1", "2", "3"]}
-    assert standby.pair_problem(PRIMARY, STANDBY, None, standby_marker) is None
+    assert standby_identity.pair_problem(PRIMARY, STANDBY, None, standby_marker) is None
     # One cluster named twice (a sync whose primary is the standby itself, under other URLs).
-    assert "one cluster (peer 11 answers in both)" in standby.pair_problem(STANDBY, STANDBY, None, None)
+    assert "one cluster (peer 11 answers in both)" in standby_identity.pair_problem(
+        STANDBY, STANDBY, None, None
+    )
     # Swapped: the "primary" carries the standby marker.
-    swapped = standby.pair_problem(STANDBY, PRIMARY, standby_marker, None)
+    swapped = standby_identity.pair_problem(STANDBY, PRIMARY, standby_marker, None)
     assert "carries the standby marker" in swapped and "swapped" in swapped
     # A standby of another primary; a primary that replaced some nodes is still the same one.
-    other = standby.pair_problem(frozenset({7, 8, 9}), STANDBY, None, standby_marker)
+    other = standby_identity.pair_problem(frozenset({7, 8, 9}), STANDBY, None, standby_marker)
     assert "holds data of another primary" in other and "this primary has 7, 8, 9" in other
-    assert standby.pair_problem(frozenset({1, 2, 4}), STANDBY, None, standby_marker) is None
+    assert standby_identity.pair_problem(frozenset({1, 2, 4}), STANDBY, None, standby_marker) is None
     # A promoted cluster may be the primary of a new standby; a marker without peers learns them.
-    assert standby.pair_problem(PRIMARY, STANDBY, {"role": "promoted"}, {"role": "standby"}) is None
+    assert standby_identity.pair_problem(PRIMARY, STANDBY, {"role": "promoted"}, {"role": "standby"}) is None
 
 
 def test_the_scoped_token_is_an_hs256_jwt_with_rw_on_the_synced_collections_and_r_on_the_marker():
-    token = standby.scoped_token("primary-key", ["docs", "books", "docs", standby.MARKER], "standby-dr")
+    token = standby_identity.scoped_token(
+        "primary-key", ["docs", "books", "docs", standby_identity.MARKER], "standby-dr"
+    )
     header, claims, signature = token.split(".")
     expected = hmac.new(b"primary-key", f"{header}.{claims}".encode(), hashlib.sha256).digest()
     assert base64.urlsafe_b64decode(signature + "==") == expected
@@ -101,13 +109,15 @@ def test_the_scoped_token_is_an_hs256_jwt_with_rw_on_the_synced_collections_and_
         "access": [  # each collection once: Qdrant refuses a token naming one twice
             {"collection": "books", "access": "rw"},
             {"collection": "docs", "access": "rw"},
-            {"collection": standby.MARKER, "access": "r"},
+            {"collection": standby_identity.MARKER, "access": "r"},
         ],
     }
     assert "exp" not in decode(claims)  # revoked by rotating the primary's key, never by surprise
-    assert token == standby.scoped_token("primary-key", ["books", "docs"], "standby-dr")  # idempotent runs
-    with pytest.raises(standby.StandbyError, match="needs the collections to sync"):
-        standby.scoped_token("primary-key", [standby.MARKER], "standby-dr")
+    assert token == standby_identity.scoped_token(
+        "primary-key", ["books", "docs"], "standby-dr"
+    )  # idempotent runs
+    with pytest.raises(standby_identity.StandbyError, match="needs the collections to sync"):
+        standby_identity.scoped_token("primary-key", [standby_identity.MARKER], "standby-dr")
 
 
 def decode(part: str) -> dict:
@@ -129,16 +139,16 @@ class ScopedPrimary:
 
 def test_a_scoped_key_finds_peers_through_the_collections_it_may_read():
     primary = ScopedPrimary()
-    assert standby.cluster_peers(primary, ["docs"]) == {11, 12, 13}
+    assert standby_identity.cluster_peers(primary, ["docs"]) == {11, 12, 13}
     assert standby.peer_urls(primary, ["http://p1:6333", "http://p2:6333"], ["docs"]) == {
         11: "http://p1:6333", 12: "http://p2:6333"}  # fmt: skip
     with pytest.raises(QdrantApiError, match="403"):  # nothing to go by: the refusal is shown
-        standby.cluster_peers(primary)
+        standby_identity.cluster_peers(primary)
 
 
 def test_while_a_sync_runs_its_textfile_says_until_when_replicas_may_be_not_active(tmp_path):
-    busy_file = tmp_path / standby.SyncBusy.FILE
-    with pytest.raises(RuntimeError), standby.SyncBusy(tmp_path, "dr", bound=600) as busy:
+    busy_file = tmp_path / standby_metrics.SyncBusy.FILE
+    with pytest.raises(RuntimeError), standby_metrics.SyncBusy(tmp_path, "dr", bound=600) as busy:
         first = busy_file.read_text()
         assert 'qdrant_ops_standby_sync_busy_until_timestamp_seconds{cluster="dr"}' in first
         until = float(first.split("}")[-1])
@@ -154,7 +164,7 @@ def test_while_a_sync_runs_its_textfile_says_until_when_replicas_may_be_not_acti
     ("options", "message"),
     [
         ({"collections": ("docs", "../x")}, "collection '../x' cannot be copied"),
-        ({"collections": (standby.MARKER,)}, "cannot be copied"),
+        ({"collections": (standby_identity.MARKER,)}, "cannot be copied"),
         ({"timeout": 0}, "the timeout must be positive"),
     ],
 )

@@ -18,7 +18,7 @@ from qdrant_ops.cli.common import (
     seconds,
 )
 from qdrant_ops.client import ClusterClient
-from qdrant_ops.cluster import standby
+from qdrant_ops.cluster import standby, standby_metrics
 from qdrant_ops.errors import ConfigError
 from qdrant_ops.progress import ProgressLine
 from qdrant_ops.table import format_table
@@ -64,7 +64,11 @@ def _record_run(args: argparse.Namespace, *, success: bool, duration: float) -> 
 def cmd_standby_sync(args: argparse.Namespace) -> int:
     options = standby.StandbyOptions(collections=tuple(args.collection or ()), timeout=args.wait_timeout)
     primary, target = _standby_clients(args)
-    busy = standby.SyncBusy(args.metrics_dir, args.cluster, args.wait_timeout) if args.metrics_dir else None
+    busy = (
+        standby_metrics.SyncBusy(args.metrics_dir, args.cluster, args.wait_timeout)
+        if args.metrics_dir
+        else None
+    )
     say = event_log(args)
 
     def log(line: str) -> None:
@@ -80,7 +84,7 @@ def cmd_standby_sync(args: argparse.Namespace) -> int:
         _record_run(args, success=False, duration=time.monotonic() - started)
         raise
     if args.metrics_dir:
-        standby.write_synced_metrics(args.metrics_dir, args.cluster, report["collections"])
+        standby_metrics.write_synced_metrics(args.metrics_dir, args.cluster, report["collections"])
     _record_run(args, success=True, duration=report["seconds"])
     rows = [
         [

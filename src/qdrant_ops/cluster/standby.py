@@ -22,43 +22,33 @@ anything.
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
-import json
 import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
-
-from prometheus_client import CollectorRegistry, Gauge, write_to_textfile
 
 from qdrant_ops.client import ClusterClient, QdrantApiError
 from qdrant_ops.cluster.collections import NAME_PATTERN, apply_plan, describe, plan_collection
 from qdrant_ops.cluster.health import shard_placement
+from qdrant_ops.cluster.standby_identity import (
+    MARKER,
+    StandbyError,
+    check_pair,
+    cluster_peers,
+    cluster_status_via,
+    read_marker,
+    require_standby,
+    write_marker,
+)
 from qdrant_ops.errors import ConfigError, QdrantOpsError
 from qdrant_ops.progress import Progress
 
-# Written by `standby sync --metrics-dir`; the lag is recorded by files/alerts/standby.rules.yml.
-METRIC_NAMES = (
-    "qdrant_ops_standby_synced_timestamp_seconds",
-    "qdrant_ops_standby_primary_points",
-    "qdrant_ops_standby_lag_seconds",
-    "qdrant_ops_standby_sync_busy_until_timestamp_seconds",
-)
-MARKER = "qdrant_ops_standby"
-MARKER_ID = 1
 # Qdrant 1.18.3 and 1.19.0 recover the partial snapshot, then refresh the collection's payload index
 # schema from every shard with local-only reads, which fails on a node that does not hold every
 # shard (lib/collection/src/shards/shard_holder/mod.rs, `common_payload_index_schema`). The data
 # is in place by then; the standby's schema was made from the primary's at `init` (§10).
 SCHEMA_REFRESH_FAILURE = "failed to update payload index schema after recovering partial snapshot"
-
-
-class StandbyError(QdrantOpsError):
-    """The standby cannot be initialised or synced; the message says why and what to do."""
 
 
 @dataclass(frozen=True)
@@ -81,28 +71,11 @@ def peer_urls(client: ClusterClient, urls: Sequence[str], via: Sequence[str] = (
     """Which of the given node URLs answers as which peer (`via`: see `cluster_peers`)."""
     found = {}
     for url in urls:
-        status = _cluster_status(client, url, via)
+        status = cluster_status_via(client, url, via)
         if status.get("status") != "enabled":
             raise StandbyError(f"{url} runs without cluster mode: a standby pairs two distributed clusters")
         found[int(status["peer_id"])] = url.rstrip("/")
     return found
-
-
-def _cluster_status(client: ClusterClient, node: str | None, via: Sequence[str]) -> dict:
-    """GET /cluster, or, for a key scoped to collections (the standby's token: Qdrant wants global
-    access for /cluster), what the collections' cluster info says of the same: the answering peer
-    and the peers that hold their replicas."""
-    try:
-        return client.cluster_status(node=node)
-    except QdrantApiError as exc:
-        if exc.status != 403 or not via:
-            raise
-    peers: dict[str, dict] = {}
-    for name in via:
-        info = client.collection_cluster(name, node=node)
-        answering = info["peer_id"]
-        peers.update((str(shard["peer_id"]), {}) for shard in info.get("remote_shards") or [])
-    return {"status": "enabled", "peer_id": answering, "peers": {str(answering): {}, **peers}}
 
 
 def plan_transfers(
@@ -171,120 +144,6 @@ def _replicas_by_shard(collection: str, standby: list[dict], standby_urls: dict[
         first = active[shard_id % len(active)]
         ordered[shard_id] = [first, *(peer for peer in peers if peer != first)]
     return ordered
-
-
-# -- identity ------------------------------------------------------------------------------------------
-def cluster_peers(client: ClusterClient, via: Sequence[str] = ()) -> frozenset[int]:
-    """The cluster's Raft peer ids, as the node it asks sees them; for a key scoped to the
-    collections `via`, the peers holding their replicas (enough: two clusters never share one)."""
-    status = _cluster_status(client, None, via)
-    peers = {int(peer) for peer in status.get("peers") or {}}
-    return frozenset(peers or {int(status.get("peer_id") or 0)})
-
-
-def pair_problem(
-    primary_peers: frozenset[int],
-    standby_peers: frozenset[int],
-    primary_marker: dict | None,
-    standby_marker: dict | None,
-) -> str | None:
-    """Why these two clusters are not a primary and its standby (None: they are). Pure."""
-    shared = primary_peers & standby_peers
-    if shared:
-        return (
-            f"the primary and the standby are one cluster (peer {min(shared)} answers in both): check "
-            "--primary-url and --standby-url"
-        )
-    if primary_marker is not None and primary_marker.get("role") == "standby":
-        return (
-            f"the cluster named as primary carries the standby marker ({MARKER}): it is a standby; are the "
-            "primary and the standby swapped?"
-        )
-    known = {str(peer) for peer in (standby_marker or {}).get("primary_peers") or []}
-    current = sorted(str(peer) for peer in primary_peers)
-    if known and not known & set(current):
-        return (
-            f"the standby holds data of another primary (its marker names primary peers "
-            f"{', '.join(sorted(known)[:3])}; this primary has {', '.join(current[:3])})"
-        )
-    return None
-
-
-def check_pair(
-    primary: ClusterClient,
-    standby: ClusterClient,
-    standby_marker: dict | None,
-    *,
-    primary_may_be_lost: bool = False,
-    via: Sequence[str] = (),
-) -> frozenset[int]:
-    """Refuse a pair that is not this primary and its standby; returns the primary's peers (none
-    when `primary_may_be_lost` and it does not answer: a promotion goes on without it). `via`:
-    the collections a scoped primary key may read (`cluster_peers`)."""
-    try:
-        primary_peers, primary_marker = cluster_peers(primary, via), read_marker(primary)
-    except QdrantOpsError:
-        if primary_may_be_lost:
-            return frozenset()
-        raise
-    problem = pair_problem(primary_peers, cluster_peers(standby), primary_marker, standby_marker)
-    if problem:
-        raise StandbyError(f"{problem}; nothing was changed")
-    return primary_peers
-
-
-def scoped_token(primary_key: str, collections: Sequence[str], subject: str) -> str:
-    """A JWT for the standby: what a sync needs on the primary and no more (docs/standby.md
-    "What the standby can do on the primary"). Qdrant, with `jwt_rbac` on, takes HS256 tokens
-    signed with its API key; a partial snapshot stream needs `rw` on its collection (write and
-    extras; `prw` lacks extras, `r` lacks write: src/common/snapshots.rs at v1.18.3), and `r` on the
-    marker collection lets a sync see a primary that is in fact a standby. No expiry: it is revoked
-    by rotating the primary's API key. Deterministic, so a second playbook run changes nothing."""
-    names = sorted(set(collections) - {MARKER})
-    if not names:
-        raise StandbyError(
-            "a scoped token needs the collections to sync: the primary has none, or none was given"
-        )
-    access = [{"collection": name, "access": "rw"} for name in names] + [
-        {"collection": MARKER, "access": "r"}
-    ]
-    header, claims = {"alg": "HS256", "typ": "JWT"}, {"sub": subject, "access": access}
-    signed = _b64url(_compact_json(header)) + "." + _b64url(_compact_json(claims))
-    return signed + "." + _b64url(hmac.new(primary_key.encode(), signed.encode(), hashlib.sha256).digest())
-
-
-def _compact_json(value) -> bytes:
-    return json.dumps(value, separators=(",", ":"), sort_keys=True).encode()
-
-
-def _b64url(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
-# -- the marker ----------------------------------------------------------------------------------------
-def read_marker(standby: ClusterClient) -> dict | None:
-    if MARKER not in standby.collection_names():
-        return None
-    points = standby.retrieve_points(MARKER, [MARKER_ID], with_payload=True)
-    return points[0]["payload"] if points else None
-
-
-def write_marker(standby: ClusterClient, payload: dict) -> None:
-    standby.upsert_points(MARKER, [{"id": MARKER_ID, "vector": {}, "payload": payload}])
-
-
-def require_standby(marker: dict | None) -> dict:
-    if marker is None:
-        raise StandbyError(
-            f"this cluster carries no standby marker (collection {MARKER}): a sync would overwrite what it "
-            "holds; run `qdrant-ops standby init` against it first"
-        )
-    if marker.get("role") != "standby":
-        raise StandbyError(
-            f"this cluster was promoted ({marker.get('promoted_at', 'time unknown')}) and takes writes "
-            "of its own: a sync would overwrite them; set up a new standby instead"
-        )
-    return marker
 
 
 @dataclass(frozen=True)
@@ -616,63 +475,3 @@ def _run_phase(standby: ClusterClient, transfers: list[Transfer], key, timeout, 
         for future in [pool.submit(one_peer, queue) for queue in queues.values()]:
             future.result()  # the first failure is raised once every peer's current transfer ended
     return outcomes
-
-
-# -- metrics -------------------------------------------------------------------------------------------
-def write_synced_metrics(directory: str | Path, cluster: str, collections: dict[str, dict]) -> Path:
-    """Per collection, the primary time the standby reflects (written after a successful sync only,
-    so a failing sync leaves the last good time and the lag keeps growing):
-    `time() - qdrant_ops_standby_synced_timestamp_seconds` is the recovery point."""
-    registry = CollectorRegistry()
-    synced = Gauge(
-        "qdrant_ops_standby_synced_timestamp_seconds",
-        "Primary time the standby's copy of the collection reflects (its last completed sync).",
-        ["cluster", "collection"],
-        registry=registry,
-    )
-    points = Gauge(
-        "qdrant_ops_standby_primary_points",
-        "The primary's exact point count when the last completed sync began.",
-        ["cluster", "collection"],
-        registry=registry,
-    )
-    for name, state in collections.items():
-        synced.labels(cluster, name).set(state["reflects"])
-        points.labels(cluster, name).set(state["primary_points"])
-    Path(directory).mkdir(parents=True, exist_ok=True)
-    path = Path(directory) / "qdrant_ops_standby.prom"
-    write_to_textfile(str(path), registry)
-    path.chmod(0o644)  # node_exporter runs as another user
-    return path
-
-
-class SyncBusy:
-    """While a sync runs, a textfile metric says until when the standby's replicas may be not
-    Active by design (a shard recovered from a snapshot is Partial until done, with no transfer to
-    tell the alert rules). files/alerts/qdrant.rules.yml keeps the replica alerts quiet until that
-    time. Each finished piece moves it to now + `bound` (the most one shard may take), so a sync
-    that is killed stops hiding anything within `bound`; a sync that ends removes the file."""
-
-    FILE = "qdrant_ops_standby_sync_busy.prom"
-
-    def __init__(self, directory: str | Path, cluster: str, bound: float) -> None:
-        self.path, self.cluster, self.bound = Path(directory) / self.FILE, cluster, bound
-
-    def __enter__(self) -> SyncBusy:
-        self.refresh()
-        return self
-
-    def __exit__(self, *_exc) -> None:
-        self.path.unlink(missing_ok=True)
-
-    def refresh(self) -> None:
-        registry = CollectorRegistry()
-        Gauge(
-            METRIC_NAMES[3],
-            "Unix time until which a running standby sync may leave replicas not Active.",
-            ["cluster"],
-            registry=registry,
-        ).labels(self.cluster).set(time.time() + self.bound)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        write_to_textfile(str(self.path), registry)
-        self.path.chmod(0o644)  # node_exporter runs as another user
