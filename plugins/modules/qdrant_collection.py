@@ -165,7 +165,7 @@ from ansible.module_utils.qdrant_common import (
 
 try:
     from qdrant_ops.cluster import collections, zones
-    from qdrant_ops.cluster.collections import SPEC_KEYS
+    from qdrant_ops.cluster.collection_spec import SPEC_KEYS
 except ImportError:
     SPEC_KEYS, collections, zones = set(), None, None  # reported by client_from_module
 

@@ -14,7 +14,8 @@ import yaml
 
 from qdrant_ops.backup.job import BackupOptions
 from qdrant_ops.backup.restore import RestoreOptions
-from qdrant_ops.cluster.collections import SPEC_KEYS, ApplyOptions
+from qdrant_ops.cluster.collection_spec import SPEC_KEYS
+from qdrant_ops.cluster.collections import ApplyOptions
 from qdrant_ops.cluster.rebalance import RebalanceOptions
 from qdrant_ops.cluster.replicas import RepairOptions
 from tests.support.playbook import run_playbook as run_ansible

@@ -2,14 +2,8 @@
 
 import pytest
 
-from qdrant_ops.cluster.collections import (
-    ApplyOptions,
-    ensure_collection,
-    plan_collection,
-    require_server_support,
-    uses_memory_placement,
-    validate_spec,
-)
+from qdrant_ops.cluster.collection_spec import require_server_support, uses_memory_placement, validate_spec
+from qdrant_ops.cluster.collections import ApplyOptions, ensure_collection, plan_collection
 from qdrant_ops.errors import ConfigError
 
 CITIES = {

@@ -33,7 +33,7 @@ from qdrant_ops.backup.model import (
     iso_time,
     parse_iso_time,
 )
-from qdrant_ops.cluster.collections import NAME_PATTERN as COLLECTION_NAME
+from qdrant_ops.cluster.collection_spec import NAME_PATTERN as COLLECTION_NAME
 from qdrant_ops.errors import ConfigError
 
 SEAL_FORMAT = 1

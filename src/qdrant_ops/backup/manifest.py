@@ -19,7 +19,7 @@ from qdrant_ops.backup.model import (
     BackupError,
     parse_iso_time,
 )
-from qdrant_ops.cluster.collections import NAME_PATTERN as COLLECTION_NAME
+from qdrant_ops.cluster.collection_spec import NAME_PATTERN as COLLECTION_NAME
 
 SHA256_PATTERN = re.compile(r"^[0-9a-f]{64}\Z")
 STATUSES = ("complete", "unsealed", "incomplete")

@@ -18,7 +18,7 @@ from qdrant_ops.cli.common import (
     read_zones,
     zone_options,
 )
-from qdrant_ops.cluster import collections, health
+from qdrant_ops.cluster import collection_spec, collections, health
 from qdrant_ops.errors import ConfigError
 from qdrant_ops.table import format_table
 
@@ -88,7 +88,7 @@ def load_specs(path: str) -> list[dict]:
 def cmd_collections_validate(args: argparse.Namespace) -> int:
     """The checks `apply` makes before it asks the cluster anything (the node count and the server
     version are the cluster's, checked by `apply`)."""
-    names = [collections.validate_spec(spec)["name"] for spec in load_specs(args.file)]
+    names = [collection_spec.validate_spec(spec)["name"] for spec in load_specs(args.file)]
     emit_result(args, {"valid": names}, f"{args.file}: {len(names)} spec(s) valid: {', '.join(names)}")
     return 0
 

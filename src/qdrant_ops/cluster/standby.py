@@ -29,7 +29,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from qdrant_ops.client import ClusterClient, QdrantApiError
-from qdrant_ops.cluster.collections import NAME_PATTERN, apply_plan, describe, plan_collection
+from qdrant_ops.cluster.collection_spec import NAME_PATTERN
+from qdrant_ops.cluster.collections import apply_plan, describe, plan_collection
 from qdrant_ops.cluster.health import shard_placement
 from qdrant_ops.cluster.standby_identity import (
     MARKER,
