@@ -31,7 +31,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from qdrant_ops.ingest import dataset, engine, wire  # noqa: E402
+from qdrant_ops.ingest import dataset, engine, options, wire  # noqa: E402
 from qdrant_ops.ingest.sources import Decoder, Mapping, open_source  # noqa: E402
 
 COLLECTION = "bench"
@@ -137,7 +137,7 @@ def encode_only(source: str, count: int) -> dict[str, float]:
         point = decoder.decode(number, raw)
         batch.append(wire.encode_point(point.id, wire.encode_vectors(point.vectors[""]),
                                               wire.encode_payload(point.payload)))  # fmt: skip
-        if len(batch) == engine.DEFAULT_BATCH_SIZE:
+        if len(batch) == options.DEFAULT_BATCH_SIZE:
             wire.encode_upsert(COLLECTION, batch)
             batch = []
     rates["qdrant-ops read+decode+encode"] = count / (time.perf_counter() - started)
@@ -208,7 +208,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2, help="interleaved rounds; best of each is kept")
     parser.add_argument("--encode-only", action="store_true")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 2)
-    parser.add_argument("--batch-size", type=int, default=engine.DEFAULT_BATCH_SIZE)
+    parser.add_argument("--batch-size", type=int, default=options.DEFAULT_BATCH_SIZE)
     parser.add_argument("--sweep", action="store_true", help="also sweep our batch size (64 .. 1024)")
     parser.add_argument(
         "--client-knobs", metavar="PARALLEL,BATCH", help="qdrant-client's knobs instead of sweeping them"

@@ -183,6 +183,7 @@ from ansible.module_utils.qdrant_common import CONNECTION_ARGUMENT_SPEC, run_mod
 try:
     from qdrant_ops.backup import s3
     from qdrant_ops.ingest import engine, sources
+    from qdrant_ops.ingest.options import load_plan
     from qdrant_ops.ingest.wire import ORDERINGS
 except ImportError:
     ORDERINGS = None  # the rest is reported by run_module before any use
@@ -245,7 +246,7 @@ def load(module, client) -> dict:
     def s3_factory():
         return s3.make_client(settings)
 
-    options, mapping = engine.load_plan(params)
+    options, mapping = load_plan(params)
     if module.check_mode:
         return {
             "changed": True,

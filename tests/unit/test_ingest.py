@@ -7,17 +7,18 @@ import uuid
 import pytest
 
 from qdrant_ops.cli import print_progress
-from qdrant_ops.ingest import engine, workers
+from qdrant_ops.errors import ConfigError
+from qdrant_ops.ingest import pipeline, workers
 from qdrant_ops.ingest.checkpoint import Checkpoint
 from qdrant_ops.ingest.sources import DEFAULT_ID_NAMESPACE
 
 
 def test_route_sends_one_id_to_one_sender_and_spreads_ids():
-    assert engine.route(12, 4) == engine.route(12, 4) == 0
-    assert engine.route("0b5e6d2c-9a71-4d3b-8f65-2f5c9f3f8e11", 3) == engine.route(
+    assert pipeline.route(12, 4) == pipeline.route(12, 4) == 0
+    assert pipeline.route("0b5e6d2c-9a71-4d3b-8f65-2f5c9f3f8e11", 3) == pipeline.route(
         "0b5e6d2c-9a71-4d3b-8f65-2f5c9f3f8e11", 3
     )
-    spread = {engine.route(str(uuid.uuid5(DEFAULT_ID_NAMESPACE, str(i))), 4) for i in range(100)}
+    spread = {pipeline.route(str(uuid.uuid5(DEFAULT_ID_NAMESPACE, str(i))), 4) for i in range(100)}
     assert spread == {0, 1, 2, 3}
 
 
@@ -54,5 +55,5 @@ def test_checkpoint_ranges_merge_and_refuse_another_source(tmp_path):
     assert checkpoint.ranges == [[1, 30], [40, 45]]
     assert checkpoint.done(30) and not checkpoint.done(31) and checkpoint.completed_records() == 36
     checkpoint.save(force=True)
-    with pytest.raises(engine.ConfigError, match=r"belongs to a.jsonl -> cities, not b.jsonl -> cities"):
+    with pytest.raises(ConfigError, match=r"belongs to a.jsonl -> cities, not b.jsonl -> cities"):
         Checkpoint.load(str(tmp_path / "ck.json"), "b.jsonl", "cities")

@@ -24,6 +24,13 @@ from qdrant_ops.cli.common import (
 )
 from qdrant_ops.errors import ConfigError
 from qdrant_ops.ingest import dataset, engine, sources
+from qdrant_ops.ingest.options import (
+    DEFAULT_BATCH_SIZE,
+    DEFAULT_IN_FLIGHT,
+    IngestError,
+    IngestOptions,
+    load_plan,
+)
 from qdrant_ops.redact import redact
 
 
@@ -86,9 +93,9 @@ def progress_events(every: float) -> Callable[[dict], None]:
     return show
 
 
-def _ingest_plan(args: argparse.Namespace) -> tuple[engine.IngestOptions, sources.Mapping]:
+def _ingest_plan(args: argparse.Namespace) -> tuple[IngestOptions, sources.Mapping]:
     """The run's options and field mapping, checked by the same code as the module's."""
-    return engine.load_plan(
+    return load_plan(
         {
             "collection": args.collection,
             "batch_size": args.batch_size,
@@ -153,7 +160,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
                 progress=show,
                 log=log,
             )
-        except engine.IngestError as exc:
+        except IngestError as exc:
             if on_terminal:
                 print(file=sys.stderr)  # end the progress line
             if exc.report and args.json:
@@ -224,16 +231,12 @@ def _record_options(ing: argparse.ArgumentParser) -> None:
 
 def _run_options(ing: argparse.ArgumentParser) -> None:
     """How the load runs: batches, parallelism, retries, checkpoints, indexing, progress."""
-    ing.add_argument(
-        "--batch-size", type=int, default=engine.DEFAULT_BATCH_SIZE, help="points per gRPC request"
-    )
+    ing.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE, help="points per gRPC request")
     ing.add_argument("--workers", type=int, help="parallel gRPC senders (default: number of CPUs)")
     ing.add_argument(
         "--decoders", type=int, help="processes that parse, check and encode (default: number of CPUs)"
     )
-    ing.add_argument(
-        "--in-flight", type=int, default=engine.DEFAULT_IN_FLIGHT, help="queued batches per sender"
-    )
+    ing.add_argument("--in-flight", type=int, default=DEFAULT_IN_FLIGHT, help="queued batches per sender")
     ing.add_argument("--retries", type=int, default=8, help="per batch, on transient errors")
     ing.add_argument("--grpc-port", type=int, default=6334, help="the nodes' gRPC port")
     ing.add_argument(
