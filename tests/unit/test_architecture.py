@@ -97,10 +97,7 @@ def test_no_function_over_60_lines():
 
 
 def test_each_cli_command_group_keeps_its_parser_beside_its_handlers():
-    """cli/ is one module per command group: every handler it registers lives in that module, and no
-    CLI module grows past 500 lines again (cli.py was 1,103 before the split, issue 35)."""
-    for path in sorted((PACKAGE / "cli").glob("*.py")):
-        assert len(path.read_text().splitlines()) <= 500, f"{path.name} is over 500 lines: split it"
+    """cli/ is one module per command group: every handler it registers lives in that module."""
     groups = build_parser()._subparsers._group_actions[0].choices
     for name, group in groups.items():
         actions = group._subparsers._group_actions[0].choices if group._subparsers else {name: group}
@@ -110,6 +107,17 @@ def test_each_cli_command_group_keeps_its_parser_beside_its_handlers():
             assert handler.__module__ == f"qdrant_ops.cli.{registered_in}", (
                 f"{name} {action}: {handler.__module__}"
             )
+
+
+def test_no_module_over_500_lines():
+    """A module that outgrows 500 lines is split along its seams (cli.py was 1,103 lines, restore.py
+    939, issue 35), so a reader finds one concern per file."""
+    long = {
+        str(path.relative_to(SRC)): n
+        for path in sorted(PACKAGE.rglob("*.py"))
+        if (n := len(path.read_text().splitlines())) > 500
+    }
+    assert long == {}
 
 
 def test_no_formatting_turned_off_to_squeeze_a_function():
