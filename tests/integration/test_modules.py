@@ -18,6 +18,7 @@ from qdrant_ops.cluster.collection_spec import SPEC_KEYS
 from qdrant_ops.cluster.collections import ApplyOptions
 from qdrant_ops.cluster.rebalance import RebalanceOptions
 from qdrant_ops.cluster.replicas import RepairOptions
+from qdrant_ops.cluster.standby import StandbyOptions
 from tests.support.playbook import run_playbook as run_ansible
 from tests.support.playbook import task_results
 
@@ -186,9 +187,10 @@ def test_cluster_info_reports_peers_and_placement(run_playbook, qdrant_stub, tmp
 # module, its typed options, {parameter: field} where the names differ, the shared specs that are
 # not options (how to reach the cluster or the bucket), its other parameters that are not options
 # (zones and a peer by URL are resolved from the cluster; a collection's spec is no option; state
-# picks the operation), and the fields no parameter sets (check mode is dry_run; single_copy is
-# the restore drill's; collections of qdrant_restore and qdrant_snapshot are the backup config's
-# parameter; a rebalance's collections are restore's and the zone spreader's).
+# picks the operation; the primary is a client), and the fields no parameter sets (check mode is
+# dry_run; a promotion waits the default timeout; single_copy is the restore drill's; collections
+# of qdrant_restore and qdrant_snapshot are the backup config's parameter; a rebalance's
+# collections are restore's and the zone spreader's).
 OPTION_TYPES = [
     ("qdrant_restore", RestoreOptions, {"wait_timeout": "timeout"}, "BACKUP_CONFIG_ARGUMENT_SPEC",
      set(), {"dry_run", "single_copy", "collections"}),
@@ -197,6 +199,8 @@ OPTION_TYPES = [
     ("qdrant_replicas", RepairOptions,
      {"transfer_timeout": "timeout", "remove_peers": "remove", "prefer_peer": "prefer"},
      "CONNECTION_ARGUMENT_SPEC", {"zones"}, {"dry_run"}),
+    ("qdrant_standby", StandbyOptions, {}, "CONNECTION_ARGUMENT_SPEC",
+     {"state", "primary_url", "primary_api_key"}, {"dry_run", "timeout"}),
     ("qdrant_snapshot", BackupOptions, {}, "BACKUP_CONFIG_ARGUMENT_SPEC", {"state"}, {"collections"}),
     ("qdrant_collection", ApplyOptions, {}, "CONNECTION_ARGUMENT_SPEC", SPEC_KEYS | {"zones"}, {"dry_run"}),
 ]  # fmt: skip
