@@ -8,15 +8,28 @@ import hmac
 
 # The one definition of a healthy replica, shared with the CLI and the modules, so a rolling
 # restart and `qdrant-ops cluster status` never disagree (the controller's venv has qdrant_ops).
+from ansible.errors import AnsibleFilterError
 from ansible.module_utils.parsing.convert_bool import boolean
 
-from qdrant_ops.cluster.health import shard_placement, unhealthy_replicas
-from qdrant_ops.cluster.standby_identity import scoped_token
+try:
+    from qdrant_ops.cluster.health import shard_placement, unhealthy_replicas
+    from qdrant_ops.cluster.standby_identity import scoped_token
+except ImportError:  # the filters that need it say so when they are called
+    shard_placement = unhealthy_replicas = scoped_token = None
+
+
+def _require_qdrant_ops(filter_name: str) -> None:
+    if scoped_token is None:
+        raise AnsibleFilterError(
+            f"{filter_name} needs the qdrant-ops package on the controller: run ansible from the "
+            "project's virtualenv (make venv), or pip install the qdrant-ops package"
+        )
 
 
 def qdrant_unhealthy_replicas(results) -> list[str]:
     """From `uri` results of GET /collections/{c}/cluster (a loop's `results`, or one result),
     one line per collection that answered badly or has a replica not in HEALTHY_REPLICA_STATES."""
+    _require_qdrant_ops("qdrant_unhealthy_replicas")
     items = results.get("results", [results]) if isinstance(results, dict) else list(results)
     problems = []
     for result in items:
@@ -85,6 +98,7 @@ def web_password_hash(password: str, salt_key: str, seed: str, rounds: int = 10)
 def qdrant_standby_token(primary_key: str, collections: list[str], subject: str) -> str:
     """The standby's JWT on the primary: rw on the collections it syncs, nothing else
     (qdrant_ops.cluster.standby_identity.scoped_token)."""
+    _require_qdrant_ops("qdrant_standby_token")
     return scoped_token(primary_key, collections, subject)
 
 

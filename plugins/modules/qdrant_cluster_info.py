@@ -16,13 +16,28 @@ options:
     description: Include collections with exact counts and shard placement.
     type: bool
     default: true
-extends_documentation_fragment: [qdrant_connection, qdrant_zones]
-author: qdrant-ops team
+extends_documentation_fragment:
+  - qdrant_ops.qdrant.qdrant_connection
+  - qdrant_ops.qdrant.qdrant_zones
+  - ansible.builtin.action_common_attributes
+author: qdrant-ops team (@qdrant-ops)
+version_added: 0.1.0
+requirements:
+  - qdrant-ops, the Python package in this repository's src/ (the controller's virtualenv, or the
+    one the qdrant_backup role installs on the nodes), on the interpreter that runs the module
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: none
+  platform:
+    support: full
+    platforms: posix
 """
 
 EXAMPLES = r"""
 - name: Read the cluster state
-  qdrant_cluster_info:
+  qdrant_ops.qdrant.qdrant_cluster_info:
     url: ["http://10.0.1.10:6333", "http://10.0.2.10:6333"]
     api_key: "{{ qdrant_read_only_api_key }}"
   register: cluster
@@ -85,7 +100,7 @@ shared_zones:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.qdrant_common import (
+from ansible_collections.qdrant_ops.qdrant.plugins.module_utils.qdrant_common import (
     CONNECTION_ARGUMENT_SPEC,
     ZONES_ARGUMENT_SPEC,
     run_module,

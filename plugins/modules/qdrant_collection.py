@@ -91,13 +91,28 @@ options:
     default: true
 notes:
   - Supports check mode and diff mode.
-extends_documentation_fragment: [qdrant_connection, qdrant_zones]
-author: qdrant-ops team
+extends_documentation_fragment:
+  - qdrant_ops.qdrant.qdrant_connection
+  - qdrant_ops.qdrant.qdrant_zones
+  - ansible.builtin.action_common_attributes
+author: qdrant-ops team (@qdrant-ops)
+version_added: 0.1.0
+requirements:
+  - qdrant-ops, the Python package in this repository's src/ (the controller's virtualenv, or the
+    one the qdrant_backup role installs on the nodes), on the interpreter that runs the module
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: full
+  platform:
+    support: full
+    platforms: posix
 """
 
 EXAMPLES = r"""
 - name: Cities with a 384-d vector, two replicas and payload indexes
-  qdrant_collection:
+  qdrant_ops.qdrant.qdrant_collection:
     url: "{{ qdrant_api_urls }}"
     api_key: "{{ qdrant_api_key }}"
     name: cities
@@ -110,14 +125,14 @@ EXAMPLES = r"""
       population: {type: integer, range: true}
 
 - name: Payload-only records (id, city, location)
-  qdrant_collection:
+  qdrant_ops.qdrant.qdrant_collection:
     url: "{{ qdrant_api_urls }}"
     api_key: "{{ qdrant_api_key }}"
     name: places
     payload_indexes: {city: keyword, location: geo}
 
 - name: Remove a collection and its points
-  qdrant_collection:
+  qdrant_ops.qdrant.qdrant_collection:
     url: "{{ qdrant_api_urls }}"
     api_key: "{{ qdrant_api_key }}"
     name: scratch
@@ -157,7 +172,7 @@ diff:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.qdrant_common import (
+from ansible_collections.qdrant_ops.qdrant.plugins.module_utils.qdrant_common import (
     CONNECTION_ARGUMENT_SPEC,
     ZONES_ARGUMENT_SPEC,
     run_module,

@@ -39,18 +39,34 @@ options:
     description: Transfers a peer sends at once (Qdrant's outgoing_shard_transfers_limit).
     type: int
     default: 1
-extends_documentation_fragment: [qdrant_connection, qdrant_transfer, qdrant_zones]
-author: qdrant-ops team
+extends_documentation_fragment:
+  - qdrant_ops.qdrant.qdrant_connection
+  - qdrant_ops.qdrant.qdrant_transfer
+  - qdrant_ops.qdrant.qdrant_zones
+  - ansible.builtin.action_common_attributes
+author: qdrant-ops team (@qdrant-ops)
+version_added: 0.1.0
+requirements:
+  - qdrant-ops, the Python package in this repository's src/ (the controller's virtualenv, or the
+    one the qdrant_backup role installs on the nodes), on the interpreter that runs the module
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: none
+  platform:
+    support: full
+    platforms: posix
 """
 
 EXAMPLES = r"""
 - name: Spread the shards over every node (after adding nodes)
-  qdrant_rebalance:
+  qdrant_ops.qdrant.qdrant_rebalance:
     url: "{{ qdrant_api_urls }}"
     api_key: "{{ qdrant_api_key }}"
 
 - name: Empty a node before removing it
-  qdrant_rebalance:
+  qdrant_ops.qdrant.qdrant_rebalance:
     url: "{{ qdrant_api_urls }}"
     api_key: "{{ qdrant_api_key }}"
     drain: 381894127
@@ -79,7 +95,7 @@ removed_peer:
 import dataclasses
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.qdrant_common import (
+from ansible_collections.qdrant_ops.qdrant.plugins.module_utils.qdrant_common import (
     CONNECTION_ARGUMENT_SPEC,
     TRANSFER_ARGUMENT_SPEC,
     ZONES_ARGUMENT_SPEC,

@@ -37,13 +37,29 @@ options:
   prefer_peer:
     description: Put new replicas on this peer first (the replacement node).
     type: int
-extends_documentation_fragment: [qdrant_connection, qdrant_transfer, qdrant_zones]
-author: qdrant-ops team
+extends_documentation_fragment:
+  - qdrant_ops.qdrant.qdrant_connection
+  - qdrant_ops.qdrant.qdrant_transfer
+  - qdrant_ops.qdrant.qdrant_zones
+  - ansible.builtin.action_common_attributes
+author: qdrant-ops team (@qdrant-ops)
+version_added: 0.1.0
+requirements:
+  - qdrant-ops, the Python package in this repository's src/ (the controller's virtualenv, or the
+    one the qdrant_backup role installs on the nodes), on the interpreter that runs the module
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: none
+  platform:
+    support: full
+    platforms: posix
 """
 
 EXAMPLES = r"""
 - name: Remove the dead peer and refill the replacement
-  qdrant_replicas:
+  qdrant_ops.qdrant.qdrant_replicas:
     url: ["http://10.0.1.10:6333"]
     api_key: "{{ qdrant_api_key }}"
     remove_peers: [381894127]
@@ -66,7 +82,7 @@ replications:
 import dataclasses
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.qdrant_common import (
+from ansible_collections.qdrant_ops.qdrant.plugins.module_utils.qdrant_common import (
     CONNECTION_ARGUMENT_SPEC,
     TRANSFER_ARGUMENT_SPEC,
     ZONES_ARGUMENT_SPEC,

@@ -73,13 +73,27 @@ options:
     description: Seconds allowed for each recover and for each collection to become healthy.
     type: float
     default: 3600
-extends_documentation_fragment: [qdrant_backup_config]
-author: qdrant-ops team
+extends_documentation_fragment:
+  - qdrant_ops.qdrant.qdrant_backup_config
+  - ansible.builtin.action_common_attributes
+author: qdrant-ops team (@qdrant-ops)
+version_added: 0.1.0
+requirements:
+  - qdrant-ops, the Python package in this repository's src/ (the controller's virtualenv, or the
+    one the qdrant_backup role installs on the nodes), on the interpreter that runs the module
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: none
+  platform:
+    support: full
+    platforms: posix
 """
 
 EXAMPLES = r"""
 - name: Restore the newest complete set
-  qdrant_restore:
+  qdrant_ops.qdrant.qdrant_restore:
     config_file: /etc/qdrant-ops/backup.yml
     nodes: ["http://10.0.1.10:6333", "http://10.0.2.10:6333", "http://10.0.3.10:6333"]
     staging_dir: /var/lib/qdrant/snapshots
@@ -137,7 +151,7 @@ seconds:
 from pathlib import Path
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.qdrant_common import (
+from ansible_collections.qdrant_ops.qdrant.plugins.module_utils.qdrant_common import (
     BACKUP_CONFIG_ARGUMENT_SPEC,
     load_backup_config,
     run_module,

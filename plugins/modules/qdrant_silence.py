@@ -63,12 +63,26 @@ options:
     description: Fail when Alertmanager refuses or does not answer.
     type: bool
     default: false
-author: qdrant-ops team
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
+author: qdrant-ops team (@qdrant-ops)
+version_added: 0.1.0
+requirements:
+  - qdrant-ops, the Python package in this repository's src/ (the controller's virtualenv, or the
+    one the qdrant_backup role installs on the nodes), on the interpreter that runs the module
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: none
+  platform:
+    support: full
+    platforms: posix
 """
 
 EXAMPLES = r"""
 - name: Silence replica alerts while the drain moves replicas
-  qdrant_silence:
+  qdrant_ops.qdrant.qdrant_silence:
     alertmanager_url: "{{ qdrant_alertmanager_url }}"
     username: monitoring
     password: "{{ monitoring_web_password }}"
@@ -77,7 +91,7 @@ EXAMPLES = r"""
   register: silence
 
 - name: End it
-  qdrant_silence:
+  qdrant_ops.qdrant.qdrant_silence:
     alertmanager_url: "{{ qdrant_alertmanager_url }}"
     password: "{{ monitoring_web_password }}"
     state: absent
@@ -93,7 +107,7 @@ silence_id:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.qdrant_common import run_module
+from ansible_collections.qdrant_ops.qdrant.plugins.module_utils.qdrant_common import run_module
 
 ARGUMENT_SPEC = {
     "alertmanager_url": {"type": "str", "required": True},

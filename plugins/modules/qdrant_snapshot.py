@@ -1,12 +1,12 @@
 #!/usr/bin/python
-"""Ansible module: one node's part of a cluster backup set in S3; list and delete sets."""
+"""Ansible module: one node's part of a cluster backup set in S3; seal and delete sets."""
 
 from __future__ import annotations
 
 DOCUMENTATION = r"""
 ---
 module: qdrant_snapshot
-short_description: Snapshot a Qdrant node's collections to S3 as part of a backup set; list or delete sets
+short_description: Snapshot a Qdrant node's collections to S3 as part of a backup set; seal or delete sets
 description:
   - C(state=present) snapshots, on the node at O(url), every shard of the selected collections that
     this node is the designated source of (one Active replica per shard, the same choice on every node),
@@ -18,17 +18,17 @@ description:
     part records are written once, so O(force=true) then fails.
   - C(state=sealed) seals every set whose parts are all in. This is the sealer's job, run where the
     prune timer runs, with a config that names the cluster's C(members). Only sealed sets are restorable.
-  - C(state=list) returns the cluster's sets, newest first. C(state=absent) deletes the set O(backup_id).
+  - C(state=absent) deletes the set O(backup_id). M(qdrant_ops.qdrant.qdrant_snapshot_info) lists the sets.
   - Settings come from O(config_file) (the file the qdrant_backup role writes) with the options given
     here taking precedence, or from the options alone.
   - Runs with an interpreter that can import the C(qdrant_ops) package (the qdrant_backup role's venv).
 options:
   state:
     description: >-
-      C(present) uploads this node's part, C(sealed) seals the sets that qualify, C(list) lists sets,
+      C(present) uploads this node's part, C(sealed) seals the sets that qualify,
       C(absent) deletes one set.
     type: str
-    choices: [present, sealed, list, absent]
+    choices: [present, sealed, absent]
     default: present
   backup_id:
     description:
@@ -42,31 +42,40 @@ options:
     description: Fail, rather than keep it, when this node's part of O(backup_id) exists.
     type: bool
     default: false
-extends_documentation_fragment: [qdrant_backup_config]
-author: qdrant-ops team
+extends_documentation_fragment:
+  - qdrant_ops.qdrant.qdrant_backup_config
+  - ansible.builtin.action_common_attributes
+author: qdrant-ops team (@qdrant-ops)
+version_added: 0.1.0
+requirements:
+  - qdrant-ops, the Python package in this repository's src/ (the controller's virtualenv, or the
+    one the qdrant_backup role installs on the nodes), on the interpreter that runs the module
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: none
+  platform:
+    support: full
+    platforms: posix
 """
 
 EXAMPLES = r"""
 - name: Upload this node's part of tonight's set
-  qdrant_snapshot:
+  qdrant_ops.qdrant.qdrant_snapshot:
     config_file: /etc/qdrant-ops/backup.yml
     backup_id: "{{ backup_id }}"
   vars:
     ansible_python_interpreter: /opt/qdrant-ops/venv/bin/python
 
-- name: List the sets
-  qdrant_snapshot:
-    state: list
-    config_file: /etc/qdrant-ops/backup.yml
-  register: sets
 
 - name: Seal the sets whose parts are all in (where the prune timer runs)
-  qdrant_snapshot:
+  qdrant_ops.qdrant.qdrant_snapshot:
     state: sealed
     config_file: /etc/qdrant-ops/backup.yml
 
 - name: Delete one set
-  qdrant_snapshot:
+  qdrant_ops.qdrant.qdrant_snapshot:
     state: absent
     config_file: /etc/qdrant-ops/backup.yml
     backup_id: 20261124T000000Z
@@ -119,11 +128,6 @@ would_snapshot:
   returned: state is present and check mode
   type: list
   elements: str
-sets:
-  description: The cluster's sets, newest first, with status, collections, peers, bytes and problems.
-  returned: state is list
-  type: list
-  elements: dict
 deleted_objects:
   description: Objects deleted (0 when the set did not exist).
   returned: state is absent
@@ -134,7 +138,7 @@ import contextlib
 from datetime import UTC, datetime
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.qdrant_common import (
+from ansible_collections.qdrant_ops.qdrant.plugins.module_utils.qdrant_common import (
     BACKUP_CONFIG_ARGUMENT_SPEC,
     load_backup_config,
     run_module,
@@ -144,7 +148,7 @@ with contextlib.suppress(ImportError):  # reported by run_module before any of t
     from qdrant_ops.backup import catalog, job, model, node_part, retention, s3
 
 ARGUMENT_SPEC = {
-    "state": {"type": "str", "choices": ["present", "sealed", "list", "absent"], "default": "present"},
+    "state": {"type": "str", "choices": ["present", "sealed", "absent"], "default": "present"},
     "backup_id": {"type": "str"},
     "force": {"type": "bool", "default": False},
     **BACKUP_CONFIG_ARGUMENT_SPEC,
@@ -162,7 +166,7 @@ def present(module, config) -> dict:
     backup_id = options.backup_id
     if module.check_mode:
         with config.client() as client:
-            peer_id, _ = node_part.node_identity(client, config.node_url)
+            peer_id = node_part.node_identity(client, config.node_url)[0]
             done = None if options.force else node_part.finished_part(s3_client, settings, backup_id, peer_id)
             wanted = set(settings.collections) or set(client.collection_names())
         kept = done is not None and wanted <= set(done.get("shards") or done.get("snapshots") or {})
@@ -181,7 +185,9 @@ def present(module, config) -> dict:
 def absent(module, config) -> dict:
     backup_id = module.params["backup_id"]
     if not backup_id:
-        module.fail_json(msg="state=absent needs backup_id: the set to delete (see state=list)")
+        module.fail_json(
+            msg="state=absent needs backup_id: the set to delete (qdrant_snapshot_info lists them)"
+        )
     model.check_name(backup_id, "backup id")
     s3_client = s3.make_client(config.settings.s3)
     exists = any(s["backup_id"] == backup_id for s in catalog.list_sets(s3_client, config.settings))
@@ -211,9 +217,7 @@ def run_state(module) -> dict:
         return present(module, config)
     if state == "sealed":
         return sealed(module, config)
-    if state == "absent":
-        return absent(module, config)
-    return {"changed": False, "sets": catalog.list_sets(s3.make_client(config.settings.s3), config.settings)}
+    return absent(module, config)
 
 
 def main() -> None:

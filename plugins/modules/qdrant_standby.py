@@ -40,20 +40,34 @@ options:
     type: list
     elements: str
     default: []
-extends_documentation_fragment: [qdrant_connection]
-author: qdrant-ops team
+extends_documentation_fragment:
+  - qdrant_ops.qdrant.qdrant_connection
+  - ansible.builtin.action_common_attributes
+author: qdrant-ops team (@qdrant-ops)
+version_added: 0.1.0
+requirements:
+  - qdrant-ops, the Python package in this repository's src/ (the controller's virtualenv, or the
+    one the qdrant_backup role installs on the nodes), on the interpreter that runs the module
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: none
+  platform:
+    support: full
+    platforms: posix
 """
 
 EXAMPLES = r"""
 - name: Make the second cluster the standby of the first
-  qdrant_standby:
+  qdrant_ops.qdrant.qdrant_standby:
     url: ["http://10.1.1.10:6333", "http://10.1.2.10:6333", "http://10.1.3.10:6333"]
     api_key: "{{ standby_api_key }}"
     primary_url: ["http://10.0.1.10:6333", "http://10.0.2.10:6333", "http://10.0.3.10:6333"]
     primary_api_key: "{{ primary_api_key }}"
 
 - name: Promote it (the primary region is gone)
-  qdrant_standby:
+  qdrant_ops.qdrant.qdrant_standby:
     url: ["http://10.1.1.10:6333"]
     api_key: "{{ standby_api_key }}"
     state: promoted
@@ -91,7 +105,10 @@ collections:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.qdrant_common import CONNECTION_ARGUMENT_SPEC, run_module
+from ansible_collections.qdrant_ops.qdrant.plugins.module_utils.qdrant_common import (
+    CONNECTION_ARGUMENT_SPEC,
+    run_module,
+)
 
 ARGUMENT_SPEC = {
     **CONNECTION_ARGUMENT_SPEC,

@@ -3,10 +3,8 @@ playbook converges against the REST stub with accurate `changed`, check mode, di
 
 import ast
 import dataclasses
-import importlib.util
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -19,19 +17,12 @@ from qdrant_ops.cluster.collections import ApplyOptions
 from qdrant_ops.cluster.rebalance import RebalanceOptions
 from qdrant_ops.cluster.replicas import RepairOptions
 from qdrant_ops.cluster.standby import StandbyOptions
+from tests.support.collection import COLLECTION, plugin
 from tests.support.playbook import run_playbook as run_ansible
 from tests.support.playbook import task_results
 
 ROOT = Path(__file__).resolve().parents[2]
 MODULES = sorted(path.stem for path in (ROOT / "plugins/modules").glob("qdrant_*.py"))
-
-
-def _load(name: str, path: Path):
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 def _documentation(module_name: str) -> dict:
@@ -46,19 +37,23 @@ def _documentation(module_name: str) -> dict:
     yaml.safe_load(docs["EXAMPLES"])
     yaml.safe_load(docs["RETURN"])
     documentation = yaml.safe_load(docs["DOCUMENTATION"])
-    for fragment in documentation.get("extends_documentation_fragment", []):  # as ansible-doc merges them
-        shared = _load(f"_fragment_{fragment}", ROOT / "plugins/doc_fragments" / f"{fragment}.py")
+    own_fragments = [
+        fragment.removeprefix(f"{COLLECTION}.")
+        for fragment in documentation.get("extends_documentation_fragment", [])
+        if fragment.startswith(f"{COLLECTION}.")
+    ]
+    for fragment in own_fragments:  # as ansible-doc merges them
+        shared = plugin("doc_fragments", fragment)
         documentation["options"] = {
             **yaml.safe_load(shared.ModuleDocFragment.DOCUMENTATION)["options"],
-            **documentation["options"],
+            **documentation.get("options", {}),
         }
     return documentation
 
 
 @pytest.mark.parametrize("module_name", MODULES)
 def test_documentation_matches_argument_spec(module_name):
-    _load("ansible.module_utils.qdrant_common", ROOT / "plugins/module_utils/qdrant_common.py")
-    module = _load(f"_module_{module_name}", ROOT / "plugins/modules" / f"{module_name}.py")
+    module = plugin("modules", module_name)
     argument_spec = module.ARGUMENT_SPEC
     documentation = _documentation(module_name)
     options = documentation["options"]
@@ -171,7 +166,7 @@ def test_cluster_info_reports_peers_and_placement(run_playbook, qdrant_stub, tmp
     playbook = tmp_path / "info.yml"
     playbook.write_text(
         "- hosts: localhost\n  gather_facts: false\n  tasks:\n"
-        "    - qdrant_cluster_info:\n"
+        "    - qdrant_ops.qdrant.qdrant_cluster_info:\n"
         f"        url: ['{qdrant_stub.url}']\n        api_key: stub-secret-key\n"
         "      vars: {ansible_python_interpreter: '{{ ansible_playbook_python }}'}\n"
     )
@@ -210,9 +205,8 @@ OPTION_TYPES = [
 def test_each_modules_options_are_its_operations_options(name, options, renamed, shared, resolved, unset):
     """A module and the CLI build the same typed options: every option the module takes is one of
     its fields, with the same default, and every field a person may set is an option."""
-    _load("ansible.module_utils.qdrant_common", ROOT / "plugins/module_utils/qdrant_common.py")
-    module = _load(f"_module_{name}", ROOT / f"plugins/modules/{name}.py")
-    common = sys.modules["ansible.module_utils.qdrant_common"]
+    module = plugin("modules", name)
+    common = plugin("module_utils", "qdrant_common")
     fields = {field.name: field for field in dataclasses.fields(options)}
     own = {
         parameter: spec

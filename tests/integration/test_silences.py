@@ -217,7 +217,7 @@ def test_no_monitoring_host_means_no_silence(tmp_path):
 
 def run_silence_task(tmp_path: Path, options: dict) -> dict:
     playbook = tmp_path / "silence.yml"
-    task = {"qdrant_silence": options, "ignore_errors": True}
+    task = {"qdrant_ops.qdrant.qdrant_silence": options, "ignore_errors": True}
     playbook.write_text(yaml.safe_dump([{"hosts": "localhost", "gather_facts": False, "tasks": [task]}]))
     _, report = run_playbook(playbook, "-i", "localhost,", "-c", "local",
                              "-e", "ansible_python_interpreter={{ ansible_playbook_python }}")  # fmt: skip

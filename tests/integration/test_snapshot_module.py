@@ -46,9 +46,9 @@ def play(stub_nodes, s3_server, s3_bucket, tmp_path):
         )
     )
 
-    def run(task: dict, *flags: str, limit: str = "all"):
+    def run(task: dict, *flags: str, limit: str = "all", module: str = "qdrant_snapshot"):
         playbook = tmp_path / "play.yml"
-        task = {"qdrant_snapshot": {"config_file": str(config), **task}, "register": "out"}
+        task = {f"qdrant_ops.qdrant.{module}": {"config_file": str(config), **task}, "register": "out"}
         playbook.write_text(yaml.safe_dump([{"hosts": limit, "gather_facts": False, "tasks": [task]}]))
         result, report = run_playbook(playbook, "-i", str(tmp_path / "hosts.yml"), *flags)
         assert S3_SECRET not in result.stdout + result.stderr
@@ -90,7 +90,7 @@ def test_a_set_from_every_node_then_nothing_to_do(play, stub_nodes):
     assert result.returncode == 0 and not any(h["changed"] for h in hosts.values())
     assert {h["set_status"] for h in hosts.values()} == {"complete"}
 
-    result, hosts = play({"state": "list"}, limit="q0")
+    result, hosts = play({}, limit="q0", module="qdrant_snapshot_info")
     assert hosts["q0"]["changed"] is False
     assert [(s["backup_id"], s["status"], s["peers"]) for s in hosts["q0"]["sets"]] == [
         (BACKUP_ID, "complete", 3)

@@ -55,8 +55,8 @@ def test_init_check_mode_then_once(clusters, tmp_path):
 
 def run_failing(tmp_path, options: dict) -> str:
     playbook = tmp_path / "standby.yml"
-    playbook.write_text(yaml.safe_dump([{"hosts": "localhost", "gather_facts": False,
-                                         "tasks": [{"qdrant_standby": options}]}]))  # fmt: skip
+    task = {"qdrant_ops.qdrant.qdrant_standby": options}
+    playbook.write_text(yaml.safe_dump([{"hosts": "localhost", "gather_facts": False, "tasks": [task]}]))
     python = "ansible_python_interpreter={{ ansible_playbook_python }}"
     result, report = run_playbook(playbook, "-i", "localhost,", "-c", "local", "-e", python)
     assert result.returncode != 0

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import yaml
 
+from tests.support.collection import COLLECTION
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -62,10 +64,11 @@ def backup_inventory(tmp_path: Path, nodes, s3: dict, host_vars=lambda _index: {
 
 
 def run_module_task(tmp_path: Path, module: str, options: dict, *flags: str) -> dict:
-    """Run one task of `module` on localhost with the test venv's interpreter (ansible-playbook
-    `flags` such as --check); returns its result, failing the test if the play fails."""
+    """Run one task of this collection's `module` (its short name) on localhost with the test
+    venv's interpreter (ansible-playbook `flags` such as --check); returns its result, failing the
+    test if the play fails."""
     playbook = tmp_path / f"{module}.yml"
-    play = {"hosts": "localhost", "gather_facts": False, "tasks": [{module: options}]}
+    play = {"hosts": "localhost", "gather_facts": False, "tasks": [{f"{COLLECTION}.{module}": options}]}
     playbook.write_text(yaml.safe_dump([play]))
     python = "ansible_python_interpreter={{ ansible_playbook_python }}"
     result, report = run_playbook(playbook, "-i", "localhost,", "-c", "local", *flags, "-e", python)

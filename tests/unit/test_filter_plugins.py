@@ -1,18 +1,13 @@
 """The health filter the qdrant role waits on between node restarts."""
 
 import hashlib
-import importlib.util
-from pathlib import Path
 
 import pytest
 
 from qdrant_ops.cluster.health import unhealthy_replicas
+from tests.support.collection import plugin
 
-spec = importlib.util.spec_from_file_location(
-    "qdrant_filters", Path(__file__).resolve().parents[2] / "plugins/filter/qdrant.py"
-)
-filters = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(filters)
+filters = plugin("filter", "qdrant")
 unhealthy = filters.FilterModule().filters()["qdrant_unhealthy_replicas"]
 
 
