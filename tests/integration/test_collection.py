@@ -10,7 +10,7 @@ from tests.support import ansible_sanity
 from tests.support.collection import COLLECTION, ROOT, plugin
 
 MODULES = sorted(path.stem for path in (ROOT / "plugins/modules").glob("qdrant_*.py"))
-ROLES = sorted(path.name for path in (ROOT / "roles").iterdir() if (path / "tasks").is_dir())
+ROLES = sorted(path.parent.parent.name for path in (ROOT / "roles").glob("*/meta/argument_specs.yml"))
 
 
 @pytest.fixture(scope="module")

@@ -18,7 +18,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.support.playbook import ROOT, run_playbook
+from tests.support.collection import COLLECTION
+from tests.support.playbook import run_playbook
 from tests.support.tls import TestCA
 
 VERSION = "9.9.9"
@@ -88,13 +89,14 @@ def download(
     server, tmp_path: Path, role_vars: dict, tasks_from: str = "download", role: str = "release_archive"
 ):
     ca = server[2]
-    include = {"ansible.builtin.include_role": {"name": role, "tasks_from": tasks_from}, "vars": role_vars}
+    include_role = {"name": f"{COLLECTION}.{role}", "tasks_from": tasks_from}
+    include = {"ansible.builtin.include_role": include_role, "vars": role_vars}
     play = {"hosts": "localhost", "gather_facts": False, "tasks": [include]}
     playbook = tmp_path / "download.yml"
     playbook.write_text(yaml.safe_dump([play]))
     result, _ = run_playbook(
         playbook, "-i", "localhost,", "-c", "local", "-e", PYTHON,
-        env={"ANSIBLE_STDOUT_CALLBACK": "default", "ANSIBLE_ROLES_PATH": str(ROOT / "roles"),
+        env={"ANSIBLE_STDOUT_CALLBACK": "default",
              "SSL_CERT_FILE": str(ca), "ANSIBLE_NOCOLOR": "1"},
     )  # fmt: skip
     return result, " ".join((result.stdout + result.stderr).split())

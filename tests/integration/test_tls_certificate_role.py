@@ -12,6 +12,7 @@ import yaml
 from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
+from tests.support.collection import COLLECTION
 from tests.support.playbook import run_playbook
 from tests.support.tls import TestCA
 
@@ -23,7 +24,7 @@ def run_role(tmp_path: Path, tls_dir: Path, *flags: str):
     playbook.write_text(yaml.safe_dump([{
         "hosts": "mon1",
         "gather_facts": False,
-        "roles": [{"role": "tls_certificate", "vars": {
+        "roles": [{"role": f"{COLLECTION}.tls_certificate", "vars": {
             "tls_certificate_dir": str(tls_dir),
             "tls_certificate_names": NAMES,
         }}],
