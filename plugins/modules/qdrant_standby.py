@@ -40,6 +40,12 @@ options:
     type: list
     elements: str
     default: []
+  promote_timeout:
+    description:
+      - With O(state=promoted), the longest one round of shard recoveries may take, in seconds (the
+        standby's replicas brought to each shard's first replica). O(timeout) is per request.
+    type: float
+    default: 3600.0
 extends_documentation_fragment:
   - qdrant_ops.qdrant.qdrant_connection
   - ansible.builtin.action_common_attributes
@@ -116,6 +122,7 @@ ARGUMENT_SPEC = {
     "primary_url": {"type": "list", "elements": "str", "default": []},
     "primary_api_key": {"type": "str", "no_log": True},
     "collections": {"type": "list", "elements": "str", "default": []},
+    "promote_timeout": {"type": "float", "default": 3600.0},
 }
 
 
@@ -144,7 +151,8 @@ def converge(module, standby_client) -> dict:
         return {"changed": result["marker_created"] or bool(result["created"]), **result}
     primary = primary_client(module, may_be_gone=True) if params["primary_url"] else None
     try:
-        report = standby.promote(standby_client, primary, standby.StandbyOptions(dry_run=module.check_mode))
+        options = standby.StandbyOptions(timeout=params["promote_timeout"], dry_run=module.check_mode)
+        report = standby.promote(standby_client, primary, options)
     finally:
         if primary is not None:
             primary.close()

@@ -194,8 +194,8 @@ OPTION_TYPES = [
     ("qdrant_replicas", RepairOptions,
      {"transfer_timeout": "timeout", "remove_peers": "remove", "prefer_peer": "prefer"},
      "CONNECTION_ARGUMENT_SPEC", {"zones"}, {"dry_run"}),
-    ("qdrant_standby", StandbyOptions, {}, "CONNECTION_ARGUMENT_SPEC",
-     {"state", "primary_url", "primary_api_key"}, {"dry_run", "timeout"}),
+    ("qdrant_standby", StandbyOptions, {"promote_timeout": "timeout"}, "CONNECTION_ARGUMENT_SPEC",
+     {"state", "primary_url", "primary_api_key"}, {"dry_run"}),
     ("qdrant_snapshot", BackupOptions, {}, "BACKUP_CONFIG_ARGUMENT_SPEC", {"state"}, {"collections"}),
     ("qdrant_collection", ApplyOptions, {}, "CONNECTION_ARGUMENT_SPEC", SPEC_KEYS | {"zones"}, {"dry_run"}),
 ]  # fmt: skip

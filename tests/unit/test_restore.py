@@ -92,6 +92,14 @@ def test_collection_names_from_s3_are_checked(name):
         Manifest.parse(raw)
 
 
+@pytest.mark.parametrize("problems", ["one sentence", [1, 2], {"a": "b"}, None])
+def test_problems_that_are_not_a_list_of_sentences_are_refused(problems):
+    """A string would otherwise read as one problem per character."""
+    raw = {**raw_manifest(), "problems": problems}
+    with pytest.raises(ManifestError, match="problems is not a list of sentences"):
+        Manifest.parse(raw)
+
+
 def test_every_replica_of_a_shard_receives_its_snapshot():
     snaps = restore_plan.snapshots_of(shard_manifest(), LAYOUT, "a")
     placement = [

@@ -66,6 +66,13 @@ def parse_time(value, what: str) -> str | None:
     raise ManifestError(f"{what} is not an ISO time")
 
 
+def parse_problems(raw) -> tuple[str, ...]:
+    """The set's problems as the sealer or the catalog wrote them: a list of sentences."""
+    if not isinstance(raw, list) or not all(isinstance(problem, str) for problem in raw):
+        raise ManifestError("problems is not a list of sentences")
+    return tuple(raw)
+
+
 def parse_peers(raw) -> tuple[dict, ...]:
     if not isinstance(raw, list) or not all(
         isinstance(p, Mapping) and isinstance(p.get("uri"), str) for p in raw
@@ -240,7 +247,7 @@ class Manifest:
             backup_id=_text(raw.get("backup_id"), NAME_PATTERN, "backup id"),
             cluster=_text(raw.get("cluster"), NAME_PATTERN, "cluster"),
             status=_text(raw.get("status"), re.compile("^(" + "|".join(STATUSES) + r")\Z"), "status"),
-            problems=tuple(str(problem) for problem in raw.get("problems") or ()),
+            problems=parse_problems(raw.get("problems", [])),
             qdrant_version=_optional(raw.get("qdrant_version"), VERSION_PATTERN, "Qdrant version"),
             peers=parse_peers(raw.get("peers", [])),
             collections={
