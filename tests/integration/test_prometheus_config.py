@@ -33,7 +33,9 @@ def rendered(request, tmp_path_factory) -> tuple[bool, dict]:
     playbook.write_text(yaml.safe_dump([{
         "hosts": "m1",
         "gather_facts": False,
-        "vars_files": [str(ROOT / f"roles/prometheus/{d}/main.yml") for d in ("defaults", "vars")],
+        # The role's defaults read the cluster's (its dependency cluster_defaults).
+        "vars_files": [str(ROOT / "roles/cluster_defaults/defaults/main.yml")]
+        + [str(ROOT / f"roles/prometheus/{d}/main.yml") for d in ("defaults", "vars")],
         "tasks": [{"ansible.builtin.template": {
             "src": str(ROOT / "roles/prometheus/templates/prometheus.yml.j2"),
             "dest": str(config_dir / "prometheus.yml"),
