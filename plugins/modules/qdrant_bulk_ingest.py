@@ -113,21 +113,11 @@ options:
     description: S3 region for C(s3://) sources.
     type: str
 extends_documentation_fragment:
+  - qdrant_ops.qdrant.qdrant_module
   - qdrant_ops.qdrant.qdrant_connection
   - ansible.builtin.action_common_attributes
 author: qdrant-ops team (@qdrant-ops)
 version_added: 0.1.0
-requirements:
-  - qdrant-ops, the Python package in this repository's src/ (the controller's virtualenv, or the
-    one the qdrant_backup role installs on the nodes), on the interpreter that runs the module
-attributes:
-  check_mode:
-    support: full
-  diff_mode:
-    support: none
-  platform:
-    support: full
-    platforms: posix
 """
 
 EXAMPLES = r"""

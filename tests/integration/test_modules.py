@@ -43,11 +43,8 @@ def _documentation(module_name: str) -> dict:
         if fragment.startswith(f"{COLLECTION}.")
     ]
     for fragment in own_fragments:  # as ansible-doc merges them
-        shared = plugin("doc_fragments", fragment)
-        documentation["options"] = {
-            **yaml.safe_load(shared.ModuleDocFragment.DOCUMENTATION)["options"],
-            **documentation.get("options", {}),
-        }
+        shared = yaml.safe_load(plugin("doc_fragments", fragment).ModuleDocFragment.DOCUMENTATION)
+        documentation["options"] = {**shared.get("options", {}), **documentation.get("options", {})}
     return documentation
 
 
