@@ -260,6 +260,11 @@ class ClusterClient:
         except (httpx.HTTPError, ValueError, KeyError, TypeError):
             return None
 
+    def telemetry(self, node: str, details_level: int = 3) -> dict:
+        """One node's telemetry; from level 3 it lists the node's local shards, each with estimated
+        vector and payload sizes (lib/collection/src/shards/local_shard/telemetry.rs)."""
+        return self.get("/telemetry", params={"details_level": details_level}, node=node)
+
     def peer_count(self) -> int | None:
         """Number of peers, or None when cluster mode is off (a single node)."""
         status = self.cluster_status()

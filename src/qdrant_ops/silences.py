@@ -29,27 +29,31 @@ LOG = logging.getLogger(__name__)
 
 
 class SilenceError(QdrantOpsError):
-    """Alertmanager refused or did not answer."""
+    """Alertmanager (or Prometheus, for the healer) refused or did not answer."""
 
 
 @dataclass(frozen=True)
-class Alertmanager:
+class WebService:
+    """A web service of the monitoring host (Alertmanager; Prometheus for the healer) behind the
+    monitoring web user and the cluster CA."""
+
     url: str
     username: str | None = None
     password: str | None = None
     ca_file: str | None = None
     timeout: float = 10.0
+    name: str = "Alertmanager"
 
     def __repr__(self) -> str:  # never the password
-        return f"Alertmanager({self.url!r})"
+        return f"{self.name}({self.url!r})"
 
-    def _request(self, method: str, path: str, **kwargs) -> httpx.Response:
+    def request(self, method: str, path: str, **kwargs) -> httpx.Response:
         auth = (self.username or "", self.password) if self.password else None
         try:
             verify = ssl.create_default_context(cafile=self.ca_file) if self.ca_file else True
         except OSError as exc:
             raise SilenceError(
-                f"cannot read the CA file {self.ca_file} for Alertmanager: {exc.strerror or exc}"
+                f"cannot read the CA file {self.ca_file} for {self.name}: {exc.strerror or exc}"
             ) from None
         try:
             with httpx.Client(
@@ -58,15 +62,18 @@ class Alertmanager:
                 response = http.request(method, path, **kwargs)
         except httpx.HTTPError as exc:
             raise SilenceError(
-                f"Alertmanager at {self.url} did not answer: {type(exc).__name__}: {exc}"
+                f"{self.name} at {self.url} did not answer: {type(exc).__name__}: {exc}"
             ) from None
         if response.status_code >= 400 and not (method == "DELETE" and response.status_code == 404):
             raise SilenceError(
-                f"{method} {path} on Alertmanager {self.url} failed with HTTP {response.status_code}: "
+                f"{method} {path} on {self.name} {self.url} failed with HTTP {response.status_code}: "
                 f"{response.text.strip()[:300]}"
                 + (" (check the web user and password)" if response.status_code == 401 else "")
             )
         return response
+
+
+Alertmanager = WebService
 
 
 def matchers(cluster: str, alerts: Sequence[str], labels: Mapping[str, str] | None = None) -> list[dict]:
@@ -101,12 +108,12 @@ def add(
         "createdBy": CREATED_BY,
         "comment": comment,
     }
-    return manager._request("POST", "/api/v2/silences", json=body).json()["silenceID"]
+    return manager.request("POST", "/api/v2/silences", json=body).json()["silenceID"]
 
 
 def expire(manager: Alertmanager, silence_id: str) -> None:
     """End a silence now; one already ended or gone is fine."""
-    manager._request("DELETE", f"/api/v2/silence/{silence_id}")
+    manager.request("DELETE", f"/api/v2/silence/{silence_id}")
 
 
 @contextlib.contextmanager
@@ -136,3 +143,16 @@ def planned_work(
                 expire(manager, silence_id)
             except SilenceError as exc:
                 LOG.warning("the silence %s stays until it ends by itself: %s", silence_id, exc)
+
+
+def planned_work_holding(manager: Alertmanager, cluster: str) -> list[str]:
+    """The comments of the active planned-work silences of `cluster` (made by playbooks/tasks/
+    silence.yml or `planned_work`): the cluster-wide lock that a restore,
+    drain, rebalance, node replacement or rolling upgrade holds while it runs, and that ends by
+    itself when the run dies (the silence's end time)."""
+    found = manager.request("GET", "/api/v2/silences", params={"filter": f'cluster="{cluster}"'}).json()
+    return sorted(
+        str(item.get("comment") or "planned work")
+        for item in found
+        if (item.get("status") or {}).get("state") == "active" and item.get("createdBy") == CREATED_BY
+    )

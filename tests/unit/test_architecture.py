@@ -137,10 +137,10 @@ RAW_CALLS = {"request", "upload", "download"}
 
 def test_only_the_client_speaks_qdrants_rest_api():
     """Every Qdrant endpoint is a named ClusterClient method (client.py): nothing else builds a
-    path and sends it (issue 35). silences.py speaks to Alertmanager, not Qdrant."""
+    path and sends it (issue 35). silences.py and prometheus.py speak to the monitoring host, not Qdrant."""
     raw = []
     for path in sorted(PACKAGE.rglob("*.py")):
-        if path.name in ("client.py", "silences.py"):
+        if path.name in ("client.py", "silences.py", "prometheus.py"):
             continue
         for node in ast.walk(ast.parse(path.read_text())):
             if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)):

@@ -19,7 +19,7 @@ from qdrant_ops.cli.common import (
     read_zones,
     zone_options,
 )
-from qdrant_ops.cluster import health, rebalance, replicas, zone_metrics, zones
+from qdrant_ops.cluster import healer_config, healer_run, health, rebalance, replicas, zone_metrics, zones
 from qdrant_ops.table import format_table
 
 
@@ -140,6 +140,39 @@ def cmd_cluster_rebalance(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_cluster_heal(args: argparse.Namespace) -> int:
+    config = healer_config.load(args.config)
+    if args.dry_run:
+        config = dataclasses.replace(config, dry_run=True)
+    result = healer_run.run_once(config, event_log(args))
+    decision = result.decision
+    data = {
+        "enabled": config.enabled,
+        "dry_run": config.dry_run,
+        "acted": result.acted,
+        "notes": result.notes,
+        "unreachable": sorted([*decision.dead, *decision.waiting]) if decision else [],
+        "dead": list(decision.dead) if decision else [],
+        "refusals": dict(decision.refusals) if decision else {},
+        "replications": [dataclasses.asdict(r) for r in decision.replications] if decision else [],
+        "remove": list(decision.remove) if decision else [],
+        "missing_replicas": decision.missing_replicas if decision else None,
+    }
+    if decision is None:
+        head = "healer switched off"
+    elif result.acted:
+        head = f"healed: {healer_run.describe(decision)}"
+    elif decision.dead:
+        head = ("refused" if decision.refusals else "dry run") + f": {healer_run.describe(decision)}"
+        head += "".join(f"\n  {reason}: {why}" for reason, why in decision.refusals.items())
+    else:
+        head = "nothing to heal" + (
+            f"; unreachable, within the grace period: {list(decision.waiting)}" if decision.waiting else ""
+        )
+    emit_result(args, data, head)
+    return 1 if decision and (decision.waiting or (decision.dead and not result.acted)) else 0
+
+
 def register(commands, conn: argparse.ArgumentParser) -> None:
     cluster_cmd = command_group(commands, "cluster", "cluster state")
     conn = argparse.ArgumentParser(add_help=False, parents=[conn, zone_options()])
@@ -197,3 +230,24 @@ def register(commands, conn: argparse.ArgumentParser) -> None:
     )
     flag(balance, "--dry-run", "print the plan as a table, change nothing")
     balance.set_defaults(handler=cmd_cluster_rebalance)
+    _register_heal(cluster_cmd)
+
+
+def _register_heal(cluster_cmd) -> None:
+    heal = cluster_cmd.add_parser(
+        "heal",
+        help="one run of the healer: re-create the replicas of a peer lost for longer than the grace "
+        "period, then remove it; exit 1 while a peer is unreachable and not healed (docs/self-healing.md)",
+    )
+    heal.add_argument(
+        "--config",
+        default=healer_config.DEFAULT_PATH,
+        help="the healer's settings (the qdrant_backup role writes it)",
+    )
+    flag(
+        heal,
+        "--dry-run",
+        "decide and say what it would do, change nothing (the state file still records peers)",
+    )
+    flag(heal, "--json", "machine-readable output")
+    heal.set_defaults(handler=cmd_cluster_heal)

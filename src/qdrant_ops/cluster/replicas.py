@@ -100,24 +100,28 @@ def plan_replication(
     return plan
 
 
-def cluster_view(client: ClusterClient) -> tuple[list[int], dict[str, list[dict]], dict[str, int]]:
-    status = client.cluster_status()
-    peers = sorted(int(pid) for pid in status["peers"])
-    placements, factors = {}, {}
+def collection_views(client: ClusterClient) -> dict[str, tuple[int, dict]]:
+    """Each collection's replication factor and cluster view (GET /collections/{c}/cluster); a
+    collection dropped between the listing and these reads is left out, not an error."""
+    views = {}
     for name in client.collection_names():
-        # A collection dropped between the listing and these reads is left out, not an error.
         info = client.collection_info(name)
         try:
-            cluster = client.collection_cluster(name)
+            view = client.collection_cluster(name)
         except QdrantApiError as exc:
             if exc.status != 404:
                 raise
-            info = None
-        if info is None:
             continue
-        placements[name] = shard_placement(cluster)
-        factors[name] = int(info["config"]["params"].get("replication_factor") or 1)
-    return peers, placements, factors
+        if info is not None:
+            views[name] = (int(info["config"]["params"].get("replication_factor") or 1), view)
+    return views
+
+
+def cluster_view(client: ClusterClient) -> tuple[list[int], dict[str, list[dict]], dict[str, int]]:
+    peers = sorted(int(pid) for pid in client.cluster_status()["peers"])
+    views = collection_views(client)
+    placements = {name: shard_placement(view) for name, (_, view) in views.items()}
+    return peers, placements, {name: factor for name, (factor, _) in views.items()}
 
 
 def remove_peer(
@@ -143,7 +147,7 @@ def check_removable(client: ClusterClient, peer_id: int, allow_data_loss: bool =
     drain_hint = "move its shards away and remove it with playbooks/drain_node.yml instead"
     if (status.get("raft_info") or {}).get("leader") == peer_id:
         raise ReplicationError(f"peer {peer_id} is the raft leader, so it is alive: {drain_hint}")
-    alive = _sign_of_life(client, peer_id, peers)
+    alive = sign_of_life(client, peer_id, peers)
     if alive:
         raise ReplicationError(f"peer {peer_id} {alive}, so it is not dead: {drain_hint}")
     only_here = []
@@ -163,7 +167,7 @@ def check_removable(client: ClusterClient, peer_id: int, allow_data_loss: bool =
     return True
 
 
-def _sign_of_life(client: ClusterClient, peer_id: int, peers: dict) -> str | None:
+def sign_of_life(client: ClusterClient, peer_id: int, peers: dict) -> str | None:
     """What still answers for the peer, or None when nothing does. A peer is dead for force
     removal only when nothing accepts a TCP connection on its REST and p2p ports: an HTTP error
     (401 from a rotated key, 503 while loading), a TLS failure or an unexpected answer mean a node
