@@ -251,6 +251,24 @@ CASES = {
         [(f"qdrant_ops_backup_verify_last_success_timestamp_seconds{{{BK}}}", "0x11600")],
         [(f"qdrant_ops_backup_verify_last_success_timestamp_seconds{{{BK}}}", "0+60x11600")],
     ),
+    "QdrantHealerRefusing": (
+        "7m",
+        {**BL, "reason": "quorum"},
+        [(f'qdrant_ops_healer_refusing{{{BK},reason="quorum"}}', "1x10"),
+         (f'qdrant_ops_healer_refusing{{{BK},reason="busy"}}', "0x10"),
+         (f"qdrant_ops_healer_missing_replicas{{{BK}}}", "4x10")],
+        [(f'qdrant_ops_healer_refusing{{{BK},reason="quorum"}}', "1x10"),
+         (f"qdrant_ops_healer_missing_replicas{{{BK}}}", "0x10")],
+    ),
+    "QdrantHealerNotRunning": (
+        "30m",
+        BL,
+        [(f"qdrant_ops_healer_last_run_timestamp_seconds{{{BK}}}", "0x40"),
+         (f"qdrant_ops_healer_enabled{{{BK}}}", "1x40")],
+        [(f"qdrant_ops_healer_last_run_timestamp_seconds{{{BK}}}", "0+60x40"),
+         (f"qdrant_ops_healer_last_run_success{{{BK}}}", "1x40"),
+         (f"qdrant_ops_healer_enabled{{{BK}}}", "1x40")],
+    ),
 }
 # fmt: on
 
@@ -389,6 +407,27 @@ REGRESSIONS = {
             (f'collection_shard_transfer_incoming{{{Q},id="cities"}}', "1x450"),
         ],
         {},
+    ),
+    # A healer switched off (enabled: false) writes its metrics but heals nothing on purpose.
+    "a healer switched off": (
+        "QdrantHealerNotRunning",
+        "30m",
+        [
+            (f"qdrant_ops_healer_last_run_timestamp_seconds{{{BK}}}", "0x40"),
+            (f"qdrant_ops_healer_enabled{{{BK}}}", "0x40"),
+        ],
+        None,
+    ),
+    # Runs on time that keep failing (the cluster cannot be read) heal nothing either.
+    "a healer whose runs fail": (
+        "QdrantHealerNotRunning",
+        "30m",
+        [
+            (f"qdrant_ops_healer_last_run_timestamp_seconds{{{BK}}}", "0+60x40"),
+            (f"qdrant_ops_healer_last_run_success{{{BK}}}", "0x40"),
+            (f"qdrant_ops_healer_enabled{{{BK}}}", "1x40"),
+        ],
+        BL,
     ),
     # A failure, the retry succeeded, a failure: not failing backups.
     "a success between": (

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from qdrant_ops import certs
 from qdrant_ops.backup import metrics
-from qdrant_ops.cluster import standby_metrics, zone_metrics
+from qdrant_ops.cluster import healer_metrics, standby_metrics, zone_metrics
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 PROMQL_WORDS = {"and", "or", "unless", "by", "without", "on", "ignoring", "group_left", "group_right", "bool",
@@ -28,6 +28,7 @@ def exported_names() -> set[str]:
         | set(zone_metrics.METRIC_NAMES)
         | set(certs.METRIC_NAMES)
         | set(standby_metrics.METRIC_NAMES)
+        | set(healer_metrics.METRIC_NAMES)
         | {"up"}
     )
 

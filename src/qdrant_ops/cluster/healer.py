@@ -37,7 +37,7 @@ REASONS = {
 # A replica on a peer that is unreachable but still inside its grace period: it counts as held (the
 # peer may come back) but cannot be copied from.
 UNREACHABLE_STATE = "Unreachable"
-RUNBOOK = "docs/runbooks.md, 'A node is lost'"
+RUNBOOK = "docs/runbooks.md#qdranthealerrefusing"
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ METRIC_NAMES = tuple(
         "enabled",
         "dry_run",
         "last_action_timestamp_seconds",
-        "actions",
+        "actions_total",
         "unreachable_peers",
         "dead_peers",
         "peer_unreachable_seconds",

@@ -16,13 +16,14 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from qdrant_ops import prometheus
-from qdrant_ops.client import ClusterClient
+from qdrant_ops.client import ClusterClient, QdrantApiError
 from qdrant_ops.cluster import healer_metrics, replicas, zones
 from qdrant_ops.cluster.healer import Decision, HealerState, Observation, decide
 from qdrant_ops.cluster.healer_config import HealerConfig
@@ -115,7 +116,7 @@ def observe(client: ClusterClient, config: HealerConfig) -> tuple[Observation, l
         raise HealerError("cluster mode is off on the nodes: there are no peers to heal")
     peers = {int(pid): info["uri"] for pid, info in status["peers"].items()}
     leader, unreachable, notes = _reachability(client, status)
-    views = replicas.collection_views(client)
+    views = _collections(client, notes)
     live = sorted(set(peers) - unreachable)
     free, sizes = _disk(client, config, peers, live, notes) if unreachable else (None, {})
     observation = Observation(
@@ -132,6 +133,31 @@ def observe(client: ClusterClient, config: HealerConfig) -> tuple[Observation, l
         zones=zones.resolve(client, config.zones, skip_silent=True),
     )
     return observation, notes
+
+
+def _collections(client: ClusterClient, notes: list[str]) -> dict[str, tuple[int, dict]]:
+    """Each collection's replication factor and cluster view. The view is the answering node's own;
+    the factor comes from the collection's config, which Qdrant reads through its shards: with
+    whole shards unreachable that fails (HTTP 500), and the most replicas any shard has stands in
+    for it (the decision refuses in such a state anyway, but must say why rather than fail)."""
+    views = {}
+    for name in client.collection_names():
+        try:
+            view = client.collection_cluster(name)
+            info = client.collection_info(name)
+        except QdrantApiError as exc:
+            if exc.status == 404:  # dropped meanwhile
+                continue
+            view = client.collection_cluster(name)
+            factor = max(Counter(r["shard_id"] for r in shard_placement(view)).values(), default=1)
+            notes.append(
+                f"{name}: its config cannot be read ({exc.status}); replication factor taken as {factor}"
+            )
+            views[name] = (factor, view)
+            continue
+        if info is not None:
+            views[name] = (int(info["config"]["params"].get("replication_factor") or 1), view)
+    return views
 
 
 def _reachability(client: ClusterClient, status: dict) -> tuple[int | None, frozenset[int], list[str]]:
