@@ -70,8 +70,13 @@ def test_a_node_lost_for_good_is_healed_under_writes(qdrant_cluster, tmp_path):
     config = write_config(tmp_path, cluster)
     with ClusterClient(cluster.urls[:2], cluster.api_key, retries=10, backoff=0.5, timeout=120) as client:
         fill_cities(client, POINTS)
-        args = argparse.Namespace(collection="healer_writes", acked=str(tmp_path / "acked.json"),
-                                  stop_file=str(tmp_path / "stop"), max_seconds=600, max_points=1_000_000)  # fmt: skip
+        args = argparse.Namespace(
+            collection="healer_writes",
+            acked=str(tmp_path / "acked.json"),
+            stop_file=str(tmp_path / "stop"),
+            max_seconds=600,
+            max_points=1_000_000,
+        )
         writer = threading.Thread(target=rolling_writer.write, args=(client, args))
         writer.start()
         try:
