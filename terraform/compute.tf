@@ -53,6 +53,12 @@ resource "aws_instance" "qdrant" {
     http_put_response_hop_limit = 1
   }
 
+  # EC2's simplified automatic recovery (AWS's default where the type supports it, said here);
+  # recovery.tf adds the status-check alarms.
+  maintenance_options {
+    auto_recovery = var.auto_recovery ? "default" : "disabled"
+  }
+
   root_block_device {
     volume_type           = "gp3"
     volume_size           = var.root_volume_size_gb
@@ -129,6 +135,12 @@ resource "aws_instance" "monitoring" {
     http_endpoint               = "enabled"
     http_tokens                 = "required"
     http_put_response_hop_limit = 1
+  }
+
+  # EC2's simplified automatic recovery (AWS's default where the type supports it, said here);
+  # recovery.tf adds the status-check alarms.
+  maintenance_options {
+    auto_recovery = var.auto_recovery ? "default" : "disabled"
   }
 
   root_block_device {

@@ -219,6 +219,12 @@ variable "data_volume_survives_instance" {
   default     = true
 }
 
+variable "auto_recovery" {
+  description = "EC2 recovery of every host: a failed system status check moves it to healthy hardware as the same instance with its volumes, a failed instance status check reboots it. false: neither."
+  type        = bool
+  default     = true
+}
+
 variable "ebs_kms_key_arn" {
   description = "KMS key for the root and data volumes. Default: the account's EBS default key (aws/ebs)."
   type        = string
