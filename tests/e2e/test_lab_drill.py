@@ -45,6 +45,7 @@ import yaml
 from qdrant_ops import silences
 from qdrant_ops.backup.verify import binary_version
 from qdrant_ops.client import ClusterClient
+from qdrant_ops.cluster.health import shard_placement
 from tests.support import rolling_writer
 from tests.support.e2e_data import placement_problems
 from tests.support.tls import reissue, served_certificate
@@ -136,7 +137,6 @@ def timed(phases: dict, name: str):
 
 
 def all_active(client: ClusterClient) -> bool:
-    from qdrant_ops.cluster.health import shard_placement  # noqa: PLC0415
 
     return all(
         r["state"] == "Active"
@@ -341,6 +341,94 @@ def test_monitoring_certificate_renewal(lab):
                  "the renewed monitoring certificate's expiry in Prometheus", 120)  # fmt: skip
         recap = ansible("playbooks/monitoring.yml").split("PLAY RECAP")[-1]
         assert not re.search(r"changed=[1-9]", recap), f"a second run changed something: {recap}"
+
+
+def healed_without(client: ClusterClient, peer: int) -> bool:
+    """The peer is gone and every collection is back at its factor, every replica Active."""
+    if str(peer) in client.cluster_status()["peers"]:
+        return False
+    return all(placement_problems(client, name) == [] for name in client.collection_names())
+
+
+def healer_journal(host: str) -> str:
+    shown = subprocess.run(["docker", "exec", host, "journalctl", "-u", "qdrant-healer.service", "--no-pager",
+                            "--since", "-15min"], capture_output=True, text=True, timeout=60)  # fmt: skip
+    return shown.stdout
+
+
+def test_self_healing_drill(lab, tmp_path):
+    """Issue 36. Under a writer, one node stopped and its Qdrant storage deleted: with no command
+    typed, the healer on the monitoring host (grace period 120 s in the lab) re-creates its
+    replicas, waits until they are Active and removes the peer; QdrantNodeDown fires meanwhile. No
+    acknowledged write is lost. The node then comes back empty through qdrant.yml as a new peer,
+    QdrantNodeDown resolves and rebalance.yml spreads replicas onto it. Then two of three nodes
+    stopped: the healer does nothing and says why (quorum), and QdrantHealerRefusing carries the
+    runbook."""
+    client, phases = lab
+    monitoring_host = next(iter(HOSTS["monitoring"]["hosts"]))
+    grace = yaml.safe_load((INVENTORY / "group_vars/all.yml").read_text())[
+        "qdrant_backup_healer_grace_seconds"
+    ]
+    lost = list(QDRANT_HOSTS)[-1]
+    lost_url = f"https://{QDRANT_HOSTS[lost]['ansible_host']}:6333"
+    dead_peer = client.probe_peer_id(lost_url)
+    assert dead_peer is not None
+    stop = tmp_path / "stop"
+    args = argparse.Namespace(collection="healer_writes", acked=str(tmp_path / "acked.json"),
+                              stop_file=str(stop), max_seconds=1800, max_points=1_000_000, pause=0.1)  # fmt: skip
+    writer = threading.Thread(target=rolling_writer.write, args=(client, args))
+    writer.start()
+    try:
+        wait_for((tmp_path / "acked.json").exists, "the writer's first acknowledged batch", 60)
+        stopped = time.monotonic()
+        docker_exec(lost, "systemctl", "stop", "qdrant")
+        docker_exec(
+            lost, "find", "/var/lib/qdrant/storage", "/var/lib/qdrant/snapshots", "-mindepth", "1", "-delete"
+        )
+        wait_for(lambda: active_alerts("QdrantNodeDown"), "QdrantNodeDown firing", 180)
+        back = "every shard back at its factor without the lost peer"
+        wait_for(lambda: healed_without(client, dead_peer), back, grace + 1200, interval=5)
+        phases[f"self-healing: node stopped and wiped -> full replication, no command (grace {grace} s)"] = (
+            time.monotonic() - stopped
+        )
+    finally:
+        stop.touch()
+        writer.join(timeout=120)
+    assert rolling_writer.verify(client, args) == 0, "acknowledged writes were lost"
+    assert client.count_points("cities") == SAMPLE
+    assert prometheus_values("qdrant_ops_healer_actions_total") == [1.0]
+    journal = healer_journal(monitoring_host)
+    assert f"peer {dead_peer} removed" in journal and "healer: acting:" in journal, journal[-3000:]
+
+    with timed(phases, "the lost node back empty as a new peer (qdrant.yml), rebalance.yml"):
+        ansible("playbooks/qdrant.yml")
+        new_peer = client.probe_peer_id(lost_url)
+        assert new_peer not in (None, dead_peer)
+        ansible("playbooks/rebalance.yml")
+        wait_for(lambda: not active_alerts("QdrantNodeDown"), "QdrantNodeDown resolved", 300)
+        assert placement_problems(client, "cities") == []
+        assert any(r["peer_id"] == new_peer for r in shard_placement(client.collection_cluster("cities")))
+
+    others = list(QDRANT_HOSTS)[1:]
+    peers_before = set(client.cluster_status()["peers"])
+    with timed(phases, "two of three nodes stopped: the healer refuses (quorum), with the runbook"):
+        try:
+            for host in others:
+                docker_exec(host, "systemctl", "stop", "qdrant")
+            quorum = 'qdrant_ops_healer_refusing{reason="quorum"}'
+            wait_for(
+                lambda: prometheus_values(quorum) == [1.0], "the quorum refusal in Prometheus", grace + 300
+            )
+            rules = monitoring_get(f"https://{MONITORING}:9090/api/v1/alerts")["data"]["alerts"]
+            refusing = [a for a in rules if a["labels"]["alertname"] == "QdrantHealerRefusing"
+                        and a["labels"].get("reason") == "quorum"]  # fmt: skip
+            assert refusing and "docs/runbooks.md" in refusing[0]["annotations"]["runbook"], rules
+            assert "refusing (quorum)" in healer_journal(monitoring_host)
+            assert set(client.cluster_status()["peers"]) == peers_before  # nobody removed
+        finally:
+            for host in others:
+                docker_exec(host, "systemctl", "start", "qdrant")
+        wait_for(lambda: all_active(client), "every replica Active again", 600)
 
 
 def test_upgrade_drill(qdrant_binary_next, lab, tmp_path):

@@ -45,6 +45,7 @@ def write(client: ClusterClient, args: argparse.Namespace) -> int:
             continue
         acked += ids
         next_id = ids[-1] + 1
+        time.sleep(getattr(args, "pause", 0.0))  # a steady load rather than the most the cluster takes
         Path(args.acked).write_text(
             json.dumps({"acked": len(acked), "max_id": next_id - 1, "failures": failures})
         )
