@@ -374,8 +374,8 @@ def test_self_healing_drill(lab, tmp_path):
     dead_peer = client.probe_peer_id(lost_url)
     assert dead_peer is not None
     stop = tmp_path / "stop"
-    args = argparse.Namespace(collection="healer_writes", acked=str(tmp_path / "acked.json"),
-                              stop_file=str(stop), max_seconds=1800, max_points=1_000_000, pause=0.1)  # fmt: skip
+    args = argparse.Namespace(collection="healer_writes", acked=str(tmp_path / "acked.json"), pause=0.1,
+                              stop_file=str(stop), max_seconds=1800, max_points=1_000_000)  # fmt: skip
     writer = threading.Thread(target=rolling_writer.write, args=(client, args))
     writer.start()
     try:
