@@ -6,39 +6,30 @@
 # check (the OS hung) reboots it. What does not come back this way (a terminated instance, a lost
 # volume) is the healer's job (docs/self-healing.md). README.md, "When a node fails".
 locals {
-  recovery_nodes = var.auto_recovery ? aws_instance.qdrant : {}
+  # EC2 action -> the status check that triggers it, and for how many minutes.
+  recovery_actions = {
+    recover = { metric = "StatusCheckFailed_System", minutes = 2, what = "recover it onto healthy hardware (same instance, IP and EBS volumes)" }
+    reboot  = { metric = "StatusCheckFailed_Instance", minutes = 3, what = "reboot it (its data volume stays)" }
+  }
+  recovery_alarms = var.auto_recovery ? {
+    for pair in setproduct(keys(local.nodes), keys(local.recovery_actions)) :
+    "${pair[0]}-${pair[1]}" => { node = pair[0], action = pair[1] }
+  } : {}
 }
 
-resource "aws_cloudwatch_metric_alarm" "recover" {
-  for_each = local.recovery_nodes
+resource "aws_cloudwatch_metric_alarm" "recovery" {
+  for_each = local.recovery_alarms
 
-  alarm_name          = "${each.key}-recover"
-  alarm_description   = "EC2 system status check failed on ${each.key}: recover it onto healthy hardware (same instance, IP and EBS volumes)."
+  alarm_name          = each.key
+  alarm_description   = "${local.recovery_actions[each.value.action].metric} on ${each.value.node}: ${local.recovery_actions[each.value.action].what}."
   namespace           = "AWS/EC2"
-  metric_name         = "StatusCheckFailed_System"
-  dimensions          = { InstanceId = each.value.id }
+  metric_name         = local.recovery_actions[each.value.action].metric
+  dimensions          = { InstanceId = aws_instance.qdrant[each.value.node].id }
   statistic           = "Maximum"
   period              = 60
-  evaluation_periods  = 2
+  evaluation_periods  = local.recovery_actions[each.value.action].minutes
   comparison_operator = "GreaterThanOrEqualToThreshold"
   threshold           = 1
-  alarm_actions       = ["arn:${data.aws_partition.current.partition}:automate:${data.aws_region.current.name}:ec2:recover"]
-  tags                = merge(local.tags, { Node = each.key })
-}
-
-resource "aws_cloudwatch_metric_alarm" "reboot" {
-  for_each = local.recovery_nodes
-
-  alarm_name          = "${each.key}-reboot"
-  alarm_description   = "EC2 instance status check failed on ${each.key} for 3 minutes: reboot it (its data volume stays)."
-  namespace           = "AWS/EC2"
-  metric_name         = "StatusCheckFailed_Instance"
-  dimensions          = { InstanceId = each.value.id }
-  statistic           = "Maximum"
-  period              = 60
-  evaluation_periods  = 3
-  comparison_operator = "GreaterThanOrEqualToThreshold"
-  threshold           = 1
-  alarm_actions       = ["arn:${data.aws_partition.current.partition}:automate:${data.aws_region.current.name}:ec2:reboot"]
-  tags                = merge(local.tags, { Node = each.key })
+  alarm_actions       = ["arn:${data.aws_partition.current.partition}:automate:${data.aws_region.current.name}:ec2:${each.value.action}"]
+  tags                = merge(local.tags, { Node = each.value.node })
 }

@@ -415,45 +415,50 @@ def test_checkov_finds_nothing_and_every_skip_has_a_reason():
 
 
 def test_every_node_recovers_from_failed_hardware_as_itself():
-    """Issue 36: EC2 recovery on (maintenance_options and a status-check alarm per node that
-    recovers it, another that reboots it), switchable by one variable, and the data volume kept
-    apart from the instance by default."""
-    for name, instance in {**blocks("resource", "aws_instance")}.items():
+    """Issue 36: EC2 recovery on (maintenance_options, and per node an alarm on the system status
+    check that recovers it and one on the instance status check that reboots it), switchable by one
+    variable, and the data volume kept apart from the instance by default."""
+    for name, instance in blocks("resource", "aws_instance").items():
         options = single(instance["maintenance_options"])
         assert options["auto_recovery"] == '${var.auto_recovery ? "default" : "disabled"}', name
-    alarms = blocks("resource", "aws_cloudwatch_metric_alarm")
-    for name, metric, action in (("recover", "StatusCheckFailed_System", "recover"),
-                                 ("reboot", "StatusCheckFailed_Instance", "reboot")):  # fmt: skip
-        alarm = alarms[name]
-        assert alarm["for_each"] == "${local.recovery_nodes}" and alarm["namespace"] == "AWS/EC2"
-        assert alarm["metric_name"] == metric and alarm["dimensions"] == {"InstanceId": "${each.value.id}"}
-        assert alarm["alarm_actions"] == [
-            "arn:${data.aws_partition.current.partition}:automate:${data.aws_region.current.name}:ec2:"
-            + action
-        ]
-    assert local("recovery_nodes") == "${var.auto_recovery ? aws_instance.qdrant : {}}"
+    actions = local("recovery_actions")
+    assert {a: actions[a]["metric"] for a in actions} == {
+        "recover": "StatusCheckFailed_System",
+        "reboot": "StatusCheckFailed_Instance",
+    }
+    alarm = blocks("resource", "aws_cloudwatch_metric_alarm")["recovery"]
+    assert alarm["for_each"] == "${local.recovery_alarms}" and alarm["namespace"] == "AWS/EC2"
+    assert alarm["dimensions"] == {"InstanceId": "${aws_instance.qdrant[each.value.node].id}"}
+    assert alarm["alarm_actions"] == [
+        "arn:${data.aws_partition.current.partition}:automate:${data.aws_region.current.name}:ec2:"
+        "${each.value.action}"
+    ]
+    assert "var.auto_recovery ? " in str(local("recovery_alarms")) and "setproduct" in str(
+        local("recovery_alarms")
+    )
     assert variables()["auto_recovery"]["default"] is True
     assert variables()["data_volume_survives_instance"]["default"] is True
 
 
 def test_the_recovery_alarms_are_accepted_by_the_cloudwatch_api(s3_server):
-    """The alarms as terraform would send them, to CloudWatch's API (the moto server): names, metric,
-    dimensions and the EC2 automate action are valid; moto does not run the actions themselves."""
+    """The alarms as terraform would send them for one node, to CloudWatch's API (the moto server):
+    metric, dimensions and the EC2 automate actions are valid; moto does not run the actions."""
     cloudwatch = s3_server.client("cloudwatch", region_name="eu-west-1")
-    for name, alarm in blocks("resource", "aws_cloudwatch_metric_alarm").items():
+    alarm = blocks("resource", "aws_cloudwatch_metric_alarm")["recovery"]
+    for action, spec in local("recovery_actions").items():
         cloudwatch.put_metric_alarm(
-            AlarmName=f"prod-qdrant-1-{name}",
+            AlarmName=f"prod-qdrant-1-{action}",
             Namespace=alarm["namespace"],
-            MetricName=alarm["metric_name"],
+            MetricName=spec["metric"],
             Dimensions=[{"Name": "InstanceId", "Value": "i-0123456789abcdef0"}],
             Statistic=alarm["statistic"],
             Period=alarm["period"],
-            EvaluationPeriods=alarm["evaluation_periods"],
+            EvaluationPeriods=spec["minutes"],
             ComparisonOperator=alarm["comparison_operator"],
             Threshold=float(alarm["threshold"]),
-            AlarmActions=[f"arn:aws:automate:eu-west-1:ec2:{name}"],
+            AlarmActions=[f"arn:aws:automate:eu-west-1:ec2:{action}"],
         )
     found = {a["AlarmName"]: a for a in cloudwatch.describe_alarms()["MetricAlarms"]}
     assert {"prod-qdrant-1-recover", "prod-qdrant-1-reboot"} <= set(found)
     assert found["prod-qdrant-1-recover"]["AlarmActions"] == ["arn:aws:automate:eu-west-1:ec2:recover"]
-    assert found["prod-qdrant-1-recover"]["MetricName"] == "StatusCheckFailed_System"
+    assert found["prod-qdrant-1-reboot"]["MetricName"] == "StatusCheckFailed_Instance"
