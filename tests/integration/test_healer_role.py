@@ -4,13 +4,15 @@ is what `qdrant-ops cluster heal` accepts, secrets in 0600 files and never in th
 
 from __future__ import annotations
 
+import re
 import stat
 
+import jinja2
 import yaml
 
 from qdrant_ops.cluster import healer_config
 from tests.support.collection import COLLECTION
-from tests.support.playbook import run_playbook
+from tests.support.playbook import ROOT, run_playbook
 
 KEY = "healer-test-admin-key-0123456789"
 PASSWORD = "monitoring-web-password-42"
@@ -85,3 +87,17 @@ def test_role_writes_settings_the_healer_accepts(tmp_path):
 
     again, report = run_playbook(playbook, "-i", str(tmp_path / "inventory/hosts.yml"))
     assert again.returncode == 0 and report["stats"]["mon"]["changed"] == 0  # idempotent
+
+
+def test_every_unit_of_the_role_has_one_directive_per_line():
+    """hardening.j2 ends without a newline once included: a directive after the include was glued
+    to its last line (TimeoutStartSec=6hReadWritePaths=...), so the healer's state directory stayed
+    read-only and every run failed (seen in the lab drill)."""
+    templates = ROOT / "roles/qdrant_backup/templates"
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(templates), undefined=jinja2.ChainableUndefined)
+    for path in sorted(templates.glob("*.service.j2")):
+        text = env.get_template(path.name).render(ansible_managed="managed", qdrant_backup_ca_file="")
+        for line in text.splitlines():
+            if line and not line.startswith(("#", "[")):
+                key, _, value = line.partition("=")
+                assert key.isalnum() and not re.search(r"[A-Z][A-Za-z]+=", value), f"{path.name}: {line}"

@@ -339,3 +339,9 @@ def test_state_file_round_trip_and_damage(tmp_path):
     assert healer_run.load_state(path, lines.append) == state
     path.write_text(json.dumps({"unreachable_since": {"x": "y"}}))
     assert healer_run.load_state(path, lines.append) == HealerState() and "starting afresh" in lines[0]
+
+
+def test_a_state_file_that_cannot_be_written_stops_the_run_with_the_fix(tmp_path):
+    (tmp_path / "file").write_text("")
+    with pytest.raises(healer_run.HealerError, match=r"cannot write the healer's state file .*ReadWritePaths"):
+        healer_run.save_state(tmp_path / "file/state.json", HealerState())

@@ -299,9 +299,16 @@ def save_state(path: Path, state: HealerState) -> None:
         "acting_on": list(state.acting_on),
         "actions": state.actions,
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(path.name + ".tmp")
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        json.dump(data, handle)
-    os.replace(temporary, path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            json.dump(data, handle)
+        os.replace(temporary, path)
+    except OSError as exc:
+        # Without its memory the healer would restart every grace period on each run: it stops.
+        raise HealerError(
+            f"cannot write the healer's state file {path}: {exc.strerror or exc}; make its directory "
+            "writable for the healer (qdrant-healer.service's ReadWritePaths, state_file in its settings)"
+        ) from None
