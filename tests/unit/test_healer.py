@@ -343,5 +343,5 @@ def test_state_file_round_trip_and_damage(tmp_path):
 
 def test_a_state_file_that_cannot_be_written_stops_the_run_with_the_fix(tmp_path):
     (tmp_path / "file").write_text("")
-    with pytest.raises(healer_run.HealerError, match=r"cannot write the healer's state file .*ReadWritePaths"):
+    with pytest.raises(healer_run.HealerError, match=r"cannot write the healer's state file .*ReadWrite"):
         healer_run.save_state(tmp_path / "file/state.json", HealerState())
