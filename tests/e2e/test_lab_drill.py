@@ -396,7 +396,10 @@ def test_self_healing_drill(lab, tmp_path):
         writer.join(timeout=120)
     assert rolling_writer.verify(client, args) == 0, "acknowledged writes were lost"
     assert client.count_points("cities") == SAMPLE
-    assert prometheus_values("qdrant_ops_healer_actions_total") == [1.0]
+    # The run writes its metrics after the removal the wait above saw; Prometheus scrapes them next.
+    wait_for(
+        lambda: prometheus_values("qdrant_ops_healer_actions_total") == [1.0], "the action in Prometheus", 60
+    )
     journal = healer_journal(monitoring_host)
     assert f"peer {dead_peer} removed" in journal and "healer: acting:" in journal, journal[-3000:]
 

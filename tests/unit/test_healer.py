@@ -345,3 +345,21 @@ def test_a_state_file_that_cannot_be_written_stops_the_run_with_the_fix(tmp_path
     (tmp_path / "file").write_text("")
     with pytest.raises(healer_run.HealerError, match=r"cannot write the healer's state file .*ReadWrite"):
         healer_run.save_state(tmp_path / "file/state.json", HealerState())
+
+
+class _OnlyPeerOneAnswers:
+    """Peers 1-3 on 127.0.0.1-3; only peer 1 answers (the others' ports are closed)."""
+
+    urls = ("http://127.0.0.1:1",)
+
+    def probe_peer_id(self, url, timeout=3.0):
+        return 1 if "127.0.0.1" in url else None
+
+
+def test_no_leader_is_reported_as_leader_zero_and_counts_as_none():
+    """Seen in the lab with two of three nodes stopped: raft_info.leader is 0, which is no peer."""
+    peers = {str(p): {"uri": f"http://127.0.0.{p}:9"} for p in (1, 2, 3)}
+    status = {"status": "enabled", "peers": peers, "raft_info": {"leader": 0}}
+    leader, unreachable, notes = healer_run._reachability(_OnlyPeerOneAnswers(), status)
+    assert leader is None and unreachable == {2, 3}
+    assert "nor does a raft leader" in notes[0]

@@ -164,7 +164,10 @@ def _reachability(client: ClusterClient, status: dict) -> tuple[int | None, froz
     """(leader as seen from here, unreachable peers, notes). Without a leader this host can ask,
     silence from here is all there is; the decision never acts then (no_leader)."""
     peers = status["peers"]
+    # Without a leader Qdrant reports leader 0 (raft-rs's INVALID_ID), not null: seen in the lab
+    # drill with two of three nodes stopped. Only a current peer is a leader.
     leader = (status.get("raft_info") or {}).get("leader")
+    leader = leader if str(leader) in peers else None
     silent = sorted(int(p) for p in peers if replicas.sign_of_life(client, int(p), peers) is None)
     if not silent:
         return leader, frozenset(), []
