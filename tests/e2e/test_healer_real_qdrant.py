@@ -90,7 +90,9 @@ def test_a_node_lost_for_good_is_healed_under_writes(qdrant_cluster, tmp_path):
             (tmp_path / "stop").touch()
             writer.join(timeout=120)
 
-        assert not results[0].acted and dead_peer in {*results[0].decision.waiting, *results[0].decision.dead}
+        # Right after the kill the leader may not have failed to reach it yet: not counted as down
+        # until it has; then the grace period runs before the action.
+        assert not results[0].acted and any(dead_peer in r.decision.waiting for r in results)
         assert results[-1].decision.dead == (dead_peer,) and not results[-1].decision.refusals
         assert any(f"peer {dead_peer} removed" in line for line in log), log
         assert str(dead_peer) not in client.cluster_status()["peers"]
