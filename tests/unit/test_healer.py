@@ -363,3 +363,56 @@ def test_no_leader_is_reported_as_leader_zero_and_counts_as_none():
     leader, unreachable, notes = healer_run._reachability(_OnlyPeerOneAnswers(), status)
     assert leader is None and unreachable == {2, 3}
     assert "nor does a raft leader" in notes[0]
+
+
+class _GeneratedCluster:
+    """A cluster as the run observes it: which peers answer nothing here (`silent`) and which the
+    raft leader cannot send to (`failing`, as the leader's message_send_failures spells them)."""
+
+    urls = ("http://node-1:6333",)
+
+    def __init__(self, silent, failing, spelling):
+        self.silent, self.failing, self.spelling = silent, failing, spelling
+        self.asked_leader = []
+
+    def cluster_status(self, node=None):
+        self.asked_leader.append(node)
+        return {"message_send_failures": {self.spelling(p): {"count": 3} for p in self.failing}}
+
+
+@PROPERTY
+@given(
+    st.integers(3, 7).flatmap(
+        lambda n: st.tuples(
+            st.just(n),
+            st.sets(st.integers(1, n)),
+            st.sets(st.integers(1, n)),
+            st.sampled_from([*range(1, n + 1), 0, None, 99]),
+            st.sampled_from([str.lower, str.upper]),
+        )
+    )
+)
+def test_observation_counts_a_peer_down_only_when_here_and_the_leader_agree(case):
+    """Whatever answers here and whatever the leader reports: a peer the leader reaches is never
+    counted down; without a leader that can be asked the run reports none, so it cannot act."""
+    n, silent, failing, leader, case_of_host = case
+    peers = {str(p): {"uri": f"http://node-{p}:6335"} for p in range(1, n + 1)}
+    status = {"status": "enabled", "peers": peers, "raft_info": {"leader": leader}}
+    cluster = _GeneratedCluster(silent, failing, lambda p: f"http://{case_of_host('NODE-')}{p}:6335/")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(
+            healer_run.replicas, "sign_of_life", lambda _c, p, _peers: None if p in silent else "answers"
+        )
+        found_leader, unreachable, notes = healer_run._reachability(cluster, status)
+    assert unreachable <= silent
+    if found_leader is None:
+        assert unreachable == silent and not decide(
+            Observation(NOW, frozenset(range(1, n + 1)), None, unreachable, {}, {}),
+            HealerState(unreachable_since={p: 0.0 for p in unreachable}),
+            POLICY,
+        ).acts
+    else:
+        assert found_leader == leader and leader not in silent
+        assert unreachable == silent & failing
+        assert cluster.asked_leader == ([f"http://node-{leader}:6333"] if silent else [])
+        assert len(notes) == len(silent - failing)
