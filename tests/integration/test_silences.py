@@ -22,6 +22,9 @@ import pytest
 import yaml
 
 from qdrant_ops import silences
+from qdrant_ops.cli import main
+from qdrant_ops.cli.app import build_parser
+from qdrant_ops.cli.common import planned_work_lock
 from tests.support.playbook import ROOT, run_playbook
 from tests.support.tls import TestCA
 
@@ -238,3 +241,68 @@ def test_required_turns_a_refusal_into_a_failure_that_names_it(alertmanager, tmp
     assert outcome["failed"] and "positive duration" in outcome["msg"], outcome
     outcome = run_silence_task(tmp_path, {**common, "password": PASSWORD, "state": "absent"})
     assert outcome["failed"] and "silence_id" in outcome["msg"], outcome
+
+
+def lock_args(tmp_path: Path, url: str, base: Path, password: str, *extra: str):
+    (tmp_path / "am-password").write_text(password + "\n")
+    return build_parser().parse_args(
+        ["cluster", "repair", "--url", "http://127.0.0.1:9", "--alertmanager-url", url,
+         "--alertmanager-password-file", str(tmp_path / "am-password"),
+         "--alertmanager-ca-file", str(base / "ca.crt"), *extra]
+    )  # fmt: skip
+
+
+def test_a_command_run_by_hand_holds_the_lock_the_healer_reads(alertmanager, tmp_path, monkeypatch):
+    """`qdrant-ops cluster repair/rebalance` and `restore` hold the same planned-work silence as
+    the playbooks while they work; the healer's own reading of it (planned_work_holding) sees it,
+    and it is gone when the command ends, also when the command fails."""
+    url, base = alertmanager
+    manager = silences.Alertmanager(url, "monitoring", PASSWORD, str(base / "ca.crt"))
+    monkeypatch.delenv("QDRANT_OPS_CLUSTER", raising=False)
+    lines: list[str] = []
+    args = lock_args(tmp_path, url, base, PASSWORD, "--lock-cluster", "prod")
+    with (
+        pytest.raises(RuntimeError, match="the work failed"),
+        planned_work_lock(args, "cluster repair", lines.append),
+    ):
+        held = silences.planned_work_holding(manager, "prod")
+        other = silences.planned_work_holding(manager, "other")
+        raise RuntimeError("the work failed")
+    assert [c for c in held if c.startswith("qdrant-ops cluster repair (started by ")] and not other
+    assert not silences.planned_work_holding(manager, "prod")
+    assert "lock taken for cluster prod" in lines[0] and "released" in lines[1]
+    # The cluster from the environment; a dry run changes nothing, so it takes no lock.
+    monkeypatch.setenv("QDRANT_OPS_CLUSTER", "prod")
+    with planned_work_lock(lock_args(tmp_path, url, base, PASSWORD, "--dry-run"), "repair", print) as lock:
+        assert lock is None and not silences.planned_work_holding(manager, "prod")
+    with planned_work_lock(lock_args(tmp_path, url, base, PASSWORD), "repair", print) as lock:
+        assert lock and silences.planned_work_holding(manager, "prod")
+
+
+def test_a_lock_asked_for_and_refused_stops_the_command_before_it_changes_anything(
+    alertmanager, tmp_path, monkeypatch, capsys
+):
+    url, base = alertmanager
+    monkeypatch.delenv("QDRANT_OPS_CLUSTER", raising=False)
+    (tmp_path / "am-password").write_text(WRONG)
+    argv = ["cluster", "rebalance", "--url", "http://127.0.0.1:9", "--alertmanager-url", url,
+            "--alertmanager-password-file", str(tmp_path / "am-password"),
+            "--alertmanager-ca-file", str(base / "ca.crt")]  # fmt: skip
+    assert main(argv) == 2
+    assert "pass --lock-cluster NAME" in capsys.readouterr().err
+    assert main([*argv, "--lock-cluster", "prod"]) == 2  # the wrong password, before Qdrant is asked
+    err = capsys.readouterr().err
+    assert "cannot take the planned-work lock" in err and "HTTP 401" in err and WRONG not in err
+    assert "127.0.0.1:9" not in err
+    missing = str(tmp_path / "nothing")
+    assert main([*argv[:6], "--alertmanager-password-file", missing, "--lock-cluster", "prod"]) == 2
+    assert "cannot read the Alertmanager password file" in capsys.readouterr().err
+
+
+def test_no_alertmanager_given_means_no_lock_and_the_command_says_so(tmp_path, monkeypatch):
+    monkeypatch.delenv("QDRANT_OPS_ALERTMANAGER_URL", raising=False)
+    lines: list[str] = []
+    args = build_parser().parse_args(["cluster", "rebalance", "--url", "http://127.0.0.1:9"])
+    with planned_work_lock(args, "cluster rebalance", lines.append) as lock:
+        assert lock is None
+    assert "no planned-work lock (no --alertmanager-url)" in lines[0]

@@ -13,9 +13,11 @@ from qdrant_ops.cli.common import (
     emit_result,
     event_log,
     flag,
+    lock_options,
     make_client,
     output_file,
     peer_id,
+    planned_work_lock,
     read_zones,
     zone_options,
 )
@@ -75,7 +77,7 @@ def cmd_cluster_repair(args: argparse.Namespace) -> int:
         dry_run=args.dry_run,
     )
     log = event_log(args)
-    with make_client(args) as client:
+    with make_client(args) as client, planned_work_lock(args, "cluster repair", log):
         peer_zones = read_zones(args, client)
         log(zones.describe([int(p) for p in client.cluster_status()["peers"]], peer_zones))
         removable, plan = replicas.repair(client, options, zones=peer_zones, log=log)
@@ -110,7 +112,7 @@ def cmd_cluster_rebalance(args: argparse.Namespace) -> int:
         dry_run=args.dry_run,
     )
     log = event_log(args)
-    with make_client(args) as client:
+    with make_client(args) as client, planned_work_lock(args, "cluster rebalance", log):
         peer_zones = read_zones(args, client)
         log(zones.describe([int(p) for p in client.cluster_status()["peers"]], peer_zones))
         plan, removed = rebalance.run(client, options, zones=peer_zones, log=log)
@@ -189,8 +191,11 @@ def register(commands, conn: argparse.ArgumentParser) -> None:
         "collector",
     )
     status.set_defaults(handler=cmd_cluster_status)
+    lock = lock_options()
     repair = cluster_cmd.add_parser(
-        "repair", parents=[conn], help="remove dead peers, replicate shards back to their replication factor"
+        "repair",
+        parents=[conn, lock],
+        help="remove dead peers, replicate shards back to their replication factor",
     )
     repair.add_argument(
         "--remove-peer", type=peer_id, action="append", help="dead peer to remove (force), repeatable"
@@ -211,8 +216,15 @@ def register(commands, conn: argparse.ArgumentParser) -> None:
     )
     flag(repair, "--dry-run", "print the plan, change nothing")
     repair.set_defaults(handler=cmd_cluster_repair)
+    _register_rebalance(cluster_cmd, [conn, lock])
+    _register_heal(cluster_cmd)
+
+
+def _register_rebalance(cluster_cmd, parents: list) -> None:
     balance = cluster_cmd.add_parser(
-        "rebalance", parents=[conn], help="spread shard replicas evenly (or empty one peer with --drain)"
+        "rebalance",
+        parents=parents,
+        help="spread shard replicas evenly (or empty one peer with --drain)",
     )
     balance.add_argument("--drain", type=peer_id, metavar="PEER_ID", help="move every replica off this peer")
     flag(balance, "--remove", "with --drain: then remove the emptied peer from the cluster (no force)")
@@ -230,7 +242,6 @@ def register(commands, conn: argparse.ArgumentParser) -> None:
     )
     flag(balance, "--dry-run", "print the plan as a table, change nothing")
     balance.set_defaults(handler=cmd_cluster_rebalance)
-    _register_heal(cluster_cmd)
 
 
 def _register_heal(cluster_cmd) -> None:

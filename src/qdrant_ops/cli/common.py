@@ -5,6 +5,8 @@ print a result."""
 from __future__ import annotations
 
 import argparse
+import contextlib
+import getpass
 import json
 import math
 import os
@@ -15,6 +17,7 @@ from pathlib import Path
 
 import yaml
 
+from qdrant_ops import silences
 from qdrant_ops.backup import job
 from qdrant_ops.client import ClusterClient
 from qdrant_ops.cluster import zones
@@ -294,6 +297,105 @@ def config_options() -> argparse.ArgumentParser:
     repo.add_argument("--endpoint-url", help="S3-compatible endpoint (or $AWS_ENDPOINT_URL_S3)")
     flag(config_opts, "--json", "machine-readable output")
     return config_opts
+
+
+# The planned-work lock of a command run by hand: the same Alertmanager silence the playbooks take
+# (playbooks/tasks/silence.yml), which the healer reads as "planned work holds the cluster".
+LOCK_ENV = {
+    "alertmanager_url": "QDRANT_OPS_ALERTMANAGER_URL",
+    "alertmanager_user": "QDRANT_OPS_ALERTMANAGER_USER",
+    "alertmanager_password_file": "QDRANT_OPS_ALERTMANAGER_PASSWORD_FILE",
+    "alertmanager_ca_file": "QDRANT_OPS_ALERTMANAGER_CA_FILE",
+    "lock_cluster": "QDRANT_OPS_CLUSTER",
+}
+
+
+def lock_options(cluster_fallback: str = "") -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    group = common.add_argument_group(
+        "planned-work lock",
+        "While the command changes replicas it holds the cluster's planned-work silence in\n"
+        "Alertmanager, as the playbooks do: the healer stands back, and the alerts the work raises by\n"
+        "design page nobody (docs/self-healing.md). Without --alertmanager-url no lock is taken, and\n"
+        "the command says so.",
+    )
+    for option, name, text, fallback in (
+        (
+            "--alertmanager-url",
+            "alertmanager_url",
+            "the monitoring host's Alertmanager, https://monitor:9093",
+            "",
+        ),
+        ("--alertmanager-user", "alertmanager_user", "its web user", ", else monitoring"),
+        ("--alertmanager-password-file", "alertmanager_password_file", "file holding its web password", ""),
+        ("--alertmanager-ca-file", "alertmanager_ca_file", "CA bundle for its TLS certificate", ""),
+        ("--lock-cluster", "lock_cluster", "the cluster's name as its alerts label it", cluster_fallback),
+    ):
+        metavar = option.rsplit("-", 1)[1].upper()
+        group.add_argument(option, metavar=metavar, help=f"{text} (default: ${LOCK_ENV[name]}{fallback})")
+    group.add_argument(
+        "--lock-minutes",
+        type=float,
+        default=240.0,
+        metavar="MINUTES",
+        help="the lock ends by itself after this, should the run die",
+    )
+    return common
+
+
+@contextlib.contextmanager
+def planned_work_lock(args: argparse.Namespace, what: str, log, cluster: str | None = None):
+    """Hold the cluster's planned-work silence while the block runs (nothing on a dry run). An
+    Alertmanager given but refusing stops the command before it changes anything: the caller asked
+    for the lock."""
+    given = {name: getattr(args, name, None) or os.environ.get(env) for name, env in LOCK_ENV.items()}
+    if getattr(args, "dry_run", False):
+        yield None
+        return
+    if not given["alertmanager_url"]:
+        log(
+            f"no planned-work lock (no --alertmanager-url): the healer is not told about this {what}; "
+            "it holds off only while replicas are in transfer or not Active"
+        )
+        yield None
+        return
+    cluster = given["lock_cluster"] or cluster
+    if not cluster:
+        raise ConfigError("the planned-work lock needs the cluster's name: pass --lock-cluster NAME")
+    if not 0 < args.lock_minutes <= 7 * 24 * 60:
+        raise ConfigError(f"--lock-minutes must be between 0 and 10080, not {args.lock_minutes}")
+    password = None
+    if given["alertmanager_password_file"]:
+        try:
+            password = Path(given["alertmanager_password_file"]).read_text().strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(
+                f"cannot read the Alertmanager password file {given['alertmanager_password_file']}: {exc}"
+            ) from None
+    manager = silences.Alertmanager(
+        given["alertmanager_url"],
+        given["alertmanager_user"] or "monitoring",  # the monitoring role's web user
+        password,
+        given["alertmanager_ca_file"],
+    )
+    comment = f"qdrant-ops {what} (started by {getpass.getuser()})"
+    try:
+        silence_id = silences.add(
+            manager, cluster, silences.REPLICA_WORK_ALERTS, args.lock_minutes * 60, comment=comment
+        )
+    except silences.SilenceError as exc:
+        raise ConfigError(
+            f"cannot take the planned-work lock: {exc}; fix it or drop --alertmanager-url"
+        ) from None
+    log(f"planned-work lock taken for cluster {cluster}: Alertmanager silence {silence_id}")
+    try:
+        yield silence_id
+    finally:
+        try:
+            silences.expire(manager, silence_id)
+            log(f"planned-work lock released (silence {silence_id})")
+        except silences.SilenceError as exc:
+            log(f"the planned-work silence {silence_id} stays until it ends by itself: {exc}")
 
 
 def command_group(commands, name: str, help_text: str):

@@ -14,6 +14,8 @@ from qdrant_ops.cli.common import (
     emit_result,
     event_log,
     flag,
+    lock_options,
+    planned_work_lock,
     read_key,
     seconds,
 )
@@ -92,13 +94,16 @@ def cmd_restore(args: argparse.Namespace) -> int:
     )
     key = _target_key(args, config)
     log = event_log(args)
-    with ClusterClient(
-        list(options.nodes),
-        key,
-        verify=config.verify,
-        ca_file=args.ca_file or config.ca_file,
-        timeout=config.timeout,
-    ) as client:
+    with (
+        ClusterClient(
+            list(options.nodes),
+            key,
+            verify=config.verify,
+            ca_file=args.ca_file or config.ca_file,
+            timeout=config.timeout,
+        ) as client,
+        planned_work_lock(args, "restore", log, config.cluster),
+    ):
         report = restore.restore(
             client, s3.make_client(config.settings.s3), config.settings, options, log=log
         )
@@ -116,7 +121,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
 def register(commands, config_opts: argparse.ArgumentParser) -> None:
     rst = commands.add_parser(
         "restore",
-        parents=[config_opts],
+        parents=[config_opts, lock_options(", else the backup config's cluster")],
         help="restore collections from a backup set, verified",
         description="Sets made per shard (formats 2 and 3) go into a cluster of any size: the collection is "
         "created from the set, and every replica of a shard recovers its snapshot (priority no_sync), "
