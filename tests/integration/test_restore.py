@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import json
 import re
+import socket
 from collections import Counter
 from itertools import pairwise
 
@@ -448,3 +449,20 @@ def test_a_workstation_lists_and_restores_without_any_config_file(cluster, capsy
     monkeypatch.delenv("QDRANT_OPS_S3_BUCKET")
     assert main(["backup", "list", *where]) == EXIT_ERROR
     assert "pass --bucket and --cluster" in capsys.readouterr().err
+
+
+def test_a_lock_asked_for_that_cannot_be_taken_stops_the_restore_before_anything(cluster, capsys, tmp_path):
+    """--alertmanager-url given (the healer's lock, docs/self-healing.md) but nobody answers there:
+    the restore stops before it recovers anything; the lock's cluster is the config's."""
+    nodes, configs, _ = cluster
+    backup_all(configs)
+    drop_everything(nodes)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        closed = sock.getsockname()[1]
+    code, _, err = run_restore(
+        capsys, tmp_path, nodes, configs, "--alertmanager-url", f"http://127.0.0.1:{closed}"
+    )
+    assert code == EXIT_ERROR
+    assert "cannot take the planned-work lock" in err and "did not answer" in err
+    assert not recovered(nodes) and nodes[0].state.collections == {}

@@ -102,7 +102,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
             ca_file=args.ca_file or config.ca_file,
             timeout=config.timeout,
         ) as client,
-        planned_work_lock(args, "restore", log, config.cluster),
+        planned_work_lock(args, "restore", log, config.settings.cluster),
     ):
         report = restore.restore(
             client, s3.make_client(config.settings.s3), config.settings, options, log=log
