@@ -96,6 +96,9 @@ collections:
   description:
     - Per collection standby_points, primary_points_at_sync, primary_points_now (null when the primary did
       not answer), lag_seconds and behind_last_sync (fewer points than the primary had at the last sync).
+    - golden, the golden queries drawn on the primary run on the standby - queries, recall, source_recall
+      (the primary's), floor, exact_differences (writes since the draw), passed (false when the standby's
+      index finds too few of their exact results).
   returned: when state is promoted
   type: dict
 """

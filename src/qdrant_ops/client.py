@@ -339,6 +339,11 @@ class ClusterClient:
         body = {"limit": limit, "with_payload": with_payload, "with_vector": with_vector}
         return self.request("POST", f"/collections/{segment(name)}/points/scroll", json=body)
 
+    def query_batch(self, name: str, searches: list[dict]) -> list[dict]:
+        """POST /points/query/batch: one {"points": [...]} per search, in order."""
+        path = f"/collections/{segment(name)}/points/query/batch"
+        return self.request("POST", path, json={"searches": searches})
+
     def upsert_points(self, name: str, points: list[dict]) -> None:
         """PUT /points with wait=true: answered once the points are applied."""
         path = f"/collections/{segment(name)}/points"

@@ -33,6 +33,9 @@ def test_complete_set_with_exact_counts(qdrant_cluster, s3_server, s3_client, s3
             assert record["peer_id"] in holders
         assert {r["state"] for r in cities["placement"]} == {"Active"}
         assert len(cities["sample"]) == 32
+        stored = cities["golden"]  # drawn from its own points, each with its exact top-10
+        assert len(stored["queries"]) == 20 and all(len(q["exact"]) == 10 for q in stored["queries"])
+        assert 0 < stored["source_recall"] <= 1
         assert manifest["qdrant_version"] == client.version()
         for url in qdrant_cluster.urls:
             local = client.collection_cluster("cities", node=url)["local_shards"]

@@ -93,6 +93,12 @@ def test_the_newest_set_restores_into_a_scratch_qdrant(backed_up, qdrant_binary,
     report = json.loads(result.stdout)
     assert report["backup_id"] == BACKUP_ID and report["collections"] == {"vectors": POINTS}
     assert report["points_verified"] == POINTS and report["rounds"] == 1
+    searches = report["golden"]["vectors"]
+    assert searches["passed"] and searches["queries"] == 20 and searches["exact_differences"] == []
+    print(
+        f"\ngolden queries after the drill: recall {searches['recall']} (source {searches['source_recall']})"
+    )
+    assert metric(tmp_path, "golden_recall") == searches["recall"]
     print(f"\nrestore drill of {POINTS} points x 384 ({report['bytes']} bytes): {report['seconds']} s")
     assert list(workdir.iterdir()) == []  # the scratch node and its storage are gone
     assert metric(tmp_path, "last_run_success") == 1
@@ -170,7 +176,11 @@ def test_a_lab_shaped_set_loaded_by_the_ingester_restores(qdrant_cluster, s3_ser
     config = config_file(tmp_path, s3_server, bucket)
     result = drill(config, "--qdrant-binary", qdrant_cluster.binary, "--workdir", str(tmp_path / "scratch"))
     assert result.returncode == 0, result.stderr[-3000:]
-    assert json.loads(result.stdout)["points_verified"] == LAB_POINTS
+    report = json.loads(result.stdout)
+    assert report["points_verified"] == LAB_POINTS
+    searches = report["golden"]["cities"]
+    print(f"\nlab-shaped set, golden recall {searches['recall']} (source {searches['source_recall']})")
+    assert searches["passed"] and searches["exact_differences"] == []
 
 
 def test_sigterm_during_the_drill_stops_the_scratch_qdrant_and_removes_its_storage(

@@ -352,6 +352,9 @@ def test_primary_lost_mid_write_then_promote_loses_only_writes_after_the_last_sy
         assert result.returncode == 0, result.stderr
         report = json.loads(result.stdout)["collections"]["docs"]
         assert report["primary_points_now"] is None  # the primary is gone
+        # The golden queries drawn on the primary by the first sync, run on the promoted standby.
+        searches = report["golden"]
+        assert searches["queries"] == 20 and searches["passed"], searches
 
         present = {p["id"] for p in standby_ids(sc)}
         assert reflects, "no sync completed under the writer"
@@ -365,7 +368,9 @@ def test_primary_lost_mid_write_then_promote_loses_only_writes_after_the_last_sy
         print(
             f"\nsyncs {len(reflects)}; acknowledged writes {written}, lost {len(lost)}; "
             f"recovery point (kill - last sync's primary time) {killed_at - last:.1f} s; promotion "
-            f"{promotion:.1f} s; standby reads {reads['ok']} ok, {len(reads['failed'])} failed"
+            f"{promotion:.1f} s; standby reads {reads['ok']} ok, {len(reads['failed'])} failed; golden "
+            f"recall {searches['recall']} (primary {searches['source_recall']}), exact differences "
+            f"{len(searches['exact_differences'])} (writes after the draw)"
         )
         assert reads["ok"] > 50 and reads["failed"] == []
         assert "was promoted" in subprocess.run(

@@ -182,7 +182,8 @@ def test_cluster_info_reports_peers_and_placement(run_playbook, qdrant_stub, tmp
 # not options (how to reach the cluster or the bucket), its other parameters that are not options
 # (zones and a peer by URL are resolved from the cluster; a collection's spec is no option; state
 # picks the operation; the primary is a client), and the fields no parameter sets (check mode is
-# dry_run; a promotion waits the default timeout; single_copy is the restore drill's; collections
+# dry_run; a promotion waits the default timeout; golden_queries is the sync's, which the module does
+# not run; single_copy is the restore drill's; collections
 # of qdrant_restore and qdrant_snapshot are the backup config's parameter; a rebalance's
 # collections are restore's and the zone spreader's).
 OPTION_TYPES = [
@@ -194,7 +195,7 @@ OPTION_TYPES = [
      {"transfer_timeout": "timeout", "remove_peers": "remove", "prefer_peer": "prefer"},
      "CONNECTION_ARGUMENT_SPEC", {"zones"}, {"dry_run"}),
     ("qdrant_standby", StandbyOptions, {"promote_timeout": "timeout"}, "CONNECTION_ARGUMENT_SPEC",
-     {"state", "primary_url", "primary_api_key"}, {"dry_run"}),
+     {"state", "primary_url", "primary_api_key"}, {"dry_run", "golden_queries"}),
     ("qdrant_snapshot", BackupOptions, {}, "BACKUP_CONFIG_ARGUMENT_SPEC", {"state"}, {"collections"}),
     ("qdrant_collection", ApplyOptions, {}, "CONNECTION_ARGUMENT_SPEC", SPEC_KEYS | {"zones"}, {"dry_run"}),
 ]  # fmt: skip

@@ -13,6 +13,7 @@ import gzip
 import hashlib
 import itertools
 import json
+import math
 import os
 import re
 import threading
@@ -222,6 +223,7 @@ ROUTES: list[tuple[str, re.Pattern]] = [
         ("POST", r"/collections/(?P<c>[^/]+)/points"),
         ("GET", r"/collections/(?P<c>[^/]+)/points/(?P<id>[^/]+)"),
         ("POST", r"/collections/(?P<c>[^/]+)/points/scroll"),
+        ("POST", r"/collections/(?P<c>[^/]+)/points/query/batch"),
         ("GET", r"/collections/(?P<c>[^/]+)/shards/(?P<shard>\d+)/snapshots"),
         ("POST", r"/collections/(?P<c>[^/]+)/shards/(?P<shard>\d+)/snapshots"),
         ("POST", r"/collections/(?P<c>[^/]+)/shards/(?P<shard>\d+)/snapshots/upload"),
@@ -281,6 +283,8 @@ def handle(state: StubState, method: str, path: str, body: Any, query: dict | No
         return _snapshots(state, method, name, args.get("s"), int(args["shard"]))
     if "/snapshots" in path:
         return _snapshots(state, method, name, args.get("s"))
+    if path.endswith("/points/query/batch"):
+        return 200, _ok([_search(state, name, search) for search in body["searches"]])
     if path.endswith("/points/scroll"):
         records = [state.points[name][key] for key in sorted(state.points[name], key=str)]
         return 200, _ok({"points": copy.deepcopy(records[: body.get("limit", 10)]), "next_page_offset": None})
@@ -330,6 +334,29 @@ def handle(state: StubState, method: str, path: str, body: Any, query: dict | No
     del state.collections[name]
     state.points.pop(name, None)
     return 200, _ok(True)
+
+
+def _search(state: StubState, name: str, search: dict) -> dict:
+    """A brute-force search of the unnamed vector (Dot, or Cosine on normalised vectors): the stub
+    has no index, so its normal search is its exact search."""
+    cosine = state.collections[name]["params"]["vectors"].get("distance") == "Cosine"
+
+    def norm(vector: list) -> list:
+        length = math.sqrt(sum(x * x for x in vector)) or 1.0
+        return [x / length for x in vector] if cosine else vector
+
+    query = norm(search["query"])
+    scored = [
+        {
+            "id": p["id"],
+            "version": 0,
+            "score": sum(a * b for a, b in zip(query, norm(p["vector"]), strict=True)),
+        }
+        for p in state.points[name].values()
+        if isinstance(p["vector"], list)
+    ]
+    scored.sort(key=lambda hit: (-hit["score"], str(hit["id"])))
+    return {"points": scored[: search.get("limit", 10)]}
 
 
 def _describe(name: str, data: bytes) -> dict:

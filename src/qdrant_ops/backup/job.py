@@ -12,6 +12,7 @@ and, off EC2, S3 keys):
     schedule_slot: 1d
     collections: []
     sample_size: 32
+    golden_queries: 20    # searches per collection re-run after a restore (cluster/golden.py)
     metrics_dir: /var/lib/prometheus/node-exporter
     retention: {keep_last: 7, daily: 7, weekly: 4, monthly: 6, incomplete_max_age: 2d}
     members: [prod-qdrant-1, prod-qdrant-2, prod-qdrant-3]  # the sealer's (pruner's) node names
@@ -46,6 +47,7 @@ SECTIONS = {
         "schedule_slot",
         "collections",
         "sample_size",
+        "golden_queries",
         "metrics_dir",
         "retention",
         "members",
@@ -168,6 +170,7 @@ def from_dict(data: dict, path: str = "<config>") -> BackupConfig:
             s3=_s3_settings(s3_section),
             collections=tuple(str(c) for c in collections),
             sample_size=int(data.get("sample_size", 32)),
+            golden_queries=int(data.get("golden_queries", 20)),
             slot_seconds=parse_duration(data.get("schedule_slot", "1d"), "schedule_slot"),
             node=str(data["node"]) if data.get("node") is not None else None,
         )
@@ -221,6 +224,7 @@ def _record(
     *,
     uploaded: int | None = None,
     points: int | None = None,
+    golden_recall: float | None = None,
 ) -> None:
     if not config.metrics_dir:
         return
@@ -234,6 +238,7 @@ def _record(
             duration=time.time() - started,
             uploaded_bytes=uploaded,
             points_verified=points,
+            golden_recall=golden_recall,
         )
     except OSError as exc:
         raise ConfigError(
@@ -245,7 +250,8 @@ def _record(
 def _record_failure(config: BackupConfig, job: str, started: float, error: BaseException) -> None:
     """Record a failed run; if even that fails, say both, the run's error first."""
     try:
-        _record(config, job, started, success=False)
+        drill = getattr(error, "report", None) or {}
+        _record(config, job, started, success=False, golden_recall=verify.lowest_recall(drill))
     except ConfigError as metrics_error:
         raise ConfigError(f"{error}; and the failure was not recorded: {metrics_error}") from error
 
@@ -352,5 +358,12 @@ def run_verify(
     except BaseException as exc:
         _record_failure(config, "backup_verify", started, exc)
         raise
-    _record(config, "backup_verify", started, True, points=report["points_verified"])
+    _record(
+        config,
+        "backup_verify",
+        started,
+        True,
+        points=report["points_verified"],
+        golden_recall=report["golden_recall"],
+    )
     return report

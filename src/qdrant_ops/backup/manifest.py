@@ -105,6 +105,29 @@ def _sample(raw, where: str) -> tuple[dict, ...]:
     return tuple(dict(point) for point in raw)
 
 
+def _golden(raw, where: str) -> dict | None:
+    """Golden queries (cluster/golden.py); None in sets made before them."""
+    if raw is None:
+        return None
+    where = f"{where}: golden queries"
+    if not isinstance(raw, Mapping) or not isinstance(raw.get("queries"), list):
+        raise ManifestError(f"{where} are not a mapping with a list of queries")
+    recall = raw.get("source_recall")
+    if recall is not None and not (isinstance(recall, int | float) and 0 <= recall <= 1):
+        raise ManifestError(f"{where}: source_recall {str(recall)[:20]} is not between 0 and 1")
+    for query in raw["queries"]:
+        if not isinstance(query, Mapping) or not isinstance(query.get("vector"), list):
+            raise ManifestError(f"{where}: a query has no vector")
+        if query.get("using") is not None and not isinstance(query["using"], str):
+            raise ManifestError(f"{where}: a query's vector name is not text")
+        exact = query.get("exact")
+        if not isinstance(exact, list) or not all(
+            isinstance(hit, list) and len(hit) == 2 and isinstance(hit[1], int | float) for hit in exact
+        ):
+            raise ManifestError(f"{where}: a query's exact results are not [id, score] pairs")
+    return dict(raw)
+
+
 @dataclass(frozen=True)
 class SnapshotRecord:
     """One snapshot object of the set."""
@@ -148,6 +171,7 @@ class CollectionView:
     points_exact: int
     sample: tuple[dict, ...]
     records: dict[int, SnapshotRecord]
+    golden: dict | None = None  # cluster/golden.py; None in sets made before golden queries
 
     @property
     def params(self) -> dict:
@@ -180,6 +204,7 @@ class CollectionView:
             points_exact=u64(raw.get("points_exact"), f"{where}: points_exact"),
             sample=_sample(raw.get("sample"), where),
             records=parsed,
+            golden=_golden(raw.get("golden"), where),
         )
 
     def to_dict(self, *, per_node: bool) -> dict:
@@ -190,7 +215,7 @@ class CollectionView:
             "points_exact": self.points_exact,
             "sample": list(self.sample),
             "nodes" if per_node else "shards": {str(n): r.to_dict() for n, r in sorted(self.records.items())},
-        }
+        } | ({"golden": self.golden} if self.golden is not None else {})
 
 
 @dataclass(frozen=True)

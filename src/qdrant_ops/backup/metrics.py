@@ -29,6 +29,7 @@ def metric_names(job: str) -> dict[str, str]:
         "duration": f"{base}_duration_seconds",
         "bytes": f"{base}_uploaded_bytes",
         "points": f"{base}_points_verified",
+        "golden_recall": f"{base}_golden_recall",
         "failures": f"{base}_failures",  # exposed as ..._failures_total
         "first_run": f"{base}_first_run_timestamp_seconds",
         "consecutive_failures": f"{base}_consecutive_failures",
@@ -75,6 +76,8 @@ def _gauges(job: str, values: dict[str, float | None]) -> list[tuple[str, str, f
         "last_success": f"Unix time of the last successful {job} run.",
         "bytes": f"Bytes the last {job} run uploaded to S3.",
         "points": "Points the last restore drill restored and found as the set records.",
+        "golden_recall": "Lowest recall@10 of the golden queries in the last restore drill: its normal "
+        "search against the exact results the set stores.",
     }
     return [(key, helps[key], value) for key, value in values.items() if value is not None]
 
@@ -89,6 +92,7 @@ def write_run_metrics(
     duration: float,
     uploaded_bytes: int | None = None,
     points_verified: int | None = None,
+    golden_recall: float | None = None,
 ) -> Path:
     """Write the metrics of one run of `job` (see JOBS) for `cluster`; returns the path."""
     if job not in JOBS:
@@ -107,6 +111,7 @@ def write_run_metrics(
         "last_success": finished if success else previous.get(names["last_success"]),
         "bytes": uploaded_bytes,
         "points": points_verified,
+        "golden_recall": golden_recall,
     }
     families: list[Metric] = []
     for key, help_text, value in _gauges(job, values):

@@ -122,6 +122,7 @@ class BackupSettings:
     s3: s3.S3Settings
     collections: tuple[str, ...] = ()  # empty: every collection
     sample_size: int = 32
+    golden_queries: int = 20  # per collection (cluster/golden.py); 0: none
     slot_seconds: int = 86400
     snapshot_timeout: float = 3600.0
     node: str | None = None  # the name IAM lets this node write under; default peer-<peer id>
@@ -132,6 +133,8 @@ class BackupSettings:
             check_name(self.node, "node name")
         if not 0 <= self.sample_size <= 1000:
             raise ConfigError(f"sample_size must be between 0 and 1000, got {self.sample_size}")
+        if not 0 <= self.golden_queries <= 100:
+            raise ConfigError(f"golden_queries must be between 0 and 100, got {self.golden_queries}")
 
     @property
     def layout(self) -> Layout:

@@ -31,9 +31,14 @@ from qdrant_ops.backup.model import (
     slot_id,
 )
 from qdrant_ops.client import ClusterClient, QdrantApiError
+from qdrant_ops.cluster import golden
 from qdrant_ops.cluster.health import HEALTHY_REPLICA_STATES, shard_placement
 from qdrant_ops.errors import ConfigError, QdrantOpsError
 from qdrant_ops.progress import Progress
+
+# The same seed on every node and in every set: each node's draw is the same, and sets of unchanged
+# data carry the same queries.
+GOLDEN_SEED = 0
 
 
 # -- what the manifest records about a collection -------------------------------------------------
@@ -58,17 +63,23 @@ def sample_points(client: ClusterClient, collection: str, size: int) -> list[dic
     return [point_fingerprint(record) for record in result["points"]]
 
 
-def collection_view(client: ClusterClient, collection: str, sample_size: int) -> dict:
+def collection_view(
+    client: ClusterClient, collection: str, sample_size: int, golden_queries: int = 0
+) -> dict:
     info = client.collection_info(collection)
     if info is None:
         raise BackupError(f"collection {collection!r} disappeared during the backup")
-    return {
+    view = {
         "config": info["config"],
         "payload_schema": info.get("payload_schema") or {},
         "placement": shard_placement(client.collection_cluster(collection)),
         "points_exact": client.count_points(collection),
         "sample": sample_points(client, collection, sample_size),
     }
+    if golden_queries:
+        params = info["config"].get("params") or {}
+        view["golden"] = golden.capture(client, collection, params, count=golden_queries, seed=GOLDEN_SEED)
+    return view
 
 
 # -- one node's part --------------------------------------------------------------------------------
@@ -248,7 +259,7 @@ def run_node_backup(
     try:
         part["collections"] = {}
         for collection in selected_collections(client, settings):
-            view = collection_view(client, collection, settings.sample_size)
+            view = collection_view(client, collection, settings.sample_size, settings.golden_queries)
             part["collections"][collection] = view
             part["shards"][collection] = {}  # filled as snapshots land: a failed part says how far it got
             _snapshot_own_shards(client, node, settings, s3_client, part=part, collection=collection, log=log)

@@ -329,13 +329,13 @@ def _replace(client: ClusterClient, names: list[str], log) -> None:
 
 def _balance_and_verify(
     client: ClusterClient, manifest: Manifest, chosen: list[str], timeout: float, log
-) -> list[str]:
+) -> tuple[list[str], dict[str, dict]]:
     if unbalanced(client, chosen):
         log("placement uneven after the restore: moving replicas (rebalance)")
         rebalance.rebalance(
             client, rebalance.RebalanceOptions(collections=tuple(chosen), timeout=timeout), log=log
         )
-    return verify_restore(client, manifest, chosen)
+    return verify_restore(client, manifest, chosen, log)
 
 
 def restore(
@@ -373,7 +373,8 @@ def restore(
     report["seconds"] = round(time.monotonic() - started, 3)
     if report["problems"]:
         raise RestoreError(
-            f"restore of {manifest.backup_id} differs from the backup: {'; '.join(report['problems'])}"
+            f"restore of {manifest.backup_id} differs from the backup: {'; '.join(report['problems'])}",
+            golden=report["golden"],
         )
     return report
 
@@ -420,12 +421,13 @@ def _execute(
             log=log,
         )
         recovered = time.monotonic() - started
-        problems = _balance_and_verify(client, manifest, chosen, options.timeout, log)
+        problems, searches = _balance_and_verify(client, manifest, chosen, options.timeout, log)
     finally:
         downloads.shutdown(cancel_futures=True)
         shutil.rmtree(directory, ignore_errors=True)
     return {
         "problems": problems,
+        "golden": searches,
         "download_seconds": round(max(downloaded, default=0.0), 3),
         "recover_seconds": round(recovered, 3),
     }

@@ -1,5 +1,6 @@
 """After the recoveries: every replica Active and the collection serving on every node, replicas
-spread evenly, and the cluster compared with the manifest (exact counts, sampled points)."""
+spread evenly, and the cluster compared with the manifest (exact counts, sampled points, golden
+queries)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from qdrant_ops.backup import node_part
 from qdrant_ops.backup.manifest import Manifest
 from qdrant_ops.backup.restore_plan import RestoreError
 from qdrant_ops.client import ClusterClient, QdrantApiError
-from qdrant_ops.cluster import rebalance
+from qdrant_ops.cluster import golden, rebalance
 from qdrant_ops.cluster.health import shard_placement, unhealthy_replicas
 from qdrant_ops.cluster.points import get_points
 from qdrant_ops.polling import wait_until
@@ -98,8 +99,20 @@ def wait_everywhere(
     return shard_placement(views[0])
 
 
-def verify_restore(client: ClusterClient, manifest: Manifest, collections: Sequence[str]) -> list[str]:
-    """Differences between the cluster now and the manifest: exact counts, sampled points."""
+def verify_restore(
+    client: ClusterClient, manifest: Manifest, collections: Sequence[str], log=lambda _line: None
+) -> tuple[list[str], dict[str, dict]]:
+    """Differences between the cluster now and the manifest (exact counts, sampled points, the
+    golden queries' exact results and recall), and each collection's golden query results."""
+    problems, searches = _compare_points(client, manifest, collections), {}
+    for name in collections:
+        result = golden.judged(client, name, manifest.collections[name].golden, log)
+        problems += result.problems(name)
+        searches[name] = result.report()
+    return problems, searches
+
+
+def _compare_points(client: ClusterClient, manifest: Manifest, collections: Sequence[str]) -> list[str]:
     problems = []
     for name in collections:
         expected = manifest.collections[name]

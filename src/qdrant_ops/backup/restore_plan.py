@@ -14,7 +14,12 @@ from qdrant_ops.errors import QdrantOpsError
 
 
 class RestoreError(QdrantOpsError):
-    """The restore was refused or failed; the message says what and what to do."""
+    """The restore was refused or failed; the message says what and what to do. `golden`: the
+    golden queries' results when the restore got as far as checking them."""
+
+    def __init__(self, message: str, golden: dict | None = None) -> None:
+        super().__init__(message)
+        self.golden = golden or {}
 
 
 @dataclass(frozen=True)

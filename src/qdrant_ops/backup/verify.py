@@ -41,7 +41,18 @@ STARTUP_SECONDS = 120.0
 
 
 class VerifyError(QdrantOpsError):
-    """The drill was refused or the set did not restore; the message says which and why."""
+    """The drill was refused or the set did not restore; the message says which and why. `report`:
+    what the drill found before it failed (its golden queries' results), for the metrics."""
+
+    def __init__(self, message: str, report: dict | None = None) -> None:
+        super().__init__(message)
+        self.report = report or {}
+
+
+def lowest_recall(report: dict) -> float | None:
+    """The lowest recall of the golden queries in a drill's report (None: no golden queries)."""
+    recalls = [r["recall"] for r in (report.get("golden") or {}).values() if r.get("recall") is not None]
+    return min(recalls, default=None)
 
 
 def binary_version(binary: str) -> str:
@@ -363,6 +374,7 @@ def verify_set(
         "backup_id": manifest.backup_id,
         "qdrant_version": version,
         "collections": {},
+        "golden": {},
         "rounds": len(rounds),
         "bytes": sum(sizes.values()),
     }
@@ -384,15 +396,18 @@ def verify_set(
                     single_copy=True,
                     timeout=options.timeout,
                 )
-                restore.restore(client, s3_client, settings, round_options, log=log)
+                restored = restore.restore(client, s3_client, settings, round_options, log=log)
             except restore.RestoreError as exc:
-                raise VerifyError(f"backup {manifest.backup_id} did not restore: {exc}") from exc
+                report["golden"].update(exc.golden)
+                raise VerifyError(f"backup {manifest.backup_id} did not restore: {exc}", report) from exc
+            report["golden"].update(restored.get("golden") or {})
             for name in names:
                 report["collections"][name] = points = manifest.collections[name].points_exact
-                log(f"{name}: {points} points and the sampled points match the set")
+                log(f"{name}: {points} points, the sampled points and the golden queries match the set")
             if len(rounds) > 1:  # make room for the next round
                 for name in names:
                     client.delete_collection(name)
     report["points_verified"] = sum(report["collections"].values())
+    report["golden_recall"] = lowest_recall(report)
     report["seconds"] = round(time.monotonic() - started, 3)
     return report

@@ -13,6 +13,7 @@ from qdrant_ops.cli.common import (
     event_log,
     flag,
 )
+from qdrant_ops.cluster import golden
 from qdrant_ops.table import format_table
 
 
@@ -101,12 +102,16 @@ def cmd_backup_verify(args: argparse.Namespace) -> int:
         workdir=args.workdir,
     )
     report = job.run_verify(backup_config(args), options, log=event_log(args))
-    rows = [[name, points] for name, points in sorted(report["collections"].items())]
+    rows = [
+        [name, points, golden.recall_cell(report["golden"].get(name), "none in the set")]
+        for name, points in sorted(report["collections"].items())
+    ]
     head = (
         f"backup {report['backup_id']} restores: {report['points_verified']} points in a scratch Qdrant "
-        f"{report['qdrant_version']} match the set ({report['seconds']:.0f} s)"
+        f"{report['qdrant_version']} match the set, and so do its golden queries ({report['seconds']:.0f} s)"
     )
-    emit_result(args, report, head + "\n\n" + format_table(rows, ["COLLECTION", "POINTS"]))
+    table = format_table(rows, ["COLLECTION", "POINTS", "GOLDEN RECALL@10 (SOURCE)"])
+    emit_result(args, report, head + "\n\n" + table)
     return 0
 
 

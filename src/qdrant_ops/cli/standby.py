@@ -18,7 +18,7 @@ from qdrant_ops.cli.common import (
     seconds,
 )
 from qdrant_ops.client import ClusterClient
-from qdrant_ops.cluster import standby, standby_metrics
+from qdrant_ops.cluster import golden, standby, standby_metrics
 from qdrant_ops.errors import ConfigError
 from qdrant_ops.progress import ProgressLine
 from qdrant_ops.table import format_table
@@ -62,7 +62,11 @@ def _record_run(args: argparse.Namespace, *, success: bool, duration: float) -> 
 
 
 def cmd_standby_sync(args: argparse.Namespace) -> int:
-    options = standby.StandbyOptions(collections=tuple(args.collection or ()), timeout=args.wait_timeout)
+    options = standby.StandbyOptions(
+        collections=tuple(args.collection or ()),
+        timeout=args.wait_timeout,
+        golden_queries=args.golden_queries,
+    )
     primary, target = _standby_clients(args)
     busy = (
         standby_metrics.SyncBusy(args.metrics_dir, args.cluster, args.wait_timeout)
@@ -128,19 +132,32 @@ def cmd_standby_promote(args: argparse.Namespace) -> int:
             r["primary_points_at_sync"],
             "-" if r["primary_points_now"] is None else r["primary_points_now"],
             r["lag_seconds"],
+            golden.recall_cell(r.get("golden"), "none drawn"),
         ]
         for name, r in report["collections"].items()
     ]
-    header = ["COLLECTION", "STANDBY POINTS", "PRIMARY AT LAST SYNC", "PRIMARY NOW", "LAG (S)"]
-    emit_result(
-        args,
-        report,
-        "promoted: this cluster takes writes now; point clients at it\n\n" + format_table(rows, header),
-    )
-    return 0
+    header = [
+        "COLLECTION",
+        "STANDBY POINTS",
+        "PRIMARY AT LAST SYNC",
+        "PRIMARY NOW",
+        "LAG (S)",
+        "GOLDEN RECALL",
+    ]
+    weak = [
+        name for name, r in report["collections"].items() if not (r.get("golden") or {}).get("passed", True)
+    ]
+    head = "promoted: this cluster takes writes now; point clients at it"
+    if weak:
+        head += (
+            f"\nWARNING: the standby's index finds too few of the golden queries' exact results in "
+            f"{', '.join(weak)}: searches there are worse than on the primary (see the log; docs/backups.md)"
+        )
+    emit_result(args, report, head + "\n\n" + format_table(rows, header))
+    return 1 if weak else 0
 
 
-def register(commands) -> None:
+def _cluster_options() -> argparse.ArgumentParser:
     both = argparse.ArgumentParser(add_help=False)
     group = both.add_argument_group("clusters")
     group.add_argument("--primary-url", action="append", help="primary node URL, repeatable: every node")
@@ -156,6 +173,11 @@ def register(commands) -> None:
     flag(group, "--insecure", "do not verify TLS certificates")
     group.add_argument("--timeout", type=seconds, default=60.0, help="seconds per request (default 60)")
     flag(both, "--json", "machine-readable output")
+    return both
+
+
+def register(commands) -> None:
+    both = _cluster_options()
     cmd = command_group(commands, "standby", "a warm standby cluster")
     init = cmd.add_parser(
         "init",
@@ -172,6 +194,14 @@ def register(commands) -> None:
         "replica of its shard only the segment files that changed (docs/qdrant-behaviour.md §8, §10). "
         "Refuses a cluster that is not a standby or was promoted. The primary URLs must be reachable from "
         "the standby nodes.",
+    )
+    sync.add_argument(
+        "--golden-queries",
+        type=int,
+        default=20,
+        metavar="N",
+        help="searches per collection drawn on the primary once a day, which `promote` runs on the "
+        "standby to judge its index (docs/backups.md, Golden queries; 0: none)",
     )
     sync.add_argument(
         "--metrics-dir",
@@ -191,6 +221,7 @@ def register(commands) -> None:
         help="make the standby take writes; no sync touches it afterwards",
         description="Marks the standby promoted (stop qdrant-standby-sync.timer first) and reports per "
         "collection its count, the primary's count at the last sync and the lag at promotion; with "
-        "--primary-url also the primary's count now, when it still answers.",
+        "--primary-url also the primary's count now, when it still answers. Runs the golden queries a sync "
+        "drew on the primary: exit 1 when the standby's index finds too few of their exact results.",
     )
     promote.set_defaults(handler=cmd_standby_promote)

@@ -29,6 +29,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from qdrant_ops.client import ClusterClient, QdrantApiError
+from qdrant_ops.cluster import golden
 from qdrant_ops.cluster.collection_spec import NAME_PATTERN
 from qdrant_ops.cluster.collections import apply_plan, describe, plan_collection
 from qdrant_ops.cluster.health import shard_placement
@@ -156,6 +157,7 @@ class StandbyOptions:
     collections: tuple[str, ...] = ()  # init, sync: default every collection of the primary
     timeout: float = 3600.0  # sync, promote: the longest one round of shard recoveries may take
     dry_run: bool = False  # init, promote: report what would change, change nothing
+    golden_queries: int = 20  # sync: searches per collection drawn on the primary (cluster/golden.py)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "collections", tuple(self.collections))
@@ -166,6 +168,8 @@ class StandbyOptions:
                 )
         if not self.timeout > 0:
             raise ConfigError(f"the timeout must be positive, got {self.timeout}")
+        if not 0 <= self.golden_queries <= 100:
+            raise ConfigError(f"golden_queries must be between 0 and 100, got {self.golden_queries}")
 
 
 # -- init ----------------------------------------------------------------------------------------------
@@ -271,6 +275,7 @@ def sync(
     primary_urls, standby_urls = peer_urls(primary, primary.urls, via), peer_urls(standby, standby.urls)
     keys = {True: primary.api_key, False: standby.api_key}
     report: dict = {"collections": {}, "transfers": [], "config_changes": config_changes}
+    searches = dict(marker.get("golden") or {})
     for name in names:
         reflects, primary_points = clock(), primary.count_points(name)
         placements = [shard_placement(side.collection_cluster(name)) for side in (primary, standby)]
@@ -283,9 +288,15 @@ def sync(
             "primary_points": primary_points,
             "updated": updated,
         }
+        # Drawn on the primary (once a day) for the promotion to judge the standby's index by.
+        fresh = golden.refreshed(primary, name, searches.get(name), count=options.golden_queries, now=clock())
+        if fresh is not None:
+            searches[name] = fresh
+            log(f"{name}: {len(fresh['queries'])} golden queries drawn on the primary")
     # Re-read: a promotion while this sync ran must not be undone by writing the old role back.
     marker = require_standby(read_marker(standby))
     marker.setdefault("collections", {}).update(report["collections"])
+    marker["golden"] = searches
     # Nodes get replaced: the primary's peers as of this sync (markers from before the identity
     # check learn them here, on their first sync).
     marker["primary_peers"] = sorted(str(p) for p in cluster_peers(primary, via))
@@ -366,6 +377,12 @@ def promote(
     }
     for name, state in sorted((marker.get("collections") or {}).items()):
         report["collections"][name] = _promotion_row(standby, primary, name, state, now=now, log=log)
+        # The data may have moved on since the draw (syncs under writes): exact differences are
+        # reported, the standby's index is judged by its recall.
+        stored = (marker.get("golden") or {}).get(name)
+        report["collections"][name]["golden"] = golden.judged(
+            standby, name, stored, log, exact_required=False
+        ).report()
     if not dry_run:
         write_marker(standby, {**marker, "role": "promoted", "promoted_at": now})
     return report
