@@ -32,6 +32,9 @@ def test_golden_queries_pass_on_their_source_and_catch_a_changed_index(qdrant_cl
         client.create_collection("docs", {
             "vectors": {"size": DIM, "distance": "Cosine"}, "shard_number": 2, "replication_factor": 1,
             "optimizers_config": {"indexing_threshold": 100},  # KB: every segment gets its graph
+            # KB: a segment smaller than this is searched by full scan, exactly, graph or not (the
+            # default 10000 makes this whole collection exact, whatever its HNSW settings)
+            "hnsw_config": {"full_scan_threshold": 10},
         })  # fmt: skip
         rows = np.random.default_rng(7).standard_normal((POINTS, DIM), dtype=np.float32)
         for start in range(0, POINTS, 1000):
