@@ -6,6 +6,10 @@ difference (recall below the floor), as restore, `backup verify` and promotion t
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -25,7 +29,7 @@ def indexed(client: ClusterClient, name: str) -> str | None:
     return None
 
 
-def test_golden_queries_pass_on_their_source_and_catch_a_changed_index(qdrant_cluster):
+def test_golden_queries_pass_on_their_source_and_catch_a_changed_index(qdrant_cluster, tmp_path):
     with ClusterClient(
         qdrant_cluster.urls, qdrant_cluster.api_key, retries=3, backoff=0.2, timeout=120
     ) as client:
@@ -41,6 +45,20 @@ def test_golden_queries_pass_on_their_source_and_catch_a_changed_index(qdrant_cl
             batch = [{"id": i, "vector": rows[i].tolist()} for i in range(start, start + 1000)]
             client.upsert_points("docs", batch)
         wait_until(lambda: indexed(client, "docs"), timeout=300, interval=1, error=AssertionError)
+
+        key = tmp_path / "key"
+        key.write_text(qdrant_cluster.api_key)
+        cli = [sys.executable, "-m", "qdrant_ops.cli", "golden"]
+        connection = ["--url", qdrant_cluster.urls[0], "--api-key-file", str(key), "--json"]
+        drawn = tmp_path / "golden.json"
+        run = subprocess.run(
+            [*cli, "draw", "-o", str(drawn), *connection], capture_output=True, text=True, timeout=300
+        )
+        assert run.returncode == 0, run.stderr[-2000:]
+        run = subprocess.run(
+            [*cli, "check", str(drawn), *connection], capture_output=True, text=True, timeout=300
+        )
+        assert run.returncode == 0 and json.loads(run.stdout)["problems"] == [], run.stderr[-2000:]
 
         params = client.collection_info("docs")["config"]["params"]
         stored = golden.capture(client, "docs", params, count=20, seed=0)
@@ -67,3 +85,9 @@ def test_golden_queries_pass_on_their_source_and_catch_a_changed_index(qdrant_cl
         assert changed.exact_differences == ()  # the data is the same
         assert changed.recall_too_low and not changed.passed
         assert any("the index differs from the one backed up" in p for p in changed.problems("docs"))
+        # The command a rolling upgrade runs says so too: exit 1, naming the collection.
+        run = subprocess.run(
+            [*cli, "check", str(drawn), *connection], capture_output=True, text=True, timeout=300
+        )
+        assert run.returncode == 1, run.stderr[-2000:]
+        assert "docs: the index finds recall@10" in json.loads(run.stdout)["problems"][0]

@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 
 from qdrant_ops.backup.manifest import ManifestError, _golden
+from qdrant_ops.cli import main
 from qdrant_ops.cluster import golden
 from qdrant_ops.cluster.golden import GoldenResult, exact_difference, floor_for, recall
 
@@ -86,3 +87,51 @@ def test_stored_golden_queries_that_cannot_be_used_are_named(change, message):
     assert _golden(GOOD, "c") == GOOD and _golden(None, "c") is None  # sets made before golden queries
     with pytest.raises(ManifestError, match=message):
         _golden({**GOOD, **change}, "collection 'c'")
+
+
+def test_a_file_of_golden_queries_round_trips_owner_only(tmp_path):
+    path = tmp_path / "golden.json"
+    golden.write_file(path, {"cities": GOOD})
+    assert golden.read_file(path) == {"cities": GOOD}
+    assert path.stat().st_mode & 0o777 == 0o600  # vectors of the owner's data
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (None, "no golden queries at .*: draw them first"),
+        ("{", "cannot read the golden queries in"),
+        ('{"format": 2, "collections": {}}', "is not a file of golden queries \\(format 1\\)"),
+        (
+            '{"format": 1, "collections": {"c": {"queries": [{}]}}}',
+            "c's golden queries: a query has no vector",
+        ),
+    ],
+)
+def test_a_file_that_cannot_be_used_is_named_with_the_fix(tmp_path, content, message):
+    path = tmp_path / "golden.json"
+    if content is not None:
+        path.write_text(content)
+    with pytest.raises(golden.GoldenError, match=message):
+        golden.read_file(path)
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["golden", "draw", "-o", "/nonexistent/dir/g.json"], "is not a directory this user can write to"),
+        (["golden", "draw", "-o", "g.json", "--queries", "0"], "not a number of queries between 1 and 100"),
+        (["golden", "check", "g.json", "--threshold", "1.5"], "not a recall between 0 and 1"),
+        (["golden", "check", "g.json", "--threshold", "nan"], "not a recall between 0 and 1"),
+    ],
+)
+def test_bad_golden_command_lines_are_usage_errors(argv, message, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exit_:
+        main([*argv, "--url", "http://127.0.0.1:9"])
+    assert exit_.value.code == 64 and message in capsys.readouterr().err
+
+
+def test_checking_without_a_drawn_file_says_to_draw_first(capsys, tmp_path):
+    assert main(["golden", "check", str(tmp_path / "none.json"), "--url", "http://127.0.0.1:9"]) == 2
+    assert "draw them first (`qdrant-ops golden draw`)" in capsys.readouterr().err

@@ -19,6 +19,7 @@ from qdrant_ops.backup.model import (
     BackupError,
     parse_iso_time,
 )
+from qdrant_ops.cluster import golden
 from qdrant_ops.cluster.collection_spec import NAME_PATTERN as COLLECTION_NAME
 
 SHA256_PATTERN = re.compile(r"^[0-9a-f]{64}\Z")
@@ -107,25 +108,10 @@ def _sample(raw, where: str) -> tuple[dict, ...]:
 
 def _golden(raw, where: str) -> dict | None:
     """Golden queries (cluster/golden.py); None in sets made before them."""
-    if raw is None:
-        return None
-    where = f"{where}: golden queries"
-    if not isinstance(raw, Mapping) or not isinstance(raw.get("queries"), list):
-        raise ManifestError(f"{where} are not a mapping with a list of queries")
-    recall = raw.get("source_recall")
-    if recall is not None and not (isinstance(recall, int | float) and 0 <= recall <= 1):
-        raise ManifestError(f"{where}: source_recall {str(recall)[:20]} is not between 0 and 1")
-    for query in raw["queries"]:
-        if not isinstance(query, Mapping) or not isinstance(query.get("vector"), list):
-            raise ManifestError(f"{where}: a query has no vector")
-        if query.get("using") is not None and not isinstance(query["using"], str):
-            raise ManifestError(f"{where}: a query's vector name is not text")
-        exact = query.get("exact")
-        if not isinstance(exact, list) or not all(
-            isinstance(hit, list) and len(hit) == 2 and isinstance(hit[1], int | float) for hit in exact
-        ):
-            raise ManifestError(f"{where}: a query's exact results are not [id, score] pairs")
-    return dict(raw)
+    try:
+        return None if raw is None else golden.validate(raw, f"{where}: golden queries")
+    except golden.GoldenError as exc:
+        raise ManifestError(str(exc)) from None
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 
 from qdrant_ops import __version__
-from qdrant_ops.cli import backup, cluster, collections, ingest, points, restore, standby, tls
+from qdrant_ops.cli import backup, cluster, collections, golden, ingest, points, restore, standby, tls
 from qdrant_ops.cli.common import (
     EXIT_CODES,
     EXIT_ERROR,
@@ -43,6 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     cluster.register(commands, conn)
     collections.register(commands, conn)
     points.register(commands, conn)
+    golden.register(commands, conn)
     ingest.register(commands, conn)
     ingest.register_dataset(commands)
     tls.register(commands)

@@ -20,10 +20,13 @@ costs one scroll of ids, one retrieve and two batched searches per collection.
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
+import os
 import random
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from qdrant_ops.client import ClusterClient
 from qdrant_ops.errors import QdrantOpsError
@@ -44,6 +47,26 @@ REDRAW_SECONDS = 86400.0
 
 class GoldenError(QdrantOpsError):
     """Stored golden queries that cannot be read."""
+
+
+def validate(raw, where: str) -> dict:
+    """Stored golden queries as read from a set or a file: untrusted until their shape is checked."""
+    if not isinstance(raw, Mapping) or not isinstance(raw.get("queries"), list):
+        raise GoldenError(f"{where} are not a mapping with a list of queries")
+    recall_ = raw.get("source_recall")
+    if recall_ is not None and not (isinstance(recall_, int | float) and 0 <= recall_ <= 1):
+        raise GoldenError(f"{where}: source_recall {str(recall_)[:20]} is not between 0 and 1")
+    for query in raw["queries"]:
+        if not isinstance(query, Mapping) or not isinstance(query.get("vector"), list):
+            raise GoldenError(f"{where}: a query has no vector")
+        if query.get("using") is not None and not isinstance(query["using"], str):
+            raise GoldenError(f"{where}: a query's vector name is not text")
+        exact = query.get("exact")
+        if not isinstance(exact, list) or not all(
+            isinstance(hit, list) and len(hit) == 2 and isinstance(hit[1], int | float) for hit in exact
+        ):
+            raise GoldenError(f"{where}: a query's exact results are not [id, score] pairs")
+    return dict(raw)
 
 
 def dense_vector_names(params: Mapping) -> list[str | None]:
@@ -258,3 +281,64 @@ def refreshed(
         return None
     params = ((client.collection_info(collection) or {}).get("config") or {}).get("params") or {}
     return capture(client, collection, params, count=count, seed=0) | {"captured_at": now}
+
+
+# -- a file of golden queries: drawn before a change (a rolling upgrade), checked after it ---------
+def draw(client: ClusterClient, collections: Sequence[str], *, count: int) -> dict[str, dict]:
+    """Golden queries of each collection (default every one), by name."""
+    drawn = {}
+    for name in collections or client.collection_names():
+        info = client.collection_info(name)
+        if info is None:
+            raise GoldenError(f"there is no collection {name}: give the names `collections list` shows")
+        drawn[name] = capture(client, name, info["config"].get("params") or {}, count=count, seed=0)
+    return drawn
+
+
+def write_file(path: str | os.PathLike, drawn: Mapping[str, dict]) -> None:
+    """The queries hold vectors of the collection's own points: the file is the owner's only."""
+    target = Path(path)
+    temporary = target.with_name(target.name + ".tmp")
+    try:
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            json.dump({"format": 1, "collections": drawn}, handle)
+        os.replace(temporary, target)
+    except OSError as exc:
+        raise GoldenError(f"cannot write the golden queries to {path}: {exc.strerror or exc}") from None
+
+
+def read_file(path: str | os.PathLike) -> dict[str, dict]:
+    try:
+        data = json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise GoldenError(
+            f"no golden queries at {path}: draw them first (`qdrant-ops golden draw`)"
+        ) from None
+    except (OSError, ValueError) as exc:
+        raise GoldenError(f"cannot read the golden queries in {path}: {exc}") from None
+    if (
+        not isinstance(data, Mapping)
+        or data.get("format") != 1
+        or not isinstance(data.get("collections"), Mapping)
+    ):
+        raise GoldenError(f"{path} is not a file of golden queries (format 1): draw them again")
+    return {
+        str(name): validate(stored, f"{path}: {str(name)[:60]}'s golden queries")
+        for name, stored in data["collections"].items()
+    }
+
+
+def check_all(
+    client: ClusterClient, stored: Mapping[str, dict], log, *, threshold: float = THRESHOLD
+) -> tuple[dict[str, dict], list[str]]:
+    """Each collection's result and every problem (a collection gone is one)."""
+    present, results, problems = set(client.collection_names()), {}, []
+    for name, queries in sorted(stored.items()):
+        if name not in present:
+            problems.append(f"{name}: the collection is gone")
+            continue
+        result = judged(client, name, queries, log, threshold=threshold)
+        results[name] = result.report()
+        problems += result.problems(name)
+    return results, problems
