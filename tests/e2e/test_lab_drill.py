@@ -422,16 +422,21 @@ def test_self_healing_drill(lab, tmp_path):
             wait_for(
                 lambda: prometheus_values(quorum) == [1.0], "the quorum refusal in Prometheus", grace + 300
             )
-            rules = monitoring_get(f"https://{MONITORING}:9090/api/v1/alerts")["data"]["alerts"]
-            refusing = [a for a in rules if a["labels"]["alertname"] == "QdrantHealerRefusing"
-                        and a["labels"].get("reason") == "quorum"]  # fmt: skip
-            assert refusing and "docs/runbooks.md" in refusing[0]["annotations"]["runbook"], rules
+            # Pending from the next rule evaluation after that scrape (it fires after its `for`).
+            wait_for(quorum_alerts, "QdrantHealerRefusing (quorum) pending or firing", 120)
+            assert "docs/runbooks.md" in quorum_alerts()[0]["annotations"]["runbook"]
             assert "refusing (quorum)" in healer_journal(monitoring_host)
             assert set(client.cluster_status()["peers"]) == peers_before  # nobody removed
         finally:
             for host in others:
                 docker_exec(host, "systemctl", "start", "qdrant")
         wait_for(lambda: all_active(client), "every replica Active again", 600)
+
+
+def quorum_alerts() -> list[dict]:
+    alerts = monitoring_get(f"https://{MONITORING}:9090/api/v1/alerts")["data"]["alerts"]
+    return [a for a in alerts if a["labels"]["alertname"] == "QdrantHealerRefusing"
+            and a["labels"].get("reason") == "quorum"]  # fmt: skip
 
 
 def test_upgrade_drill(qdrant_binary_next, lab, tmp_path):
