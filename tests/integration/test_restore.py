@@ -466,3 +466,30 @@ def test_a_lock_asked_for_that_cannot_be_taken_stops_the_restore_before_anything
     assert code == EXIT_ERROR
     assert "cannot take the planned-work lock" in err and "did not answer" in err
     assert not recovered(nodes) and nodes[0].state.collections == {}
+
+
+def test_golden_queries_in_the_set_and_a_collection_that_refuses_exact_search(cluster, capsys, tmp_path):
+    """The set carries golden queries and the restore runs them; a collection whose strict mode
+    forbids exact search costs the set its golden queries, not the backup."""
+    nodes, configs, _ = cluster
+    backup_all(configs)
+    drop_everything(nodes)
+    code, _, err = run_restore(capsys, tmp_path, nodes, configs)
+    assert code == 0, err
+    assert (
+        "cities: 10 golden queries, recall@10 1.000 (source 1.000, floor 0.950), exact search identical"
+        in err
+    )
+    assert "places: no golden queries in the set" in err  # payload only: nothing to search
+
+    for node in nodes:
+        node.state.refuse_exact_search = True
+    backup_all(configs, backup_id="20261125T000000Z")
+    drop_everything(nodes)
+    for node in nodes:
+        node.state.refuse_exact_search = False
+    code, _, err = run_restore(capsys, tmp_path, nodes, configs, "--backup-id", "20261125T000000Z")
+    assert code == 0, err
+    assert (
+        "cities: no golden queries in the set (not drawn: HTTP 403: Forbidden: Exact search disabled" in err
+    )

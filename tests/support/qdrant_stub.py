@@ -76,6 +76,7 @@ class StubState:
         self.recover_order: list[int] = []  # when each recover happened, across all stub nodes
         self.version = VERSION
         self.recover_loses_points = 0  # drop this many points on recover (a restore gone wrong)
+        self.refuse_exact_search = False  # strict mode with search_allow_exact: false
         self.s3_unreachable = False  # recovers from http(s) locations cannot connect
         # (method, path, query, request body, status, response body) of every request served
         self.requests: list[tuple] = []
@@ -284,6 +285,11 @@ def handle(state: StubState, method: str, path: str, body: Any, query: dict | No
     if "/snapshots" in path:
         return _snapshots(state, method, name, args.get("s"))
     if path.endswith("/points/query/batch"):
+        exact = any((search.get("params") or {}).get("exact") for search in body["searches"])
+        if exact and state.refuse_exact_search:
+            return 403, _error(
+                "Forbidden: Exact search disabled! Help: set `search_allow_exact` in strict mode"
+            )
         return 200, _ok([_search(state, name, search) for search in body["searches"]])
     if path.endswith("/points/scroll"):
         records = [state.points[name][key] for key in sorted(state.points[name], key=str)]

@@ -259,7 +259,8 @@ def judged(client: ClusterClient, collection: str, golden: Mapping | None, log, 
     """`check`, with its summary logged (and, where the data may have moved on, its problems as
     warnings: the caller goes on)."""
     result = check(client, collection, golden, **options)
-    log(result.summary(collection))
+    reason = (golden or {}).get("not_drawn")
+    log(result.summary(collection) + (f" (not drawn: {reason})" if reason and not result.queries else ""))
     if not result.exact_required:
         for problem in result.problems(collection):
             log(f"WARNING: {problem}")
