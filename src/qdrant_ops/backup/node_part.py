@@ -85,8 +85,7 @@ def collection_view(
         except QdrantApiError as exc:
             # A search the collection refuses (strict mode without exact search, say) costs the set
             # its golden queries, not the backup: restores then check counts and points only.
-            view["golden"] = {"k": golden.K, "seed": GOLDEN_SEED, "source_recall": None, "queries": [],
-                              "not_drawn": f"HTTP {exc.status}: {exc.message[:200]}"}  # fmt: skip
+            view["golden"] = golden.not_drawn(f"HTTP {exc.status}: {exc.message[:200]}")
     return view
 
 

@@ -130,6 +130,11 @@ def capture(client: ClusterClient, collection: str, params: Mapping, *, count: i
     return golden
 
 
+def not_drawn(reason: str) -> dict:
+    """What a set records for a collection whose searches could not be run: no queries, and why."""
+    return {"k": K, "seed": None, "source_recall": None, "queries": [], "not_drawn": reason}
+
+
 def recall(exact: list[list[tuple]], found: list[list[tuple]]) -> float:
     """recall@K: the share of each exact top-K the other search found, over all queries."""
     wanted = sum(len(e) for e in exact)
