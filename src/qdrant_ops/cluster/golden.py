@@ -28,6 +28,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from qdrant_ops import private_file
 from qdrant_ops.client import ClusterClient
 from qdrant_ops.errors import QdrantOpsError
 
@@ -303,13 +304,8 @@ def draw(client: ClusterClient, collections: Sequence[str], *, count: int) -> di
 
 def write_file(path: str | os.PathLike, drawn: Mapping[str, dict]) -> None:
     """The queries hold vectors of the collection's own points: the file is the owner's only."""
-    target = Path(path)
-    temporary = target.with_name(target.name + ".tmp")
     try:
-        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            json.dump({"format": 1, "collections": drawn}, handle)
-        os.replace(temporary, target)
+        private_file.write_json(path, {"format": 1, "collections": drawn})
     except OSError as exc:
         raise GoldenError(f"cannot write the golden queries to {path}: {exc.strerror or exc}") from None
 

@@ -14,7 +14,6 @@ source node's telemetry. The state file is the healer's own (root, 0600).
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -22,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from qdrant_ops import prometheus
+from qdrant_ops import private_file, prometheus
 from qdrant_ops.client import ClusterClient, QdrantApiError
 from qdrant_ops.cluster import healer_metrics, replicas, zones
 from qdrant_ops.cluster.healer import Decision, HealerState, Observation, decide
@@ -302,13 +301,9 @@ def save_state(path: Path, state: HealerState) -> None:
         "acting_on": list(state.acting_on),
         "actions": state.actions,
     }
-    temporary = path.with_name(path.name + ".tmp")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            json.dump(data, handle)
-        os.replace(temporary, path)
+        private_file.write_json(path, data)
     except OSError as exc:
         # Without its memory the healer would restart every grace period on each run: it stops.
         raise HealerError(
