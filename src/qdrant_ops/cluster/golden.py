@@ -286,8 +286,7 @@ def refreshed(
     `captured_at`), else None: keep `held`."""
     if not count or now - float((held or {}).get("captured_at") or 0) < max_age:
         return None
-    params = ((client.collection_info(collection) or {}).get("config") or {}).get("params") or {}
-    return capture(client, collection, params, count=count, seed=0) | {"captured_at": now}
+    return draw(client, [collection], count=count)[collection] | {"captured_at": now}
 
 
 # -- a file of golden queries: drawn before a change (a rolling upgrade), checked after it ---------
